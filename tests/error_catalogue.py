@@ -1850,7 +1850,7 @@ CASES = [
     Case(
         "unused-width",
         "a searched MLP width beyond the layers it has",
-        "error: optimize.yaml: search_space.model.hidden.2: has no effect: model.layers is at most 2, so the MLP uses model.hidden.0 to model.hidden.1; search model.layers up to 3 too, or drop model.hidden.2",
+        "error: optimize.yaml: search_space.model.hidden.2: has no effect: the run config's model.layers is 2, so the MLP uses model.hidden.0 to model.hidden.1; set model.layers to 3 or more in the run config (or search it), or drop model.hidden.2",
         run={"model": {"name": "mlp", "hidden": [16, 16], "layers": 2}},
         optimize={"search_space": {"model.hidden.2": {"type": "int", "low": 8, "high": 16}}},
     ),
@@ -1974,7 +1974,7 @@ CASES = [
     Case(
         "quoted-number",
         "a quoted number for a built-in component's argument",
-        "error: run.yaml: model: model 'mlp' argument 'dropout': Input should be a valid number, got \"0.1\"",
+        "error: run.yaml: model: model 'mlp' argument 'dropout': Input should be a valid number, got \"0.1\"; write 0.1 without quotes, a number",
         run={"model": {"name": "mlp", "hidden": [16], "dropout": "0.1"}},
     ),
     Case(
@@ -3307,5 +3307,33 @@ CASES = [
             "sub/keep.txt": "",
             "moving_nets.py": "import os\n\nos.chdir('sub')\n\n\nclass Net:\n    pass\n",
         },
+    ),
+    Case(
+        "maximize-without-metric",
+        "direction: maximize with the metric left out (its line deleted): the default val_loss; before: 'use "
+        "minimize', which would have searched val_loss rather than the metric meant",
+        "error: optimize.yaml: direction: maximize, and metric is not given, so it would search for the largest val_loss (the default metric), the worst model; name the metric to maximize (metric: val_accuracy, or your trainer's), or use minimize",
+        optimize={"metric": None, "direction": "maximize"},
+    ),
+    Case(
+        "key-read-as-boolean",
+        'a key YAML reads as a boolean (yes, on), a number or null; before: "1: Keys should be strings, got '
+        'true", the key shown as 1 and no fix',
+        "error: run.yaml: the key true is read as a boolean (YAML reads yes, no, on, off, true and false so), where keys are names; quote it ('true': ...) or write the name",
+        run_text="device: cpu\nyes: 3\n",
+    ),
+    Case(
+        "storage-empty",
+        'storage: "" (a templated ${DB_URL} left empty); before: taken as null, the study went into the local '
+        "SQLite file instead of the shared server",
+        "error: optimize.yaml: storage: is empty; give a storage URL (sqlite:///path.db, postgresql+psycopg://..., ...), or write storage: null (or leave it out) for sqlite:///studies/<study_name>.db",
+        optimize_text=_optimize_text(storage=""),
+    ),
+    Case(
+        "storage-option-empty",
+        '--storage "$DB_URL" with DB_URL unset; before: taken as no --storage, a study of its own in the local '
+        "SQLite file",
+        "error: --storage: is empty; give a storage URL (sqlite:///path.db, postgresql+psycopg://..., ...), or leave --storage out for the default",
+        args=("--storage", ""),
     ),
 ]

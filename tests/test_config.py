@@ -116,6 +116,13 @@ def test_run_config_errors(data: dict[str, Any], message: str) -> None:
     assert message in str(err.value)
 
 
+def test_an_empty_section_is_not_told_to_write_an_empty_name() -> None:
+    # `model: ""` said "expected a mapping, got \"\"; write model: {name: }"
+    with pytest.raises(HpoError) as err:
+        validate_config(RunConfig, {"model": ""}, "run.yaml")
+    assert str(err.value) == 'run.yaml: model: expected a mapping, got ""'
+
+
 SPACE_DOTTED = {
     "optimizer.lr": {"type": "float", "low": 1e-4, "high": 1e-1, "log": True},
     "model.hidden.0": {"type": "int", "low": 16, "high": 64, "step": 16},
@@ -279,6 +286,15 @@ def test_a_loss_or_error_to_maximize_is_refused(tmp_path: Path) -> None:
     )
     with pytest.raises(
         HpoError, match=rf"^{path}: direction: maximize would search for the largest val_rmse"
+    ):
+        load_optimize_config(path)
+    # metric left out (deleted with its line): "use minimize" would have searched val_loss, not the metric meant
+    write_yaml(path, {"study_name": "s", "direction": "maximize", "search_space": space})
+    with pytest.raises(
+        HpoError,
+        match=rf"^{path}: direction: maximize, and metric is not given, so it would search for the largest "
+        r"val_loss \(the default metric\), the worst model; name the metric to maximize \(metric: val_accuracy, "
+        r"or your trainer's\), or use minimize$",
     ):
         load_optimize_config(path)
     multi = {"metrics": ["n_params", "val_loss"], "directions": ["maximize", "maximize"]}
@@ -800,4 +816,162 @@ def test_a_null_sampler_says_how_to_get_the_default_or_name_one() -> None:
     assert str(err.value) == (
         "opt.yaml: sampler: expected a mapping, got null; leave sampler out for its default ({name: tpe}), or "
         "write sampler: {name: ...}"
+    )
+
+
+@pytest.mark.parametrize(
+    ("kind", "text", "line"),
+    [
+        (  # it said "1: Keys should be strings, got true"
+            "run",
+            "device: cpu\ntrue: 3\n",
+            "run.yaml: the key true is read as a boolean (YAML reads yes, no, on, off, true and false so), where "
+            "keys are names; quote it ('true': ...) or write the name",
+        ),
+        (  # "data.None: Keys should be strings, got null"
+            "run",
+            "data: {name: digits, ~: 3}\n",
+            "run.yaml: data: a key is null (written null or ~), where keys are names; write the name",
+        ),
+        (
+            "optimize",
+            "study_name: s\nsearch_space:\n  optimizer.lr: {type: float, low: 0.001, high: 0.1, 3: 4}\n",
+            "optimize.yaml: search_space.optimizer.lr: the key 3 is read as a number, where keys are names; quote "
+            "it ('3': ...) or write the name",
+        ),
+        (  # "search_space.optimizer.lr.when.1.[key]: Input should be a valid string, got 1"
+            "optimize",
+            "study_name: s\nsearch_space:\n  optimizer.lr: {type: float, low: 0.001, high: 0.1, when: {1: 2}}\n",
+            "optimize.yaml: search_space.optimizer.lr.when: the key 1 is read as a number, where keys are names; "
+            "quote it ('1': ...) or write the name",
+        ),
+    ],
+)
+def test_a_key_yaml_reads_as_a_number_boolean_or_null_is_named_as_written(
+    tmp_path: Path, kind: str, text: str, line: str
+) -> None:
+    path = tmp_path / f"{kind}.yaml"
+    path.write_text(text)
+    load = load_run_config if kind == "run" else load_optimize_config
+    with pytest.raises(HpoError) as err:
+        load(path)
+    assert str(err.value) == f"{tmp_path}/{line}"
+
+
+@pytest.mark.parametrize(
+    ("section", "line"),
+    [
+        (  # it said "takes no argument 'nam'; it takes: hidden, ..." and never name
+            {"model": {"nam": "mlp"}},
+            "model: model 'mlp' takes no argument 'nam' (did you mean 'name'?); it takes: hidden, layers, activation, "
+            "dropout, norm",
+        ),
+        (
+            {"data": {"NAME": "digits"}},
+            "data: data 'digits' takes no argument 'NAME' (did you mean 'name'?); it takes: no arguments",
+        ),
+        (  # it said "to give it nam, name the loss it stands for", a fix for an argument, not a misspelt key
+            {"loss": {"nam": "mse"}},
+            "loss: loss 'auto' takes no argument 'nam' (did you mean 'name'?)",
+        ),
+    ],
+)
+def test_a_misspelt_name_in_a_section_is_suggested_name(tmp_path: Path, section: dict, line: str) -> None:
+    path = write_yaml(tmp_path / "run.yaml", {"device": "cpu", **section})
+    with pytest.raises(HpoError) as err:
+        load_run_config(path)
+    assert str(err.value) == f"{path}: {line}"
+
+
+def test_an_argument_near_name_beside_a_name_is_not_suggested_name(tmp_path: Path) -> None:
+    # name given: the other key is the component's argument, misspelt or not, never a second name
+    path = write_yaml(tmp_path / "run.yaml", {"model": {"name": "mlp", "nam": 3}})
+    with pytest.raises(HpoError, match=r"takes no argument 'nam'; it takes: hidden"):
+        load_run_config(path)
+
+
+@pytest.mark.parametrize(
+    ("changes", "line"),
+    [
+        (  # passed the config and the dry run; every trial failed "Overflow when unpacking long long"
+            {"torch_threads": 10**30},
+            "torch_threads: Input should be less than or equal to 2147483647, got 1000000000000000000000000000000",
+        ),
+        (  # passed the config and the dry run's step; every trial's loss went NaN, pruned
+            {"optimizer": {"name": "adam", "lr": float("inf")}},
+            "optimizer.lr: Input should be a finite number, got .inf",
+        ),
+        (
+            {"optimizer": {"name": "sgd", "weight_decay": float("inf")}},
+            "optimizer.weight_decay: Input should be a finite number, got .inf",
+        ),
+    ],
+)
+def test_values_no_trial_can_train_with_are_refused(tmp_path: Path, changes: dict, line: str) -> None:
+    path = write_yaml(tmp_path / "run.yaml", {"device": "cpu", **changes})
+    with pytest.raises(HpoError) as err:
+        load_run_config(path)
+    assert str(err.value) == f"{path}: {line}"
+
+
+def test_an_empty_storage_is_refused_not_taken_as_the_default(tmp_path: Path) -> None:
+    # storage: "" (a templated ${DB_URL} left empty) was taken as null: local SQLite, not the shared server
+    space = {"optimizer.lr": {"type": "float", "low": 1e-3, "high": 1e-1}}
+    path = write_yaml(tmp_path / "optimize.yaml", {"study_name": "s", "storage": "", "search_space": space})
+    with pytest.raises(HpoError, match=rf"^{path}: storage: is empty; give a storage URL"):
+        load_optimize_config(path)
+
+
+def test_a_timeout_in_hours_and_minutes_is_refused_not_read_in_base_60(tmp_path: Path) -> None:
+    # YAML 1.1 read `timeout: 2:00` as 120 seconds: a study meant to run two hours stopped after two minutes
+    space = {"optimizer.lr": {"type": "float", "low": 1e-3, "high": 1e-1}}
+    path = tmp_path / "optimize.yaml"
+    path.write_text(f"study_name: s\ntimeout: 2:00\nsearch_space: {space}\n")
+    with pytest.raises(HpoError, match=rf"^{path}: timeout: '2:00' is not a number of seconds; write one"):
+        load_optimize_config(path)
+
+
+@pytest.mark.parametrize(
+    ("model", "line"),
+    [
+        (  # it said 'Input should be a valid number, got "0.1"', not what to change
+            {"name": "mlp", "dropout": "0.1"},
+            "model: model 'mlp' argument 'dropout': Input should be a valid number, got \"0.1\"; write 0.1 without "
+            "quotes, a number",
+        ),
+        (
+            {"name": "mlp", "layers": "2"},
+            "model: model 'mlp' argument 'layers': Input should be a valid integer, got \"2\"; write 2 without "
+            "quotes, a number",
+        ),
+        (  # a text that is no number keeps pydantic's line alone
+            {"name": "mlp", "dropout": "abc"},
+            "model: model 'mlp' argument 'dropout': Input should be a valid number, got abc",
+        ),
+    ],
+)
+def test_a_quoted_number_for_a_built_in_component_says_to_drop_the_quotes(
+    tmp_path: Path, model: dict, line: str
+) -> None:
+    path = write_yaml(tmp_path / "run.yaml", {"device": "cpu", "model": model})
+    with pytest.raises(HpoError) as err:
+        load_run_config(path)
+    assert str(err.value) == f"{path}: {line}"
+
+
+@pytest.mark.parametrize(
+    ("given", "shown"),
+    [(float("inf"), ".inf"), ({"a": 1}, "{a: 1}"), (None, "null"), (3, "3")],
+)
+def test_a_parameter_type_that_is_no_name_is_shown_as_written(given: Any, shown: str) -> None:
+    # it said "unknown type 'inf' (did you mean 'int'?)" for .inf, and "{'a': 1}" as Python writes it
+    with pytest.raises(HpoError) as err:
+        validate_config(
+            OptimizeConfig,
+            {"study_name": "s", "search_space": {"optimizer.lr": {"type": given, "low": 1, "high": 2}}},
+            "optimize.yaml",
+        )
+    assert str(err.value) == (
+        f"optimize.yaml: search_space.optimizer.lr: unknown type {shown}, not a name; use one of: float, int, "
+        "categorical"
     )

@@ -216,3 +216,38 @@ def test_generated_specs_load_or_raise_hpo_error(spec: dict[str, Any]) -> None:
         )
     except HpoError as exc:
         assert str(exc).startswith("optimize.yaml: ")
+
+
+keys = st.one_of(st.text(max_size=8), st.none(), st.booleans(), st.integers(-3, 3))
+keyed_values = st.recursive(
+    scalars,
+    lambda inner: st.lists(inner, max_size=3) | st.dictionaries(keys, inner, max_size=3),
+    max_leaves=8,
+)
+
+
+@pytest.mark.parametrize("kind", ["run", "optimize"])
+@settings(max_examples=100, deadline=None, suppress_health_check=list(HealthCheck))
+@given(data=st.data())
+def test_refusals_of_mutated_configs_are_lines_naming_the_file(
+    kind: str, data: st.DataObject, tmp_path_factory: pytest.TempPathFactory
+) -> None:
+    """Each line of a refusal starts with the file and reads as the config is written: a key YAML reads as
+    a number, boolean or null (`3:`, `yes:`, `~:`) was pydantic's "1: Keys should be strings, got true"."""
+    doc = yaml.safe_load(data.draw(st.sampled_from(SHIPPED[kind])).read_text())
+    *parents, last = data.draw(st.sampled_from(_paths(doc)))
+    target = doc
+    for key in parents:
+        target = target[key]
+    if isinstance(target, dict) and data.draw(st.booleans()):
+        target[data.draw(keys)] = data.draw(keyed_values)  # a key added beside it
+    else:
+        target[last] = data.draw(keyed_values)
+    path = tmp_path_factory.mktemp("fuzz") / f"{kind}.yaml"
+    path.write_text(yaml.safe_dump(doc, sort_keys=False), encoding="utf-8")
+    try:
+        LOADERS[kind](path)
+    except HpoError as exc:
+        for line in str(exc).splitlines():
+            assert line.startswith(f"{path}: "), line
+            assert "Keys should be strings" not in line and "[key]" not in line, line

@@ -575,6 +575,30 @@ def test_reopening_with_another_direction_or_metric_is_refused(
             "activation applies after each hidden layer, so every trial would train the same model; set "
             "model.layers to 1 or more, or search it, or drop model.activation",
         ),
+        (  # it said "the MLP uses model.hidden.0 to model.hidden.-1; search model.layers up to 1 too"
+            {"model": {"name": "mlp", "hidden": [16, 16], "layers": 0}},
+            {"search_space": {"model.hidden.0": {"type": "int", "low": 8, "high": 16}}},
+            "search_space.model.hidden.0: has no effect: the run config's model.layers is 0, so the MLP has no "
+            "hidden layer; set model.layers to 1 or more in the run config (or search it), or drop model.hidden.0",
+        ),
+        (
+            {"model": {"name": "mlp", "hidden": [16, 16], "layers": 1}},
+            {"search_space": {"model.hidden.1": {"type": "int", "low": 8, "high": 16}}},
+            "search_space.model.hidden.1: has no effect: the run config's model.layers is 1, so the MLP uses "
+            "model.hidden.0 alone; set model.layers to 2 or more in the run config (or search it), or drop "
+            "model.hidden.1",
+        ),
+        (
+            {"model": {"name": "mlp", "hidden": [16, 16, 16]}},
+            {
+                "search_space": {
+                    "model.layers": {"type": "int", "low": 1, "high": 2},
+                    "model.hidden.2": {"type": "int", "low": 8, "high": 16},
+                }
+            },
+            "search_space.model.hidden.2: has no effect: model.layers is searched up to 2, so the MLP uses "
+            "model.hidden.0 to model.hidden.1; search model.layers up to 3 too, or drop model.hidden.2",
+        ),
         (  # each trial was measured on its own validation split
             {},
             {"search_space": {"data.val_fraction": {"type": "float", "low": 0.1, "high": 0.3}}},
@@ -641,6 +665,19 @@ def test_bad_plans_fail_before_anything_is_stored(
             pytest.skip("CUDA is available here")
     assert message in _run_refused(tmp_path, {**run_dict, **run_change}, {**opt_dict, **opt_change})
     assert not (tmp_path / "studies" / "tiny.db").exists()
+
+
+def test_a_width_searched_beside_layers_that_may_be_null_is_planned(
+    tmp_path: Path, run_dict: dict, opt_dict: dict
+) -> None:
+    # layers: null takes every width of hidden: max() of [None, 1] was a TypeError traceback
+    run_dict["model"] = {"name": "mlp", "hidden": [16, 16]}
+    opt_dict["search_space"] = {
+        "model.layers": {"type": "categorical", "choices": [None, 1]},
+        "model.hidden.1": {"type": "int", "low": 8, "high": 16},
+    }
+    plan = prepare_study(*write_configs(tmp_path, run_dict, opt_dict))
+    assert set(plan.opt.search_space) == {"model.layers", "model.hidden.1"}
 
 
 def test_enqueued_trials_run_first_with_exactly_those_values(

@@ -20,6 +20,9 @@ from hpotool.yamlfile import FlowMapping, dump_yaml, parse_yaml, read_yaml_mappi
         ("a: .5", 0.5),
         ("a: 1e3x", "1e3x"),
         ("a: .inf", float("inf")),
+        ("a: 1_000", 1000),
+        ("a: 2:00", "2:00"),  # YAML 1.1's base 60: 120 (timeout: 2:00, meant as two hours, ran two minutes)
+        ("a: 1:30:00", "1:30:00"),
     ],
 )
 def test_numbers_read_as_users_expect(text: str, expected: object) -> None:

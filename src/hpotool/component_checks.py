@@ -21,6 +21,7 @@ from hpotool.components import (
 )
 from hpotool.formatting import format_choice
 from hpotool.kwarg_types import check_types
+from hpotool.near_names import did_you_mean
 from hpotool.signatures import accepted_kwargs, check_kwargs, check_required
 
 
@@ -36,7 +37,10 @@ def check_component(kind: Kind, name: str, kwargs: Mapping[str, Any], own: Itera
         raise ValueError(str(exc)) from None
     _refuse_a_built_object(kind, name, obj)
     if kind == "loss" and name == "auto" and kwargs:
-        raise ValueError(f"loss 'auto' takes no arguments; {AUTO_LOSS_FIX.format(arg=next(iter(kwargs)))}")
+        arg = next(iter(kwargs))
+        if near := did_you_mean(arg, list(own)):  # `nam: mse`: not an argument to give auto, a misspelt key
+            raise ValueError(f"loss 'auto' takes no argument {arg!r}{near}")
+        raise ValueError(f"loss 'auto' takes no arguments; {AUTO_LOSS_FIX.format(arg=arg)}")
     if kind == "optimizer" and "lr" in kwargs:
         _check_takes_lr(name, obj, kwargs["lr"])
     if kind == "optimizer" and kwargs.get("maximize") is True:  # it trained, climbing the loss, silently

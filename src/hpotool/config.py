@@ -50,6 +50,9 @@ class RunConfig(Frozen):
     torch_threads: Annotated[int | None, no_boolean(int)] = Field(
         None,
         ge=1,
+        # what torch.set_num_threads takes (a C int): more passed the config and failed every trial with
+        # "Overflow when unpacking long long"
+        le=2**31 - 1,
         description="CPU threads torch may use; null keeps torch's default. 1 is fastest for small models.",
     )
     data: DataConfig = Field(default_factory=lambda: DataConfig(), description="The dataset and its split.")
@@ -203,6 +206,11 @@ class OptimizeConfig(Frozen):
     @classmethod
     def _check_study_name(cls, v: str) -> str:
         return optimize_checks.check_study_name(v)
+
+    @field_validator("storage")
+    @classmethod
+    def _check_storage(cls, v: str | None) -> str | None:
+        return optimize_checks.check_storage(v)
 
     @field_validator("timeout", mode="before")
     @classmethod

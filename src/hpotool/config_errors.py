@@ -155,6 +155,11 @@ def _without_misspelt_missing(errors: list[Any], root: type[BaseModel]) -> list[
 def _error_line(err: Any, root: type[BaseModel]) -> str:
     """`location: message` for one error (an unknown key is located at the mapping that holds it)."""
     loc = tuple(err["loc"])
+    if err["type"] == "invalid_key" or loc[-1:] == ("[key]",):  # `3: x`, `true: x`, `null: x`
+        key_at = -1 if err["type"] == "invalid_key" else -2  # a dict[str, ...]'s key: (..., key, "[key]")
+        where = _display_loc(loc[:key_at])
+        msg = _not_a_name(err["input"])
+        return f"{where}: {msg}" if where else msg
     msg = _message(err, loc, root)
     where = _display_loc(loc[:-1] if err["type"] == "extra_forbidden" else loc)
     return f"{where}: {msg}" if where else msg
@@ -168,7 +173,10 @@ def _message(err: Any, loc: tuple[str | int, ...], root: type[BaseModel]) -> str
     if kind == "missing":
         return f"required key is missing{misspelt_missing_key(err)}"
     if kind == "union_tag_invalid":
-        return _unknown_type(err.get("ctx", {}).get("tag", ""))
+        given = err.get("input")
+        return _unknown_type(
+            given["type"] if isinstance(given, dict) and "type" in given else err["ctx"]["tag"]
+        )
     if kind == "union_tag_not_found":
         return f"a parameter needs a 'type' ({', '.join(PARAM_TYPES)})"
     if kind in _MAPPING_ERRORS:
@@ -192,8 +200,24 @@ def _unknown_key(loc: tuple[str | int, ...], root: type[BaseModel]) -> str:
     return msg
 
 
+def _not_a_name(key: Any) -> str:
+    """A key YAML reads as a number, a boolean or null, where keys are names: pydantic said "1: Keys should be
+    strings, got true" (the key true shown as 1, null as None) and how to fix it nowhere."""
+    shown = format_choice(key)
+    if key is None:
+        return "a key is null (written null or ~), where keys are names; write the name"
+    read = (
+        "a boolean (YAML reads yes, no, on, off, true and false so)" if isinstance(key, bool) else "a number"
+    )
+    return f"the key {shown} is read as {read}, where keys are names; quote it ('{shown}': ...) or write the name"
+
+
 def _unknown_type(tag: Any) -> str:
     """An unknown parameter type: a near spelling, the type another tool's name for it means, or the types."""
+    if not isinstance(
+        tag, str
+    ):  # `type: .inf` said "unknown type 'inf' (did you mean 'int'?)"; {a: 1} in Python
+        return f"unknown type {format_choice(tag)}, not a name; use one of: {', '.join(PARAM_TYPES)}"
     hint = did_you_mean(str(tag), PARAM_TYPES)
     if not hint and str(tag).lower() in _OTHER_TYPES:
         return f"unknown type {tag!r}; {_OTHER_TYPES[str(tag).lower()]}"
@@ -205,7 +229,7 @@ def _not_a_mapping(value: Any, loc: tuple[str | int, ...], root: type[BaseModel]
     msg = f"expected a mapping, got {format_choice(value)}"
     if len(loc) == 2 and loc[0] == "search_space":
         msg += _param_hint(str(loc[1]), value)
-    elif len(loc) == 1 and isinstance(value, str) and root is RunConfig:
+    elif len(loc) == 1 and isinstance(value, str) and value.strip() and root is RunConfig:  # not {name: }
         key = "function" if loc[0] == "trainer" else "name"
         msg += f"; write {loc[0]}: {{{key}: {value}}}"
     elif len(loc) == 1 and value is None and root is RunConfig:  # scheduler: null for none

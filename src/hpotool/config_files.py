@@ -93,6 +93,13 @@ def load_optimize_config(path: Path, *, budget_given: bool = False) -> OptimizeC
     for i, (metric, direction) in enumerate(zip(result.objectives, result.study_directions, strict=True)):
         if direction == "maximize" and metric in ERROR_METRICS:
             key = f"directions[{i}]" if result.multi_objective else "direction"
+            if not result.multi_objective and "metric" not in raw:
+                # metric deleted or forgotten: "use minimize" would search the default instead of the user's
+                raise HpoError(
+                    f"{path}: direction: maximize, and metric is not given, so it would search for the largest "
+                    f"{metric} (the default metric), the worst model; name the metric to maximize (metric: "
+                    f"val_accuracy, or your trainer's), or use minimize"
+                )
             raise HpoError(
                 f"{path}: {key}: maximize would search for the largest {metric}, the worst model; use minimize"
             )

@@ -102,6 +102,7 @@ def coerce_scalars(obj: Callable[..., Any], kwargs: Mapping[str, Any], what: str
     return converted
 
 
+_NUMBER_ERRORS = frozenset({"float_type", "int_type", "float_parsing", "int_parsing"})
 _NUMBER = re.compile(r"[+-]?(\d+\.?\d*|\.\d+)([eE][+-]?\d+)?")
 
 
@@ -142,6 +143,12 @@ def check_types(obj: Callable[..., Any], kwargs: Mapping[str, Any], what: str) -
         except ValidationError as exc:
             error = exc.errors()[0]
             hint = yaml_bool_hint(value, error["type"])
+            if (
+                isinstance(value, str)
+                and _NUMBER.fullmatch(value.strip())
+                and error["type"] in _NUMBER_ERRORS
+            ):
+                hint = f"; write {value.strip()} without quotes, a number"  # `dropout: "0.1"`: said neither
             raise ValueError(
                 f"{what} argument {key!r}: {error['msg']}, got {format_choice(value)}{hint}"
             ) from None

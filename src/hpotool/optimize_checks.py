@@ -112,6 +112,17 @@ def duration_seconds(text: str) -> float | None:
     return sum(float(number) * _SECONDS_PER[unit.lower()] for number, unit in parts)
 
 
+def check_storage(v: str | None) -> str | None:
+    """An empty storage (`storage: ${DB_URL}` templated with nothing) was taken as null: the study went into
+    the local SQLite file instead of the shared server meant."""
+    if v is not None and not v:
+        raise ValueError(
+            "is empty; give a storage URL (sqlite:///path.db, postgresql+psycopg://..., ...), or write storage: "
+            "null (or leave it out) for sqlite:///studies/<study_name>.db"
+        )
+    return v
+
+
 def check_timeout(v: float | None) -> float | None:
     if v is not None and not math.isfinite(v):  # `gt=0` lets .inf through: a run that never ends
         raise ValueError(

@@ -60,6 +60,8 @@ class _Component(BaseModel):
     def _check_signature(self, info: ValidationInfo) -> _Component:
         if (info.context or {}).get(CHECK_COMPONENTS, True) and not FUNCTION_TRAINS.get():
             own = sorted(self.own_fields - {"name"})  # a misspelt interval was suggested none of them
+            if "name" not in self.model_fields_set:  # `nam: sgd` left name at its default: adam took 'nam'
+                own.append("name")
             check_component(self.kind, self.name, self.kwargs, own)
         return self
 
@@ -97,8 +99,9 @@ class OptimizerConfig(_Component):
 
     kind: ClassVar[Kind] = "optimizer"
     name: str = Field("adam", description="adam, adamw, sgd, rmsprop, or package.module:Name.")
-    lr: Number = Field(1e-3, gt=0, description="Learning rate.")
-    weight_decay: Number = Field(0.0, ge=0, description="Weight decay (L2 penalty).")
+    # finite: lr: .inf passed the config and the dry run's step, and every trial's loss went NaN (pruned)
+    lr: Number = Field(1e-3, gt=0, allow_inf_nan=False, description="Learning rate.")
+    weight_decay: Number = Field(0.0, ge=0, allow_inf_nan=False, description="Weight decay (L2 penalty).")
 
     @property
     def kwargs(self) -> dict[str, Any]:

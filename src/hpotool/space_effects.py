@@ -25,13 +25,33 @@ def check_width_is_used(path: str, run: RunConfig, opt: OptimizeConfig) -> None:
     if section != "model" or key != "hidden" or not index.isdigit() or run.model.name != "mlp":
         return
     searched = opt.search_space.get("model.layers")
-    layers = max(boundary_values(searched)) if searched is not None else run.model.kwargs.get("layers")
-    if isinstance(layers, int) and int(index) >= layers:
-        raise HpoError(
-            f"search_space.{path}: has no effect: model.layers is at most {layers}, so the MLP uses "
-            f"model.hidden.0 to model.hidden.{layers - 1}; search model.layers up to {int(index) + 1} too, or "
-            f"drop {path}"
-        )
+    needed = int(index) + 1
+    if searched is not None:
+        values = boundary_values(searched)
+        if not all(_is_count(v) for v in values):
+            return  # a choice of null uses every width of hidden; a wrong type is the model's own check's
+        layers = max(values)
+        given, fix = f"model.layers is searched up to {layers}", f"search model.layers up to {needed} too"
+    else:
+        layers = run.model.kwargs.get("layers")
+        if not _is_count(layers):
+            return
+        given = f"the run config's model.layers is {layers}"
+        fix = f"set model.layers to {needed} or more in the run config (or search it)"
+    if needed <= layers:
+        return
+    if layers <= 0:
+        uses = "has no hidden layer"
+    elif layers == 1:
+        uses = "uses model.hidden.0 alone"
+    else:
+        uses = f"uses model.hidden.0 to model.hidden.{layers - 1}"
+    raise HpoError(f"search_space.{path}: has no effect: {given}, so the MLP {uses}; {fix}, or drop {path}")
+
+
+def _is_count(value: object) -> bool:
+    """A number of layers: an int, not a bool."""
+    return isinstance(value, int) and not isinstance(value, bool)
 
 
 _PER_HIDDEN_LAYER = ("model.dropout", "model.activation", "model.norm")  # the MLP's, applied after each

@@ -58,6 +58,21 @@ for _first in list("-+0123456789."):
     ]
 _Loader.add_implicit_resolver("tag:yaml.org,2002:float", _FLOAT, list("-+0123456789."))
 
+# YAML 1.1's base-60 integers: `timeout: 2:00`, meant as two hours, was read as 120 seconds (and `1:30` as 90).
+# YAML 1.2 dropped them; so does hpotool: such a value is text, which the setting then refuses or names.
+_INT = re.compile(
+    r"""^(?:[-+]?0b[0-1_]+
+    |[-+]?0[0-7_]+
+    |[-+]?(?:0|[1-9][0-9_]*)
+    |[-+]?0x[0-9a-fA-F_]+)$""",
+    re.X,
+)
+for _first in list("-+0123456789"):
+    _Loader.yaml_implicit_resolvers[_first] = [
+        (tag, rx) for tag, rx in _Loader.yaml_implicit_resolvers[_first] if tag != "tag:yaml.org,2002:int"
+    ]
+_Loader.add_implicit_resolver("tag:yaml.org,2002:int", _INT, list("-+0123456789"))
+
 
 # What PyYAML says of a line indented too far or not far enough (or of a line above it that lacks its ':').
 _INDENTATION_SIGNS = (
