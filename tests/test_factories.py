@@ -223,6 +223,40 @@ def test_optuna_spelling_of_a_sampler_names_hpotools(name: str, message: str) ->
             "sampler: the brute-force sampler needs a finite set of values: search_space.x: a float without step "
             "has infinitely many; give it a step, or use another sampler",
         ),
+        # several parameters without a finite set of values: naming only the first had the user rerun once each
+        (
+            lambda: make_sampler(
+                "grid",
+                {},
+                seed=0,
+                space={
+                    "a": FloatParam(type="float", low=0, high=1),
+                    "n": IntParam(type="int", low=1, high=3),
+                    "b": FloatParam(type="float", low=1e-4, high=1e-2, log=True),
+                },
+            ),
+            "sampler: the grid sampler needs a finite grid, and 2 searched parameters have none: search_space.a: a "
+            "float without step: give it a step; search_space.b: a log-scaled float (it takes no step with log: "
+            "true): search it as a categorical of the values to try: type: categorical, choices: "
+            "[0.0001, 0.001, 0.01]",
+        ),
+        (
+            lambda: make_sampler(
+                "bruteforce",
+                {},
+                seed=0,
+                space={
+                    "a": FloatParam(type="float", low=0, high=1),
+                    "b": FloatParam(type="float", low=1e-4, high=1e-2, log=True),
+                    "c": FloatParam(type="float", low=2, high=3),
+                },
+            ),
+            "sampler: the brute-force sampler needs a finite set of values, and 3 searched parameters have "
+            "infinitely many: search_space.a: a float without step: give it a step; search_space.b: a log-scaled "
+            "float (it takes no step with log: true): search it as a categorical of the values to try: type: "
+            "categorical, choices: [0.0001, 0.001, 0.01]; search_space.c: a float without step: give it a step; "
+            "or use another sampler",
+        ),
         (
             lambda: make_sampler("grid", {"search_space": {"optimizer.lr": [0.001]}}, seed=0, space=SPACE),
             "sampler.kwargs.search_space: model.hidden.0, model.activation are searched but not in the grid; "

@@ -115,19 +115,42 @@ def _check_grid_once(values: list[Any], p: Param, where: str) -> None:
             )
 
 
+def _endless(space: Mapping[str, Param]) -> list[tuple[str, FloatParam]]:
+    """The searched parameters with no finite set of values (a float without step, a log-scaled float), all of
+    them: naming only the first had the user fix and rerun once per parameter."""
+    return [(path, p) for path, p in space.items() if isinstance(p, FloatParam) and p.step is None]
+
+
+def _endless_fixes(endless: list[tuple[str, FloatParam]]) -> str:
+    """Each of `endless` with its fix, as one clause apiece."""
+    return "; ".join(
+        f"search_space.{path}: a log-scaled float (it takes no step with log: true): search it as a categorical "
+        f"of the values to try: type: categorical, choices: {log_points(p)}"
+        if p.log
+        else f"search_space.{path}: a float without step: give it a step"
+        for path, p in endless
+    )
+
+
 def grid_search_space(args: Mapping[str, Any], space: Mapping[str, Param], key: str) -> dict[str, list[Any]]:
     """The grid sampler's `search_space`: the grid of the search space `space` where its kwargs `args` give
     none, else theirs, checked against `space`, with each list choice as its label (as Optuna stores it)."""
     if "search_space" not in args:
-        sizes = {}
-        for path, p in space.items():
+        endless = _endless(space)
+        if len(endless) == 1:
+            path, p = endless[0]
             try:
-                sizes[path] = grid_size(p)
+                grid_size(p)
             except ValueError as exc:
                 raise HpoError(
                     f"{key}: the grid sampler needs a finite grid: search_space.{path}: {exc}"
                 ) from None
-        _check_grid_size(sizes, "search_space", key)
+        if endless:
+            raise HpoError(
+                f"{key}: the grid sampler needs a finite grid, and {len(endless)} searched parameters have none: "
+                f"{_endless_fixes(endless)}"
+            )
+        _check_grid_size({path: grid_size(p) for path, p in space.items()}, "search_space", key)
         return {path: grid_choices(p) for path, p in space.items()}
     _check_grid(args["search_space"], space, key)
     _check_grid_size({k: len(v) for k, v in args["search_space"].items()}, f"{key}.kwargs.search_space", key)
@@ -140,6 +163,12 @@ def grid_search_space(args: Mapping[str, Any], space: Mapping[str, Param], key: 
 def check_brute_force(space: Mapping[str, Param], key: str) -> None:
     """Every searched parameter has a finite set of values that fits in memory, as the brute-force sampler
     lists them: a continuous float failed trial 0, and a huge range a MemoryError in the first suggest."""
+    endless = _endless(space)
+    if len(endless) > 1:
+        raise HpoError(
+            f"{key}: the brute-force sampler needs a finite set of values, and {len(endless)} searched parameters "
+            f"have infinitely many: {_endless_fixes(endless)}; or use another sampler"
+        )
     for path, p in space.items():
         if isinstance(p, FloatParam) and p.step is None and p.log:
             raise HpoError(
