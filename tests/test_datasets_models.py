@@ -311,6 +311,20 @@ def test_a_plain_loss_function_trains_as_its_class_does() -> None:
             r"samples, got a list of 5 \(x, y\) samples; return them as one \(x, y\) pair: "
             r"torch.stack\(\[s\[0\] for s in samples\]\), torch.tensor\(\[s\[1\] for s in samples\]\)$",
         ),
+        # a dict of the arrays: "got dict" told no way to return them
+        (
+            {"x": torch.zeros(4, 2), "y": torch.zeros(4)},
+            r'samples, got a dict \(keys "x", "y"\); return its inputs and targets as an \(x, y\) pair: '
+            r'return \(d\["x"\], d\["y"\]\)$',
+        ),
+        (
+            {"labels": torch.zeros(4), "pixels": torch.zeros(4, 2)},
+            r'got a dict \(keys "labels", "pixels"\); .*: return \(d\["pixels"\], d\["labels"\]\)$',
+        ),
+        (
+            {"a": torch.zeros(4), "b": torch.zeros(4), "c": torch.zeros(4)},
+            r'got a dict \(keys "a", "b", "c"\); .*: return \(d\[<key of the inputs>\], d\[<key of the targets>\]\)$',
+        ),
         # a map-style dataset that is no torch Dataset: "got Samples" said nothing of what it lacked
         (
             _DuckSamples(),

@@ -98,6 +98,8 @@ def _not_a_dataset(obj: Any) -> DataError:
         got = f"a {got} of {len(obj)} items; return x and y alone"
         if len(obj) == 4:
             got += ": the validation split is hpotool's (data.val_fraction)"
+    elif isinstance(obj, dict) and not bunch and obj:  # "got dict" told no way to return its arrays
+        got = _dict_hint(obj)
     elif hasattr(obj, "__len__") and hasattr(obj, "__getitem__") and not isinstance(obj, str | bytes | dict):
         got += (  # a map-style dataset of the user's, or another library's, that torch's does not see as one
             ", which has __len__ and __getitem__ but is no torch.utils.data.Dataset: make its class a subclass of "
@@ -108,6 +110,33 @@ def _not_a_dataset(obj: Any) -> DataError:
         f"samples, got {got}"
         + ("; scikit-learn's loaders return (x, y) with return_X_y: true under data:" if bunch else "")
     )
+
+
+_INPUT_KEYS = ("x", "inputs", "input", "features", "data", "images", "samples")
+_TARGET_KEYS = ("y", "targets", "target", "labels", "label")
+
+
+def _dict_hint(d: dict[Any, Any]) -> str:
+    """What `_not_a_dataset` says of a dict (`{"x": ..., "y": ...}`): its keys, and the (x, y) pair to return
+    instead, spelt with its own keys where they read as inputs and targets (by name, or the other of two)."""
+    keys = list(d)
+    x_key = next((k for k in keys if isinstance(k, str) and k.lower() in _INPUT_KEYS), None)
+    y_key = next((k for k in keys if isinstance(k, str) and k.lower() in _TARGET_KEYS), None)
+    if len(keys) == 2 and (x_key is None) != (y_key is None):
+        other = keys[1] if (x_key if x_key is not None else y_key) == keys[0] else keys[0]
+        x_key, y_key = (x_key, other) if x_key is not None else (other, y_key)
+    shown = ", ".join(_spelt(k) for k in keys[:8]) + (f" and {len(keys) - 8} more" if len(keys) > 8 else "")
+    pair = (
+        f"(d[{_spelt(x_key)}], d[{_spelt(y_key)}])"
+        if x_key is not None and y_key is not None
+        else "(d[<key of the inputs>], d[<key of the targets>])"
+    )
+    return f"a dict (keys {shown}); return its inputs and targets as an (x, y) pair: return {pair}"
+
+
+def _spelt(key: Any) -> str:
+    """A dict key as Python spells it, a string in double quotes ("x")."""
+    return '"' + key + '"' if isinstance(key, str) and '"' not in key and "\\" not in key else repr(key)
 
 
 def _a_sample(item: Any) -> bool:
