@@ -3336,4 +3336,11 @@ CASES = [
         "error: --storage: is empty; give a storage URL (sqlite:///path.db, postgresql+psycopg://..., ...), or leave --storage out for the default",
         args=("--storage", ""),
     ),
+    Case(
+        "scheduler-returns-optimizer",
+        "a scheduler factory that returns the optimizer it is given; before: accepted (it has a step()), and each "
+        "epoch stepped the optimizer a second time",
+        "error: run.yaml: scheduler: scheduler 'tests.helpers:the_optimizer_back' returned the optimizer (Adam), not a learning-rate schedule, so each epoch would step the optimizer a second time; return a schedule built on it (return torch.optim.lr_scheduler.StepLR(optimizer, step_size=10)), or set scheduler: {name: none} for a constant learning rate",
+        run={"scheduler": {"name": "tests.helpers:the_optimizer_back"}},
+    ),
 ]

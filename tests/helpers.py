@@ -338,6 +338,11 @@ def not_a_scheduler(optimizer: Any, epochs: int) -> Any:
     return epochs
 
 
+def the_optimizer_back(optimizer: Any, epochs: int) -> Any:
+    """A scheduler factory that returns the optimizer it is given (which has a step() too)."""
+    return optimizer
+
+
 def not_a_loss(reduction: str = "mean") -> Any:
     """A loss factory that returns something else (here, its reduction's name)."""
     return reduction

@@ -618,6 +618,14 @@ def test_an_optimizer_factory_returning_something_else_is_refused_before_trainin
             "run.yaml: scheduler: scheduler 'tests.helpers:not_a_scheduler' returned int, not a "
             "learning-rate schedule (an object with a step() method, such as torch.optim.lr_scheduler.StepLR)",
         ),
+        # the optimizer itself has a step(): it was taken for a schedule, and stepped a second time each epoch
+        (
+            {"scheduler": {"name": "tests.helpers:the_optimizer_back"}},
+            "run.yaml: scheduler: scheduler 'tests.helpers:the_optimizer_back' returned the optimizer (Adam), "
+            "not a learning-rate schedule, so each epoch would step the optimizer a second time; return a "
+            "schedule built on it (return torch.optim.lr_scheduler.StepLR(optimizer, step_size=10)), or set "
+            "scheduler: {name: none} for a constant learning rate",
+        ),
         (
             {"loss": {"name": "tests.helpers:not_a_loss"}},
             "run.yaml: loss: loss 'tests.helpers:not_a_loss' returned str, not a loss (a "

@@ -50,6 +50,14 @@ def build_schedule(cfg: RunConfig, data: PreparedData, optimizer: torch.optim.Op
     # The run's length in the schedule's own steps: batches when it steps per batch, else epochs.
     batches = steps_per_epoch(len(data.train), cfg.batch_size) if per_step else 1
     scheduler = _unpacked(cfg, _constructed(cfg, data, sched_fn, optimizer, batches))
+    if isinstance(scheduler, torch.optim.Optimizer):  # its step() would be taken for a schedule's
+        raise TypeError(
+            f"scheduler {cfg.scheduler.name!r} returned the optimizer ({type(scheduler).__name__}), not a "
+            f"learning-rate schedule, so {'every batch' if per_step else 'each epoch'} would step the optimizer a "
+            f"second time; return a schedule "
+            f"built on it (return torch.optim.lr_scheduler.StepLR(optimizer, step_size=10)), or set scheduler: "
+            f"{{name: none}} for a constant learning rate"
+        )
     if scheduler is not None and not callable(getattr(scheduler, "step", None)):  # None: a constant lr
         raise TypeError(
             f"scheduler {cfg.scheduler.name!r} returned {type(scheduler).__name__}, not a learning-rate schedule "
