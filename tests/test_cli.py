@@ -233,6 +233,7 @@ def test_a_searched_device_or_thread_count_is_noted_unless_speed_is_measured(
         f"in the run config and drop it from the search (or optimize epoch_time to search for speed)"
     ], result.stderr
     opt_dict["constraints"] = ["epoch_time < 10"]
+    opt_dict["sampler"] = {"name": "tpe"}  # random would be noted for ignoring the constraints
     result = _optimize(tmp_path, run_dict, opt_dict, "--dry-run")
     assert result.exit_code == 0, result.output
     assert "note" not in result.stderr, result.stderr

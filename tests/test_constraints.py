@@ -263,3 +263,59 @@ def test_a_constraint_at_the_edge_of_its_value_s_range_runs(tmp_path: Path) -> N
     constraints = ["val_accuracy >= 1", "epoch_time <= 0", "n_params >= 0", "val_accuracy <= 1"]
     opt = write_yaml(tmp_path / "optimize.yaml", {**OPTIMIZE, "constraints": constraints})
     optimize(run, opt, f"sqlite:///{tmp_path / 'c.db'}", 1)
+
+
+@pytest.mark.parametrize(
+    ("sampler", "name"),
+    [
+        ({"name": "random"}, "RandomSampler"),
+        ({"name": "qmc"}, "QMCSampler"),
+        ({"name": "grid"}, "GridSampler"),
+        ({"name": "bruteforce"}, "BruteForceSampler"),
+        (
+            {
+                "name": "optuna.samplers:PartialFixedSampler",
+                "kwargs": {"fixed_params": {"batch_size": 16}, "base_sampler": "random"},
+            },
+            "RandomSampler",
+        ),
+        ({"name": "tpe"}, None),
+        (
+            {
+                "name": "optuna.samplers:PartialFixedSampler",
+                "kwargs": {"fixed_params": {"batch_size": 16}, "base_sampler": "tpe"},
+            },
+            None,
+        ),
+        ({"name": "gp"}, None),
+        ({"name": "cmaes"}, None),  # Optuna warns of it itself, after each trial
+    ],
+)
+def test_a_sampler_that_ignores_the_constraints_is_noted_before_trial_0(
+    tmp_path: Path, run_dict: dict, opt_dict: dict, sampler: dict, name: str | None
+) -> None:
+    """Random, QMC, grid and brute force never read the constraints, which a run did not say: the user took
+    the trials that broke them for the sampler's search."""
+    from hpotool.plan import prepare_study
+    from tests.conftest import write_yaml
+
+    opt_dict["sampler"] = sampler
+    opt_dict["constraints"] = ["n_params <= 1000"]
+    opt_dict["search_space"] = {
+        "batch_size": {"type": "categorical", "choices": [16, 32]},
+        "optimizer.lr": {"type": "float", "low": 0.001, "high": 0.01, "step": 0.001},
+    }
+    run_path, opt_path = write_yaml(tmp_path / "r.yaml", run_dict), write_yaml(tmp_path / "o.yaml", opt_dict)
+    notes = [n for n in prepare_study(run_path, opt_path).notes if "constraints" in n]
+    if name is None:
+        assert notes == []
+        return
+    assert notes == [
+        f"{opt_path}: constraints: Optuna's {name} does not steer its trials towards the constraints, so trials "
+        "that break them take their share of the budget; the best trial is still chosen among those that meet "
+        "them (the tpe, gp, nsga2 and nsga3 samplers steer towards them)"
+    ]
+    opt_dict.pop("constraints")
+    assert not [
+        n for n in prepare_study(run_path, write_yaml(opt_path, opt_dict)).notes if "constraints" in n
+    ]

@@ -92,3 +92,29 @@ def _as_text(item: Mapping[Any, Any]) -> str:
         if isinstance(metric, str) and isinstance(bound, str) and _PATTERN.match(text):
             return f": {text!r}"
     return ", e.g. 'n_params <= 200000'"
+
+
+def unsteered_note(constraints: Sequence[str], sampler: Any) -> str | None:
+    """A note where the study has constraints and its sampler (or PartialFixedSampler's base sampler) is one
+    of Optuna's that never read them (random, QMC, grid, brute force, or hpotool's own of these; CmaEsSampler
+    warns so itself, after each trial): trials that break them take their share of the budget, yet the best
+    trial is still one that meets them (`ranking.ranked_trials`, Optuna's `Study.best_trials`). Before, such a
+    run said nothing, though TPE, GP and NSGA-II/III steer towards the constraints."""
+    import optuna
+
+    if isinstance(sampler, optuna.samplers.PartialFixedSampler):
+        sampler = sampler._base_sampler
+    unsteered = (
+        optuna.samplers.RandomSampler,
+        optuna.samplers.QMCSampler,
+        optuna.samplers.GridSampler,
+        optuna.samplers.BruteForceSampler,
+    )
+    kind = next((cls.__name__ for cls in unsteered if isinstance(sampler, cls)), None)
+    if not constraints or kind is None:
+        return None
+    return (
+        f"constraints: Optuna's {kind} does not steer its trials towards the constraints, so trials that break "
+        f"them take their share of the budget; the best trial is still chosen among those that meet them (the "
+        f"tpe, gp, nsga2 and nsga3 samplers steer towards them)"
+    )

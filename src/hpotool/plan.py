@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING, Any
 from hpotool.config import OptimizeConfig, RunConfig
 from hpotool.config_errors import validate_config
 from hpotool.config_files import load_optimize_config, load_run_config
+from hpotool.constraints import unsteered_note
 from hpotool.data import (
     PreparedData,
     check_batch_size,
@@ -318,6 +319,7 @@ def _plan(
         raise HpoError(f"{opt_path}: {exc}") from None
     notes = (
         *grid_notes(opt, sampler),
+        *(f"{opt_path}: {note}" for note in [unsteered_note(opt.constraints, sampler)] if note),
         *(f"{opt_path}: {note}" for note in dict.fromkeys(deprecated)),
         *single_choice_notes(opt, opt_path),
         *seed_notes(run, opt, opt_path),
