@@ -915,6 +915,36 @@ def test_a_redis_study_looked_for_under_another_prefix_names_the_one_it_is_under
             client.delete(key)
 
 
+def test_a_redis_study_looked_for_in_another_database_names_the_one_it_is_in() -> None:
+    # `redis://host:6379/12?prefix=p` for a study kept under ?prefix=p in database 11 said "studies there:
+    # none": the hint looked only at the other prefixes of database 12.
+    import uuid
+
+    import redis
+
+    from .test_workers import _server_url
+
+    server = _server_url("redis")
+    prefix = f"hpotool-test-{uuid.uuid4().hex[:12]}"
+    there, here = f"{server}/11?prefix={prefix}", f"{server}/12?prefix={prefix}"
+    try:
+        optuna.create_study(study_name=prefix, storage=make_storage(there))
+        with pytest.raises(HpoError) as caught:
+            load_study(prefix, here)
+        assert str(caught.value) == (
+            f"no study {prefix!r} in {here}; studies there: none; it is in another database of the server: "
+            f"give --storage '{there}'"
+        )
+        with pytest.raises(HpoError) as caught:  # a study of another name: no hint
+            load_study(f"{prefix}-other", here)
+        assert str(caught.value).endswith("studies there: none")
+    finally:
+        for db in (11, 12):
+            client = redis.Redis.from_url(f"{server}/{db}")
+            for key in client.scan_iter(f"{prefix}*"):
+                client.delete(key)
+
+
 def test_a_redis_study_in_the_default_journal_looked_for_under_a_prefix_names_the_url_without_one() -> None:
     # A study made with `redis://host:6379` (Optuna's default journal, prefix "") looked for under
     # `?prefix=NAME` said "give --storage redis://host:6379?prefix=", an empty prefix to type.

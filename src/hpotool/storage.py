@@ -239,9 +239,12 @@ def load_study(study_name: str, storage_url: str | None) -> optuna.Study:
         names = study_names(storage)
         listed = ", ".join(names) if names else "none"
         elsewhere = redis_prefixes_holding(url, study_name)
+        other_db = [] if elsewhere else redis_databases_holding(url, study_name)
         hint = (
             f"; it is under another prefix: give --storage {quote(shown_url(elsewhere[0]))}"
             if elsewhere
+            else f"; it is in another database of the server: give --storage {quote(shown_url(other_db[0]))}"
+            if other_db
             else ""
         )
         raise HpoError(
@@ -260,6 +263,41 @@ def redis_prefixes_holding(url: str, study_name: str) -> list[str]:
         for other in other_redis_journals(url)
         if study_name in study_names(make_storage(other, create=False))
     ]
+
+
+_REDIS_DATABASES = 16  # Redis's default `databases`, where the server will not say (CONFIG refused)
+
+
+def redis_databases_holding(url: str, study_name: str) -> list[str]:
+    """`url` with each other database number of its Redis server whose journal under the same `?prefix=`
+    holds a study named `study_name`, in the order of the numbers: a URL with the right prefix but another
+    database (`redis://host:6379/5?prefix=p` for a study in database 0) read as an empty server. Only the
+    databases holding that journal are read; [] for a URL of no Redis server reached by host (redis://)."""
+    if not url.startswith(("redis://", "rediss://")):
+        return []
+    from urllib.parse import urlsplit, urlunsplit
+
+    import redis
+
+    base, _, prefix = redis_prefix(url)
+    client = make_storage(url, create=False)._backend._redis  # type: ignore[attr-defined]
+    here = int(client.connection_pool.connection_kwargs.get("db") or 0)
+    try:
+        count = int(client.config_get("databases").get("databases", _REDIS_DATABASES))
+    except (redis.RedisError, ValueError):
+        count = _REDIS_DATABASES
+    base_parts, parts = urlsplit(base), urlsplit(url)
+    found = []
+    for db in range(count):
+        if db == here:
+            continue
+        with redis.Redis.from_url(urlunsplit(base_parts._replace(path=f"/{db}"))) as other:
+            if not other.exists(f"{prefix}:log_number"):
+                continue
+        there = urlunsplit(parts._replace(path=f"/{db}"))
+        if study_name in study_names(make_storage(there, create=False)):
+            found.append(there)
+    return found
 
 
 def other_redis_journals(url: str) -> list[str]:
