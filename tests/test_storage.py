@@ -945,6 +945,42 @@ def test_a_redis_study_looked_for_in_another_database_names_the_one_it_is_in() -
                 client.delete(key)
 
 
+def test_a_machine_whose_redis_url_gives_another_database_does_not_start_a_study_of_its_own(
+    tmp_path: Path, run_dict: dict[str, Any], opt_dict: dict[str, Any]
+) -> None:
+    # Machine B's `--storage redis://host:6379/12?prefix=p`, where machine A's study is in database 11, created a
+    # second study of the same name in database 12 and ran it alone, silently.
+    import uuid
+
+    import redis
+
+    from hpotool.study import open_study
+
+    from .test_workers import _server_url
+
+    server = _server_url("redis")
+    prefix = f"hpotool-test-{uuid.uuid4().hex[:12]}"
+    there, here = f"{server}/11?prefix={prefix}", f"{server}/12?prefix={prefix}"
+    try:
+        optuna.create_study(study_name=prefix, storage=make_storage(there))
+        opt_dict["storage"], opt_dict["study_name"] = here, prefix
+        plan = prepare_study(
+            write_yaml(tmp_path / "run.yaml", run_dict), write_yaml(tmp_path / "o.yaml", opt_dict)
+        )
+        with pytest.raises(HpoError) as caught:
+            open_study(plan)
+        assert str(caught.value) == (
+            f"study {prefix!r} is not in {here} but in another database, and a new one would start here; give "
+            f"--storage '{there}' to join it, or another study_name"
+        )
+        assert optuna.get_all_study_names(storage=make_storage(here)) == []
+    finally:
+        for db in (11, 12):
+            client = redis.Redis.from_url(f"{server}/{db}")
+            for key in client.scan_iter(f"{prefix}*"):
+                client.delete(key)
+
+
 def test_a_redis_study_in_the_default_journal_looked_for_under_a_prefix_names_the_url_without_one() -> None:
     # A study made with `redis://host:6379` (Optuna's default journal, prefix "") looked for under
     # `?prefix=NAME` said "give --storage redis://host:6379?prefix=", an empty prefix to type.

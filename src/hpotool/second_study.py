@@ -119,18 +119,25 @@ def _folders_that_may_hold(config_folder: Path) -> list[Path]:
 
 
 def refuse_a_second_study_under_another_prefix(plan: StudyPlan) -> None:
-    """A machine whose `--storage redis://...` left out (or misspelt) the `?prefix=` the others give would
-    start a study of its own, silently, instead of joining theirs: refused, naming the URL that holds it.
+    """A machine whose `--storage redis://...` left out (or misspelt) the `?prefix=` the others give, or gave
+    another database number, would start a study of its own, silently, instead of joining theirs: refused,
+    naming the URL that holds it.
 
     Raises:
         HpoError: another journal on the Redis server holds a study of this name.
     """
-    from hpotool.storage import redis_prefixes_holding
+    from hpotool.storage import redis_databases_holding, redis_prefixes_holding
 
     elsewhere = redis_prefixes_holding(plan.storage_url, plan.opt.study_name)
+    where = "under another prefix"
+    if not elsewhere:  # the right prefix, another database number (redis://host:6379/5?prefix=p)
+        elsewhere, where = (
+            redis_databases_holding(plan.storage_url, plan.opt.study_name),
+            "in another database",
+        )
     if elsewhere:
         raise HpoError(
-            f"study {plan.opt.study_name!r} is not in {shown_url(plan.storage_url)} but under another prefix, "
+            f"study {plan.opt.study_name!r} is not in {shown_url(plan.storage_url)} but {where}, "
             f"and a new one would start here; give --storage {quote(shown_url(elsewhere[0]))} to join it, or another "
             f"study_name"
         )
