@@ -3343,4 +3343,27 @@ CASES = [
         "error: run.yaml: scheduler: scheduler 'tests.helpers:the_optimizer_back' returned the optimizer (Adam), not a learning-rate schedule, so each epoch would step the optimizer a second time; return a schedule built on it (return torch.optim.lr_scheduler.StepLR(optimizer, step_size=10)), or set scheduler: {name: none} for a constant learning rate",
         run={"scheduler": {"name": "tests.helpers:the_optimizer_back"}},
     ),
+    Case(
+        "grid-several-continuous-floats",
+        "the grid sampler over two floats without a finite set of values; before: only the first was named, and "
+        "the user fixed and reran once per parameter",
+        "error: optimize.yaml: sampler: the grid sampler needs a finite grid, and 2 searched parameters have none: search_space.model.dropout: a float without step: give it a step; search_space.optimizer.lr: a log-scaled float (it takes no step with log: true): search it as a categorical of the values to try: type: categorical, choices: [0.001, 0.01, 0.1]",
+        optimize={
+            "sampler": {"name": "grid"},
+            "search_space": {
+                LR: {"type": "float", "low": 1e-3, "high": 1e-1, "log": True},
+                "model.dropout": {"type": "float", "low": 0.0, "high": 0.5},
+            },
+        },
+    ),
+    Case(
+        "data-returns-dict",
+        "a dataset function returning a dict of its arrays; before: 'got dict', with no way to return them",
+        'error: run.yaml: data: \'dict_data:arrays\' returned data hpotool cannot train on: a dataset function must return hpotool.datasets.Dataset, an (x, y) pair or a torch Dataset of (x, y) samples, got a dict (keys "x", "y"); return its inputs and targets as an (x, y) pair: return (d["x"], d["y"])',
+        run={"data": {"name": "dict_data:arrays"}},
+        files={
+            "dict_data.py": "import torch\n\n\ndef arrays():\n"
+            '    return {"x": torch.zeros(40, 4), "y": torch.arange(40) % 2}\n'
+        },
+    ),
 ]
