@@ -1600,7 +1600,7 @@ CASES = [
     Case(
         "searched-dataset-beside-its-argument",
         "a searched dataset beside a searched argument only another of its choices takes",
-        "error: optimize.yaml: search_space.data.name: with data.noise=0.1, data.name=digits: data: data 'digits' takes no argument 'noise'; it takes: no arguments; noise is an argument of regression: write name: regression, or remove noise (a trial may pair any data.noise value with any dataset: to search it only with those it fits, give data.noise a when: on data.name)",
+        "error: optimize.yaml: search_space.data.name: with data.noise=0.1, data.name=digits: data: data 'digits' takes no argument 'noise'; it takes no arguments; noise is an argument of regression: write name: regression, or remove noise (a trial may pair any data.noise value with any dataset: to search it only with those it fits, give data.noise a when: on data.name)",
         run={"data": {"name": "regression", "val_fraction": 0.2}},
         optimize={
             "metric": "val_loss",
@@ -3335,5 +3335,12 @@ CASES = [
         "SQLite file",
         "error: --storage: is empty; give a storage URL (sqlite:///path.db, postgresql+psycopg://..., ...), or leave --storage out for the default",
         args=("--storage", ""),
+    ),
+    Case(
+        "misspelt-data-section-key",
+        "data.val_fractio, a misspelt key of the data section; before: \"data 'digits' takes no argument "
+        "'val_fractio' (did you mean 'val_fraction'?); it takes: no arguments\", as if val_fraction were an argument",
+        "error: run.yaml: data: 'val_fractio' is neither an argument of data 'digits' nor one of the section's own keys (did you mean 'val_fraction'?); data 'digits' takes no arguments",
+        run={"data": {"name": "digits", "val_fractio": 0.2}},
     ),
 ]

@@ -71,13 +71,14 @@ def test_component_arguments_are_flat_and_checked() -> None:
     [
         (
             {"scheduler": {"name": "cosine", "intervall": "step"}},
-            "scheduler: scheduler 'cosine' takes no argument 'intervall' (did you mean 'interval'?); it takes: "
-            "eta_min, warmup_epochs, warmup_start",
+            "scheduler: 'intervall' is neither an argument of scheduler 'cosine' nor one of the section's own keys "
+            "(did you mean 'interval'?); scheduler 'cosine' takes: eta_min, warmup_epochs, warmup_start",
         ),
-        (
+        (  # it said "data 'digits' takes no argument 'val_fracion' (did you mean 'val_fraction'?); it takes: no
+            # arguments", as if val_fraction were an argument of digits it did not list
             {"data": {"name": "digits", "val_fracion": 0.3}},
-            "data: data 'digits' takes no argument 'val_fracion' (did you mean 'val_fraction'?); it takes: no "
-            "arguments",
+            "data: 'val_fracion' is neither an argument of data 'digits' nor one of the section's own keys (did you "
+            "mean 'val_fraction'?); data 'digits' takes no arguments",
         ),
     ],
 )
@@ -863,12 +864,18 @@ def test_a_key_yaml_reads_as_a_number_boolean_or_null_is_named_as_written(
     [
         (  # it said "takes no argument 'nam'; it takes: hidden, ..." and never name
             {"model": {"nam": "mlp"}},
-            "model: model 'mlp' takes no argument 'nam' (did you mean 'name'?); it takes: hidden, layers, activation, "
-            "dropout, norm",
+            "model: 'nam' is neither an argument of model 'mlp' nor one of the section's own keys (did you mean "
+            "'name'?); model 'mlp' takes: hidden, layers, activation, dropout, norm",
         ),
         (
             {"data": {"NAME": "digits"}},
-            "data: data 'digits' takes no argument 'NAME' (did you mean 'name'?); it takes: no arguments",
+            "data: 'NAME' is neither an argument of data 'digits' nor one of the section's own keys (did you mean "
+            "'name'?); data 'digits' takes no arguments",
+        ),
+        (  # an argument misspelt is still told as one
+            {"model": {"name": "mlp", "hiden": 8}},
+            "model: model 'mlp' takes no argument 'hiden' (did you mean 'hidden'?); it takes: hidden, layers, "
+            "activation, dropout, norm",
         ),
         (  # it said "to give it nam, name the loss it stands for", a fix for an argument, not a misspelt key
             {"loss": {"nam": "mse"}},

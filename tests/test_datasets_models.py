@@ -229,7 +229,7 @@ def test_a_loss_class_without_its_own_init_builds_and_takes_no_arguments() -> No
     check_run(cfg, "run.yaml")  # nn.Module's own __init__ is not offered `task`
     assert train_run(cfg).metrics["val_loss"] > 0
     run["loss"] = {"name": "tests.helpers:PlainCrossEntropy", "weight": 1.0}
-    with pytest.raises(HpoError, match="takes no argument 'weight'; it takes: no arguments"):
+    with pytest.raises(HpoError, match="takes no argument 'weight'; it takes no arguments"):
         validate_config(RunConfig, run, "run.yaml")
 
 
