@@ -3343,4 +3343,10 @@ CASES = [
         "error: run.yaml: data: 'val_fractio' is neither an argument of data 'digits' nor one of the section's own keys (did you mean 'val_fraction'?); data 'digits' takes no arguments",
         run={"data": {"name": "digits", "val_fractio": 0.2}},
     ),
+    Case(
+        "condition-empty",
+        "when: {}, a condition whose test was deleted; before: accepted, the parameter searched in every trial",
+        "error: optimize.yaml: search_space.optimizer.lr.when: is empty ({}), which holds in every trial; give the condition (when: {optimizer.name: sgd}), or remove when: to search the parameter in every trial",
+        optimize={"search_space": {"optimizer.lr": {"type": "float", "low": 0.001, "high": 0.1, "when": {}}}},
+    ),
 ]

@@ -109,6 +109,10 @@ def test_valid_params(spec: dict[str, Any], expected: Param) -> None:
         ({"type": "float", "low": 0, "high": 1, "min": 0}, "give either 'low' or 'min'"),
         ({"type": "float", "low": 0, "hi": 1}, "Extra inputs are not permitted"),
         ({"type": "string", "choices": [1]}, "does not match any of the expected tags"),
+        (  # a condition deleted from its braces: it held in every trial, silently
+            {"type": "float", "low": 0, "high": 1, "when": {}},
+            "when\n.*is empty .{}., which holds in every trial; give the condition",
+        ),
     ],
 )
 def test_invalid_params(spec: dict[str, Any], message: str) -> None:

@@ -36,6 +36,13 @@ class _Param(BaseModel):
     def _when_is_a_mapping(cls, when: Any) -> Any:
         if isinstance(when, str):
             raise ValueError(f'expected a mapping, got the text "{when}"; {text_condition_hint(when)}')
+        if (
+            isinstance(when, dict) and not when
+        ):  # its condition deleted: it would hold in every trial, silently
+            raise ValueError(
+                "is empty ({}), which holds in every trial; give the condition (when: {optimizer.name: sgd}), "
+                "or remove when: to search the parameter in every trial"
+            )
         return when
 
     @model_validator(mode="after")
