@@ -3349,4 +3349,11 @@ CASES = [
         "error: optimize.yaml: search_space.optimizer.lr.when: is empty ({}), which holds in every trial; give the condition (when: {optimizer.name: sgd}), or remove when: to search the parameter in every trial",
         optimize={"search_space": {"optimizer.lr": {"type": "float", "low": 0.001, "high": 0.1, "when": {}}}},
     ),
+    Case(
+        "log-given-a-number",
+        "log: 1, a number for a boolean key; before: read as true (and log: 0 as false), where a number key "
+        "refuses true and false",
+        "error: optimize.yaml: search_space.optimizer.lr.log: Input should be true or false, got 1 (a number); write true or false",
+        optimize={"search_space": {"optimizer.lr": {"type": "float", "low": 0.001, "high": 0.1, "log": 1}}},
+    ),
 ]

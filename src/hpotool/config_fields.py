@@ -1,5 +1,6 @@
 """What the config models share: the frozen base model, the validation context keys, number fields that
-refuse a YAML boolean (`Integer`, `Number`, `Seed`), and lists and mappings that take null as empty
+refuse a YAML boolean (`Integer`, `Number`, `Seed`), the boolean setting that refuses a number or a text
+(`Boolean`), and lists and mappings that take null as empty
 (`empty_if_null`)."""
 
 from __future__ import annotations
@@ -41,6 +42,27 @@ def no_boolean(kind: type[int | float], hint: str = "") -> BeforeValidator:
 # Number settings that refuse a YAML boolean; `Annotated[int | None, no_boolean(int)]` where null is taken.
 Integer = Annotated[int, no_boolean(int)]
 Number = Annotated[float, no_boolean(float)]
+
+
+def _only_boolean(value: Any) -> Any:
+    """A boolean setting given a number or a text, which pydantic would read as one (`log: 1` as true,
+    `log: 0` and `log: "no"` as false): refused, as hpotool's components refuse it for a boolean argument
+    and its number settings refuse a boolean."""
+    if not isinstance(value, bool):
+        kind = (
+            "a number"
+            if isinstance(value, int | float)
+            else "a text"
+            if isinstance(value, str)
+            else "not one"
+        )
+        raise ValueError(
+            f"Input should be true or false, got {format_choice(value)} ({kind}); write true or false"
+        )
+    return value
+
+
+Boolean = Annotated[bool, BeforeValidator(_only_boolean)]
 
 TORCH_SEEDS = (-(2**63), 2**64 - 1)  # what torch.manual_seed and torch.Generator.manual_seed take
 

@@ -15,7 +15,7 @@ from typing import Annotated, Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from hpotool.conditions import check_condition, text_condition_hint
-from hpotool.config_fields import Integer, Number, no_boolean
+from hpotool.config_fields import Boolean, Integer, Number, no_boolean
 from hpotool.formatting import format_choice, sorted_keys
 
 Scalar = None | bool | int | float | str
@@ -122,7 +122,7 @@ class FloatParam(_Param):
     step: Annotated[float | None, no_boolean(float)] = Field(
         None, description="Discretization step; not with log."
     )
-    log: bool = Field(False, description="Sample on a log scale; needs low > 0.")
+    log: Boolean = Field(False, description="Sample on a log scale; needs low > 0.")
 
     @model_validator(mode="after")
     def _check(self) -> FloatParam:
@@ -154,7 +154,7 @@ class IntParam(_Param):
     low: Integer = Field(description="Lower bound, inclusive.")
     high: Integer = Field(description="Upper bound, inclusive.")
     step: Integer = Field(1, description="Step between values; must be 1 with log.")
-    log: bool = Field(False, description="Sample on a log scale; needs low >= 1.")
+    log: Boolean = Field(False, description="Sample on a log scale; needs low >= 1.")
 
     @model_validator(mode="after")
     def _check(self) -> IntParam:
