@@ -3356,4 +3356,16 @@ CASES = [
         "error: optimize.yaml: search_space.optimizer.lr.log: Input should be true or false, got 1 (a number); write true or false",
         optimize={"search_space": {"optimizer.lr": {"type": "float", "low": 0.001, "high": 0.1, "log": 1}}},
     ),
+    Case(
+        "epochs-past-32-bits",
+        "epochs: 1000000000000000000000000000000; before: accepted (Optuna's steps are 32-bit on PostgreSQL and MySQL)",
+        "error: run.yaml: epochs: must be at most 2147483647 (2**31 - 1: Optuna stores each epoch as a 32-bit step on PostgreSQL and MySQL), got 1000000000000000000000000000000",
+        run={"epochs": 10**30},
+    ),
+    Case(
+        "sampler-count-negative",
+        "a negative sampler count (tpe's n_startup_trials: -5); before: accepted, TPE took it as 0",
+        "error: optimize.yaml: sampler.kwargs.n_startup_trials: is a count, so it cannot be negative, got -5; give 0 or more",
+        optimize={"sampler": {"name": "tpe", "kwargs": {"n_startup_trials": -5}}},
+    ),
 ]

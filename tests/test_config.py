@@ -904,6 +904,11 @@ def test_an_argument_near_name_beside_a_name_is_not_suggested_name(tmp_path: Pat
             {"torch_threads": 10**30},
             "torch_threads: Input should be less than or equal to 2147483647, got 1000000000000000000000000000000",
         ),
+        (  # passed the config: Optuna's steps (epochs) are 32-bit integers on PostgreSQL and MySQL
+            {"epochs": 10**30},
+            "epochs: must be at most 2147483647 (2**31 - 1: Optuna stores each epoch as a 32-bit step on "
+            "PostgreSQL and MySQL), got 1000000000000000000000000000000",
+        ),
         (  # passed the config and the dry run's step; every trial's loss went NaN, pruned
             {"optimizer": {"name": "adam", "lr": float("inf")}},
             "optimizer.lr: Input should be a finite number, got .inf",
@@ -918,6 +923,29 @@ def test_values_no_trial_can_train_with_are_refused(tmp_path: Path, changes: dic
     path = write_yaml(tmp_path / "run.yaml", {"device": "cpu", **changes})
     with pytest.raises(HpoError) as err:
         load_run_config(path)
+    assert str(err.value) == f"{path}: {line}"
+
+
+@pytest.mark.parametrize(
+    ("final", "line"),
+    [
+        (
+            {"seeds": 10**30},
+            "final.seeds: must be at most 2147483647 (2**31 - 1: each seed is a whole training run), got "
+            "1000000000000000000000000000000",
+        ),
+        (
+            {"epochs": 2**31},
+            "final.epochs: must be at most 2147483647 (2**31 - 1: Optuna stores each epoch as a 32-bit step on "
+            "PostgreSQL and MySQL), got 2147483648",
+        ),
+    ],
+)
+def test_a_final_count_nothing_can_mean_is_refused(tmp_path: Path, final: dict, line: str) -> None:
+    space = {"optimizer.lr": {"type": "float", "low": 1e-3, "high": 1e-1}}
+    path = write_yaml(tmp_path / "optimize.yaml", {"study_name": "s", "search_space": space, "final": final})
+    with pytest.raises(HpoError) as err:
+        load_optimize_config(path)
     assert str(err.value) == f"{path}: {line}"
 
 

@@ -100,6 +100,31 @@ def test_mlp_and_cnn_shapes() -> None:
 
 
 @pytest.mark.parametrize(
+    ("make", "message"),
+    [  # it was torch's "TypeError: empty(): ... Overflow when unpacking long long"
+        (
+            lambda: MLP(64, 10, hidden=10**30),
+            "hidden widths must be at most 2**63 - 1 (torch sizes a layer with a 64-bit integer), got "
+            "1000000000000000000000000000000",
+        ),
+        (
+            lambda: CNN((1, 8, 8), 10, hidden=2**63),
+            "hidden must be at most 2**63 - 1 (torch sizes a layer with a 64-bit integer), got 9223372036854775808",
+        ),
+        (
+            lambda: CNN((1, 8, 8), 10, channels=[8, 2**64]),
+            "channels must be at most 2**63 - 1 (torch sizes a layer with a 64-bit integer), got "
+            "18446744073709551616",
+        ),
+    ],
+)
+def test_a_layer_size_torch_cannot_hold_is_refused(make: Any, message: str) -> None:
+    with pytest.raises(ValueError) as info:
+        make()
+    assert str(info.value) == message
+
+
+@pytest.mark.parametrize(
     ("kwargs", "message"),
     [  # the choices were listed with no "did you mean", as other misspellings in hpotool have
         (

@@ -43,6 +43,30 @@ def no_boolean(kind: type[int | float], hint: str = "") -> BeforeValidator:
 Integer = Annotated[int, no_boolean(int)]
 Number = Annotated[float, no_boolean(float)]
 
+# Optuna's intermediate values are keyed by step (hpotool's epoch), a 32-bit integer column on PostgreSQL and
+# MySQL: `epochs: 1000000000000000000000000000000` passed the config, where nothing so long can be meant.
+MAX_EPOCHS = 2**31 - 1
+
+
+def _at_most(limit: int, why: str) -> AfterValidator:
+    """A count nothing sensible can exceed (epochs, seeds): refused above `limit`, saying `why`."""
+
+    def check(value: int | None) -> int | None:
+        if value is not None and value > limit:
+            raise ValueError(f"must be at most {limit} (2**31 - 1: {why}), got {value}")
+        return value
+
+    return AfterValidator(check)
+
+
+EPOCHS_WHY = "Optuna stores each epoch as a 32-bit step on PostgreSQL and MySQL"
+Epochs = Annotated[int, no_boolean(int), _at_most(MAX_EPOCHS, EPOCHS_WHY)]
+OptionalEpochs = Annotated[int | None, no_boolean(int), _at_most(MAX_EPOCHS, EPOCHS_WHY)]
+# final.seeds: one training run each, seed, seed+1, ...
+OptionalSeedCount = Annotated[
+    int | None, no_boolean(int), _at_most(MAX_EPOCHS, "each seed is a whole training run")
+]
+
 
 def _only_boolean(value: Any) -> Any:
     """A boolean setting given a number or a text, which pydantic would read as one (`log: 1` as true,
