@@ -3368,4 +3368,10 @@ CASES = [
         "error: optimize.yaml: sampler.kwargs.n_startup_trials: is a count, so it cannot be negative, got -5; give 0 or more",
         optimize={"sampler": {"name": "tpe", "kwargs": {"n_startup_trials": -5}}},
     ),
+    Case(
+        "val-fraction-nan",
+        "val_fraction: .nan; before: 'Input should be less than 1, got .nan', as if a smaller .nan would do",
+        "error: run.yaml: data.val_fraction: got .nan, YAML's not-a-number, which is no value hpotool can use: write a number",
+        run_text="device: cpu\ndata: {name: digits, val_fraction: .nan}\n",
+    ),
 ]

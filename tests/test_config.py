@@ -917,6 +917,20 @@ def test_an_argument_near_name_beside_a_name_is_not_suggested_name(tmp_path: Pat
             {"optimizer": {"name": "sgd", "weight_decay": float("inf")}},
             "optimizer.weight_decay: Input should be a finite number, got .inf",
         ),
+        (  # it said "Input should be less than 1, got .nan", as if a smaller .nan would do
+            {"data": {"name": "digits", "val_fraction": float("nan")}},
+            "data.val_fraction: got .nan, YAML's not-a-number, which is no value hpotool can use: write a number",
+        ),
+        (
+            {"optimizer": {"name": "sgd", "weight_decay": float("nan")}},
+            "optimizer.weight_decay: got .nan, YAML's not-a-number, which is no value hpotool can use: write a "
+            "number",
+        ),
+        (
+            {"grad_clip": float("nan")},
+            "grad_clip: got .nan, YAML's not-a-number, which is no value hpotool can use: write a number (null: no "
+            "clipping)",
+        ),
     ],
 )
 def test_values_no_trial_can_train_with_are_refused(tmp_path: Path, changes: dict, line: str) -> None:

@@ -5,6 +5,7 @@ refuse a YAML boolean (`Integer`, `Number`, `Seed`), the boolean setting that re
 
 from __future__ import annotations
 
+import math
 from typing import Annotated, Any
 
 from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict
@@ -25,7 +26,8 @@ BUDGET_GIVEN = (
 def no_boolean(kind: type[int | float], hint: str = "") -> BeforeValidator:
     """A number setting given true or false, which pydantic would take as 1 or 0 (`epochs: yes` trained one
     epoch, `batch_size: on` batches of one): refused before the field's own validation, as a component's
-    number argument is. Used as `Annotated[int, no_boolean(int)]`."""
+    number argument is. Used as `Annotated[int, no_boolean(int)]`. A float setting refuses YAML's `.nan` too,
+    which no setting can use: `val_fraction: .nan` was told "Input should be less than 1, got .nan"."""
     word = "integer" if kind is int else "number"
 
     def refuse(value: Any) -> Any:
@@ -33,6 +35,10 @@ def no_boolean(kind: type[int | float], hint: str = "") -> BeforeValidator:
             raise ValueError(
                 f"Input should be a valid {word}, got {format_choice(value)}; YAML reads an unquoted yes, no, "
                 f"on, off, true or false as a boolean: write a number{hint}"
+            )
+        if kind is float and isinstance(value, float) and math.isnan(value):
+            raise ValueError(
+                f"got .nan, YAML's not-a-number, which is no value hpotool can use: write a number{hint}"
             )
         return value
 
