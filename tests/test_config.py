@@ -879,7 +879,8 @@ def test_a_key_yaml_reads_as_a_number_boolean_or_null_is_named_as_written(
         ),
         (  # it said "to give it nam, name the loss it stands for", a fix for an argument, not a misspelt key
             {"loss": {"nam": "mse"}},
-            "loss: loss 'auto' takes no argument 'nam' (did you mean 'name'?)",
+            "loss: 'nam' is neither an argument of loss 'auto' nor one of the section's own keys (did you mean "
+            "'name'?); loss 'auto' takes no arguments",
         ),
     ],
 )

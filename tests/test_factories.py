@@ -462,6 +462,10 @@ def test_a_negative_sampler_count_is_refused_naming_it() -> None:
         "sampler.kwargs.n_startup_trials: is a count, so it cannot be negative, got -5; give 0 or more"
     )
     assert make_sampler("tpe", {"n_startup_trials": 0}, seed=0, space=SPACE) is not None
+    with pytest.raises(
+        HpoError, match=r"^sampler.kwargs.n_ei_candidates: is a count, so it cannot be negative"
+    ):
+        make_sampler("rung_tpe", {"n_ei_candidates": -1}, seed=0, space=SPACE)  # hpotool's, passed on to TPE
 
 
 def test_a_value_optuna_refuses_names_its_key() -> None:
