@@ -1600,7 +1600,7 @@ CASES = [
     Case(
         "searched-dataset-beside-its-argument",
         "a searched dataset beside a searched argument only another of its choices takes",
-        "error: optimize.yaml: search_space.data.name: with data.noise=0.1, data.name=digits: data: data 'digits' takes no argument 'noise'; it takes: no arguments; noise is an argument of regression: write name: regression, or remove noise (a trial may pair any data.noise value with any dataset: to search it only with those it fits, give data.noise a when: on data.name)",
+        "error: optimize.yaml: search_space.data.name: with data.noise=0.1, data.name=digits: data: data 'digits' takes no argument 'noise'; it takes no arguments; noise is an argument of regression: write name: regression, or remove noise (a trial may pair any data.noise value with any dataset: to search it only with those it fits, give data.noise a when: on data.name)",
         run={"data": {"name": "regression", "val_fraction": 0.2}},
         optimize={
             "metric": "val_loss",
@@ -3365,5 +3365,43 @@ CASES = [
             "dict_data.py": "import torch\n\n\ndef arrays():\n"
             '    return {"x": torch.zeros(40, 4), "y": torch.arange(40) % 2}\n'
         },
+    ),
+    Case(
+        "misspelt-data-section-key",
+        "data.val_fractio, a misspelt key of the data section; before: \"data 'digits' takes no argument "
+        "'val_fractio' (did you mean 'val_fraction'?); it takes: no arguments\", as if val_fraction were an argument",
+        "error: run.yaml: data: 'val_fractio' is neither an argument of data 'digits' nor one of the section's own keys (did you mean 'val_fraction'?); data 'digits' takes no arguments",
+        run={"data": {"name": "digits", "val_fractio": 0.2}},
+    ),
+    Case(
+        "condition-empty",
+        "when: {}, a condition whose test was deleted; before: accepted, the parameter searched in every trial",
+        "error: optimize.yaml: search_space.optimizer.lr.when: is empty ({}), which holds in every trial; give the condition (when: {optimizer.name: sgd}), or remove when: to search the parameter in every trial",
+        optimize={"search_space": {"optimizer.lr": {"type": "float", "low": 0.001, "high": 0.1, "when": {}}}},
+    ),
+    Case(
+        "log-given-a-number",
+        "log: 1, a number for a boolean key; before: read as true (and log: 0 as false), where a number key "
+        "refuses true and false",
+        "error: optimize.yaml: search_space.optimizer.lr.log: Input should be true or false, got 1 (a number); write true or false",
+        optimize={"search_space": {"optimizer.lr": {"type": "float", "low": 0.001, "high": 0.1, "log": 1}}},
+    ),
+    Case(
+        "epochs-past-32-bits",
+        "epochs: 1000000000000000000000000000000; before: accepted (Optuna's steps are 32-bit on PostgreSQL and MySQL)",
+        "error: run.yaml: epochs: must be at most 2147483647 (2**31 - 1: Optuna stores each epoch as a 32-bit step on PostgreSQL and MySQL), got 1000000000000000000000000000000",
+        run={"epochs": 10**30},
+    ),
+    Case(
+        "sampler-count-negative",
+        "a negative sampler count (tpe's n_startup_trials: -5); before: accepted, TPE took it as 0",
+        "error: optimize.yaml: sampler.kwargs.n_startup_trials: is a count, so it cannot be negative, got -5; give 0 or more",
+        optimize={"sampler": {"name": "tpe", "kwargs": {"n_startup_trials": -5}}},
+    ),
+    Case(
+        "val-fraction-nan",
+        "val_fraction: .nan; before: 'Input should be less than 1, got .nan', as if a smaller .nan would do",
+        "error: run.yaml: data.val_fraction: got .nan, YAML's not-a-number, which is no value hpotool can use: write a number",
+        run_text="device: cpu\ndata: {name: digits, val_fraction: .nan}\n",
     ),
 ]

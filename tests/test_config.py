@@ -71,13 +71,14 @@ def test_component_arguments_are_flat_and_checked() -> None:
     [
         (
             {"scheduler": {"name": "cosine", "intervall": "step"}},
-            "scheduler: scheduler 'cosine' takes no argument 'intervall' (did you mean 'interval'?); it takes: "
-            "eta_min, warmup_epochs, warmup_start",
+            "scheduler: 'intervall' is neither an argument of scheduler 'cosine' nor one of the section's own keys "
+            "(did you mean 'interval'?); scheduler 'cosine' takes: eta_min, warmup_epochs, warmup_start",
         ),
-        (
+        (  # it said "data 'digits' takes no argument 'val_fracion' (did you mean 'val_fraction'?); it takes: no
+            # arguments", as if val_fraction were an argument of digits it did not list
             {"data": {"name": "digits", "val_fracion": 0.3}},
-            "data: data 'digits' takes no argument 'val_fracion' (did you mean 'val_fraction'?); it takes: no "
-            "arguments",
+            "data: 'val_fracion' is neither an argument of data 'digits' nor one of the section's own keys (did you "
+            "mean 'val_fraction'?); data 'digits' takes no arguments",
         ),
     ],
 )
@@ -863,16 +864,23 @@ def test_a_key_yaml_reads_as_a_number_boolean_or_null_is_named_as_written(
     [
         (  # it said "takes no argument 'nam'; it takes: hidden, ..." and never name
             {"model": {"nam": "mlp"}},
-            "model: model 'mlp' takes no argument 'nam' (did you mean 'name'?); it takes: hidden, layers, activation, "
-            "dropout, norm",
+            "model: 'nam' is neither an argument of model 'mlp' nor one of the section's own keys (did you mean "
+            "'name'?); model 'mlp' takes: hidden, layers, activation, dropout, norm",
         ),
         (
             {"data": {"NAME": "digits"}},
-            "data: data 'digits' takes no argument 'NAME' (did you mean 'name'?); it takes: no arguments",
+            "data: 'NAME' is neither an argument of data 'digits' nor one of the section's own keys (did you mean "
+            "'name'?); data 'digits' takes no arguments",
+        ),
+        (  # an argument misspelt is still told as one
+            {"model": {"name": "mlp", "hiden": 8}},
+            "model: model 'mlp' takes no argument 'hiden' (did you mean 'hidden'?); it takes: hidden, layers, "
+            "activation, dropout, norm",
         ),
         (  # it said "to give it nam, name the loss it stands for", a fix for an argument, not a misspelt key
             {"loss": {"nam": "mse"}},
-            "loss: loss 'auto' takes no argument 'nam' (did you mean 'name'?)",
+            "loss: 'nam' is neither an argument of loss 'auto' nor one of the section's own keys (did you mean "
+            "'name'?); loss 'auto' takes no arguments",
         ),
     ],
 )
@@ -897,6 +905,11 @@ def test_an_argument_near_name_beside_a_name_is_not_suggested_name(tmp_path: Pat
             {"torch_threads": 10**30},
             "torch_threads: Input should be less than or equal to 2147483647, got 1000000000000000000000000000000",
         ),
+        (  # passed the config: Optuna's steps (epochs) are 32-bit integers on PostgreSQL and MySQL
+            {"epochs": 10**30},
+            "epochs: must be at most 2147483647 (2**31 - 1: Optuna stores each epoch as a 32-bit step on "
+            "PostgreSQL and MySQL), got 1000000000000000000000000000000",
+        ),
         (  # passed the config and the dry run's step; every trial's loss went NaN, pruned
             {"optimizer": {"name": "adam", "lr": float("inf")}},
             "optimizer.lr: Input should be a finite number, got .inf",
@@ -905,12 +918,49 @@ def test_an_argument_near_name_beside_a_name_is_not_suggested_name(tmp_path: Pat
             {"optimizer": {"name": "sgd", "weight_decay": float("inf")}},
             "optimizer.weight_decay: Input should be a finite number, got .inf",
         ),
+        (  # it said "Input should be less than 1, got .nan", as if a smaller .nan would do
+            {"data": {"name": "digits", "val_fraction": float("nan")}},
+            "data.val_fraction: got .nan, YAML's not-a-number, which is no value hpotool can use: write a number",
+        ),
+        (
+            {"optimizer": {"name": "sgd", "weight_decay": float("nan")}},
+            "optimizer.weight_decay: got .nan, YAML's not-a-number, which is no value hpotool can use: write a "
+            "number",
+        ),
+        (
+            {"grad_clip": float("nan")},
+            "grad_clip: got .nan, YAML's not-a-number, which is no value hpotool can use: write a number (null: no "
+            "clipping)",
+        ),
     ],
 )
 def test_values_no_trial_can_train_with_are_refused(tmp_path: Path, changes: dict, line: str) -> None:
     path = write_yaml(tmp_path / "run.yaml", {"device": "cpu", **changes})
     with pytest.raises(HpoError) as err:
         load_run_config(path)
+    assert str(err.value) == f"{path}: {line}"
+
+
+@pytest.mark.parametrize(
+    ("final", "line"),
+    [
+        (
+            {"seeds": 10**30},
+            "final.seeds: must be at most 2147483647 (2**31 - 1: each seed is a whole training run), got "
+            "1000000000000000000000000000000",
+        ),
+        (
+            {"epochs": 2**31},
+            "final.epochs: must be at most 2147483647 (2**31 - 1: Optuna stores each epoch as a 32-bit step on "
+            "PostgreSQL and MySQL), got 2147483648",
+        ),
+    ],
+)
+def test_a_final_count_nothing_can_mean_is_refused(tmp_path: Path, final: dict, line: str) -> None:
+    space = {"optimizer.lr": {"type": "float", "low": 1e-3, "high": 1e-1}}
+    path = write_yaml(tmp_path / "optimize.yaml", {"study_name": "s", "search_space": space, "final": final})
+    with pytest.raises(HpoError) as err:
+        load_optimize_config(path)
     assert str(err.value) == f"{path}: {line}"
 
 

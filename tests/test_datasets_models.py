@@ -100,6 +100,31 @@ def test_mlp_and_cnn_shapes() -> None:
 
 
 @pytest.mark.parametrize(
+    ("make", "message"),
+    [  # it was torch's "TypeError: empty(): ... Overflow when unpacking long long"
+        (
+            lambda: MLP(64, 10, hidden=10**30),
+            "hidden widths must be at most 2**63 - 1 (torch sizes a layer with a 64-bit integer), got "
+            "1000000000000000000000000000000",
+        ),
+        (
+            lambda: CNN((1, 8, 8), 10, hidden=2**63),
+            "hidden must be at most 2**63 - 1 (torch sizes a layer with a 64-bit integer), got 9223372036854775808",
+        ),
+        (
+            lambda: CNN((1, 8, 8), 10, channels=[8, 2**64]),
+            "channels must be at most 2**63 - 1 (torch sizes a layer with a 64-bit integer), got "
+            "18446744073709551616",
+        ),
+    ],
+)
+def test_a_layer_size_torch_cannot_hold_is_refused(make: Any, message: str) -> None:
+    with pytest.raises(ValueError) as info:
+        make()
+    assert str(info.value) == message
+
+
+@pytest.mark.parametrize(
     ("kwargs", "message"),
     [  # the choices were listed with no "did you mean", as other misspellings in hpotool have
         (
@@ -229,7 +254,7 @@ def test_a_loss_class_without_its_own_init_builds_and_takes_no_arguments() -> No
     check_run(cfg, "run.yaml")  # nn.Module's own __init__ is not offered `task`
     assert train_run(cfg).metrics["val_loss"] > 0
     run["loss"] = {"name": "tests.helpers:PlainCrossEntropy", "weight": 1.0}
-    with pytest.raises(HpoError, match="takes no argument 'weight'; it takes: no arguments"):
+    with pytest.raises(HpoError, match="takes no argument 'weight'; it takes no arguments"):
         validate_config(RunConfig, run, "run.yaml")
 
 

@@ -488,6 +488,20 @@ def test_a_user_pruner_or_sampler_missing_a_required_argument_says_what_to_add(t
     )
 
 
+def test_a_negative_sampler_count_is_refused_naming_it() -> None:
+    """TPE took n_startup_trials: -5 silently (as 0): Optuna's samplers do not check it."""
+    with pytest.raises(HpoError) as info:
+        make_sampler("tpe", {"n_startup_trials": -5}, seed=0, space=SPACE)
+    assert str(info.value) == (
+        "sampler.kwargs.n_startup_trials: is a count, so it cannot be negative, got -5; give 0 or more"
+    )
+    assert make_sampler("tpe", {"n_startup_trials": 0}, seed=0, space=SPACE) is not None
+    with pytest.raises(
+        HpoError, match=r"^sampler.kwargs.n_ei_candidates: is a count, so it cannot be negative"
+    ):
+        make_sampler("rung_tpe", {"n_ei_candidates": -1}, seed=0, space=SPACE)  # hpotool's, passed on to TPE
+
+
 def test_a_value_optuna_refuses_names_its_key() -> None:
     """It was "pruner: 'median' rejected its kwargs: <Optuna's text>", naming no key."""
     with pytest.raises(HpoError) as info:

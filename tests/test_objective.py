@@ -1981,7 +1981,7 @@ def test_a_searched_dataset_that_fails_only_beside_another_searched_value_names_
     said = _plan_refused(tmp_path, run_dict, opt_dict)
     assert said.endswith(
         "optimize.yaml: search_space.data.name: with data.noise=0.1, data.name=digits: data: data 'digits' takes "
-        "no argument 'noise'; it takes: no arguments; noise is an argument of regression: write name: regression, "
+        "no argument 'noise'; it takes no arguments; noise is an argument of regression: write name: regression, "
         "or remove noise (a trial may pair any data.noise value with any dataset: to search it only with those it "
         "fits, give data.noise a when: on data.name)"
     ), said
@@ -1990,7 +1990,7 @@ def test_a_searched_dataset_that_fails_only_beside_another_searched_value_names_
     said = _plan_refused(tmp_path, run_dict, {**opt_dict, "search_space": noise_first})  # is the one named
     assert said.endswith(
         "optimize.yaml: search_space.data.noise: with data.name=digits, data.noise=0.1: data: data 'digits' takes "
-        "no argument 'noise'; it takes: no arguments; noise is an argument of regression: write name: regression, "
+        "no argument 'noise'; it takes no arguments; noise is an argument of regression: write name: regression, "
         "or remove noise (a trial may pair any data.noise value with any dataset: to search it only with those it "
         "fits, put it below data.name with a when: on data.name)"
     ), said

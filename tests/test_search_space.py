@@ -109,6 +109,16 @@ def test_valid_params(spec: dict[str, Any], expected: Param) -> None:
         ({"type": "float", "low": 0, "high": 1, "min": 0}, "give either 'low' or 'min'"),
         ({"type": "float", "low": 0, "hi": 1}, "Extra inputs are not permitted"),
         ({"type": "string", "choices": [1]}, "does not match any of the expected tags"),
+        (  # log: 1 was read as true and log: 0 as false, where a number setting refuses true and false
+            {"type": "float", "low": 0.1, "high": 1, "log": 1},
+            "log\n.*Input should be true or false, got 1 .a number.; write true or false",
+        ),
+        ({"type": "int", "low": 1, "high": 8, "log": 0}, "got 0 .a number.; write true or false"),
+        ({"type": "int", "low": 1, "high": 8, "log": "yes"}, "got .yes. .a text.; write true or false"),
+        (  # a condition deleted from its braces: it held in every trial, silently
+            {"type": "float", "low": 0, "high": 1, "when": {}},
+            "when\n.*is empty .{}., which holds in every trial; give the condition",
+        ),
     ],
 )
 def test_invalid_params(spec: dict[str, Any], message: str) -> None:

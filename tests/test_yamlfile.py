@@ -23,6 +23,14 @@ from hpotool.yamlfile import FlowMapping, dump_yaml, parse_yaml, read_yaml_mappi
         ("a: 1_000", 1000),
         ("a: 2:00", "2:00"),  # YAML 1.1's base 60: 120 (timeout: 2:00, meant as two hours, ran two minutes)
         ("a: 1:30:00", "1:30:00"),
+        # YAML 1.1's octal: seed: 017 (a zero-padded run number) was read as 15; decimal, as written
+        ("a: 017", 17),
+        ("a: -017", -17),
+        ("a: 09", 9),
+        ("a: 0o17", 15),  # octal as Python and YAML 1.2 spell it
+        ("a: 0x1F", 31),
+        ("a: 0b101", 5),
+        ("a: 0x_", "0x_"),
     ],
 )
 def test_numbers_read_as_users_expect(text: str, expected: object) -> None:
@@ -159,6 +167,8 @@ _tricky_text = st.sampled_from(
         "1_000",
         "0x10",
         "0o17",
+        "017",
+        "0x_",
         "0b101",
         "1:30",
         "yes",

@@ -39,7 +39,10 @@ def check_component(kind: Kind, name: str, kwargs: Mapping[str, Any], own: Itera
     if kind == "loss" and name == "auto" and kwargs:
         arg = next(iter(kwargs))
         if near := did_you_mean(arg, list(own)):  # `nam: mse`: not an argument to give auto, a misspelt key
-            raise ValueError(f"loss 'auto' takes no argument {arg!r}{near}")
+            raise ValueError(
+                f"{arg!r} is neither an argument of loss 'auto' nor one of the section's own keys{near}; "
+                f"loss 'auto' takes no arguments"
+            )
         raise ValueError(f"loss 'auto' takes no arguments; {AUTO_LOSS_FIX.format(arg=arg)}")
     if kind == "optimizer" and "lr" in kwargs:
         _check_takes_lr(name, obj, kwargs["lr"])

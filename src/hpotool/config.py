@@ -21,7 +21,7 @@ from pydantic import (
 
 from hpotool import optimize_checks
 from hpotool.components import WARMUP_SCHEDULES
-from hpotool.config_fields import Frozen, Integer, Seed, empty_if_null, no_boolean
+from hpotool.config_fields import Epochs, Frozen, Integer, Seed, empty_if_null, no_boolean
 from hpotool.formatting import format_choice
 from hpotool.metrics import CLASSIFICATION_METRICS, REGRESSION_METRICS
 from hpotool.near_names import did_you_mean
@@ -62,7 +62,7 @@ class RunConfig(Frozen):
     )
     scheduler: SchedulerConfig = Field(default_factory=lambda: SchedulerConfig(), description="LR schedule.")
     loss: LossConfig = Field(default_factory=lambda: LossConfig(), description="The loss function.")
-    epochs: Integer = Field(10, ge=1, description="Epochs to train.")
+    epochs: Epochs = Field(10, ge=1, description="Epochs to train.")
     batch_size: Integer = Field(64, ge=1, description="Samples per optimizer step.")
     grad_clip: Annotated[float | None, no_boolean(float, " (null: no clipping)")] = Field(
         None, gt=0, description="Clip the gradient norm to this value; null: no clipping."

@@ -1,9 +1,11 @@
 """What the config models share: the frozen base model, the validation context keys, number fields that
-refuse a YAML boolean (`Integer`, `Number`, `Seed`), and lists and mappings that take null as empty
+refuse a YAML boolean (`Integer`, `Number`, `Seed`), the boolean setting that refuses a number or a text
+(`Boolean`), and lists and mappings that take null as empty
 (`empty_if_null`)."""
 
 from __future__ import annotations
 
+import math
 from typing import Annotated, Any
 
 from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict
@@ -24,7 +26,8 @@ BUDGET_GIVEN = (
 def no_boolean(kind: type[int | float], hint: str = "") -> BeforeValidator:
     """A number setting given true or false, which pydantic would take as 1 or 0 (`epochs: yes` trained one
     epoch, `batch_size: on` batches of one): refused before the field's own validation, as a component's
-    number argument is. Used as `Annotated[int, no_boolean(int)]`."""
+    number argument is. Used as `Annotated[int, no_boolean(int)]`. A float setting refuses YAML's `.nan` too,
+    which no setting can use: `val_fraction: .nan` was told "Input should be less than 1, got .nan"."""
     word = "integer" if kind is int else "number"
 
     def refuse(value: Any) -> Any:
@@ -32,6 +35,10 @@ def no_boolean(kind: type[int | float], hint: str = "") -> BeforeValidator:
             raise ValueError(
                 f"Input should be a valid {word}, got {format_choice(value)}; YAML reads an unquoted yes, no, "
                 f"on, off, true or false as a boolean: write a number{hint}"
+            )
+        if kind is float and isinstance(value, float) and math.isnan(value):
+            raise ValueError(
+                f"got .nan, YAML's not-a-number, which is no value hpotool can use: write a number{hint}"
             )
         return value
 
@@ -41,6 +48,51 @@ def no_boolean(kind: type[int | float], hint: str = "") -> BeforeValidator:
 # Number settings that refuse a YAML boolean; `Annotated[int | None, no_boolean(int)]` where null is taken.
 Integer = Annotated[int, no_boolean(int)]
 Number = Annotated[float, no_boolean(float)]
+
+# Optuna's intermediate values are keyed by step (hpotool's epoch), a 32-bit integer column on PostgreSQL and
+# MySQL: `epochs: 1000000000000000000000000000000` passed the config, where nothing so long can be meant.
+MAX_EPOCHS = 2**31 - 1
+
+
+def _at_most(limit: int, why: str) -> AfterValidator:
+    """A count nothing sensible can exceed (epochs, seeds): refused above `limit`, saying `why`."""
+
+    def check(value: int | None) -> int | None:
+        if value is not None and value > limit:
+            raise ValueError(f"must be at most {limit} (2**31 - 1: {why}), got {value}")
+        return value
+
+    return AfterValidator(check)
+
+
+EPOCHS_WHY = "Optuna stores each epoch as a 32-bit step on PostgreSQL and MySQL"
+Epochs = Annotated[int, no_boolean(int), _at_most(MAX_EPOCHS, EPOCHS_WHY)]
+OptionalEpochs = Annotated[int | None, no_boolean(int), _at_most(MAX_EPOCHS, EPOCHS_WHY)]
+# final.seeds: one training run each, seed, seed+1, ...
+OptionalSeedCount = Annotated[
+    int | None, no_boolean(int), _at_most(MAX_EPOCHS, "each seed is a whole training run")
+]
+
+
+def _only_boolean(value: Any) -> Any:
+    """A boolean setting given a number or a text, which pydantic would read as one (`log: 1` as true,
+    `log: 0` and `log: "no"` as false): refused, as hpotool's components refuse it for a boolean argument
+    and its number settings refuse a boolean."""
+    if not isinstance(value, bool):
+        kind = (
+            "a number"
+            if isinstance(value, int | float)
+            else "a text"
+            if isinstance(value, str)
+            else "not one"
+        )
+        raise ValueError(
+            f"Input should be true or false, got {format_choice(value)} ({kind}); write true or false"
+        )
+    return value
+
+
+Boolean = Annotated[bool, BeforeValidator(_only_boolean)]
 
 TORCH_SEEDS = (-(2**63), 2**64 - 1)  # what torch.manual_seed and torch.Generator.manual_seed take
 

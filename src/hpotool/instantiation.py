@@ -35,6 +35,8 @@ def instantiate(
         raise HpoError(f"{key}.kwargs: {exc}") from None
     _check_objects(kind, name, cls, kwargs, key)
     _check_ignored(name, cls, kwargs, key)
+    if kind == "sampler":  # Optuna's pruners refuse a negative count themselves
+        _check_counts(cls, kwargs, key)
     import warnings
 
     from optuna.exceptions import ExperimentalWarning
@@ -150,6 +152,20 @@ def _check_ignored(name: str, cls: Any, kwargs: Mapping[str, Any], key: str) -> 
     for owner, arg, why in _IGNORED:
         if arg in kwargs and is_subclass(cls, import_object(owner)):
             raise HpoError(f"{key}.kwargs.{arg}: {why}")
+
+
+def _check_counts(cls: Any, kwargs: Mapping[str, Any], key: str) -> None:
+    """An Optuna or hpotool sampler's count (`n_startup_trials`, `n_ei_candidates`) given a negative number:
+    TPE took n_startup_trials: -5 silently (as 0), where nothing can be meant by it."""
+    if not str(getattr(cls, "__module__", "")).startswith(
+        ("optuna.", "hpotool.")
+    ):  # rung_tpe passes it to TPE
+        return
+    for arg, value in kwargs.items():
+        if arg.startswith("n_") and isinstance(value, int) and not isinstance(value, bool) and value < 0:
+            raise HpoError(
+                f"{key}.kwargs.{arg}: is a count, so it cannot be negative, got {value}; give 0 or more"
+            )
 
 
 def _build(cls: Any, kwargs: Mapping[str, Any], offered: frozenset[str]) -> Any:

@@ -91,7 +91,21 @@ def layer_widths(hidden: int | Sequence[int], layers: int | None) -> list[int]:
             widths = (widths + [widths[-1]] * layers)[:layers]
     if any(w < 1 for w in widths):
         raise ValueError(f"hidden widths must be >= 1, got {widths}")
+    _check_sizes("hidden widths", widths)
     return widths
+
+
+# torch sizes a tensor with 64-bit integers: `hidden: 1000000000000000000000000000000` failed as "TypeError:
+# empty(): argument 'size' failed to unpack ... Overflow when unpacking long long".
+MAX_SIZE = 2**63 - 1
+
+
+def _check_sizes(what: str, sizes: Sequence[int]) -> None:
+    """Refuse a layer size torch cannot hold (past 2**63 - 1)."""
+    if too_big := [n for n in sizes if n > MAX_SIZE]:
+        raise ValueError(
+            f"{what} must be at most 2**63 - 1 (torch sizes a layer with a 64-bit integer), got {too_big[0]}"
+        )
 
 
 class MLP(nn.Module):
@@ -188,6 +202,8 @@ class CNN(nn.Module):
             raise ValueError(f"hidden must be >= 1 (the width of the fully connected layer), got {hidden}")
         if any(n < 1 for n in channels):
             raise ValueError(f"channels must each be >= 1, got {list(channels)}")
+        _check_sizes("hidden", [hidden])
+        _check_sizes("channels", list(channels))
         c, h, w = input_shape
         blocks: list[nn.Module] = []
         for out_c in channels:

@@ -7,7 +7,7 @@ from typing import Annotated, Any
 
 from pydantic import Field, field_validator, model_validator
 
-from hpotool.config_fields import Frozen, empty_if_null, no_boolean
+from hpotool.config_fields import Frozen, OptionalEpochs, OptionalSeedCount, empty_if_null, no_boolean
 
 OptionalInteger = Annotated[int | None, no_boolean(int)]
 Kwargs = Annotated[dict[str, Any], empty_if_null(dict)]
@@ -104,10 +104,10 @@ def _flatten_overrides(data: Any, prefix: str = "") -> Any:
 class FinalConfig(Frozen):
     """How the winning trial's config becomes the final run (`train-from-best`); flags override it."""
 
-    epochs: OptionalInteger = Field(
+    epochs: OptionalEpochs = Field(
         None, ge=1, description="Epochs of the final run; null: the trial's epochs."
     )
-    seeds: OptionalInteger = Field(
+    seeds: OptionalSeedCount = Field(
         None, ge=1, description="Seeds to train (seed, seed+1, ...) and average; null: one."
     )
     overrides: Kwargs = Field(

@@ -15,7 +15,7 @@ from typing import Annotated, Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from hpotool.conditions import check_condition, text_condition_hint
-from hpotool.config_fields import Integer, Number, no_boolean
+from hpotool.config_fields import Boolean, Integer, Number, no_boolean
 from hpotool.formatting import format_choice, sorted_keys
 
 Scalar = None | bool | int | float | str
@@ -36,6 +36,13 @@ class _Param(BaseModel):
     def _when_is_a_mapping(cls, when: Any) -> Any:
         if isinstance(when, str):
             raise ValueError(f'expected a mapping, got the text "{when}"; {text_condition_hint(when)}')
+        if (
+            isinstance(when, dict) and not when
+        ):  # its condition deleted: it would hold in every trial, silently
+            raise ValueError(
+                "is empty ({}), which holds in every trial; give the condition (when: {optimizer.name: sgd}), "
+                "or remove when: to search the parameter in every trial"
+            )
         return when
 
     @model_validator(mode="after")
@@ -115,7 +122,7 @@ class FloatParam(_Param):
     step: Annotated[float | None, no_boolean(float)] = Field(
         None, description="Discretization step; not with log."
     )
-    log: bool = Field(False, description="Sample on a log scale; needs low > 0.")
+    log: Boolean = Field(False, description="Sample on a log scale; needs low > 0.")
 
     @model_validator(mode="after")
     def _check(self) -> FloatParam:
@@ -147,7 +154,7 @@ class IntParam(_Param):
     low: Integer = Field(description="Lower bound, inclusive.")
     high: Integer = Field(description="Upper bound, inclusive.")
     step: Integer = Field(1, description="Step between values; must be 1 with log.")
-    log: bool = Field(False, description="Sample on a log scale; needs low >= 1.")
+    log: Boolean = Field(False, description="Sample on a log scale; needs low >= 1.")
 
     @model_validator(mode="after")
     def _check(self) -> IntParam:

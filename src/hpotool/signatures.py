@@ -9,7 +9,7 @@ import re
 from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
-from hpotool.near_names import did_you_mean
+from hpotool.near_names import closest
 
 
 def accepted_kwargs(obj: Callable[..., Any]) -> tuple[list[str], bool]:
@@ -67,12 +67,17 @@ def check_kwargs(
         if key in hidden:
             raise ValueError(f"{key!r} is set by hpotool for {what}; remove it from the config")
         if not var_kw and key not in valid:
-            near = did_you_mean(key, [*listed, *also])
+            near = closest(key, [*listed, *also], n=1)
             if not near and ARGUMENT_SYNONYMS.get(key) in {*listed, *also}:
-                near = f" (did you mean {ARGUMENT_SYNONYMS[key]!r}?)"
-            raise ValueError(
-                f"{what} takes no argument {key!r}{near}; it takes: {', '.join(listed) or 'no arguments'}"
-            )
+                near = [ARGUMENT_SYNONYMS[key]]
+            mean = f" (did you mean {near[0]!r}?)" if near else ""
+            takes = f": {', '.join(listed)}" if listed else " no arguments"
+            if near and near[0] not in listed:  # the section's own key (data.val_fraction), not an argument
+                raise ValueError(
+                    f"{key!r} is neither an argument of {what} nor one of the section's own keys{mean}; "
+                    f"{what} takes{takes}"
+                )
+            raise ValueError(f"{what} takes no argument {key!r}{mean}; it takes{takes}")
 
 
 # Other libraries' names for torch's arguments (Keras and Hugging Face: learning_rate), suggested for them.

@@ -60,10 +60,12 @@ _Loader.add_implicit_resolver("tag:yaml.org,2002:float", _FLOAT, list("-+0123456
 
 # YAML 1.1's base-60 integers: `timeout: 2:00`, meant as two hours, was read as 120 seconds (and `1:30` as 90).
 # YAML 1.2 dropped them; so does hpotool: such a value is text, which the setting then refuses or names.
+# YAML 1.1's octal: `seed: 017` (a zero-padded run number) was read as 15; as in YAML 1.2, a leading zero is
+# decimal (17) and octal is spelt 0o17, as in Python; 0x1F (31) and 0b101 (5) are read as Python reads them.
 _INT = re.compile(
     r"""^(?:[-+]?0b[0-1_]+
-    |[-+]?0[0-7_]+
-    |[-+]?(?:0|[1-9][0-9_]*)
+    |[-+]?0o[0-7_]+
+    |[-+]?[0-9][0-9_]*
     |[-+]?0x[0-9a-fA-F_]+)$""",
     re.X,
 )
@@ -72,6 +74,22 @@ for _first in list("-+0123456789"):
         (tag, rx) for tag, rx in _Loader.yaml_implicit_resolvers[_first] if tag != "tag:yaml.org,2002:int"
     ]
 _Loader.add_implicit_resolver("tag:yaml.org,2002:int", _INT, list("-+0123456789"))
+
+
+def _construct_int(loader: yaml.SafeLoader, node: yaml.ScalarNode) -> int | str:
+    """An integer as `_INT` reads it: a leading zero decimal (PyYAML's own constructor read it as octal);
+    `0x_`, which names no digit, the text it is."""
+    written = str(loader.construct_scalar(node))
+    text = written.replace("_", "")
+    sign = -1 if text.startswith("-") else 1
+    digits = text.lstrip("+-")
+    try:
+        return sign * int(digits, 0 if digits[:2].lower() in ("0b", "0o", "0x") else 10)
+    except ValueError:
+        return written
+
+
+_Loader.add_constructor("tag:yaml.org,2002:int", _construct_int)
 
 
 # What PyYAML says of a line indented too far or not far enough (or of a line above it that lacks its ':').
