@@ -1748,3 +1748,38 @@ def test_refine_removes_a_parameter_whose_condition_a_narrowed_range_no_longer_m
         f"trainer.p1: its condition can no longer hold (trainer.p0 is searched only over "
         f"[{ref.optimize['search_space']['trainer.p0']['low']}, 172] step 8); removed from the search"
     ) in ref.changes
+
+
+def test_refine_warm_starts_only_with_trials_that_ran_under_the_base_the_stage_trains_with() -> None:
+    study = synthetic_study("rebased", SPACE, 20, seed=0, run={"epochs": 3})
+    old_best = sorted(study.trials, key=lambda t: float(t.value))[:2]
+    # `--allow-changed-config` with 30 epochs from trial 20 on, as fingerprint.check records it
+    study.set_user_attr(
+        "config_changes",
+        [{"changes": ["run_config.epochs: 3 -> 30"], "from_trial": 20, "previous": dict(study.user_attrs)}],
+    )
+    study.set_user_attr("run_config", RunConfig(epochs=30).model_dump(mode="json"))
+    space = OptimizeConfig.model_validate({"study_name": "r", "search_space": SPACE}).search_space
+    for _ in range(10):
+        trial = study.ask()
+        params = suggest(trial, space)
+        # two of the old trials stay the best; the rest of the top three ran under the new base
+        study.tell(trial, loss(params) + 100 if trial.number != 25 else float(old_best[1].value) + 1e-9)
+    ranked = sorted(study.trials, key=lambda t: float(t.value))
+    assert [t.number for t in ranked[:2]] == [t.number for t in old_best]
+    ref = refine_study(study)
+    new_base = {t.number: t.params for t in study.trials if t.number >= 20}
+    assert ref.optimize["enqueue"]
+    for params in ref.optimize["enqueue"]:
+        assert any(all(p[k] == v for k, v in params.items()) for p in new_base.values()), params
+    shown = ", ".join(f"#{t.number}" for t in old_best)
+    assert (
+        f"left out of the warm start 2 trials ({shown}) that ran under an earlier run config, before "
+        "--allow-changed-config changed it: under the one the stage trains with they would not reproduce "
+        "their values" in ref.changes
+    ), ref.changes
+    assert ref.run["epochs"] == 30
+    # the device alone changed: every trial still reproduces, none is left out
+    previous = {"run_config": {**study.user_attrs["run_config"], "device": "cuda"}}
+    study.set_user_attr("config_changes", [{"changes": [], "from_trial": 20, "previous": previous}])
+    assert not any(c.startswith("left out of the warm start") for c in refine_study(study).changes)
