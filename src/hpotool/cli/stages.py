@@ -226,11 +226,14 @@ def _print_predictions(study: optuna.Study, study_name: str, errors: list[dict[s
     if errors:
         out_console().print(table)
     elif not study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,)):
-        # It read "no complete trial of s reported 4 or more epochs", as if some had reported fewer.
+        # It read "no complete trial of s reported 4 or more epochs", as if some had reported fewer; it ended
+        # "then audit again", which reads as `hpotool audit`, and told a plain Optuna study to run hpotool optimize.
+        made_by_hpotool = isinstance(study.user_attrs.get("run_config"), dict)
+        run = "run hpotool optimize on it" if made_by_hpotool else "run the Optuna code that made it"
         out_console().print(
             f"no PFL predictions to measure: {escape(study_name)} has no complete trial yet, and a prediction is "
-            f"measured against the final value a complete trial reached (a pruned trial has none); run "
-            f"hpotool optimize on it until some trials complete, then audit again"
+            f"measured against the final value a complete trial reached (a pruned trial has none); {run} "
+            f"until some trials complete, then run hpotool prune-audit again"
         )
     else:  # an empty table said nothing of why
         out_console().print(
