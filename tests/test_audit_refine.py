@@ -23,6 +23,7 @@ from hpotool.cli import app
 from hpotool.config import OptimizeConfig, RunConfig
 from hpotool.config_files import load_optimize_config, load_run_config
 from hpotool.errors import HpoError
+from hpotool.formatting import format_param
 from hpotool.param_values import contains
 from hpotool.refine import next_study_name, refine_study
 from hpotool.search_space import CategoricalParam
@@ -148,14 +149,27 @@ def test_audit_at_80_columns_keeps_names_and_ranges_whole_and_lists_the_findings
     assert _bullets(below) == findings, text
 
 
-@pytest.mark.parametrize("width", [66, 50])
-def test_audit_on_a_narrow_terminal_stacks_best_values_then_folds_names_but_cuts_nothing(
-    width: int, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+WIDE_SPACE = {
+    **SPACE,
+    "model.kwargs.hidden_width": {"type": "int", "low": 4, "high": 64, "step": 4},
+    "optimizer.weight_decay": {"type": "categorical", "choices": [0.0, 1e-5, 1e-4, 1e-3, 3e-3]},
+}
+
+
+@pytest.mark.parametrize(("space", "width"), [(SPACE, 66), (SPACE, 50), (WIDE_SPACE, 80), (WIDE_SPACE, 60)])
+def test_audit_too_narrow_for_a_parameter_a_row_prints_a_section_per_parameter_every_value_whole(
+    space: dict[str, Any], width: int, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    """At 80 columns a range wrapped mid-value (`[4, 64, step` over `4]`) beside a long categorical's
+    choices, though the table keeps each parameter on one line: with no room for that, each parameter gets
+    a section of lines, each value whole beside its key, as `hpotool studies` does."""
     import hpotool.cli.terminal
 
     url = f"sqlite:///{tmp_path / 'synth.db'}"
-    synthetic_study("synth", SPACE, 20, seed=0, storage=url)
+    opt, study = stored_study("synth", space, storage=url)
+    for _ in range(20):
+        trial = study.ask()
+        study.tell(trial, loss({**suggest(trial, opt.search_space), "model.dropout": 0.2}))
     monkeypatch.setattr(hpotool.cli.terminal.out_console(), "width", width)
     result = CliRunner().invoke(
         app, ["audit", "--study-name", "synth", "--storage", url], catch_exceptions=False
@@ -163,15 +177,12 @@ def test_audit_on_a_narrow_terminal_stacks_best_values_then_folds_names_but_cuts
     report = audit_study(optuna.load_study(study_name="synth", storage=url))
     text, lines = result.stdout, result.stdout.splitlines()
     assert max(len(line) for line in lines) <= width and "…" not in text, text
-    assert "│ importance │" in text.replace("┃", "│"), text  # the header whole
-    rows = [line.split("│") for line in lines if line.startswith("│")]
-    first_cells = [row[1].strip() for row in rows]
-    if width == 66:  # room for whole names once a best value goes above its position
-        assert [c for c in first_cells if c] == [p.name for p in report.params], text
-        assert re.search(r"│ optimizer\.lr +│ \d\.\d\d +│ 0\.00\d+ +│", text), text
-        assert re.search(r"│ +│ +│ \(\d+%\) +│", text), text
-    else:  # none: names fold, onto the lines below their row's first
-        assert "".join(first_cells) == "".join(p.name for p in report.params), text
+    rows = [[cell.strip() for cell in line.split("│")[1:-1]] for line in lines if line.startswith("│")]
+    for p in report.params:
+        best = next(c for c in rows if c[0] == "best (position)" and rows[rows.index(c) - 2][1] == p.name)
+        assert ["parameter", p.name] in rows and ["range", p.bounds] in rows, text
+        assert best[1].startswith(format_param(p.best, p.kind == "categorical")), text
+    assert len(rows) == 4 * len(report.params), text  # each value on one line
     assert _bullets(lines) == report.findings, text
 
 
