@@ -35,12 +35,13 @@ def _audit_table(
     table.add_column("importance", no_wrap=True)
     table.add_column("best (position)", no_wrap=True)
     table.add_column("range", no_wrap=True)
+    between = "\n" if stack_best else " "  # a line of its own, not a wrap: the value stays whole
     for p in report.params:
         best = _best_text(p)
         table.add_row(
             p.name,
             "-" if p.importance is None else f"{p.importance:.2f}",
-            best if p.position is None else f"{best}{chr(10) if stack_best else ' '}({p.position:.0%})",
+            best if p.position is None else f"{best}{between}({p.position:.0%})",
             p.bounds,
         )
     return table
