@@ -23,6 +23,7 @@ from hpotool.cli import app
 from hpotool.config import OptimizeConfig, RunConfig
 from hpotool.config_files import load_optimize_config, load_run_config
 from hpotool.errors import HpoError
+from hpotool.formatting import format_param
 from hpotool.param_values import contains
 from hpotool.refine import next_study_name, refine_study
 from hpotool.search_space import CategoricalParam
@@ -148,14 +149,27 @@ def test_audit_at_80_columns_keeps_names_and_ranges_whole_and_lists_the_findings
     assert _bullets(below) == findings, text
 
 
-@pytest.mark.parametrize("width", [66, 50])
-def test_audit_on_a_narrow_terminal_stacks_best_values_then_folds_names_but_cuts_nothing(
-    width: int, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+WIDE_SPACE = {
+    **SPACE,
+    "model.kwargs.hidden_width": {"type": "int", "low": 4, "high": 64, "step": 4},
+    "optimizer.weight_decay": {"type": "categorical", "choices": [0.0, 1e-5, 1e-4, 1e-3, 3e-3]},
+}
+
+
+@pytest.mark.parametrize(("space", "width"), [(SPACE, 66), (SPACE, 50), (WIDE_SPACE, 80), (WIDE_SPACE, 60)])
+def test_audit_too_narrow_for_a_parameter_a_row_prints_a_section_per_parameter_every_value_whole(
+    space: dict[str, Any], width: int, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    """At 80 columns a range wrapped mid-value (`[4, 64, step` over `4]`) beside a long categorical's
+    choices, though the table keeps each parameter on one line: with no room for that, each parameter gets
+    a section of lines, each value whole beside its key, as `hpotool studies` does."""
     import hpotool.cli.terminal
 
     url = f"sqlite:///{tmp_path / 'synth.db'}"
-    synthetic_study("synth", SPACE, 20, seed=0, storage=url)
+    opt, study = stored_study("synth", space, storage=url)
+    for _ in range(20):
+        trial = study.ask()
+        study.tell(trial, loss({**suggest(trial, opt.search_space), "model.dropout": 0.2}))
     monkeypatch.setattr(hpotool.cli.terminal.out_console(), "width", width)
     result = CliRunner().invoke(
         app, ["audit", "--study-name", "synth", "--storage", url], catch_exceptions=False
@@ -163,15 +177,12 @@ def test_audit_on_a_narrow_terminal_stacks_best_values_then_folds_names_but_cuts
     report = audit_study(optuna.load_study(study_name="synth", storage=url))
     text, lines = result.stdout, result.stdout.splitlines()
     assert max(len(line) for line in lines) <= width and "…" not in text, text
-    assert "│ importance │" in text.replace("┃", "│"), text  # the header whole
-    rows = [line.split("│") for line in lines if line.startswith("│")]
-    first_cells = [row[1].strip() for row in rows]
-    if width == 66:  # room for whole names once a best value goes above its position
-        assert [c for c in first_cells if c] == [p.name for p in report.params], text
-        assert re.search(r"│ optimizer\.lr +│ \d\.\d\d +│ 0\.00\d+ +│", text), text
-        assert re.search(r"│ +│ +│ \(\d+%\) +│", text), text
-    else:  # none: names fold, onto the lines below their row's first
-        assert "".join(first_cells) == "".join(p.name for p in report.params), text
+    rows = [[cell.strip() for cell in line.split("│")[1:-1]] for line in lines if line.startswith("│")]
+    for p in report.params:
+        best = next(c for c in rows if c[0] == "best (position)" and rows[rows.index(c) - 2][1] == p.name)
+        assert ["parameter", p.name] in rows and ["range", p.bounds] in rows, text
+        assert best[1].startswith(format_param(p.best, p.kind == "categorical")), text
+    assert len(rows) == 4 * len(report.params), text  # each value on one line
     assert _bullets(lines) == report.findings, text
 
 
@@ -1748,3 +1759,38 @@ def test_refine_removes_a_parameter_whose_condition_a_narrowed_range_no_longer_m
         f"trainer.p1: its condition can no longer hold (trainer.p0 is searched only over "
         f"[{ref.optimize['search_space']['trainer.p0']['low']}, 172] step 8); removed from the search"
     ) in ref.changes
+
+
+def test_refine_warm_starts_only_with_trials_that_ran_under_the_base_the_stage_trains_with() -> None:
+    study = synthetic_study("rebased", SPACE, 20, seed=0, run={"epochs": 3})
+    old_best = sorted(study.trials, key=lambda t: float(t.value))[:2]
+    # `--allow-changed-config` with 30 epochs from trial 20 on, as fingerprint.check records it
+    study.set_user_attr(
+        "config_changes",
+        [{"changes": ["run_config.epochs: 3 -> 30"], "from_trial": 20, "previous": dict(study.user_attrs)}],
+    )
+    study.set_user_attr("run_config", RunConfig(epochs=30).model_dump(mode="json"))
+    space = OptimizeConfig.model_validate({"study_name": "r", "search_space": SPACE}).search_space
+    for _ in range(10):
+        trial = study.ask()
+        params = suggest(trial, space)
+        # two of the old trials stay the best; the rest of the top three ran under the new base
+        study.tell(trial, loss(params) + 100 if trial.number != 25 else float(old_best[1].value) + 1e-9)
+    ranked = sorted(study.trials, key=lambda t: float(t.value))
+    assert [t.number for t in ranked[:2]] == [t.number for t in old_best]
+    ref = refine_study(study)
+    new_base = {t.number: t.params for t in study.trials if t.number >= 20}
+    assert ref.optimize["enqueue"]
+    for params in ref.optimize["enqueue"]:
+        assert any(all(p[k] == v for k, v in params.items()) for p in new_base.values()), params
+    shown = ", ".join(f"#{t.number}" for t in old_best)
+    assert (
+        f"left out of the warm start 2 trials ({shown}) that ran under an earlier run config, before "
+        "--allow-changed-config changed it: under the one the stage trains with they would not reproduce "
+        "their values" in ref.changes
+    ), ref.changes
+    assert ref.run["epochs"] == 30
+    # the device alone changed: every trial still reproduces, none is left out
+    previous = {"run_config": {**study.user_attrs["run_config"], "device": "cuda"}}
+    study.set_user_attr("config_changes", [{"changes": [], "from_trial": 20, "previous": previous}])
+    assert not any(c.startswith("left out of the warm start") for c in refine_study(study).changes)

@@ -369,6 +369,49 @@ def test_a_failed_trial_s_note_goes_under_the_trials_table_where_its_column_woul
     assert "│ worker died (pid 24778) │" in wide.stdout and "#0:" not in wide.stdout
 
 
+def test_a_long_note_squeezed_into_a_narrow_column_goes_under_the_trials_table(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """At 80 columns a failed trial's long reason beside a few short parameter columns kept its note
+    column, every value whole but the reason wrapped over a dozen narrow lines: such a note now goes under
+    the table too, whole; a short note stays in its column."""
+    import hpotool.cli.terminal
+    from hpotool.cli.trials_table import NOTE_LINES
+
+    url = f"sqlite:///{tmp_path / 'f.db'}"
+    study = optuna.create_study(study_name="f", storage=url, direction="maximize")
+    space = {"lr": optuna.distributions.FloatDistribution(1e-4, 3e-2, log=True)}
+    for lr in (0.004493, 0.009181):
+        study.enqueue_trial({"lr": lr})
+        study.tell(study.ask(space), lr * 100)
+    reason = (
+        "RuntimeError: mat1 and mat2 shapes cannot be multiplied (64x784 and 512x10) in model.forward "
+        "(models.py:42); check model.kwargs.hidden against the dataset's input size"
+    )
+    trial = study.ask(space)
+    trial.set_user_attr("fail_reason", reason)
+    study.tell(trial, state=optuna.trial.TrialState.FAIL)
+    monkeypatch.setattr(hpotool.cli.terminal.out_console(), "width", 80)
+    result = runner.invoke(app, ["trials", "--study-name", "f", "--storage", url], catch_exceptions=False)
+    assert result.exit_code == 0
+    lines = result.stdout.splitlines()
+    assert max(len(line) for line in lines) <= 80
+    rows = [line for line in lines if line.startswith("│")]
+    assert len(rows) == 3, result.stdout  # a line per trial, no note wrapped beside them
+    assert "note" not in result.stdout.split("└")[0], result.stdout
+    below = " ".join(result.stdout.split("┘", 1)[1].split())
+    assert below == f"#2: {reason}", result.stdout
+    # a note that wraps over NOTE_LINES lines at most keeps its column
+    other = optuna.create_study(study_name="g", storage=url, direction="maximize")
+    other.tell(other.ask(space), 0.5)
+    trial = other.ask(space)
+    trial.set_user_attr("fail_reason", "worker died (pid 24778)")
+    other.tell(trial, state=optuna.trial.TrialState.FAIL)
+    kept = runner.invoke(app, ["trials", "--study-name", "g", "--storage", url], catch_exceptions=False)
+    assert "│ worker died (pid" in kept.stdout and "#1:" not in kept.stdout, kept.stdout
+    assert NOTE_LINES == 3
+
+
 def test_a_trials_table_narrower_than_its_title_prints_the_title_whole_at_80_columns(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:

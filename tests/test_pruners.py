@@ -12,6 +12,7 @@ from typing import Any
 import optuna
 import pytest
 
+from hpotool.config import RunConfig
 from hpotool.errors import HpoError
 from hpotool.factories import make_pruner
 from hpotool.pruners import PFLPruner, predict_final
@@ -298,17 +299,25 @@ def test_prune_audit_of_short_curves_says_there_is_nothing_to_measure(tmp_path: 
 def test_prune_audit_of_a_study_without_a_complete_trial_says_so(tmp_path: Path) -> None:
     """It read "no complete trial of s reported 4 or more epochs", as if trials had completed too short."""
     url = f"sqlite:///{tmp_path / 's.db'}"
-    study = _space_study(url, "s")
     reported = {0: 0.9, 1: 0.7, 2: 0.6, 3: 0.55, 4: 0.5}
-    for _ in range(2):
-        study.add_trial(_x_trial(0.5, state=optuna.trial.TrialState.PRUNED, intermediate_values=reported))
-    result = _prune_audit("--study-name", "s", "--storage", url)
-    assert result.exit_code == 0
-    assert " ".join(result.stdout.split()) == (
-        "no PFL predictions to measure: s has no complete trial yet, and a prediction is measured against the "
-        "final value a complete trial reached (a pruned trial has none); run hpotool optimize on it until some "
-        "trials complete, then audit again"
+    said = (
+        "no PFL predictions to measure: {name} has no complete trial yet, and a prediction is measured against "
+        "the final value a complete trial reached (a pruned trial has none); {run} until some trials complete, "
+        "then run hpotool prune-audit again"  # it said "then audit again", which reads as `hpotool audit`
     )
+    study = _space_study(url, "s")
+    study.set_user_attr("run_config", RunConfig().model_dump(mode="json"))  # as hpotool optimize stores it
+    # a plain Optuna study, not made by hpotool optimize, is not told to run it (it was)
+    plain = optuna.create_study(study_name="plain", storage=make_storage(url))
+    for name, s, run in (
+        ("s", study, "run hpotool optimize on it"),
+        ("plain", plain, "run the Optuna code that made it"),
+    ):
+        for _ in range(2):
+            s.add_trial(_x_trial(0.5, state=optuna.trial.TrialState.PRUNED, intermediate_values=reported))
+        result = _prune_audit("--study-name", name, "--storage", url)
+        assert result.exit_code == 0
+        assert " ".join(result.stdout.split()) == said.format(name=name, run=run)
 
 
 def test_prune_audit_sets_the_bar_with_trials_that_meet_the_constraints(tmp_path: Path) -> None:

@@ -1,5 +1,8 @@
 from __future__ import annotations
 
+import json
+import re
+from pathlib import Path
 from typing import Any
 
 import optuna
@@ -147,3 +150,35 @@ def test_a_trial_that_diverged_missed_no_threshold(direction: str) -> None:
     assert row.threshold_note == (
         "none: the trial diverged (its val_loss was nan after 3 epochs); the pruner did not stop it"
     )
+
+
+def test_optimize_where_the_pruner_pruned_every_trial_says_so_by_its_rule_and_what_to_change(
+    tmp_path: Path, run_dict: dict[str, Any], opt_dict: dict[str, Any]
+) -> None:
+    """The summary of a study whose threshold pruner pruned every trial showed `pruned 2` and `best: no
+    complete trial yet`, nothing of why; export-best then said its pruner pruned them all. The summary now
+    says so itself, with the pruner's rule and the fix."""
+    from typer.testing import CliRunner
+
+    from hpotool.cli import app
+
+    from .conftest import write_configs
+
+    opt_dict.update(n_trials=2, pruner={"name": "threshold", "kwargs": {"lower": 0.999}})
+    rp, op = write_configs(tmp_path, run_dict, opt_dict)
+    result = CliRunner().invoke(app, ["optimize", "-r", str(rp), "-o", str(op)], catch_exceptions=False)
+    assert result.exit_code == 0, result.stderr
+    assert "pruned 2" in result.stdout and "no complete trial yet" in result.stdout, result.stdout
+    note = " ".join(result.stderr.split())
+    assert re.search(
+        r"note: every trial was pruned: its pruner \(threshold: lower=0\.999\) pruned them all before the "
+        r"last epoch \(trial 0: pruned after 1 of 2 epochs \(val_accuracy=0\.\d+\)\): loosen the optimize "
+        r"config's pruner \(or pruner: \{name: nop\}\) and run hpotool optimize again",
+        note,
+    ), result.stderr
+    # --json carries it too
+    opt_dict.update(study_name="tiny_json")
+    rp, op = write_configs(tmp_path, run_dict, opt_dict)
+    as_json = CliRunner().invoke(app, ["optimize", "-r", str(rp), "-o", str(op), "--json"])
+    data = json.loads(as_json.stdout)
+    assert data["extra"]["pruned"].startswith("every trial was pruned: "), as_json.stdout

@@ -231,6 +231,19 @@ def _undone_change(study: optuna.Study, parts: dict[str, Any]) -> dict[str, Any]
     return last
 
 
+def ran_under_current_base(study_attrs: Mapping[str, Any], trial_number: int) -> bool:
+    """Whether trial `trial_number` ran under the study's current base run config, as far as what it trains
+    goes (the device and torch threads aside): False for a trial started before an --allow-changed-config
+    that changed it, which the current base would not reproduce."""
+    current = study_attrs.get("run_config")
+    ran = config_of(study_attrs, trial_number, "run_config")
+    if not isinstance(current, dict) or ran is None:
+        return False
+    return {k: v for k, v in ran.items() if k not in _RUN_EXCLUDED} == {
+        k: v for k, v in current.items() if k not in _RUN_EXCLUDED
+    }
+
+
 def stored_config(study_attrs: Mapping[str, Any], key: str) -> dict[str, Any]:
     """The study's stored `run_config` or `optimize_config` user attr; {} where there is none, or where it is
     no mapping (a study hpotool did not make, or whose attr someone else set): read as a plain study."""

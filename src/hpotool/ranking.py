@@ -12,6 +12,7 @@ from optuna.trial import FrozenTrial, TrialState
 
 from hpotool.errors import HpoError
 from hpotool.fingerprint import stored_config
+from hpotool.formatting import format_choice
 from hpotool.storage import study_options
 
 
@@ -123,23 +124,27 @@ def no_best_error(study: optuna.Study) -> HpoError:
     pruned = study.get_trials(deepcopy=False, states=(TrialState.PRUNED,))
     if pruned:  # more trials alike would end alike: say what stopped them
         return HpoError(
-            f"study {study.study_name!r} has no complete trial yet ({shown}); {_why_pruned(study, pruned)}"
+            f"study {study.study_name!r} has no complete trial yet ({shown}); {why_pruned(study, pruned)}"
         )
     return HpoError(
         f"study {study.study_name!r} has no complete trial yet ({shown}); run hpotool optimize until one completes"
     )
 
 
-def _why_pruned(study: optuna.Study, pruned: list[FrozenTrial]) -> str:
+def why_pruned(study: optuna.Study, pruned: list[FrozenTrial], *, rule: bool = False) -> str:
     """What stopped the pruned trials of a study none of whose trials completed, and what to change: trials
     that diverged (a NaN or infinite loss) need a smaller learning rate, a pruner that stops every trial
-    a looser pruner. "Run hpotool optimize until one completes" would only have run more trials alike."""
+    a looser pruner. "Run hpotool optimize until one completes" would only have run more trials alike.
+    `rule`: the pruner named with its kwargs (`threshold: lower=0.9`), the rule to loosen."""
     diverged = [t for t in pruned if t.user_attrs.get("diverged_at") is not None]
     first = diverged[0] if diverged else pruned[0]
     reason = first.user_attrs.get("prune_reason")
     example = f" (trial {first.number}: {reason})" if reason else ""
     pruner = stored_config(study.user_attrs, "optimize_config").get("pruner")
     name = pruner.get("name") if isinstance(pruner, dict) else None
+    kwargs = pruner.get("kwargs") if isinstance(pruner, dict) else None
+    if rule and name and isinstance(kwargs, dict) and kwargs:
+        name += ": " + ", ".join(f"{k}={format_choice(v)}" for k, v in kwargs.items())
     smaller_lr = "lower optimizer.lr (its range in the search space) or set grad_clip in the run config"
     if len(diverged) == len(pruned):
         which = "its pruned trial" if len(pruned) == 1 else f"its {len(pruned)} pruned trials all"

@@ -19,6 +19,7 @@ from hpotool.audit import (
 from hpotool.conditions import holds
 from hpotool.config import OptimizeConfig, RunConfig
 from hpotool.errors import HpoError
+from hpotool.fingerprint import ran_under_current_base
 from hpotool.formatting import counted, format_value
 from hpotool.importance import Basis, basis
 from hpotool.overrides import apply_overrides, leaf_values
@@ -106,11 +107,18 @@ def refine_study(
     changes = _settle_conditions(new_space, stage_run, fixed, changes)
     if not new_space:
         raise _nothing_left(study, space, fixed, changes, keep_top)
-    enqueue = _warm_start(evidence, direction, new_space, pinned)
+    enqueue, left_out = _warm_start(evidence, direction, new_space, pinned, study.user_attrs)
     fit = "fits" if len(enqueue) == 1 else "fit"
     changes.append(
         f"enqueued the {counted(len(enqueue), 'best trial')} that {fit} the new space as a warm start"
     )
+    if left_out:
+        shown = ", ".join(f"#{n}" for n in left_out)
+        changes.append(
+            f"left out of the warm start {counted(len(left_out), 'trial')} ({shown}) that ran under an earlier "
+            f"run config, before --allow-changed-config changed it: under the one the stage trains with they "
+            f"would not reproduce their values"
+        )
     carry_settings(stored_opt, stage_run, new_space, changes)
     name = next_study_name(study.study_name)
     optimize = {
@@ -323,18 +331,27 @@ def _settle_conditions(
 
 
 def _warm_start(
-    evidence: _Evidence, direction: str, space: dict[str, Param], pinned: dict[str, Any]
-) -> list[dict[str, Any]]:
+    evidence: _Evidence,
+    direction: str,
+    space: dict[str, Param],
+    pinned: dict[str, Any],
+    study_attrs: dict[str, Any],
+) -> tuple[list[dict[str, Any]], list[int]]:
     """The values of the best trials (`ENQUEUE_TOP` at most, each set once) that fit the stage's `space`,
-    with each key `pinned` below a searched section at its one choice."""
+    with each key `pinned` below a searched section at its one choice; and the numbers of those among the
+    `ENQUEUE_TOP` best that are left out as they ran under another base run config than the study's current
+    one (`--allow-changed-config`), which the stage trains with: there they would not reproduce their values.
+    The best trials that ran under it take their place."""
+    ranked = _best_first(evidence.feasible, direction)  # never a trial that broke the constraints
+    current = [t for t in ranked if ran_under_current_base(study_attrs, t.number)]
+    kept = {t.number for t in current}
+    left_out = [t.number for t in ranked[:ENQUEUE_TOP] if t.number not in kept]
     enqueue: list[dict[str, Any]] = []
-    for t in _best_first(evidence.feasible, direction)[
-        :ENQUEUE_TOP
-    ]:  # never a trial that broke the constraints
+    for t in current[:ENQUEUE_TOP]:
         params = {k: pinned.get(k, v) for k, v in evidence.decoded[t.number].items() if k in space}
         if params and all(contains(space[k], v) for k, v in params.items()) and params not in enqueue:
             enqueue.append(params)
-    return enqueue
+    return enqueue, left_out
 
 
 def _best_first(trials: list[Any], direction: str) -> list[Any]:

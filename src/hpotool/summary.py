@@ -77,7 +77,26 @@ def summarize(study: optuna.Study, plan: StudyPlan, ran_now: int, wall_time: flo
     failures = _failures(trials, plan)
     if failures:
         summary.extra["failures"] = failures
+    pruned = _all_pruned(study, trials, counts)
+    if pruned:
+        summary.extra["pruned"] = pruned
     return summary
+
+
+def _all_pruned(study: optuna.Study, trials: list[FrozenTrial], counts: Mapping[str, int]) -> str | None:
+    """Where no trial completed and some were pruned, that and why, with what to change (as export-best
+    refuses such a study): the states said only `pruned 6`, and more trials alike end alike."""
+    if counts["complete"] or not counts["pruned"]:
+        return None
+    from hpotool.ranking import why_pruned
+
+    pruned = [t for t in trials if t.state == TrialState.PRUNED]
+    which = (
+        "every trial was pruned"
+        if len(pruned) == len(trials)
+        else f"no trial completed ({counted(len(pruned), 'trial')} pruned)"
+    )
+    return f"{which}: {why_pruned(study, pruned, rule=True)}"
 
 
 def _failures(trials: list[FrozenTrial], plan: StudyPlan) -> str | None:

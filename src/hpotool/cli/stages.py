@@ -19,26 +19,55 @@ if TYPE_CHECKING:
     from rich.table import Table
 
     from hpotool.audit import AuditReport
+    from hpotool.param_findings import ParamFinding
 
 
-def _audit_table(report: AuditReport, title: str, wrap: tuple[str, ...] = ()) -> Table:
+def _audit_table(
+    report: AuditReport, title: str, stack_best: bool = False, fold_names: bool = False
+) -> Table:
     """The `audit` table: one row per parameter, most important first, its best value with the position
     of that value in the range. Its findings are sentences, printed under it: a column folded them into
-    a word or two a line at 80 columns. A range may wrap at its spaces; so may the columns in `wrap`:
-    "best" puts a best value above its position, "parameter" folds names (mid-word)."""
+    a word or two a line at 80 columns. No value wraps: `stack_best` puts a best value above its position,
+    `fold_names` folds names (mid-word); a range or a best value wrapped at its spaces split it mid-value
+    (`[4, 64, step` over `4]`), where `_audit_records` keeps each whole."""
     table = plain_table(title)
-    table.add_column("parameter", overflow="fold", no_wrap="parameter" not in wrap)
+    table.add_column("parameter", overflow="fold", no_wrap=not fold_names)
     table.add_column("importance", no_wrap=True)
-    table.add_column("best (position)", overflow="fold", no_wrap="best" not in wrap)
-    table.add_column("range", overflow="fold")
+    table.add_column("best (position)", no_wrap=True)
+    table.add_column("range", no_wrap=True)
+    between = "\n" if stack_best else " "  # a line of its own, not a wrap: the value stays whole
     for p in report.params:
-        best = format_param(p.best, p.kind == "categorical") if p.set_in_best else "not set"
+        best = _best_text(p)
         table.add_row(
             p.name,
             "-" if p.importance is None else f"{p.importance:.2f}",
-            best if p.position is None else f"{best} ({p.position:.0%})",
+            best if p.position is None else f"{best}{between}({p.position:.0%})",
             p.bounds,
         )
+    return table
+
+
+def _best_text(p: ParamFinding) -> str:
+    return format_param(p.best, p.kind == "categorical") if p.set_in_best else "not set"
+
+
+def _audit_records(report: AuditReport, title: str) -> Table:
+    """The `audit` table for a terminal too narrow for a parameter a row with every value whole, as
+    `hpotool studies` lays out its own: a section of lines per parameter, each value beside its key. A value
+    wraps at its spaces only where it is wider than the values' column."""
+    table = plain_table(title, show_header=False)
+    table.add_column(no_wrap=True)  # the keys, whole
+    table.add_column(overflow="fold")
+    for p in report.params:
+        best = _best_text(p)
+        cells = {
+            "parameter": p.name,
+            "importance": "-" if p.importance is None else f"{p.importance:.2f}",
+            "best (position)": best if p.position is None else f"{best} ({p.position:.0%})",
+            "range": p.bounds,
+        }
+        for i, (key, value) in enumerate(cells.items()):
+            table.add_row(key, value, end_section=i == len(cells) - 1)
     return table
 
 
@@ -56,10 +85,13 @@ def audit(study_name: StudyNameReq, storage: ReadStorageOpt = None, as_json: Jso
             print_json(report.as_dict())
             return
         title = f"audit of study {study_name} ({report.metric}, {report.direction})"
-        # The first layout that fits the terminal. Parameter names are each row's key: they fold
-        # (mid-word) only when nothing else makes room.
-        tables = [_audit_table(report, title, wrap) for wrap in ((), ("best",), ("best", "parameter"))]
-        out_console().print(next((t for t in tables if fits(t)), tables[-1]))
+        # The first layout that fits the terminal, every range and best value whole. Parameter names are
+        # each row's key: they fold (mid-word) only when nothing else makes room; then a section per
+        # parameter.
+        tables = [
+            _audit_table(report, title, *layout) for layout in ((False, False), (True, False), (True, True))
+        ]
+        out_console().print(next((t for t in tables if fits(t)), None) or _audit_records(report, title))
         out_console().print(f"importance: {escape(report.evaluator)}, over {escape(report.basis)}")
         for finding in report.findings:
             _print_bullet(finding)
@@ -226,11 +258,14 @@ def _print_predictions(study: optuna.Study, study_name: str, errors: list[dict[s
     if errors:
         out_console().print(table)
     elif not study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,)):
-        # It read "no complete trial of s reported 4 or more epochs", as if some had reported fewer.
+        # It read "no complete trial of s reported 4 or more epochs", as if some had reported fewer; it ended
+        # "then audit again", which reads as `hpotool audit`, and told a plain Optuna study to run hpotool optimize.
+        made_by_hpotool = isinstance(study.user_attrs.get("run_config"), dict)
+        run = "run hpotool optimize on it" if made_by_hpotool else "run the Optuna code that made it"
         out_console().print(
             f"no PFL predictions to measure: {escape(study_name)} has no complete trial yet, and a prediction is "
-            f"measured against the final value a complete trial reached (a pruned trial has none); run "
-            f"hpotool optimize on it until some trials complete, then audit again"
+            f"measured against the final value a complete trial reached (a pruned trial has none); {run} "
+            f"until some trials complete, then run hpotool prune-audit again"
         )
     else:  # an empty table said nothing of why
         out_console().print(

@@ -180,3 +180,5 @@ def print_summary(summary: StudySummary, categorical: Collection[str] = ()) -> N
     # after the first error too: a run --max-failures stopped named no command listing its failed trials
     if summary.extra.get("failures") and summary.interrupted is None:  # an interrupt says so itself
         print_note(summary.extra["failures"])
+    if summary.extra.get("pruned"):  # `best: no complete trial yet` and `pruned 6` said nothing of why
+        print_note(summary.extra["pruned"])

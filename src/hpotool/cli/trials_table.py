@@ -32,9 +32,10 @@ def print_trials(study: optuna.Study, study_name: str, rows: list[dict[str, Any]
     title = f"study {study_name}: {counted(len(rows), 'trial')}"
     table = _trials_table(title, rows, columns, notes if any(notes) else None)
     # A note column that leaves the others too narrow for their words folded a value mid-number
-    # ("optimizer.lr=0.02" over "527" at 80 columns): the notes then go under the table, by trial number.
+    # ("optimizer.lr=0.02" over "527" at 80 columns), and one squeezed beside them wrapped a failed trial's
+    # reason over a dozen lines: the notes then go under the table, by trial number.
     below = False
-    if not fits(table) and any(notes):
+    if any(notes) and (not fits(table) or _squeezed(table, notes)):
         narrower = _trials_table(title, rows, columns, None)
         if fits(narrower):
             table, below = narrower, True
@@ -48,6 +49,20 @@ def print_trials(study: optuna.Study, study_name: str, rows: list[dict[str, Any]
     odd = _odd_epochs_note(rows)
     if odd is not None:
         print_note(odd)
+
+
+# The most lines a note may wrap over in its column: more reads as a column squeezed beside the others.
+NOTE_LINES = 3
+
+
+def _squeezed(table: Table, notes: list[str]) -> bool:
+    """Whether a note wraps over more than NOTE_LINES lines in the width `fits` gave its column (the last)."""
+    from rich.text import Text
+
+    width = table.columns[-1].width
+    if width is None:  # every column at its widest: each note on one line
+        return False
+    return any(len(Text(note).wrap(out_console(), width)) > NOTE_LINES for note in notes if note)
 
 
 def _columns(study: optuna.Study, rows: list[dict[str, Any]]) -> _Columns:
