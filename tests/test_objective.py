@@ -278,9 +278,9 @@ def test_a_sampler_that_calls_sys_exit_as_it_samples_fails_its_trial_not_the_pro
 @pytest.mark.parametrize(
     ("module", "body", "error"),
     [
-        ("raising_pruner", "raise ValueError('no rung for this step')", "ValueError: no rung for this step"),
+        ("prune_raising", "raise ValueError('no rung for this step')", "ValueError: no rung for this step"),
         (
-            "exiting_pruner",
+            "prune_exiting",
             "sys.exit(0)",
             "RuntimeError: sys.exit(0) was called, which would end hpotool (argparse's parse_args() does so on "
             "hpotool's command line); raise an exception instead, or read the settings from the config",
