@@ -6,6 +6,7 @@ import contextlib
 import os
 import signal
 import subprocess
+import sys
 import uuid
 import weakref
 from collections.abc import Callable, Generator, Iterator
@@ -270,10 +271,22 @@ def _nothing_left_running_by_a_timeout(request: pytest.FixtureRequest) -> Iterat
 
 
 @pytest.fixture(autouse=True)
-def _in_tmp_cwd(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, request: pytest.FixtureRequest) -> None:
-    """Run each test in its own folder so default paths (studies/, runs/) never touch the checkout."""
+def _in_tmp_cwd(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, request: pytest.FixtureRequest
+) -> Iterator[None]:
+    """Run each test in its own folder so default paths (studies/, runs/) never touch the checkout; and
+    forget the user modules it wrote there and imported once it ends, as a new hpotool process would: a
+    later test of the same test process writing a module of the same name in its own folder would otherwise
+    be refused ("the module ... Python had already imported is ..."), a failure that depends on which tests
+    xdist gives one process."""
     if "keep_cwd" not in request.keywords:
         monkeypatch.chdir(tmp_path)
+    yield
+    folders = tuple({f"{tmp_path}{os.sep}", f"{tmp_path.resolve()}{os.sep}"})
+    for name, module in list(sys.modules.items()):
+        file = getattr(module, "__file__", None)
+        if isinstance(file, str) and file.startswith(folders):
+            del sys.modules[name]
 
 
 @pytest.fixture
