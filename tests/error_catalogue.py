@@ -3330,13 +3330,6 @@ CASES = [
         optimize_text=_optimize_text(storage=""),
     ),
     Case(
-        "storage-option-empty",
-        '--storage "$DB_URL" with DB_URL unset; before: taken as no --storage, a study of its own in the local '
-        "SQLite file",
-        "error: --storage: is empty; give a storage URL (sqlite:///path.db, postgresql+psycopg://..., ...), or leave --storage out for the default",
-        args=("--storage", ""),
-    ),
-    Case(
         "scheduler-returns-optimizer",
         "a scheduler factory that returns the optimizer it is given; before: accepted (it has a step()), and each "
         "epoch stepped the optimizer a second time",

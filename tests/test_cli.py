@@ -1529,24 +1529,3 @@ def test_the_dry_run_s_plan_at_80_columns_keeps_the_storage_url_whole(
     assert max(len(line) for line in lines[:-1]) <= 80 and not any("│ storage" in line for line in lines), (
         lines
     )
-
-
-@pytest.mark.parametrize(
-    "argv",
-    [
-        ["studies", "--storage", ""],
-        ["trials", "--study-name", "tiny", "--storage", ""],
-        ["optimize", "--study-name", "tiny", "--storage", ""],
-    ],
-)
-def test_an_empty_storage_option_is_refused(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, argv: list[str]
-) -> None:
-    # `--storage "$DB_URL"` with DB_URL unset was taken as no --storage: the local SQLite files
-    monkeypatch.chdir(tmp_path)
-    result = CliRunner().invoke(app, argv)
-    assert result.exit_code == 2
-    assert result.output.strip() == (
-        "error: --storage: is empty; give a storage URL (sqlite:///path.db, postgresql+psycopg://..., ...), or "
-        "leave --storage out for the default"
-    )

@@ -6,7 +6,7 @@ from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
-from hpotool.cli.options import JsonOpt, ReadStorageOpt, StudyNameReq, storage_given
+from hpotool.cli.options import JsonOpt, ReadStorageOpt, StudyNameReq
 from hpotool.cli.root import app, user_errors
 from hpotool.cli.studies_table import NAME_MIN, storage_lines, studies_records, studies_table
 from hpotool.cli.terminal import err_console, escape, out_console, print_json, print_note, shown_url
@@ -39,9 +39,7 @@ def studies(
     storage: Annotated[
         str | None,
         typer.Option(
-            "--storage",
-            callback=storage_given,
-            help="Optuna storage URL (default: every studies/*.db and journal studies/*.log).",
+            "--storage", help="Optuna storage URL (default: every studies/*.db and journal studies/*.log)."
         ),
     ] = None,
     as_json: JsonOpt = False,

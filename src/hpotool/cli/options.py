@@ -77,22 +77,8 @@ StudyNameOpt = Annotated[
 ]
 
 
-def storage_given(text: str | None) -> str | None:
-    """--storage's text: an empty one (`--storage "$DB_URL"` with DB_URL unset) is refused; it was taken as no
-    --storage, and a worker meant for a shared server ran a study of its own in the local SQLite file."""
-    if text is not None and not text:
-        raise OptionError(
-            "--storage: is empty; give a storage URL (sqlite:///path.db, postgresql+psycopg://..., ...), or leave "
-            "--storage out for the default"
-        )
-    return text
-
-
 StorageOpt = Annotated[
-    str | None,
-    typer.Option(
-        "--storage", callback=storage_given, help="Optuna storage URL (default: SQLite under studies/)."
-    ),
+    str | None, typer.Option("--storage", help="Optuna storage URL (default: SQLite under studies/).")
 ]
 
 
@@ -108,11 +94,7 @@ def out_option(
 StudyNameReq = Annotated[str, typer.Option("--study-name", help="The study's name.")]
 ReadStorageOpt = Annotated[
     str | None,
-    typer.Option(
-        "--storage",
-        callback=storage_given,
-        help="Optuna storage URL (default: sqlite:///studies/<study-name>.db).",
-    ),
+    typer.Option("--storage", help="Optuna storage URL (default: sqlite:///studies/<study-name>.db)."),
 ]
 EpochsOpt = Annotated[int | None, typer.Option("--epochs", min=1, help="Override the epochs.")]
 DeviceOpt = Annotated[
