@@ -227,7 +227,7 @@ keyed_values = st.recursive(
 
 
 @pytest.mark.parametrize("kind", ["run", "optimize"])
-@settings(max_examples=100, deadline=None, suppress_health_check=list(HealthCheck))
+@settings(max_examples=100, deadline=None, suppress_health_check=list(HealthCheck), derandomize=True)
 @given(data=st.data())
 def test_refusals_of_mutated_configs_are_lines_naming_the_file(
     kind: str, data: st.DataObject, tmp_path_factory: pytest.TempPathFactory

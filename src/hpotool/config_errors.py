@@ -295,6 +295,9 @@ def _param_hint(path: str, value: Any) -> str:
     return f"; a fixed value belongs in the run config ({path}: {format_choice(value)}); to search it, give {search}"
 
 
+_LINE_BREAKS = str.maketrans({c: repr(c)[1:-1] for c in "\n\r\x0b\x0c\x1c\x1d\x1e\x85\u2028\u2029"})
+
+
 def validate_config(
     cls: type[Frozen],
     data: dict[str, Any],
@@ -314,6 +317,7 @@ def validate_config(
             data, context={CHECK_COMPONENTS: check_components, BUDGET_GIVEN: budget_given}
         )
     except ValidationError as exc:
-        lines = error_lines(exc, cls)
+        # a key such as "\r" would break its line in two: each line stays one, the break written as YAML does
+        lines = [line.translate(_LINE_BREAKS) for line in error_lines(exc, cls)]
         keep_validator_context(exc)
         raise HpoError(f"{source}: " + f"\n{source}: ".join(lines)) from None
