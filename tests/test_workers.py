@@ -728,9 +728,12 @@ def test_ctrl_c_to_the_group_with_one_worker_running_a_trial_says_one_ended_as_f
     finally:
         _kill_session(proc)
     assert proc.returncode == 130, output
-    states = sorted(t.state.name for t in study.get_trials(deepcopy=False))
-    assert states == ["COMPLETE", "FAIL"], output
-    (failed,) = [t for t in study.get_trials(deepcopy=False) if t.state == TrialState.FAIL]
+    # the worker that finished may have asked a third trial in a race at the end, back to WAITING untrained
+    # (README, Several workers on one machine: "the summary may show waiting 1")
+    trials = [t for t in study.get_trials(deepcopy=False) if t.state != TrialState.WAITING]
+    assert sorted(t.state.name for t in trials) == ["COMPLETE", "FAIL"], output
+    assert all(not t.intermediate_values for t in study.get_trials(states=(TrialState.WAITING,))), output
+    (failed,) = [t for t in trials if t.state == TrialState.FAIL]
     assert (
         f"interrupted: 1 of 2 workers ended its trial as FAIL (#{failed.number}), the other running none"
         in output
