@@ -36,7 +36,7 @@ Choices = Mapping[str, Sequence[tuple[Any, str]]]  # each choice as Optuna store
 class Labelled:
     """The trials the figures draw, and how each categorical value they hold is shown."""
 
-    trials: list[FrozenTrial]  # the trials, a value read two ways (below) given a value of its own
+    trials: list[FrozenTrial]  # the trials, a value read two ways (below) given as its label
     choices: dict[str, list[tuple[Any, str]]]  # each categorical parameter's values, each with its label
 
 
@@ -46,71 +46,43 @@ def labelled_trials(trials: Sequence[FrozenTrial], study_attrs: Mapping[str, Any
     the study's user attrs, read once).
 
     A study whose search space changed may store one value that two spaces read apart: the text choice
-    `"[1, 2]"` and the list choice [1, 2] are both stored as the text `[1, 2]`. The trials that read it as
-    a later label come back as copies that hold a value of their own for it (the label, made unlike every
-    stored value), so the figures draw and label them apart."""
+    `"[1, 2]"` and the list choice [1, 2] are both stored as the text `[1, 2]`. Such a parameter's values
+    come back as their labels, in copies of the trials, so the figures draw and label the two apart."""
     from optuna.distributions import CategoricalDistribution
 
-    stored: dict[str, set[tuple[type, Any]]] = {}  # every value each parameter's distributions give
-    for t in trials:
-        for name, d in t.distributions.items():
-            if isinstance(d, CategoricalDistribution):
-                stored.setdefault(name, set()).update((type(c), c) for c in d.choices)
+    def shown(name: str, value: Any, space: Mapping[str, Any]) -> str:
+        return format_param(decode_params({name: value}, space)[name], True)
+
     choices: dict[str, list[tuple[Any, str]]] = {}
-    given: dict[str, dict[tuple[type, Any, str], str | None]] = {}  # (value, label) -> the value given, if
-    moved: dict[int, dict[str, dict[Any, str]]] = {}  # trial -> parameter -> {stored value: value given}
-    for i, t in enumerate(trials):
+    spaces = []  # each trial's search space
+    for t in trials:
         opt = config_of(study_attrs, t.number, "optimize_config")
         space = opt.get("search_space") if opt is not None else None
-        space = space if isinstance(space, dict) else {}
+        spaces.append(space if isinstance(space, dict) else {})
         for name, d in t.distributions.items():
-            if not isinstance(d, CategoricalDistribution):
-                continue
-            known, ways = choices.setdefault(name, []), given.setdefault(name, {})
-            for c in d.choices:
-                shown = format_param(decode_params({name: c}, space)[name], True)
-                key = (type(c), c, shown)
-                if key not in ways:  # a value shown otherwise before is given one of its own
-                    read = any(type(c) is type(k) and c == k for k, _ in known)
-                    ways[key] = _own_value(shown, stored[name], ways) if read else None
-                    known.append((c if ways[key] is None else ways[key], shown))
-                own = ways[key]
-                if own is not None:
-                    moved.setdefault(i, {}).setdefault(name, {})[c] = own
-    if not moved:
+            if isinstance(d, CategoricalDistribution):
+                known = choices.setdefault(name, [])
+                for c in d.choices:
+                    label = shown(name, c, spaces[-1])
+                    if not any(type(c) is type(k) and c == k and label == s for k, s in known):
+                        known.append((c, label))
+    twice = [n for n, known in choices.items() if len({(type(c), c) for c, _ in known}) < len(known)]
+    if not twice:
         return Labelled(list(trials), choices)
-    # Optuna's slice takes the choices of the first trial with the parameter: each trial's are all of them
-    widened = {name: [v for v, _ in choices[name]] for m in moved.values() for name in m}
-    return Labelled([_moved(t, moved.get(i, {}), widened) for i, t in enumerate(trials)], choices)
-
-
-def _own_value(shown: str, stored: Collection[tuple[type, Any]], given: Mapping[Any, str | None]) -> str:
-    """A text for a value read as `shown`, unlike every stored value and every one given before."""
-    own = shown
-    while (str, own) in stored or own in given.values():
-        own += " "
-    return own
-
-
-def _moved(
-    trial: FrozenTrial, moved: Mapping[str, Mapping[Any, str]], widened: Mapping[str, list[Any]]
-) -> FrozenTrial:
-    """A copy of `trial` whose categorical values in `moved` are the values given instead, and whose
-    parameters in `widened` have those choices."""
-    from optuna.distributions import CategoricalDistribution
-
-    names = [name for name in widened if name in trial.distributions]
-    if not names:
-        return trial
-    copied = copy.copy(trial)
-    params, dists = dict(trial.params), dict(trial.distributions)
-    for name in names:
-        instead = moved.get(name, {})
-        if name in params and isinstance(params[name], str) and params[name] in instead:
-            params[name] = instead[params[name]]
-        dists[name] = CategoricalDistribution(widened[name])
-    copied.params, copied.distributions = params, dists
-    return copied
+    for name in twice:
+        choices[name] = [(label, label) for label in dict.fromkeys(label for _, label in choices[name])]
+    drawn = []
+    for t, space in zip(trials, spaces, strict=True):
+        params, dists = dict(t.params), dict(t.distributions)
+        for name in twice:
+            if isinstance(dists.get(name), CategoricalDistribution):
+                # Optuna's slice takes the choices of the first trial with the parameter: each has all
+                dists[name] = CategoricalDistribution([c for c, _ in choices[name]])
+                if name in params:
+                    params[name] = shown(name, params[name], space)
+        drawn.append(copy.copy(t))
+        drawn[-1].params, drawn[-1].distributions = params, dists
+    return Labelled(drawn, choices)
 
 
 def yaml_labels(
