@@ -20,7 +20,7 @@ from hpotool.interrupts import deferred, raise_dropped
 from hpotool.overrides import apply_overrides, leaf_values
 from hpotool.plan import StudyPlan
 from hpotool.runner import RunResult, train_run
-from hpotool.sampler_hooks import hook_reason, sampling_method
+from hpotool.sampler_hooks import failed_hook, hook_reason, sampling_method
 from hpotool.storage_faults import lost_connection
 from hpotool.suggestion import suggest
 from hpotool.user_code import described, refusing_exit
@@ -136,7 +136,7 @@ class _Objective:
                 except Exception as exc:  # told apart here: a user's own database error is the training's
                     if lost_connection(exc) is not None:
                         raise StorageLostInTrial(str(exc)) from exc
-                    if not isinstance(exc, PrunerFailed) and _raised_in_prune(exc):
+                    if failed_hook(exc, "prune"):
                         raise PrunerFailed(
                             f"pruner {pruner_name!r} failed in its prune(): {described(exc)}"
                         ) from exc
@@ -270,17 +270,6 @@ class PrunerFailed(RuntimeError):
     """The pruner raised (or called sys.exit()) in its prune(), as a trial reported an epoch: the trial's
     reason names the pruner and the method, as a sampler's does; Optuna's or the user's words alone named
     neither."""
-
-
-def _raised_in_prune(exc: BaseException) -> bool:
-    """Whether `exc` came out of a pruner's `prune()` (a frame of that name in its traceback), not from
-    writing the reported value."""
-    tb = exc.__traceback__
-    while tb is not None:
-        if tb.tb_frame.f_code.co_name == "prune":
-            return True
-        tb = tb.tb_next
-    return False
 
 
 def give_reason(exc: BaseException, reason: str) -> str:

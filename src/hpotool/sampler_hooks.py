@@ -32,8 +32,8 @@ class AfterTrialFailed(Exception):
 
 
 def failed_hook(exc: BaseException, hook: str) -> bool:
-    """Whether `exc` was raised in a sampler's `hook` (a frame of a function of that name in its traceback),
-    not by the storage as the trial was created or told (its server gone)."""
+    """Whether `exc` was raised in a sampler's or pruner's `hook` (a frame of a function of that name in its
+    traceback), not by the storage as the trial was created, told or reported to (its server gone)."""
     return lost_connection(exc) is None and any(tb.tb_frame.f_code.co_name == hook for tb in _frames(exc))
 
 
