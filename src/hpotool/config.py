@@ -21,7 +21,7 @@ from pydantic import (
 
 from hpotool import optimize_checks
 from hpotool.components import WARMUP_SCHEDULES
-from hpotool.config_fields import Epochs, Frozen, Integer, Seed, empty_if_null, no_boolean
+from hpotool.config_fields import INT32_MAX, Epochs, Frozen, Integer, Seed, empty_if_null, no_boolean
 from hpotool.formatting import format_choice
 from hpotool.metrics import CLASSIFICATION_METRICS, REGRESSION_METRICS
 from hpotool.near_names import did_you_mean
@@ -52,7 +52,7 @@ class RunConfig(Frozen):
         ge=1,
         # what torch.set_num_threads takes (a C int): more passed the config and failed every trial with
         # "Overflow when unpacking long long"
-        le=2**31 - 1,
+        le=INT32_MAX,
         description="CPU threads torch may use; null keeps torch's default. 1 is fastest for small models.",
     )
     data: DataConfig = Field(default_factory=lambda: DataConfig(), description="The dataset and its split.")

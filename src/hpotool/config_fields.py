@@ -49,28 +49,29 @@ def no_boolean(kind: type[int | float], hint: str = "") -> BeforeValidator:
 Integer = Annotated[int, no_boolean(int)]
 Number = Annotated[float, no_boolean(float)]
 
-# Optuna's intermediate values are keyed by step (hpotool's epoch), a 32-bit integer column on PostgreSQL and
-# MySQL: `epochs: 1000000000000000000000000000000` passed the config, where nothing so long can be meant.
-MAX_EPOCHS = 2**31 - 1
+# The largest 32-bit integer. Optuna's intermediate values are keyed by step (hpotool's epoch), a 32-bit
+# integer column on PostgreSQL and MySQL: `epochs: 1000000000000000000000000000000` passed the config, where
+# nothing so long can be meant; torch.set_num_threads takes a C int.
+INT32_MAX = 2**31 - 1
 
 
-def _at_most(limit: int, why: str) -> AfterValidator:
-    """A count nothing sensible can exceed (epochs, seeds): refused above `limit`, saying `why`."""
+def _at_most_int32(why: str) -> AfterValidator:
+    """A count nothing sensible can exceed (epochs, seeds): refused above `INT32_MAX`, saying `why`."""
 
     def check(value: int | None) -> int | None:
-        if value is not None and value > limit:
-            raise ValueError(f"must be at most {limit} (2**31 - 1: {why}), got {value}")
+        if value is not None and value > INT32_MAX:
+            raise ValueError(f"must be at most {INT32_MAX} (2**31 - 1: {why}), got {value}")
         return value
 
     return AfterValidator(check)
 
 
 EPOCHS_WHY = "Optuna stores each epoch as a 32-bit step on PostgreSQL and MySQL"
-Epochs = Annotated[int, no_boolean(int), _at_most(MAX_EPOCHS, EPOCHS_WHY)]
-OptionalEpochs = Annotated[int | None, no_boolean(int), _at_most(MAX_EPOCHS, EPOCHS_WHY)]
+Epochs = Annotated[int, no_boolean(int), _at_most_int32(EPOCHS_WHY)]
+OptionalEpochs = Annotated[int | None, no_boolean(int), _at_most_int32(EPOCHS_WHY)]
 # final.seeds: one training run each, seed, seed+1, ...
 OptionalSeedCount = Annotated[
-    int | None, no_boolean(int), _at_most(MAX_EPOCHS, "each seed is a whole training run")
+    int | None, no_boolean(int), _at_most_int32("each seed is a whole training run")
 ]
 
 

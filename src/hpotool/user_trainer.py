@@ -18,6 +18,7 @@ from collections.abc import Callable
 from typing import Any
 
 from hpotool.config import RunConfig
+from hpotool.config_fields import INT32_MAX
 from hpotool.epoch import EpochResult, NonFiniteLossError
 from hpotool.import_paths import import_object
 from hpotool.signatures import accepted_kwargs, pick_kwargs
@@ -86,10 +87,12 @@ def _checked_report(epoch: Any, metrics: Any, rows: list[dict[str, float]]) -> i
             ValueError(f"report(epoch={epoch!r}, ...): the epoch must be a whole number counting from 0")
         )
     epoch = int(epoch)
-    if epoch > _LAST_STEP:  # the storage refused it with a traceback, the trial left RUNNING
+    # The largest step Optuna's storages keep: a 32-bit INTEGER column on PostgreSQL and MySQL (SQLite's holds
+    # 64 bits): they refused 3_000_000_000 (samples seen) with a traceback, the trial left RUNNING
+    if epoch > INT32_MAX:
         raise mark_broken_contract(
             ValueError(
-                f"report(epoch={epoch}, ...): the epoch must be below {_LAST_STEP + 1}, which Optuna's storages "
+                f"report(epoch={epoch}, ...): the epoch must be below {INT32_MAX + 1}, which Optuna's storages "
                 f"keep as a 32-bit integer; report the epoch (counting from 0), not a count of steps or samples"
             )
         )
@@ -109,11 +112,6 @@ def _checked_report(epoch: Any, metrics: Any, rows: list[dict[str, float]]) -> i
             )
         )
     return epoch
-
-
-# The largest step Optuna's storages keep: a 32-bit INTEGER column on PostgreSQL and MySQL (SQLite's holds
-# 64 bits, Python's ints more), which refused 3_000_000_000 (samples seen) with sqlalchemy's DataError.
-_LAST_STEP = 2**31 - 1
 
 
 def _whole_number(epoch: Any) -> bool:
