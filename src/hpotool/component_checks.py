@@ -165,9 +165,8 @@ def _refuse_a_built_object(kind: Kind, name: str, obj: Any) -> None:
         )
     if kind == "data":
         return
-    if not callable(
-        obj
-    ):  # a module's setting (MODEL = "resnet18"): "'str' object is not callable" at trial 0
+    # a module's setting (MODEL = "resnet18"): "'str' object is not callable" at trial 0
+    if not callable(obj):
         shown = repr(obj)
         shown = shown if len(shown) <= 40 else f"{shown[:37]}..."
         raise ValueError(

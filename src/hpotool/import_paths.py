@@ -225,9 +225,8 @@ def refuse_a_module(path: str, name: str) -> None:
     """Raise `HpoError` when `name` is a module (`package.module` written without `:Name`), listing the
     functions and classes it defines; return when it is not one."""
     try:
-        with (
-            unswallowed()
-        ):  # a Ctrl-C the import caught is raised, not taken for a module that does not import
+        # a Ctrl-C the import caught is raised, not taken for a module that does not import
+        with unswallowed():
             module = importlib.import_module(name) if importlib.util.find_spec(name) is not None else None
     except Exception:  # it does not import: the caller's message about the missing attribute stands
         return

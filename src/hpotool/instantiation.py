@@ -157,9 +157,7 @@ def _check_ignored(name: str, cls: Any, kwargs: Mapping[str, Any], key: str) -> 
 def _check_counts(cls: Any, kwargs: Mapping[str, Any], key: str) -> None:
     """An Optuna or hpotool sampler's count (`n_startup_trials`, `n_ei_candidates`) given a negative number:
     TPE took n_startup_trials: -5 silently (as 0), where nothing can be meant by it."""
-    if not str(getattr(cls, "__module__", "")).startswith(
-        ("optuna.", "hpotool.")
-    ):  # rung_tpe passes it to TPE
+    if not str(getattr(cls, "__module__", "")).startswith(("optuna.", "hpotool.")):  # rung_tpe: TPE's
         return
     for arg, value in kwargs.items():
         if arg.startswith("n_") and isinstance(value, int) and not isinstance(value, bool) and value < 0:

@@ -80,9 +80,7 @@ def _check_grid(grid: Any, space: Mapping[str, Param], key: str = "sampler") -> 
                 f"{where}.{path}: not in search_space{did_you_mean(str(path), space)}; the grid holds the searched "
                 f"parameters only"
             )
-        outside = [
-            v for v in values if not taken_as(space[path], v)
-        ]  # 16.0 is the int 16, as in fixed_params
+        outside = [v for v in values if not taken_as(space[path], v)]  # 16.0: the int 16, as in fixed_params
         if outside:
             raise HpoError(
                 f"{where}.{path}: {format_choice(outside[0])} lies outside search_space.{path}; widen the range or drop the value"

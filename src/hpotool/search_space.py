@@ -36,9 +36,7 @@ class _Param(BaseModel):
     def _when_is_a_mapping(cls, when: Any) -> Any:
         if isinstance(when, str):
             raise ValueError(f'expected a mapping, got the text "{when}"; {text_condition_hint(when)}')
-        if (
-            isinstance(when, dict) and not when
-        ):  # its condition deleted: it would hold in every trial, silently
+        if isinstance(when, dict) and not when:  # its condition deleted: it would hold in every trial
             raise ValueError(
                 "is empty ({}), which holds in every trial; give the condition (when: {optimizer.name: sgd}), "
                 "or remove when: to search the parameter in every trial"
@@ -98,9 +96,7 @@ def _check_step_divides(low: float, high: float, step: float) -> None:
     if isinstance(step, float):
         try:
             rest = (Decimal(str(high)) - Decimal(str(low))) % Decimal(str(step))
-        except (
-            InvalidOperation
-        ):  # Decimal's 28 digits cannot hold the count of steps; Optuna's check fails so
+        except InvalidOperation:  # Decimal's 28 digits cannot hold the count of steps; Optuna's fails so
             raise ValueError(
                 f"step {step} is too fine for the range [{low}, {high}]: 10^28 steps or more, more than Optuna's "
                 f"check of a step can count; use a larger step, or leave step out"

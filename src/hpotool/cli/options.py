@@ -75,8 +75,6 @@ StudyNameOpt = Annotated[
     str | None,
     typer.Option("--study-name", help="Override study_name; without -r and -o: the stored study to join."),
 ]
-
-
 StorageOpt = Annotated[
     str | None, typer.Option("--storage", help="Optuna storage URL (default: SQLite under studies/).")
 ]

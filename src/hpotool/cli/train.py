@@ -279,9 +279,8 @@ def _print_final_notes(study: Any, plan: Any, top_k: int, saved: dict[Path, Any]
 
         complete = len(study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,)))
         count = len(plan.candidates)
-        meets = (
-            "meets" if count == 1 else "meet"
-        )  # it read "1 complete trial that meet ...; retraining those"
+        # it read "1 complete trial that meet ...; retraining those"
+        meets = "meets" if count == 1 else "meet"
         meet = "" if complete == count else f" that {meets} its constraints (of {complete})"
         them = "it" if count == 1 else "those"
         print_note(f"the study has only {counted(count, 'complete trial')}{meet}; retraining {them}")
