@@ -135,20 +135,20 @@ def grid_search_space(args: Mapping[str, Any], space: Mapping[str, Param], key: 
     none, else theirs, checked against `space`, with each list choice as its label (as Optuna stores it)."""
     if "search_space" not in args:
         endless = _endless(space)
-        if len(endless) == 1:
-            path, p = endless[0]
-            try:
-                grid_size(p)
-            except ValueError as exc:
-                raise HpoError(
-                    f"{key}: the grid sampler needs a finite grid: search_space.{path}: {exc}"
-                ) from None
-        if endless:
+        if len(endless) > 1:
             raise HpoError(
                 f"{key}: the grid sampler needs a finite grid, and {len(endless)} searched parameters have none: "
                 f"{_endless_fixes(endless)}"
             )
-        _check_grid_size({path: grid_size(p) for path, p in space.items()}, "search_space", key)
+        sizes = {}
+        for path, p in space.items():
+            try:
+                sizes[path] = grid_size(p)
+            except ValueError as exc:
+                raise HpoError(
+                    f"{key}: the grid sampler needs a finite grid: search_space.{path}: {exc}"
+                ) from None
+        _check_grid_size(sizes, "search_space", key)
         return {path: grid_choices(p) for path, p in space.items()}
     _check_grid(args["search_space"], space, key)
     _check_grid_size({k: len(v) for k, v in args["search_space"].items()}, f"{key}.kwargs.search_space", key)
