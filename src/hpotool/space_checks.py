@@ -106,10 +106,10 @@ def _check_warmup_in_shortest_run(run: RunConfig, opt: OptimizeConfig, source: s
     its warm-up of 0), failed every trial that drew both ("warmup_epochs: 1 is not shorter than the run"),
     trial 0 among them. Left alone where a condition may keep the two apart."""
     warmup, epochs = opt.search_space.get("scheduler.warmup_epochs"), opt.search_space.get("epochs")
-    longest, shortest = _extremes(warmup), _extremes(epochs)
-    if warmup is None or epochs is None or warmup.when or epochs.when or longest is None or shortest is None:
+    warmups, runs = _extremes(warmup), _extremes(epochs)  # (least, most) of each
+    if warmup is None or epochs is None or warmup.when or epochs.when or warmups is None or runs is None:
         return
-    most, least = longest[1], shortest[0]
+    most, least = warmups[1], runs[0]  # the longest warm-up, the shortest run
     try:
         apply_overrides(run, {"epochs": least, "scheduler.warmup_epochs": most})
     except HpoError:
