@@ -297,13 +297,13 @@ def _refuse_optimizer_second(name: str, obj: Any) -> None:
     except (TypeError, ValueError):
         return
     positional = (inspect.Parameter.POSITIONAL_ONLY, inspect.Parameter.POSITIONAL_OR_KEYWORD)
-    later = [p.name for p in params[1:]]
+    optimizer_later = "optimizer" in [p.name for p in params[1:]]
     # `def warmup(epochs, ...)`, no optimizer: "warmup() got multiple values for argument 'epochs'"
     if (
         params
         and params[0].kind in positional
         and params[0].name in INJECTED["scheduler"][1:]
-        and ("optimizer" not in later)
+        and not optimizer_later
     ):
         first = params[0].name
         raise ValueError(
@@ -311,7 +311,7 @@ def _refuse_optimizer_second(name: str, obj: Any) -> None:
             f"{first} by name); take the optimizer first: def {getattr(obj, '__name__', 'schedule')}("
             f"optimizer, {first}, ...)"
         )
-    if len(params) < 2 or params[0].name == "optimizer" or "optimizer" not in [p.name for p in params[1:]]:
+    if not optimizer_later or params[0].name == "optimizer":
         return
     first = params[0].name
     use = (
