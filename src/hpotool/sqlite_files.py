@@ -102,10 +102,15 @@ def read_only_uri(path: Path) -> str:
     WAL database with no -wal file beside it (no process has it open: everything is in the file) is read as
     immutable: SQLite's read-only mode would create its -wal and -shm files, and leave them there (a reader
     may not delete them). With a -wal file there (a study running now), read-only mode reads its commits."""
-    uri = path.resolve().as_uri()
     if not Path(f"{path}-wal").exists() and _wal_mode(path):
-        return f"{uri}?mode=ro&immutable=1"  # mode=ro: a file deleted since is not made again, empty
-    return f"{uri}?mode=ro"
+        return _immutable_uri(path)
+    return f"{path.resolve().as_uri()}?mode=ro"
+
+
+def _immutable_uri(path: Path) -> str:
+    """A URI that reads the SQLite file `path` as it is, with no lock, -wal or -shm file; read-only too:
+    without mode=ro a file not there (deleted since it was listed) was made, empty."""
+    return f"{path.resolve().as_uri()}?mode=ro&immutable=1"
 
 
 def _wal_mode(path: Path) -> bool:
@@ -120,16 +125,14 @@ def _wal_mode(path: Path) -> bool:
 
 def sqlite_tables(path: Path) -> set[str] | None:
     """The tables of the SQLite file `path`, read-only (an empty file has none); None when it is not one."""
-    uri = path.resolve().as_uri()
     try:
         with contextlib.closing(sqlite3.connect(read_only_uri(path), uri=True)) as conn:
             return {r[0] for r in conn.execute("SELECT name FROM sqlite_master WHERE type='table'")}
     except sqlite3.OperationalError:
         # A WAL database in a folder this process cannot write (a read-only mount, another user's folder)
-        # cannot be opened read-only without its -shm file: read the file as it is. Read-only too: without
-        # mode=ro a file not there (deleted since it was listed) was made, empty
+        # cannot be opened read-only without its -shm file: read the file as it is
         try:
-            with contextlib.closing(sqlite3.connect(f"{uri}?mode=ro&immutable=1", uri=True)) as conn:
+            with contextlib.closing(sqlite3.connect(_immutable_uri(path), uri=True)) as conn:
                 return {r[0] for r in conn.execute("SELECT name FROM sqlite_master WHERE type='table'")}
         except sqlite3.DatabaseError:
             return None
@@ -149,8 +152,7 @@ def sqlite_damage(path: Path) -> str | None:
     if sqlite_tables(path) is not None:
         return None
     try:
-        uri = f"{path.resolve().as_uri()}?mode=ro&immutable=1"
-        with contextlib.closing(sqlite3.connect(uri, uri=True)) as conn:
+        with contextlib.closing(sqlite3.connect(_immutable_uri(path), uri=True)) as conn:
             conn.execute("SELECT name FROM sqlite_master").fetchall()
     except sqlite3.DatabaseError as exc:
         return str(exc) or type(exc).__name__
