@@ -8,7 +8,7 @@ from __future__ import annotations
 import math
 from typing import Annotated, Any
 
-from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict
+from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, TypeAdapter, ValidationError
 
 from hpotool.formatting import format_choice
 
@@ -77,7 +77,10 @@ OptionalSeedCount = Annotated[
 def _only_boolean(value: Any) -> Any:
     """A boolean setting given a number or a text, which pydantic would read as one (`log: 1` as true,
     `log: 0` and `log: "no"` as false): refused, as hpotool's components refuse it for a boolean argument
-    and its number settings refuse a boolean."""
+    and its number settings refuse a boolean. Where earlier hpotool read it as true or false, the refusal
+    names that one to write: a study created with `log: 1` stored `log: true` (`fingerprint.experiment` stores
+    the validated config) and resumes with exactly that, where "write true or false" left the choice open and
+    `log: false` would be refused as another experiment."""
     if not isinstance(value, bool):
         kind = (
             "a number"
@@ -86,10 +89,18 @@ def _only_boolean(value: Any) -> Any:
             if isinstance(value, str)
             else "not one"
         )
-        raise ValueError(
-            f"Input should be true or false, got {format_choice(value)} ({kind}); write true or false"
-        )
+        try:
+            was = _LAX_BOOL.validate_python(value)
+        except ValidationError:
+            fix = "write true or false"
+        else:
+            word = "true" if was else "false"
+            fix = f"write {word}, as earlier hpotool read it (a study created with it stored {word}, and resumes with it)"
+        raise ValueError(f"Input should be true or false, got {format_choice(value)} ({kind}); {fix}")
     return value
+
+
+_LAX_BOOL = TypeAdapter(bool)  # how pydantic, and so earlier hpotool, read a number or a text as a boolean
 
 
 Boolean = Annotated[bool, BeforeValidator(_only_boolean)]
