@@ -3376,7 +3376,7 @@ CASES = [
         "log-given-a-number",
         "log: 1, a number for a boolean key; before: read as true (and log: 0 as false), where a number key "
         "refuses true and false",
-        "error: optimize.yaml: search_space.optimizer.lr.log: Input should be true or false, got 1 (a number); write true or false",
+        "error: optimize.yaml: search_space.optimizer.lr.log: Input should be true or false, got 1 (a number); write true, as earlier hpotool read it (a study created with it stored true, and resumes with it)",
         optimize={"search_space": {"optimizer.lr": {"type": "float", "low": 0.001, "high": 0.1, "log": 1}}},
     ),
     Case(

@@ -1794,3 +1794,50 @@ def test_refine_warm_starts_only_with_trials_that_ran_under_the_base_the_stage_t
     previous = {"run_config": {**study.user_attrs["run_config"], "device": "cuda"}}
     study.set_user_attr("config_changes", [{"changes": [], "from_trial": 20, "previous": previous}])
     assert not any(c.startswith("left out of the warm start") for c in refine_study(study).changes)
+
+
+def test_refine_narrows_ranges_only_around_trials_that_ran_under_the_base_the_stage_trains_with() -> None:
+    """A study resumed with --allow-changed-config: the 40 trials under the old base (3 epochs) are all
+    better than those under the new one and best near dropout 0.2; under the new base the best dropout is
+    near 0.45. The stage trains with the new base, so its dropout range narrows around 0.45 (before: around
+    the old trials' 0.2, which the warm start already left out)."""
+    study = synthetic_study("rebased_ranges", SPACE, 40, seed=0, run={"epochs": 3})
+    study.set_user_attr(
+        "config_changes",
+        [{"changes": ["run_config.epochs: 3 -> 30"], "from_trial": 40, "previous": dict(study.user_attrs)}],
+    )
+    study.set_user_attr("run_config", RunConfig(epochs=30).model_dump(mode="json"))
+    space = OptimizeConfig.model_validate({"study_name": "r", "search_space": SPACE}).search_space
+    study.sampler = optuna.samplers.RandomSampler(seed=1)  # TPE would draw near the old trials' best
+    for _ in range(40):
+        trial = study.ask()
+        params = suggest(trial, space)
+        study.tell(trial, loss({**params, "model.dropout": params["model.dropout"] - 0.25}) + 100)
+    ref = refine_study(study)
+    dropout = ref.optimize["search_space"]["model.dropout"]
+    assert dropout["low"] > 0.25, (dropout, ref.changes)
+    assert (
+        "narrowed the ranges around the top of the 40 trials that ran under the current run config, leaving out "
+        "the 40 that ran under an earlier one, before --allow-changed-config changed it" in ref.changes
+    ), ref.changes
+    # too few trials under the current base to narrow by: the ranges are kept, saying why
+    study.set_user_attr(
+        "config_changes",
+        [
+            {
+                "changes": ["run_config.epochs: 3 -> 30"],
+                "from_trial": 60,
+                "previous": {"run_config": {"epochs": 3}},
+            }
+        ],
+    )
+    kept = refine_study(study)
+    kept_dropout = kept.optimize["search_space"]["model.dropout"]
+    assert (kept_dropout["low"], kept_dropout["high"]) == (0.0, 0.5), kept.changes
+    assert any(
+        c.startswith("model.dropout: kept ")
+        and "20 trials to rank ran under the current run config, too few to narrow by (30 needed): the 60 "
+        "that ran under an earlier one"
+        in c
+        for c in kept.changes
+    ), kept.changes

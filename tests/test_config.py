@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import inspect
+import re
 from pathlib import Path
 from typing import Any
 
@@ -1025,3 +1026,37 @@ def test_a_parameter_type_that_is_no_name_is_shown_as_written(given: Any, shown:
         f"optimize.yaml: search_space.optimizer.lr: unknown type {shown}, not a name; use one of: float, int, "
         "categorical"
     )
+
+
+@pytest.mark.parametrize(
+    ("kind", "value", "refused"),
+    [
+        (int, True, "Input should be a valid integer, got true"),
+        (float, False, "Input should be a valid number, got false"),
+        (
+            float,
+            float("nan"),
+            "got .nan, YAML's not-a-number, which is no value hpotool can use: write a number",
+        ),
+        (int, 3, None),
+        (float, 0.5, None),
+    ],
+)
+def test_a_number_setting_refuses_a_boolean_and_a_float_one_nan(
+    kind: type, value: Any, refused: str | None
+) -> None:
+    # config_fields' validator was named `no_boolean` when it came to refuse NaN too: its name said half of
+    # what it refuses (a float setting given .nan), so a reader of `Annotated[float, no_boolean(float)]`
+    # did not know a .nan was refused there.
+    from typing import Annotated
+
+    from pydantic import TypeAdapter, ValidationError
+
+    from hpotool.config_fields import no_boolean_or_nan
+
+    field = TypeAdapter(Annotated[kind, no_boolean_or_nan(kind)])  # type: ignore[valid-type]
+    if refused is None:
+        assert field.validate_python(value) == value
+    else:
+        with pytest.raises(ValidationError, match=re.escape(refused)):
+            field.validate_python(value)

@@ -2361,3 +2361,24 @@ def test_a_before_trial_failure_an_earlier_hpotool_wrote_unmarked_still_counts_a
     trial = study.ask()
     assert fail_trial(study._storage, trial._trial_id, "sampler 'tpe' failed in its before_trial(): E: b")
     assert BEFORE_TRIAL not in study.trials[0].system_attrs and never_ran(study.trials[0])
+
+
+def test_a_study_created_with_log_1_is_told_the_log_it_stored_and_resumes_with_it(
+    tmp_path: Path, run_dict: dict, opt_dict: dict
+) -> None:
+    # hpotool read `log: 1` as true until it refused a number there, and a study stores the validated config
+    # (`log: true`): resuming with the config it was created with was told "write true or false", which left
+    # the choice open, where `log: false` is another experiment.
+    opt_dict["n_trials"] = 1
+    _run(tmp_path, run_dict, opt_dict)
+    assert load_study(opt_dict).user_attrs["optimize_config"]["search_space"]["optimizer.lr"]["log"] is True
+    as_created = {**opt_dict, "n_trials": 2, "search_space": {**opt_dict["search_space"]}}
+    as_created["search_space"]["optimizer.lr"] = {**opt_dict["search_space"]["optimizer.lr"], "log": 1}
+    assert (
+        "search_space.optimizer.lr.log: Input should be true or false, got 1 (a number); write true, as earlier "
+        "hpotool read it (a study created with it stored true, and resumes with it)"
+    ) in _run_refused(tmp_path, run_dict, as_created)
+    as_created["search_space"]["optimizer.lr"]["log"] = True  # as told
+    _, summary = _run(tmp_path, run_dict, as_created)
+    assert summary.ran_now == 1 and summary.counts["complete"] == 2
+    assert "config_changes" not in load_study(opt_dict).user_attrs  # the same experiment: no change recorded

@@ -111,10 +111,15 @@ def test_valid_params(spec: dict[str, Any], expected: Param) -> None:
         ({"type": "string", "choices": [1]}, "does not match any of the expected tags"),
         (  # log: 1 was read as true and log: 0 as false, where a number setting refuses true and false
             {"type": "float", "low": 0.1, "high": 1, "log": 1},
-            "log\n.*Input should be true or false, got 1 .a number.; write true or false",
+            "log\n.*Input should be true or false, got 1 .a number.; write true, as earlier hpotool read it .a "
+            "study created with it stored true, and resumes with it.",
         ),
-        ({"type": "int", "low": 1, "high": 8, "log": 0}, "got 0 .a number.; write true or false"),
-        ({"type": "int", "low": 1, "high": 8, "log": "yes"}, "got .yes. .a text.; write true or false"),
+        ({"type": "int", "low": 1, "high": 8, "log": 0}, "got 0 .a number.; write false, as earlier hpotool"),
+        (
+            {"type": "int", "low": 1, "high": 8, "log": "yes"},
+            "got .yes. .a text.; write true, as earlier hpotool",
+        ),
+        ({"type": "int", "low": 1, "high": 8, "log": 2}, "got 2 .a number.; write true or false"),
         (  # a condition deleted from its braces: it held in every trial, silently
             {"type": "float", "low": 0, "high": 1, "when": {}},
             "when\n.*is empty .{}., which holds in every trial; give the condition",

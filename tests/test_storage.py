@@ -945,6 +945,87 @@ def test_a_redis_study_looked_for_in_another_database_names_the_one_it_is_in() -
                 client.delete(key)
 
 
+@pytest.mark.parametrize(
+    ("url", "expected"),
+    [
+        ("redis://h:6379/2?prefix=p", "redis://h:6379/9?prefix=p"),
+        ("redis://h:6379?prefix=p", "redis://h:6379/9?prefix=p"),
+        ("redis:///0", "redis:///9"),
+        # a ?db= wins over the path for redis-py, the first of several: the one replaced
+        ("redis://h:6379/2?db=5&prefix=p&db=7", "redis://h:6379/2?db=9&prefix=p"),
+        # a socket's URL gives its database only as ?db=: the path is the socket
+        ("unix:///run/redis.sock?prefix=p", "unix:///run/redis.sock?prefix=p&db=9"),
+        ("unix:///run/redis.sock?db=3&prefix=p", "unix:///run/redis.sock?db=9&prefix=p"),
+        ("unix://:pw@/run/redis.sock", "unix://:pw@/run/redis.sock?db=9"),
+    ],
+)
+def test_a_redis_url_is_given_another_database_where_redis_py_reads_it(url: str, expected: str) -> None:
+    from redis.connection import parse_url
+
+    from hpotool.storage_url import redis_url_with_db
+
+    assert redis_url_with_db(url, 9) == expected
+    given, moved = parse_url(url), parse_url(expected)
+    assert moved.pop("db") == 9
+    given.pop("db", None)
+    assert moved == given  # the same server (host, port or socket path), password and prefix
+
+
+@pytest.mark.parametrize("form", ["query", "unix"])
+def test_a_redis_study_in_another_database_is_found_from_a_db_query_or_a_socket_url(
+    form: str, tmp_path: Path
+) -> None:
+    # `redis://host:6379?db=12&prefix=p` for a study in database 11 said "studies there: none", where
+    # `redis://host:6379/12?prefix=p` named database 11: each other database was read as `?db=12` still (the
+    # query wins over the path the search replaced), and a `unix://` socket's URL was not searched at all.
+    import uuid
+
+    import redis
+
+    from .test_workers import _server_url
+
+    prefix = f"hpotool-test-{uuid.uuid4().hex[:12]}"
+    server: subprocess.Popen[bytes] | None = None
+    if form == "query":
+        base = _server_url("redis")
+    else:  # a server of this test's own on a socket: the shared one listens on TCP alone
+        if shutil.which("redis-server") is None:
+            pytest.skip("no redis-server to listen on a unix socket")
+        socket = tmp_path / "redis.sock"
+        server = subprocess.Popen(
+            ["redis-server", "--port", "0", "--unixsocket", str(socket), "--save", "", "--appendonly", "no"],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+        base = f"unix://{socket}"
+        while True:  # until it answers, or has died
+            assert server.poll() is None, "redis-server on a socket did not start"
+            with contextlib.suppress(redis.exceptions.ConnectionError):
+                if socket.exists() and redis.Redis.from_url(base).ping():
+                    break
+            with contextlib.suppress(subprocess.TimeoutExpired):
+                server.wait(timeout=0.05)
+    joiner = "&" if "?" in base else "?"
+    there, here = f"{base}{joiner}db=11&prefix={prefix}", f"{base}{joiner}db=12&prefix={prefix}"
+    try:
+        optuna.create_study(study_name=prefix, storage=make_storage(there))
+        with pytest.raises(HpoError) as caught:
+            load_study(prefix, here)
+        assert str(caught.value) == (
+            f"no study {prefix!r} in {here}; studies there: none; it is in another database of the server: "
+            f"give --storage '{there}'"
+        )
+    finally:
+        if server is not None:
+            server.terminate()
+            server.wait(timeout=30)
+        else:
+            for db in (11, 12):
+                client = redis.Redis.from_url(f"{base}/{db}")
+                for key in client.scan_iter(f"{prefix}*"):
+                    client.delete(key)
+
+
 def test_a_machine_whose_redis_url_gives_another_database_does_not_start_a_study_of_its_own(
     tmp_path: Path, run_dict: dict[str, Any], opt_dict: dict[str, Any]
 ) -> None:

@@ -1908,6 +1908,36 @@ def test_a_join_wait_is_said_even_when_the_first_look_outlasts_it(tmp_path: Path
     assert len(looks) == 2  # before: 1, and no note
 
 
+def test_a_machine_joining_a_redis_study_in_another_database_is_told_the_url_at_once(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Machine B's `--storage redis://host:6379/12?prefix=p --study-name p`, where machine A's study is in
+    database 11, waited the whole HPOTOOL_JOIN_WAIT saying "no study 'p' there yet", as if A had yet to create
+    it: the wait looked at the server's other prefixes, not its other databases, as `hpotool studies` and
+    `optimize` with the configs do. Now it ends at once with the URL to give."""
+    import uuid
+
+    import redis
+
+    server = _server_url("redis")
+    prefix = f"hpotool-test-{uuid.uuid4().hex[:12]}"
+    there, here = f"{server}/11?prefix={prefix}", f"{server}/12?prefix={prefix}"
+    monkeypatch.setenv("HPOTOOL_JOIN_WAIT", "5")
+    try:
+        optuna.create_study(study_name=prefix, storage=make_storage(there))
+        result = CliRunner().invoke(app, ["optimize", "--storage", here, "--study-name", prefix, "-q"])
+        assert result.exit_code == 2, result.output
+        assert result.stderr.splitlines() == [
+            f"error: no study {prefix!r} in {here}; studies there: none; it is in another database of the server: "
+            f"give --storage '{there}'; to start a study, give --run-config and --optimize-config"
+        ]
+    finally:
+        for db in (11, 12):
+            client = redis.Redis.from_url(f"{server}/{db}")
+            for key in client.scan_iter(f"{prefix}*"):
+                client.delete(key)
+
+
 def test_a_machine_joining_the_next_study_of_a_series_is_not_told_the_last_one(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:

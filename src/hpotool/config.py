@@ -21,7 +21,7 @@ from pydantic import (
 
 from hpotool import optimize_checks
 from hpotool.components import WARMUP_SCHEDULES
-from hpotool.config_fields import INT32_MAX, Epochs, Frozen, Integer, Seed, empty_if_null, no_boolean
+from hpotool.config_fields import INT32_MAX, Epochs, Frozen, Integer, Seed, empty_if_null, no_boolean_or_nan
 from hpotool.formatting import format_choice
 from hpotool.metrics import CLASSIFICATION_METRICS, REGRESSION_METRICS
 from hpotool.near_names import did_you_mean
@@ -47,7 +47,7 @@ class RunConfig(Frozen):
     project: str = Field("hpotool", description="Project name; runs are saved under runs/<project>/.")
     seed: Seed = Field(0, description="Seed for torch, numpy and Python's random.")
     device: str = Field("auto", description="auto (cuda > mps > cpu), cpu, cuda, cuda:N or mps.")
-    torch_threads: Annotated[int | None, no_boolean(int)] = Field(
+    torch_threads: Annotated[int | None, no_boolean_or_nan(int)] = Field(
         None,
         ge=1,
         # what torch.set_num_threads takes (a C int): more passed the config and failed every trial with
@@ -64,7 +64,7 @@ class RunConfig(Frozen):
     loss: LossConfig = Field(default_factory=lambda: LossConfig(), description="The loss function.")
     epochs: Epochs = Field(10, ge=1, description="Epochs to train.")
     batch_size: Integer = Field(64, ge=1, description="Samples per optimizer step.")
-    grad_clip: Annotated[float | None, no_boolean(float, " (null: no clipping)")] = Field(
+    grad_clip: Annotated[float | None, no_boolean_or_nan(float, " (null: no clipping)")] = Field(
         None, gt=0, description="Clip the gradient norm to this value; null: no clipping."
     )
     trainer: TrainerConfig | None = Field(
@@ -139,17 +139,17 @@ class OptimizeConfig(Frozen):
     storage: str | None = Field(
         None, description="Optuna storage URL; null: sqlite:///studies/<study_name>.db (folder created)."
     )
-    n_trials: Annotated[int | None, no_boolean(int)] = Field(
+    n_trials: Annotated[int | None, no_boolean_or_nan(int)] = Field(
         20,
         gt=0,
         validation_alias=AliasChoices("n_trials", "trials"),
         description="Finished (complete or pruned) trials the study aims for, in total across runs and workers; "
         "null: as many as the timeout allows.",
     )
-    timeout: Annotated[float | None, no_boolean(float, " of seconds")] = Field(
+    timeout: Annotated[float | None, no_boolean_or_nan(float, " of seconds")] = Field(
         None, gt=0, description="Stop starting new trials after this many seconds."
     )
-    seed: Annotated[int | None, no_boolean(int)] = Field(
+    seed: Annotated[int | None, no_boolean_or_nan(int)] = Field(
         None, description="Seeds the sampler unless its kwargs set a seed."
     )
     metric: str = Field(

@@ -1,5 +1,6 @@
 """What the config models share: the frozen base model, the validation context keys, number fields that
-refuse a YAML boolean (`Integer`, `Number`, `Seed`), the boolean setting that refuses a number or a text
+refuse a YAML boolean, and a float one NaN too (`no_boolean_or_nan`: `Integer`, `Number`, `Seed`), the boolean
+setting that refuses a number or a text
 (`Boolean`), and lists and mappings that take null as empty
 (`empty_if_null`)."""
 
@@ -8,7 +9,7 @@ from __future__ import annotations
 import math
 from typing import Annotated, Any
 
-from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict
+from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, TypeAdapter, ValidationError
 
 from hpotool.formatting import format_choice
 
@@ -23,11 +24,12 @@ BUDGET_GIVEN = (
 )
 
 
-def no_boolean(kind: type[int | float], hint: str = "") -> BeforeValidator:
+def no_boolean_or_nan(kind: type[int | float], hint: str = "") -> BeforeValidator:
     """A number setting given true or false, which pydantic would take as 1 or 0 (`epochs: yes` trained one
     epoch, `batch_size: on` batches of one): refused before the field's own validation, as a component's
-    number argument is. Used as `Annotated[int, no_boolean(int)]`. A float setting refuses YAML's `.nan` too,
-    which no setting can use: `val_fraction: .nan` was told "Input should be less than 1, got .nan"."""
+    number argument is. Used as `Annotated[int, no_boolean_or_nan(int)]`. A float setting (`kind` float) refuses
+    YAML's `.nan` too, which no setting can use: `val_fraction: .nan` was told "Input should be less than 1,
+    got .nan"."""
     word = "integer" if kind is int else "number"
 
     def refuse(value: Any) -> Any:
@@ -45,9 +47,10 @@ def no_boolean(kind: type[int | float], hint: str = "") -> BeforeValidator:
     return BeforeValidator(refuse)
 
 
-# Number settings that refuse a YAML boolean; `Annotated[int | None, no_boolean(int)]` where null is taken.
-Integer = Annotated[int, no_boolean(int)]
-Number = Annotated[float, no_boolean(float)]
+# Number settings that refuse a YAML boolean (and a float one .nan); `Annotated[int | None, no_boolean_or_nan(int)]`
+# where null is taken.
+Integer = Annotated[int, no_boolean_or_nan(int)]
+Number = Annotated[float, no_boolean_or_nan(float)]
 
 # The largest 32-bit integer. Optuna's intermediate values are keyed by step (hpotool's epoch), a 32-bit
 # integer column on PostgreSQL and MySQL: `epochs: 1000000000000000000000000000000` passed the config, where
@@ -67,18 +70,21 @@ def _at_most_int32(why: str) -> AfterValidator:
 
 
 EPOCHS_WHY = "Optuna stores each epoch as a 32-bit step on PostgreSQL and MySQL"
-Epochs = Annotated[int, no_boolean(int), _at_most_int32(EPOCHS_WHY)]
-OptionalEpochs = Annotated[int | None, no_boolean(int), _at_most_int32(EPOCHS_WHY)]
+Epochs = Annotated[int, no_boolean_or_nan(int), _at_most_int32(EPOCHS_WHY)]
+OptionalEpochs = Annotated[int | None, no_boolean_or_nan(int), _at_most_int32(EPOCHS_WHY)]
 # final.seeds: one training run each, seed, seed+1, ...
 OptionalSeedCount = Annotated[
-    int | None, no_boolean(int), _at_most_int32("each seed is a whole training run")
+    int | None, no_boolean_or_nan(int), _at_most_int32("each seed is a whole training run")
 ]
 
 
 def _only_boolean(value: Any) -> Any:
     """A boolean setting given a number or a text, which pydantic would read as one (`log: 1` as true,
     `log: 0` and `log: "no"` as false): refused, as hpotool's components refuse it for a boolean argument
-    and its number settings refuse a boolean."""
+    and its number settings refuse a boolean. Where earlier hpotool read it as true or false, the refusal
+    names that one to write: a study created with `log: 1` stored `log: true` (`fingerprint.experiment` stores
+    the validated config) and resumes with exactly that, where "write true or false" left the choice open and
+    `log: false` would be refused as another experiment."""
     if not isinstance(value, bool):
         kind = (
             "a number"
@@ -87,10 +93,18 @@ def _only_boolean(value: Any) -> Any:
             if isinstance(value, str)
             else "not one"
         )
-        raise ValueError(
-            f"Input should be true or false, got {format_choice(value)} ({kind}); write true or false"
-        )
+        try:
+            was = _LAX_BOOL.validate_python(value)
+        except ValidationError:
+            fix = "write true or false"
+        else:
+            word = "true" if was else "false"
+            fix = f"write {word}, as earlier hpotool read it (a study created with it stored {word}, and resumes with it)"
+        raise ValueError(f"Input should be true or false, got {format_choice(value)} ({kind}); {fix}")
     return value
+
+
+_LAX_BOOL = TypeAdapter(bool)  # how pydantic, and so earlier hpotool, read a number or a text as a boolean
 
 
 Boolean = Annotated[bool, BeforeValidator(_only_boolean)]
@@ -107,7 +121,7 @@ def _torch_seed(value: int) -> int:
     return value
 
 
-Seed = Annotated[int, no_boolean(int), AfterValidator(_torch_seed)]
+Seed = Annotated[int, no_boolean_or_nan(int), AfterValidator(_torch_seed)]
 
 
 def empty_if_null(empty: type[list[Any] | dict[str, Any]]) -> BeforeValidator:

@@ -148,11 +148,13 @@ def _being_described(study: optuna.Study, attr: str) -> bool:
 def _may_appear(study_name: str, storage_url: str | None) -> bool:
     """Whether the storage answers and lacks the study, so that another machine may create it there: a
     file storage whose file is not there yet, or a server that holds no study of that name (and no
-    other Redis prefix on it does), or one that holds it now, made after find() looked (a joiner gave up
-    with 'no study' then). A URL that is wrong or a server that does not answer: no."""
+    other Redis prefix or database on it does: find()'s error names the URL that holds it, where the joiner
+    waited the whole HPOTOOL_JOIN_WAIT for a study its machine's URL gave another database number of), or
+    one that holds it now, made after find() looked (a joiner gave up with 'no study' then). A URL that is
+    wrong or a server that does not answer: no."""
     if storage_url is None:
         return False
-    from hpotool.storage import make_storage, redis_prefixes_holding
+    from hpotool.storage import make_storage, redis_databases_holding, redis_prefixes_holding
     from hpotool.storage_url import sqlite_path
     from hpotool.study_names import study_names
 
@@ -167,6 +169,9 @@ def _may_appear(study_name: str, storage_url: str | None) -> bool:
         names = study_names(make_storage(storage_url, create=False))
         if study_name in names:  # made since find() looked (its creator is this fast): find it next time
             return True
-        return not redis_prefixes_holding(storage_url, study_name)
+        return not (
+            redis_prefixes_holding(storage_url, study_name)
+            or redis_databases_holding(storage_url, study_name)
+        )
     except Exception:
         return False

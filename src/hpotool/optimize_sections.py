@@ -7,9 +7,9 @@ from typing import Annotated, Any
 
 from pydantic import Field, field_validator, model_validator
 
-from hpotool.config_fields import Frozen, OptionalEpochs, OptionalSeedCount, empty_if_null, no_boolean
+from hpotool.config_fields import Frozen, OptionalEpochs, OptionalSeedCount, empty_if_null, no_boolean_or_nan
 
-OptionalInteger = Annotated[int | None, no_boolean(int)]
+OptionalInteger = Annotated[int | None, no_boolean_or_nan(int)]
 Kwargs = Annotated[dict[str, Any], empty_if_null(dict)]
 
 

@@ -6,7 +6,7 @@ study with the best trials so far.
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Any
 
 from hpotool.audit import (
@@ -68,7 +68,9 @@ class _Evidence:
 
     report: AuditReport
     on: Basis  # the trials the audit's importances rest on
-    top: list[FrozenTrial]  # the best `keep_top` of them
+    top: list[FrozenTrial]  # the best `keep_top` of those that ran under the current base run config
+    current: int  # how many of `on`'s trials ran under the current base run config
+    earlier: int  # how many ran under an earlier one (`--allow-changed-config`): left out of `top`
     best: FrozenTrial
     feasible: list[FrozenTrial]  # the complete trials that meet the constraints
     decoded: dict[int, dict[str, Any]]  # each trial's values by its number, list choices as lists
@@ -96,9 +98,10 @@ def refine_study(
     report = report or audit_study(study, next_stage=False)
     space = stored_space(study)
     run = stored_run_config(study)  # names a component that fails to import, or what else is wrong
-    stored_opt = dict(study.user_attrs["optimize_config"])
+    attrs = study.user_attrs  # read once: each read queries the storage
+    stored_opt = dict(attrs["optimize_config"])
     direction = study.direction.name.lower()
-    evidence = _evidence(study, report, space, run, direction, keep_top)
+    evidence = _evidence(study, attrs, report, space, run, direction, keep_top)
     new_space, fixed, changes = _first_space(space, evidence)
     if not new_space:
         raise _nothing_left(study, space, fixed, changes, keep_top)
@@ -107,7 +110,13 @@ def refine_study(
     changes = _settle_conditions(new_space, stage_run, fixed, changes)
     if not new_space:
         raise _nothing_left(study, space, fixed, changes, keep_top)
-    enqueue, left_out = _warm_start(evidence, direction, new_space, pinned, study.user_attrs)
+    if evidence.earlier and evidence.current >= MIN_EVIDENCE and any(" narrowed " in c for c in changes):
+        changes.append(
+            f"narrowed the ranges around the top of the {trials_text(evidence.current)} that ran under the current "
+            f"run config, leaving out the {evidence.earlier} that ran under an earlier one, before "
+            f"--allow-changed-config changed it"
+        )
+    enqueue, left_out = _warm_start(evidence, direction, new_space, pinned, attrs)
     fit = "fits" if len(enqueue) == 1 else "fit"
     changes.append(
         f"enqueued the {counted(len(enqueue), 'best trial')} that {fit} the new space as a warm start"
@@ -139,23 +148,28 @@ def refine_study(
 
 def _evidence(
     study: optuna.Study,
+    study_attrs: dict[str, Any],
     report: AuditReport,
     space: dict[str, Param],
     run: RunConfig,
     direction: str,
     keep_top: float,
 ) -> _Evidence:
-    """The trials the stage narrows around and warm-starts with, and the config the best trial trained."""
+    """The trials the stage narrows around and warm-starts with, and the config the best trial trained.
+    Ranges narrow around the top trials that ran under the current base run config, which the stage trains
+    with: a trial started before an --allow-changed-config that changed it ranked by values that base would
+    not reproduce (as the warm start leaves it out)."""
     from optuna.trial import TrialState
 
     complete = study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))
     feasible = [t for t in complete if is_feasible(t)]
     on = basis(study)
-    top = on.top(direction, keep_top)  # the trials the audit's importances rest on
+    now = [t for t in on.trials if ran_under_current_base(study_attrs, t.number)]  # in `on`'s order
+    top = replace(on, trials=now).top(direction, keep_top) if now else []
     best = best_trials(study)[0]
     decoded = {t.number: decode_params(t.params, space) for t in [*top, *feasible]}  # list choices as lists
     at_best = as_trained(run, decode_params(best.params, space)) or run  # where a widened range must train
-    return _Evidence(report, on, top, best, feasible, decoded, at_best)
+    return _Evidence(report, on, top, len(now), len(on.trials) - len(now), best, feasible, decoded, at_best)
 
 
 def _first_space(
@@ -255,6 +269,16 @@ def _kept_or_narrowed(
             (
                 f"{name}: kept {range_text(p)}; {trials_text(evidence.report.basis_trials)} to rank, too few to narrow by "
                 f"({MIN_EVIDENCE} needed)"
+            ),
+        )
+    if evidence.earlier and evidence.current < MIN_EVIDENCE:
+        return (
+            p,
+            None,
+            (
+                f"{name}: kept {range_text(p)}; {trials_text(evidence.current)} to rank ran under the current run "
+                f"config, too few to narrow by ({MIN_EVIDENCE} needed): the {evidence.earlier} that ran under an "
+                f"earlier one, before --allow-changed-config changed it, would not reproduce their values"
             ),
         )
     if values:

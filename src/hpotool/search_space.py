@@ -15,7 +15,7 @@ from typing import Annotated, Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from hpotool.conditions import check_condition, text_condition_hint
-from hpotool.config_fields import Boolean, Integer, Number, no_boolean
+from hpotool.config_fields import Boolean, Integer, Number, no_boolean_or_nan
 from hpotool.formatting import format_choice, sorted_keys
 
 Scalar = None | bool | int | float | str
@@ -115,7 +115,7 @@ class FloatParam(_Param):
     type: Literal["float"]
     low: Number = Field(description="Lower bound, inclusive.")
     high: Number = Field(description="Upper bound, inclusive.")
-    step: Annotated[float | None, no_boolean(float)] = Field(
+    step: Annotated[float | None, no_boolean_or_nan(float)] = Field(
         None, description="Discretization step; not with log."
     )
     log: Boolean = Field(False, description="Sample on a log scale; needs low > 0.")

@@ -32,7 +32,14 @@ from hpotool.sqlite_storage import no_sqlite_file, sqlite_storage
 from hpotool.storage_faults import OPENED_SERVERS
 from hpotool.storage_files import file_hint, is_optuna_journal, refuse_a_folder, refuse_a_long_name
 from hpotool.storage_settings import heartbeat_settings, server_silence, sqlite_busy_timeout
-from hpotool.storage_url import LOADED_FROM, default_storage_url, redis_prefix, shown_url, sqlite_path
+from hpotool.storage_url import (
+    LOADED_FROM,
+    default_storage_url,
+    redis_prefix,
+    redis_url_with_db,
+    shown_url,
+    sqlite_path,
+)
 from hpotool.study_names import near_study, study_names
 from hpotool.url_checks import (
     DRIVERS,
@@ -271,12 +278,11 @@ _REDIS_DATABASES = 16  # Redis's default `databases`, where the server will not 
 def redis_databases_holding(url: str, study_name: str) -> list[str]:
     """`url` with each other database number of its Redis server whose journal under the same `?prefix=`
     holds a study named `study_name`, in the order of the numbers: a URL with the right prefix but another
-    database (`redis://host:6379/5?prefix=p` for a study in database 0) read as an empty server. Only the
-    databases holding that journal are read; [] for a URL of no Redis server reached by host (redis://)."""
-    if not url.startswith(("redis://", "rediss://")):
+    database (`redis://host:6379/5?prefix=p` for a study in database 0) read as an empty server. The number
+    is read and replaced where redis-py reads it (`redis_url_with_db`): the path, a `?db=`, or a `unix://`
+    socket's `?db=`. Only the databases holding that journal are read; [] for a URL of no Redis server."""
+    if not url.lower().startswith(("redis://", "rediss://", "unix://")):
         return []
-    from urllib.parse import urlsplit, urlunsplit
-
     import redis
 
     base, _, prefix = redis_prefix(url)
@@ -286,15 +292,14 @@ def redis_databases_holding(url: str, study_name: str) -> list[str]:
         count = int(client.config_get("databases").get("databases", _REDIS_DATABASES))
     except (redis.RedisError, ValueError):
         count = _REDIS_DATABASES
-    base_parts, parts = urlsplit(base), urlsplit(url)
     found = []
     for db in range(count):
         if db == here:
             continue
-        with redis.Redis.from_url(urlunsplit(base_parts._replace(path=f"/{db}"))) as other:
+        with redis.Redis.from_url(redis_url_with_db(base, db)) as other:
             if not other.exists(f"{prefix}:log_number"):
                 continue
-        there = urlunsplit(parts._replace(path=f"/{db}"))
+        there = redis_url_with_db(url, db)
         if study_name in study_names(make_storage(there, create=False)):
             found.append(there)
     return found

@@ -30,6 +30,31 @@ def redis_prefix(url: str) -> tuple[str, bool, str]:
     return base, False, prefix
 
 
+def redis_url_with_db(url: str, db: int) -> str:
+    """`url` (a `redis://`, `rediss://` or `unix://` URL) reaching database `db` of the same Redis server, written
+    where redis-py reads the number (`redis.connection.parse_url`): a `?db=` in the query, which wins over the
+    path of `redis://host:6379/N` (the first `db=` where several are given), and the only place a `unix://`
+    socket's URL gives it; the path of a `redis://` URL otherwise."""
+    from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
+
+    parts = urlsplit(url)
+    query = parse_qsl(parts.query, keep_blank_values=True)
+    if any(k == "db" for k, _ in query) or parts.scheme.lower() == "unix":
+        first = next((i for i, (k, _) in enumerate(query) if k == "db"), len(query))
+        query = (
+            [(k, v) for k, v in query[:first]]
+            + [("db", str(db))]
+            + [(k, v) for k, v in query[first:] if k != "db"]
+        )
+        parts = parts._replace(query=urlencode(query))
+    else:
+        parts = parts._replace(path=f"/{db}")
+    out = urlunsplit(parts)
+    if not parts.netloc:  # `unix:///tmp/redis.sock`, `redis:///0`: urlunsplit dropped the `//` redis-py needs
+        out = out.replace(":", "://", 1) if not out.split(":", 1)[1].startswith("//") else out
+    return out
+
+
 def shown_url(url: str) -> str:
     """`url` as hpotool prints it and writes it into exports and reports: a password in it as `***`
     (`postgresql+psycopg://user:***@host/db`), as SQLAlchemy shows URLs."""
