@@ -1,7 +1,7 @@
 """The benchmark suite: every figure a ratio against its alternative, measured in the same run.
 
     python -m benchmarks.run --quick     # under 3 minutes: fewer trials and repeats
-    python -m benchmarks.run             # the full suite (make bench), 8 to 37 minutes here
+    python -m benchmarks.run             # the full suite (make bench), 6 to 37 minutes here
 
 Writes docs/BENCHMARKS.md (or --out). Not tests: nothing here asserts a timing; the goals are reported as
 met or missed.
@@ -889,7 +889,7 @@ def main(argv: list[str] | None = None) -> None:
         f"`make bench{'-quick' if args.quick else ''}` ({'quick' if args.quick else 'full'} mode) on "
         f"{datetime.now(timezone.utc):%Y-%m-%d}: {machine()}; the suite took {time.perf_counter() - started:.0f} s",
         f"({', '.join(took)}).",
-        "Run `make bench-quick` (under 3 minutes) first, `make bench` (8 to 37 minutes, by the VM's speed) for these "
+        "Run `make bench-quick` (under 3 minutes) first, `make bench` (6 to 37 minutes, by the VM's speed) for these "
         "figures.",
         "Each figure is a ratio against its alternative measured in the same run; timings are medians with",
         "min–max. The machine is a shared 2-core VM, so absolute numbers move from run to run; ratios less so.",

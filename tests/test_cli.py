@@ -87,6 +87,24 @@ def test_train_from_best_help_says_its_epochs_override_final_epochs() -> None:
     )
 
 
+def test_optimize_help_says_the_config_files_go_together() -> None:
+    """--help said each of -r and -o, left out beside the other, was "the study's stored one"; optimize
+    refuses either alone (both files, or neither with --study-name to join a study on its stored configs)."""
+    result = runner.invoke(app, ["optimize", "--help"], catch_exceptions=False, terminal_width=200)
+    text = " ".join(result.output.split())
+    assert "left out with -o" not in text and "left out with -r" not in text, text
+    assert (
+        "RunConfig YAML: one training run (with -o; without both, --study-name joins a study on its stored configs)."
+        in text
+    )
+    assert (
+        "OptimizeConfig YAML: the study (with -r; without both, --study-name joins a study on its stored configs)."
+        in text
+    )
+    refused = runner.invoke(app, ["optimize", "-o", "optimize.yaml", "--study-name", "tiny"])
+    assert refused.exit_code == 2 and "--optimize-config needs --run-config too" in refused.stderr
+
+
 def test_allow_changed_config_help_says_the_metric_cannot_change(
     tmp_path: Path, run_dict: dict, opt_dict: dict
 ) -> None:

@@ -12,7 +12,10 @@ from hpotool.errors import HpoError
 
 RunConfigOrStoredOpt = Annotated[
     Path | None,
-    run_config_option("RunConfig YAML: one training run (left out with -o: the study's stored one)."),
+    run_config_option(
+        "RunConfig YAML: one training run (with -o; without both, --study-name joins a study on its stored "
+        "configs)."
+    ),
 ]
 OptimizeConfigOrStoredOpt = Annotated[
     Path | None,
@@ -21,7 +24,10 @@ OptimizeConfigOrStoredOpt = Annotated[
         "-o",
         parser=out_path("a YAML file, e.g. --optimize-config optimize.yaml", "--optimize-config"),
         metavar="<path>",
-        help="OptimizeConfig YAML: the study (left out with -r: the study's stored one).",
+        help=(
+            "OptimizeConfig YAML: the study (with -r; without both, --study-name joins a study on its stored "
+            "configs)."
+        ),
     ),
 ]
 NTrialsOpt = Annotated[int | None, typer.Option("--n-trials", help="Override n_trials (the study's total).")]
