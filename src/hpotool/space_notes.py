@@ -1,6 +1,7 @@
 """Notes on a search space that runs but may not search what its author meant, printed before trial 0: a
 parameter of one value, a searched seed, device or thread count, a searched MLP width that trials with fewer
-layers never use, a grid that repeats the configurations of conditional parameters."""
+layers never use, a grid that repeats the configurations of conditional parameters, CMA-ES or GP over a space
+of few values, whose trials repeat configurations already run."""
 
 from __future__ import annotations
 
@@ -11,6 +12,7 @@ import optuna
 from hpotool.conditions import holds
 from hpotool.config import OptimizeConfig, RunConfig
 from hpotool.formatting import format_choice
+from hpotool.param_values import value_count
 from hpotool.search_space import CategoricalParam, FloatParam, IntParam
 
 if TYPE_CHECKING:
@@ -144,3 +146,50 @@ def grid_notes(opt: OptimizeConfig, sampler: BaseSampler) -> tuple[str, ...]:
         if isinstance(sampler, optuna.samplers.GridSampler) and conditional
         else ()
     )
+
+
+# A numeric parameter of at most this many values is one CMA-ES's rounding collapses: it draws a continuous
+# value (its spread starts at a sixth of the range) and rounds it, so draws of 4 values land on one or two
+_FEW_VALUES = 10
+
+
+def repeat_notes(opt: OptimizeConfig, sampler: BaseSampler, opt_path: str) -> tuple[str, ...]:
+    """A note where the sampler repeats configurations already run, each trained again for nothing (a trial
+    trains with the run config's seed, so the same values give the same result), with no word: `cmaes` over
+    a space of only finite values, some numeric one of few values (it draws them continuously and rounds:
+    model.layers 1..4 ran 2 in five trials of eight, and its search narrows onto one configuration), and
+    `gp` over only categorical parameters (it may propose a configuration it has run; 32 configurations
+    ran 15 in 25 trials, random search 18). Where a parameter is continuous, no configuration repeats."""
+    space = opt.search_space
+    counts = {path: value_count(p) for path, p in space.items()}
+    if any(n is None for n in counts.values()):
+        return ()
+    total = 1
+    for n in counts.values():
+        total *= n or 1
+    configurations = f"{total:,} configuration{'' if total == 1 else 's'}"
+    if isinstance(sampler, optuna.samplers.CmaEsSampler):
+        few = [
+            f"{path} ({n} values)"
+            for path, p in space.items()
+            if isinstance(p, IntParam | FloatParam)
+            and not p.when
+            and 1 < (n := counts[path] or 0) <= _FEW_VALUES
+        ]
+        if few:
+            return (
+                f"{opt_path}: sampler cmaes draws {', '.join(few)} as a continuous value rounded to "
+                f"{'its values' if len(few) == 1 else 'their values'}, and no searched parameter is "
+                f"continuous: its trials repeat configurations already run, training them again for the same "
+                f"result, often one trial after trial; use tpe, or grid or bruteforce, which run each of the "
+                f"space's {configurations} once",
+            )
+    if isinstance(sampler, optuna.samplers.GPSampler) and all(
+        isinstance(p, CategoricalParam) for p in space.values()
+    ):
+        return (
+            f"{opt_path}: sampler gp over only categorical parameters ({', '.join(space)}: {configurations}) "
+            f"may propose a configuration already run, training it again for the same result; use tpe, or "
+            f"bruteforce, which runs each configuration once",
+        )
+    return ()
