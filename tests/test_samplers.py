@@ -211,6 +211,12 @@ def test_cmaes_over_a_few_rounded_values_says_its_trials_repeat(
     opt_dict["sampler"] = {"name": "cmaes"}
     opt_dict["search_space"] = {"model.hidden.0": {"type": "int", "low": 8, "high": 64}}  # 57 values
     assert _notes(tmp_path, run_dict, opt_dict) == ()
+    opt_dict["search_space"] = {  # 4 x 8 x 4 = 128 configurations: a repeat is rare
+        "model.layers": {"type": "int", "low": 1, "high": 4},
+        "model.hidden.0": {"type": "int", "low": 8, "high": 64, "step": 8},
+        "batch_size": {"type": "int", "low": 16, "high": 64, "step": 16},
+    }
+    assert _notes(tmp_path, run_dict, opt_dict) == ()
 
 
 def test_gp_over_only_categorical_parameters_says_it_may_repeat_one(

@@ -149,17 +149,20 @@ def grid_notes(opt: OptimizeConfig, sampler: BaseSampler) -> tuple[str, ...]:
 
 
 # A numeric parameter of at most this many values is one CMA-ES's rounding collapses: it draws a continuous
-# value (its spread starts at a sixth of the range) and rounds it, so draws of 4 values land on one or two
+# value (its spread starts at a sixth of the range) and rounds it, so draws of 4 values land on one or two;
+# in a space of at most _FEW_CONFIGURATIONS its trials then repeat whole configurations (16: 7 of them run in
+# 30 trials, TPE all 16), in a larger one mostly that parameter's value
 _FEW_VALUES = 10
+_FEW_CONFIGURATIONS = 100
 
 
 def repeat_notes(opt: OptimizeConfig, sampler: BaseSampler, opt_path: str) -> tuple[str, ...]:
     """A note where the sampler repeats configurations already run, each trained again for nothing (a trial
     trains with the run config's seed, so the same values give the same result), with no word: `cmaes` over
-    a space of only finite values, some numeric one of few values (it draws them continuously and rounds:
+    a space of few configurations with a numeric parameter of few values (it draws them continuously and rounds:
     model.layers 1..4 ran 2 in five trials of eight, and its search narrows onto one configuration), and
     `gp` over only categorical parameters (it may propose a configuration it has run; 32 configurations
-    ran 15 in 25 trials, random search 18). Where a parameter is continuous, no configuration repeats."""
+    ran 15 in 25 trials, TPE 18). Where a parameter is continuous, no configuration repeats."""
     space = opt.search_space
     counts = {path: value_count(p) for path, p in space.items()}
     if any(n is None for n in counts.values()):
@@ -168,7 +171,7 @@ def repeat_notes(opt: OptimizeConfig, sampler: BaseSampler, opt_path: str) -> tu
     for n in counts.values():
         total *= n or 1
     configurations = f"{total:,} configuration{'' if total == 1 else 's'}"
-    if isinstance(sampler, optuna.samplers.CmaEsSampler):
+    if isinstance(sampler, optuna.samplers.CmaEsSampler) and total <= _FEW_CONFIGURATIONS:
         few = [
             f"{path} ({n} values)"
             for path, p in space.items()
