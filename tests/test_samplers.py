@@ -234,5 +234,14 @@ def test_gp_over_only_categorical_parameters_says_it_may_repeat_one(
         "6 configurations) may propose a configuration already run, training it again for the same result; "
         "use tpe, or bruteforce, which runs each configuration once",
     )
+    opt_dict["search_space"]["optimizer.momentum"] = {  # 2 x (2 + 2): 8 configurations, not 12
+        "type": "categorical",
+        "choices": [0.5, 0.9],
+        "when": {"optimizer.name": "sgd"},
+    }
+    assert (
+        "optimizer.momentum: at most 12 configurations) may propose"
+        in _notes(tmp_path, run_dict, opt_dict)[0]
+    )
     opt_dict["search_space"]["model.layers"] = {"type": "int", "low": 1, "high": 3}
     assert _notes(tmp_path, run_dict, opt_dict) == ()

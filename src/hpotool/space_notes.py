@@ -170,7 +170,9 @@ def repeat_notes(opt: OptimizeConfig, sampler: BaseSampler, opt_path: str) -> tu
     total = 1
     for n in counts.values():
         total *= n or 1
-    configurations = f"{total:,} configuration{'' if total == 1 else 's'}"
+    # a parameter under a `when:` takes no value where its condition fails: fewer configurations than that
+    at_most = "at most " if any(p.when for p in space.values()) else ""
+    configurations = f"{at_most}{total:,} configuration{'' if total == 1 else 's'}"
     if isinstance(sampler, optuna.samplers.CmaEsSampler) and total <= _FEW_CONFIGURATIONS:
         few = [
             f"{path} ({n} values)"
