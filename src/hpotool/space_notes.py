@@ -136,16 +136,35 @@ def final_override_notes(opt: OptimizeConfig, opt_path: str) -> list[str]:
 
 def grid_notes(opt: OptimizeConfig, sampler: BaseSampler) -> tuple[str, ...]:
     """A note where the grid sampler searches conditional parameters: it runs each of their values also where
-    the condition does not hold, so those trials repeat one configuration."""
-    conditional = [path for path, p in opt.search_space.items() if p.when]
+    the condition does not hold, so those trials repeat one configuration. A condition that holds at every
+    grid point (it reads a value the run config fixes, or every value the grid gives the parameter it reads)
+    repeats none: such a space had the note all the same."""
+    if not isinstance(sampler, optuna.samplers.GridSampler):
+        return ()
+    grid: dict[str, list[Any]] = sampler._search_space
+    conditional = [path for path, p in opt.search_space.items() if p.when and _may_fail(p.when, opt, grid)]
     return (
         (
             f"the grid sampler runs every value of {', '.join(conditional)} also where its condition does not "
             f"hold, so those trials repeat one configuration; bruteforce runs each configuration once",
         )
-        if isinstance(sampler, optuna.samplers.GridSampler) and conditional
+        if conditional
         else ()
     )
+
+
+def _may_fail(when: dict[str, Any], opt: OptimizeConfig, grid: dict[str, list[Any]]) -> bool:
+    """Whether the condition `when` fails at some point of the grid `grid`: a parameter it reads has a grid
+    value that fails it, or is itself conditional (absent at some points), or lies in a section searched
+    whole. A value the run config fixes is the same at every point: it holds there (one that fails is never
+    drawn, at no point)."""
+    space = opt.search_space
+    for key, condition in when.items():
+        if any(key.startswith(f"{path}.") for path in space):  # a key of a section searched whole
+            return True
+        if key in space and (space[key].when or any(not holds(condition, v) for v in grid.get(key, ()))):
+            return True
+    return False
 
 
 # A numeric parameter of at most this many values is one CMA-ES's rounding collapses: it draws a continuous
