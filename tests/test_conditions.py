@@ -252,6 +252,26 @@ def test_a_grid_over_a_conditional_space_says_its_trials_repeat(
     assert prepare_study(run_path, write_yaml(opt_path, opt_dict)).notes == ()
 
 
+def test_a_grid_whose_conditions_hold_at_every_point_says_nothing_of_repeats(
+    tmp_path: Path, run_dict: dict, opt_dict: dict
+) -> None:
+    """A condition reading a value the run config fixes (optimizer.name: adam), or one every grid value of the
+    parameter it reads satisfies, holds at every grid point: no trial repeats one, yet the note said they did."""
+    opt_dict["sampler"] = {"name": "grid"}
+    opt_dict["search_space"] = {
+        "model.layers": {"type": "int", "low": 1, "high": 2},
+        "model.dropout": {"type": "categorical", "choices": [0.0, 0.5], "when": {"optimizer.name": "adam"}},
+        "model.hidden.0": {"type": "categorical", "choices": [8, 16], "when": {"model.layers": {"le": 2}}},
+    }
+    run_path, opt_path = write_yaml(tmp_path / "r.yaml", run_dict), write_yaml(tmp_path / "o.yaml", opt_dict)
+    assert prepare_study(run_path, opt_path).notes == ()
+    opt_dict["search_space"]["model.hidden.0"]["when"] = {"model.layers": {"le": 1}}  # fails at layers 2
+    assert prepare_study(run_path, write_yaml(opt_path, opt_dict)).notes == (
+        "the grid sampler runs every value of model.hidden.0 also where its condition does not hold, so "
+        "those trials repeat one configuration; bruteforce runs each configuration once",
+    )
+
+
 def test_a_condition_on_a_list_choice_compares_the_list(
     tmp_path: Path, run_dict: dict, opt_dict: dict
 ) -> None:

@@ -1,4 +1,5 @@
-"""`rung_tpe`: TPE ranking finished trials at the deepest step enough of them reported."""
+"""`rung_tpe`: TPE ranking finished trials at the deepest step enough of them reported; the notes on a sampler
+that repeats configurations over the space it is given."""
 
 from __future__ import annotations
 
@@ -16,6 +17,7 @@ from typer.testing import CliRunner
 from hpotool.cli import app
 from hpotool.errors import HpoError
 from hpotool.factories import make_sampler
+from hpotool.plan import prepare_study
 from hpotool.samplers import RungTPESampler, as_of_step, rung_step
 
 from .conftest import write_yaml
@@ -173,3 +175,73 @@ def test_rung_tpe_from_the_cli_with_pruning_and_two_workers(
     assert len(done) == 14
     assert {t.state for t in done} == {TrialState.COMPLETE, TrialState.PRUNED}
     assert all(len(t.intermediate_values) == 6 for t in done if t.state == TrialState.COMPLETE)
+
+
+def _notes(tmp_path: Path, run_dict: dict, opt_dict: dict) -> tuple[str, ...]:
+    run_path, opt_path = write_yaml(tmp_path / "r.yaml", run_dict), write_yaml(tmp_path / "o.yaml", opt_dict)
+    return prepare_study(run_path, opt_path).notes
+
+
+def test_cmaes_over_a_few_rounded_values_says_its_trials_repeat(
+    tmp_path: Path, run_dict: dict, opt_dict: dict
+) -> None:
+    """CMA-ES draws model.layers 1..4 continuously and rounds: a study of 8 trials ran 2 in five of them,
+    the same training again, without a word."""
+    opt_dict["sampler"] = {"name": "cmaes"}
+    opt_dict["search_space"] = {"model.layers": {"type": "int", "low": 1, "high": 4}}
+    assert _notes(tmp_path, run_dict, opt_dict) == (
+        f"{tmp_path / 'o.yaml'}: sampler cmaes draws model.layers (4 values) as a continuous value rounded to "
+        "its values, and no searched parameter is continuous: its trials repeat configurations already run, "
+        "training them again for the same result, often one trial after trial; use tpe, or grid or "
+        "bruteforce, which run each of the space's 4 configurations once",
+    )
+    opt_dict["search_space"]["model.dropout"] = {"type": "float", "low": 0.0, "high": 0.5, "step": 0.25}
+    opt_dict["search_space"]["model.activation"] = {"type": "categorical", "choices": ["relu", "tanh"]}
+    assert _notes(tmp_path, run_dict, opt_dict) == (
+        f"{tmp_path / 'o.yaml'}: sampler cmaes draws model.layers (4 values), model.dropout (3 values) as a "
+        "continuous value rounded to their values, and no searched parameter is continuous: its trials repeat "
+        "configurations already run, training them again for the same result, often one trial after trial; "
+        "use tpe, or grid or bruteforce, which run each of the space's 24 configurations once",
+    )
+    opt_dict["search_space"]["optimizer.lr"] = {"type": "float", "low": 1e-3, "high": 1e-1, "log": True}
+    assert _notes(tmp_path, run_dict, opt_dict) == ()  # a continuous lr: no configuration repeats
+    del opt_dict["search_space"]["optimizer.lr"]
+    opt_dict["sampler"] = {"name": "tpe"}
+    assert _notes(tmp_path, run_dict, opt_dict) == ()
+    opt_dict["sampler"] = {"name": "cmaes"}
+    opt_dict["search_space"] = {"model.hidden.0": {"type": "int", "low": 8, "high": 64}}  # 57 values
+    assert _notes(tmp_path, run_dict, opt_dict) == ()
+    opt_dict["search_space"] = {  # 4 x 8 x 4 = 128 configurations: a repeat is rare
+        "model.layers": {"type": "int", "low": 1, "high": 4},
+        "model.hidden.0": {"type": "int", "low": 8, "high": 64, "step": 8},
+        "batch_size": {"type": "int", "low": 16, "high": 64, "step": 16},
+    }
+    assert _notes(tmp_path, run_dict, opt_dict) == ()
+
+
+def test_gp_over_only_categorical_parameters_says_it_may_repeat_one(
+    tmp_path: Path, run_dict: dict, opt_dict: dict
+) -> None:
+    """GP over an all-categorical space proposed configurations already run (32 configurations: 15 in 25
+    trials), each trained again, without a word."""
+    opt_dict["sampler"] = {"name": "gp"}
+    opt_dict["search_space"] = {
+        "model.activation": {"type": "categorical", "choices": ["relu", "tanh"]},
+        "optimizer.name": {"type": "categorical", "choices": ["adam", "sgd", "adamw"]},
+    }
+    assert _notes(tmp_path, run_dict, opt_dict) == (
+        f"{tmp_path / 'o.yaml'}: sampler gp over only categorical parameters (model.activation, optimizer.name: "
+        "6 configurations) may propose a configuration already run, training it again for the same result; "
+        "use tpe, or bruteforce, which runs each configuration once",
+    )
+    opt_dict["search_space"]["optimizer.momentum"] = {  # 2 x (2 + 2): 8 configurations, not 12
+        "type": "categorical",
+        "choices": [0.5, 0.9],
+        "when": {"optimizer.name": "sgd"},
+    }
+    assert (
+        "optimizer.momentum: at most 12 configurations) may propose"
+        in _notes(tmp_path, run_dict, opt_dict)[0]
+    )
+    opt_dict["search_space"]["model.layers"] = {"type": "int", "low": 1, "high": 3}
+    assert _notes(tmp_path, run_dict, opt_dict) == ()

@@ -34,6 +34,7 @@ from hpotool.space_checks import check_space
 from hpotool.space_notes import (
     final_override_notes,
     grid_notes,
+    repeat_notes,
     seed_notes,
     single_choice_notes,
     speed_notes,
@@ -319,6 +320,7 @@ def _plan(
         raise HpoError(f"{opt_path}: {exc}") from None
     notes = (
         *grid_notes(opt, sampler),
+        *repeat_notes(opt, sampler, opt_path),
         *(f"{opt_path}: {note}" for note in [unsteered_note(opt.constraints, sampler)] if note),
         *(f"{opt_path}: {note}" for note in dict.fromkeys(deprecated)),
         *single_choice_notes(opt, opt_path),

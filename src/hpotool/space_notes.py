@@ -1,6 +1,7 @@
 """Notes on a search space that runs but may not search what its author meant, printed before trial 0: a
 parameter of one value, a searched seed, device or thread count, a searched MLP width that trials with fewer
-layers never use, a grid that repeats the configurations of conditional parameters."""
+layers never use, a grid that repeats the configurations of conditional parameters, CMA-ES or GP over a space
+of few values, whose trials repeat configurations already run."""
 
 from __future__ import annotations
 
@@ -11,6 +12,7 @@ import optuna
 from hpotool.conditions import holds
 from hpotool.config import OptimizeConfig, RunConfig
 from hpotool.formatting import format_choice
+from hpotool.param_values import value_count
 from hpotool.search_space import CategoricalParam, FloatParam, IntParam
 
 if TYPE_CHECKING:
@@ -134,13 +136,84 @@ def final_override_notes(opt: OptimizeConfig, opt_path: str) -> list[str]:
 
 def grid_notes(opt: OptimizeConfig, sampler: BaseSampler) -> tuple[str, ...]:
     """A note where the grid sampler searches conditional parameters: it runs each of their values also where
-    the condition does not hold, so those trials repeat one configuration."""
-    conditional = [path for path, p in opt.search_space.items() if p.when]
+    the condition does not hold, so those trials repeat one configuration. A condition that holds at every
+    grid point (it reads a value the run config fixes, or every value the grid gives the parameter it reads)
+    repeats none: such a space had the note all the same."""
+    if not isinstance(sampler, optuna.samplers.GridSampler):
+        return ()
+    grid: dict[str, list[Any]] = sampler._search_space
+    conditional = [path for path, p in opt.search_space.items() if p.when and _may_fail(p.when, opt, grid)]
     return (
         (
             f"the grid sampler runs every value of {', '.join(conditional)} also where its condition does not "
             f"hold, so those trials repeat one configuration; bruteforce runs each configuration once",
         )
-        if isinstance(sampler, optuna.samplers.GridSampler) and conditional
+        if conditional
         else ()
     )
+
+
+def _may_fail(when: dict[str, Any], opt: OptimizeConfig, grid: dict[str, list[Any]]) -> bool:
+    """Whether the condition `when` fails at some point of the grid `grid`: a parameter it reads has a grid
+    value that fails it, or is itself conditional (absent at some points), or lies in a section searched
+    whole. A value the run config fixes is the same at every point: it holds there (one that fails is never
+    drawn, at no point)."""
+    space = opt.search_space
+    for key, condition in when.items():
+        if any(key.startswith(f"{path}.") for path in space):  # a key of a section searched whole
+            return True
+        if key in space and (space[key].when or any(not holds(condition, v) for v in grid.get(key, ()))):
+            return True
+    return False
+
+
+# A numeric parameter of at most this many values is one CMA-ES's rounding collapses: it draws a continuous
+# value (its spread starts at a sixth of the range) and rounds it, so draws of 4 values land on one or two;
+# in a space of at most _FEW_CONFIGURATIONS its trials then repeat whole configurations (16: 7 of them run in
+# 30 trials, TPE all 16), in a larger one mostly that parameter's value
+_FEW_VALUES = 10
+_FEW_CONFIGURATIONS = 100
+
+
+def repeat_notes(opt: OptimizeConfig, sampler: BaseSampler, opt_path: str) -> tuple[str, ...]:
+    """A note where the sampler repeats configurations already run, each trained again for nothing (a trial
+    trains with the run config's seed, so the same values give the same result), with no word: `cmaes` over
+    a space of few configurations with a numeric parameter of few values (it draws them continuously and rounds:
+    model.layers 1..4 ran 2 in five trials of eight, and its search narrows onto one configuration), and
+    `gp` over only categorical parameters (it may propose a configuration it has run; 32 configurations
+    ran 15 in 25 trials, TPE 18). Where a parameter is continuous, no configuration repeats."""
+    space = opt.search_space
+    counts = {path: value_count(p) for path, p in space.items()}
+    if any(n is None for n in counts.values()):
+        return ()
+    total = 1
+    for n in counts.values():
+        total *= n or 1
+    # a parameter under a `when:` takes no value where its condition fails: fewer configurations than that
+    at_most = "at most " if any(p.when for p in space.values()) else ""
+    configurations = f"{at_most}{total:,} configuration{'' if total == 1 else 's'}"
+    if isinstance(sampler, optuna.samplers.CmaEsSampler) and total <= _FEW_CONFIGURATIONS:
+        few = [
+            f"{path} ({n} values)"
+            for path, p in space.items()
+            if isinstance(p, IntParam | FloatParam)
+            and not p.when
+            and 1 < (n := counts[path] or 0) <= _FEW_VALUES
+        ]
+        if few:
+            return (
+                f"{opt_path}: sampler cmaes draws {', '.join(few)} as a continuous value rounded to "
+                f"{'its values' if len(few) == 1 else 'their values'}, and no searched parameter is "
+                f"continuous: its trials repeat configurations already run, training them again for the same "
+                f"result, often one trial after trial; use tpe, or grid or bruteforce, which run each of the "
+                f"space's {configurations} once",
+            )
+    if isinstance(sampler, optuna.samplers.GPSampler) and all(
+        isinstance(p, CategoricalParam) for p in space.values()
+    ):
+        return (
+            f"{opt_path}: sampler gp over only categorical parameters ({', '.join(space)}: {configurations}) "
+            f"may propose a configuration already run, training it again for the same result; use tpe, or "
+            f"bruteforce, which runs each configuration once",
+        )
+    return ()
