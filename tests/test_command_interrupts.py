@@ -107,6 +107,20 @@ def test_a_signal_in_a_command_says_what_it_wrote_in_one_line(
     assert _left(tmp_path) == [], _left(tmp_path)  # no export, report, stage, folder or temporary file
 
 
+def test_a_signal_in_a_report_to_stdout_says_its_output_may_be_cut_short(
+    tmp_path: Path, study_here: str
+) -> None:
+    # `report --out -` said "nothing was written", though a signal as it wrote cuts the report on stdout short.
+    args = ["report", "--study-name", "tiny", "--storage", study_here, "--out", "-"]
+    before = _signal_after("hpotool.study_lookup", "find_study", signal.SIGINT)
+    found, output = _run(args, tmp_path, before)
+    assert (found, output.strip().splitlines()[-1]) == (
+        130,
+        "interrupted: no file was written; what reached stdout may be cut short",
+    ), output
+    assert _left(tmp_path) == [], _left(tmp_path)
+
+
 @pytest.mark.parametrize(("how", "code"), SIGNALS)
 def test_a_signal_in_studies_says_it_only_reads(
     tmp_path: Path, study_here: str, how: signal.Signals, code: int

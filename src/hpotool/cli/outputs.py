@@ -244,7 +244,7 @@ def report(
     ] = None,
 ) -> None:
     """Write a self-contained report of a study: header, figures, pruning table (HTML or JSON)."""
-    with stoppable(say_stopped("report")), user_errors():
+    with stoppable(say_stopped("report", to_stdout=_is_stdout(out))), user_errors():
         write_study_report(study_name, storage, out, fmt)
 
 

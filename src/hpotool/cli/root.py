@@ -242,19 +242,22 @@ def stoppable(say: Callable[[], None], *, caught_inside: bool = False) -> Iterat
         raise typer.Exit(code=exit_code(signal_of(exc))) from None
 
 
-def say_stopped(command: str, writes: bool = True) -> Callable[[], None]:
+def say_stopped(command: str, writes: bool = True, *, to_stdout: bool = False) -> Callable[[], None]:
     """What `stoppable` says where Ctrl-C or SIGTERM stopped `command` (report, export-best, refine: a
     command whose files are written whole or not at all, `atomic`; `writes` False: one that only reads):
     `interrupted: nothing was written`, or the files it had put in place by then. It exited 130 without a
     word, and a user could not tell whether an export or a report on disk was the new one or the one before.
-    Made as the command starts, so that it names the files of this command alone."""
+    Made as the command starts, so that it names the files of this command alone. `to_stdout`: the command
+    writes to stdout (`report --out -`), which a signal may cut short."""
     from hpotool.atomic import placed
 
     before = len(placed())
 
     def say() -> None:
         wrote = placed()[before:]
-        if not wrote:
+        if not wrote and to_stdout:
+            said = "no file was written; what reached stdout may be cut short"
+        elif not wrote:
             said = "nothing was written" if writes else f"nothing was written ({command} only reads)"
         elif len({p.parent for p in wrote}) == 1:
             names = ", ".join(p.name for p in wrote)
