@@ -1185,3 +1185,37 @@ def test_studies_skips_a_study_another_process_deletes_while_it_lists_them(
     result = runner.invoke(app, ["studies", "--storage", url, "--json"])
     assert result.exit_code == 0, result.output
     assert [r["name"] for r in json.loads(result.stdout)] == ["kept"]
+
+
+def test_a_trial_interrupted_before_it_drew_its_values_says_so_in_trials(
+    tmp_path: Path, run_dict: dict, opt_dict: dict, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A trial Ctrl-C ended between its `ask` and its draw is stored with no parameters: `trials` showed an
+    empty params cell beside "interrupted", which read as values lost; the note says none were drawn."""
+    import signal
+
+    from hpotool.plan import prepare_study
+    from hpotool.study_run import run_study
+    from hpotool.trial_setup import TrialSetup
+
+    from .conftest import write_configs
+
+    real = TrialSetup.__call__
+
+    def set_up_then_ctrl_c(self: TrialSetup, trial: optuna.Trial) -> bool:
+        ready = real(self, trial)
+        signal.raise_signal(signal.SIGINT)
+        return ready
+
+    monkeypatch.setattr(TrialSetup, "__call__", set_up_then_ctrl_c)
+    assert run_study(prepare_study(*write_configs(tmp_path, run_dict, opt_dict))).interrupted == signal.SIGINT
+    monkeypatch.undo()
+    stored = optuna.load_study(study_name="tiny", storage=opt_dict["storage"]).trials
+    assert [(t.state, t.params, t.user_attrs["fail_reason"]) for t in stored] == [
+        (optuna.trial.TrialState.FAIL, {}, "interrupted")
+    ]
+    args = ["trials", "--study-name", "tiny", "--storage", opt_dict["storage"]]
+    table = runner.invoke(app, args, env={"COLUMNS": "200"})
+    assert table.exit_code == 0, table.output
+    notes = [line.split("│")[-2].strip() for line in table.stdout.splitlines() if line.startswith("│ 0")]
+    assert notes == ["interrupted before it drew its values: none to run again"], table.stdout

@@ -25,6 +25,15 @@ from hpotool.errors import HpoError
 from hpotool.interrupts import deferred
 from hpotool.leftovers import remove_dead, tag
 
+# Every file this process has put in place (renamed onto its target), first to last: what a command that
+# Ctrl-C or SIGTERM stopped had written by then (`cli.root.say_stopped`).
+_placed: list[Path] = []
+
+
+def placed() -> list[Path]:
+    """The files this process has put in place so far (`atomic_open`, `write_texts`), first to last."""
+    return list(_placed)
+
 
 def current_umask() -> int:
     mask = os.umask(0)
@@ -65,7 +74,9 @@ def atomic_open(path: Path, mode: str = "w") -> Iterator[IO]:
         with os.fdopen(fd, mode, encoding=encoding, newline=newline) as fh:
             yield fh
             _seal(fh, tmp, kind)
-        os.replace(tmp, path)
+        with deferred():  # in place and noted as such, or neither: a stopped command says which
+            os.replace(tmp, path)
+            _placed.append(path)
     except BaseException as exc:
         tmp.unlink(missing_ok=True)
         remove_made(made)
@@ -135,6 +146,7 @@ def write_texts(texts: Mapping[Path, str], remove: Iterable[Path] = ()) -> None:
             _replace_staged(staged, replaced)
             for old in remove:
                 old.unlink(missing_ok=True)
+            _placed.extend(path for path, _ in replaced)
     except BaseException:
         for tmp, _ in staged:
             tmp.unlink(missing_ok=True)

@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING, Any
 
 from hpotool.claims import RETRIED, claim
 from hpotool.failed_trials import fail_trial
+from hpotool.interrupts import deferred
 from hpotool.owners import died_here, on_another_host
 
 if TYPE_CHECKING:
@@ -46,13 +47,14 @@ def fail_dead_local_trials(
         elif silent_only and _beating(storage, trial._trial_id):
             continue
         who = trial.user_attrs["worker"]
-        if not fail_trial(storage, trial._trial_id, f"worker died (pid {who['pid']})"):
-            continue  # another process (a worker's look, the main process) failed it first: it queued the retry
-        failed.append(trial.number)
-        values = {**trial.system_attrs.get("fixed_params", {}), **trial.params}  # a queued point's too
-        if values and not _retries_a_death(study, trial):  # re-run it once, not forever; one that drew
-            # nothing and was not queued ran nothing (and queued empty, it fails under the grid sampler)
-            _queue_retry(study, trial, values)
+        with deferred():  # failed with its retry queued, or left RUNNING: a Ctrl-C between lost the retry
+            if not fail_trial(storage, trial._trial_id, f"worker died (pid {who['pid']})"):
+                continue  # another process (a worker's look, the main process) failed it first: it queued the retry
+            failed.append(trial.number)
+            values = {**trial.system_attrs.get("fixed_params", {}), **trial.params}  # a queued point's too
+            if values and not _retries_a_death(study, trial):  # re-run it once, not forever; one that drew
+                # nothing and was not queued ran nothing (and queued empty, it fails under the grid sampler)
+                _queue_retry(study, trial, values)
     return failed
 
 
@@ -142,12 +144,13 @@ def fail_ownerless_trials(study: optuna.Study, grace_s: float) -> list[int]:
                 f"abandoned: its process ({who.get('host')}, pid {who.get('pid')}) ended before the "
                 f"trial's first heartbeat"
             )
-        if not fail_trial(storage, trial._trial_id, reason):
-            continue  # another process (another look, at the same moment) failed it first: it queued the retry
-        failed.append(trial.number)
-        values = {**trial.system_attrs.get("fixed_params", {}), **trial.params}
-        if values and not _retries_a_death(study, trial):
-            _queue_retry(study, trial, values)
+        with deferred():  # failed with its retry queued, or left RUNNING
+            if not fail_trial(storage, trial._trial_id, reason):
+                continue  # another process (another look, at the same moment) failed it first: it queued the retry
+            failed.append(trial.number)
+            values = {**trial.system_attrs.get("fixed_params", {}), **trial.params}
+            if values and not _retries_a_death(study, trial):
+                _queue_retry(study, trial, values)
     return failed
 
 

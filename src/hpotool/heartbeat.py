@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
+from hpotool.interrupts import deferred
 from hpotool.sqlite_files import refuse_a_read_only_study
 from hpotool.storage_settings import MAX_RETRY, heartbeat_settings
 
@@ -104,9 +105,10 @@ def fail_stale_trials(study: optuna.Study, *, every_running: bool = False) -> li
     if every_running:
         failed = []
         for trial_id, number in running.items():
-            if fail_trial(study._storage, trial_id, "stale: marked failed by fail-stale"):
-                failed.append(number)
-                retry_stale_trial(study, study._storage.get_trial(trial_id))
+            with deferred():  # failed with its retry queued, or left RUNNING: never failed and not retried
+                if fail_trial(study._storage, trial_id, "stale: marked failed by fail-stale"):
+                    failed.append(number)
+                    retry_stale_trial(study, study._storage.get_trial(trial_id))
         return sorted(failed)
     if not has_heartbeat(study._storage):
         return []
@@ -117,11 +119,13 @@ def fail_stale_trials(study: optuna.Study, *, every_running: bool = False) -> li
     reason = f"stale: no heartbeat for {heartbeat_settings()[1]} s (its worker died, or lost the storage)"
     failed = []
     assert isinstance(storage, optuna.storages._heartbeat.BaseHeartbeat)  # has_heartbeat says so
-    for trial_id in storage._get_stale_trial_ids(study._study_id):
-        if fail_trial(storage, trial_id, reason):  # False: another process failed it first
-            failed.append(trial_id)
+    # Each trial failed with its retry queued, or left RUNNING (`deferred`): a Ctrl-C between the FAILs and
+    # the retries, written one after the other, lost the retries of the trials failed before it.
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
-        for trial_id in failed:
-            retry_stale_trial(study, storage.get_trial(trial_id))
+        for trial_id in storage._get_stale_trial_ids(study._study_id):
+            with deferred():
+                if fail_trial(storage, trial_id, reason):  # False: another process failed it first
+                    failed.append(trial_id)
+                    retry_stale_trial(study, storage.get_trial(trial_id))
     return sorted(running[i] if i in running else storage.get_trial(i).number for i in failed)

@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING, Annotated, Any
 import typer
 
 from hpotool.cli.options import JsonOpt, ReadStorageOpt, StudyNameReq
-from hpotool.cli.root import app, user_errors
+from hpotool.cli.root import app, say_stopped, stoppable, user_errors
 from hpotool.cli.studies_table import NAME_MIN, storage_lines, studies_records, studies_table
 from hpotool.cli.terminal import err_console, escape, out_console, print_json, print_note, shown_url
 
@@ -46,7 +46,7 @@ def studies(
 ) -> None:
     """List studies: name, objective (direction and metric), trials by state, best value, last activity;
     under the table, where they are stored."""
-    with user_errors():
+    with stoppable(say_stopped("studies", writes=False)), user_errors():
         from hpotool.browse import study_rows
         from hpotool.storage_url import storage_origin
 
@@ -123,7 +123,7 @@ def trials(
 ) -> None:
     """List a study's trials, best first (pruned trials show their last reported value; running ones the
     epochs they have reported so far and the seconds since they started)."""
-    with user_errors():
+    with stoppable(say_stopped("trials", writes=False)), user_errors():
         from hpotool.browse import trial_rows
         from hpotool.study_lookup import find_study
 

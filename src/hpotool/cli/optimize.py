@@ -99,7 +99,7 @@ def optimize(
         with _reading_only(dry_run):
             _optimize(outcome, args)
 
-    interruptible(run, lambda: say_interrupted(outcome))
+    interruptible(run, lambda: say_interrupted(outcome), caught_inside=True)
     summary = outcome.summary
     if summary is None:  # --dry-run
         return

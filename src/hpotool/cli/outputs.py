@@ -11,7 +11,7 @@ from typing import Annotated
 import typer
 
 from hpotool.cli.options import ReadStorageOpt, StudyNameReq, out_option
-from hpotool.cli.root import app, user_errors
+from hpotool.cli.root import app, say_stopped, stoppable, user_errors
 from hpotool.cli.terminal import err_console, escape, print_keyed, print_note
 from hpotool.errors import HpoError
 from hpotool.formatting import format_value
@@ -21,6 +21,7 @@ def write_study_report(study_name: str, storage: str | None, out: Path | None, f
     from shlex import quote
 
     from hpotool.importance import import_without_sklearn
+    from hpotool.interrupts import raise_dropped
     from hpotool.report import default_report_path, render_report, report_format, write_report
     from hpotool.storage_url import default_storage_url
     from hpotool.study_lookup import find_study
@@ -35,12 +36,14 @@ def write_study_report(study_name: str, storage: str | None, out: Path | None, f
     import_without_sklearn()
     url = storage or default_storage_url(study_name)
     if _is_stdout(out):  # `--out -`: the report on stdout, as `-` means for most tools (curl -o -, tar -f -)
-        sys.stdout.write(render_report(find_study(study_name, storage), url, fmt))
+        text = render_report(find_study(study_name, storage), url, fmt)
+        raise_dropped()  # a Ctrl-C an import caught: nothing written
+        sys.stdout.write(text)
         sys.stdout.flush()
         return
-    path = write_report(
-        find_study(study_name, storage), url, out or default_report_path(study_name, fmt), fmt
-    )
+    study = find_study(study_name, storage)
+    raise_dropped()
+    path = write_report(study, url, out or default_report_path(study_name, fmt), fmt)
     err_console().print(f"report written to {escape(str(path))}", soft_wrap=True)
 
 
@@ -241,7 +244,7 @@ def report(
     ] = None,
 ) -> None:
     """Write a self-contained report of a study: header, figures, pruning table (HTML or JSON)."""
-    with user_errors():
+    with stoppable(say_stopped("report", to_stdout=_is_stdout(out))), user_errors():
         write_study_report(study_name, storage, out, fmt)
 
 
@@ -260,10 +263,11 @@ def export_best(
     ] = None,
 ) -> None:
     """Write the best trial (best_params.json, best_run.yaml) and every trial (trials.csv, trials.json)."""
-    with user_errors():
+    with stoppable(say_stopped("export-best")), user_errors():
         from shlex import quote
 
         from hpotool.export import export_best as write_export
+        from hpotool.interrupts import raise_dropped
         from hpotool.storage import study_options
         from hpotool.storage_url import default_storage_url
         from hpotool.study_lookup import find_study
@@ -275,6 +279,7 @@ def export_best(
         )
         study = find_study(study_name, storage)
         check_export_folder(study_name, out, "export-best")
+        raise_dropped()  # a Ctrl-C something caught (torch's import does) ends it before it writes
         result = write_export(study, storage or default_storage_url(study_name), out)
         from hpotool.trial_table import shown_params
 

@@ -10,6 +10,7 @@ import warnings
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Annotated, Any
 
 import typer
@@ -210,18 +211,63 @@ def _show_debug_log(debug: bool) -> None:
         logger.setLevel(logging.NOTSET)
 
 
-def interruptible(run: Callable[[], None], say: Callable[[], None]) -> None:
-    """`run()` with Ctrl-C and SIGTERM raising KeyboardInterrupt from its first line on; on one, `say` what it
-    left (one line, however many signals follow) and exit 130 or 143."""
-    from hpotool.interrupts import exit_code, signal_of, signals_ignored, signals_interrupt
+def interruptible(run: Callable[[], None], say: Callable[[], None], *, caught_inside: bool = False) -> None:
+    """`run()` inside `stoppable(say, caught_inside=caught_inside)`."""
+    with stoppable(say, caught_inside=caught_inside):
+        run()
+
+
+@contextmanager
+def stoppable(say: Callable[[], None], *, caught_inside: bool = False) -> Iterator[None]:
+    """Inside, Ctrl-C and SIGTERM raise KeyboardInterrupt from its first line on; on one, `say` what it left
+    (one line, however many signals follow) and exit 130 or 143.
+
+    An interrupt that something inside caught and went on from (torch's import catches Ctrl-C's as it
+    imports numpy; a finalizer drops one) is raised again as the block ends, or in place of the error it
+    caused (`interrupts.unswallowed`; a command that writes checks for one first, `interrupts.raise_dropped`),
+    unless the command handles its interrupts itself (`caught_inside`:
+    optimize, whose trials end as interrupted and whose summary says so): the command stops, as asked."""
+    from hpotool.interrupts import exit_code, signal_of, signals_ignored, signals_interrupt, unswallowed
 
     try:
         with signals_interrupt():
-            run()
+            if caught_inside:
+                yield
+            else:
+                with unswallowed():
+                    yield
     except KeyboardInterrupt as exc:
         with signals_ignored():
             say()
         raise typer.Exit(code=exit_code(signal_of(exc))) from None
+
+
+def say_stopped(command: str, writes: bool = True, *, to_stdout: bool = False) -> Callable[[], None]:
+    """What `stoppable` says where Ctrl-C or SIGTERM stopped `command` (report, export-best, refine: a
+    command whose files are written whole or not at all, `atomic`; `writes` False: one that only reads):
+    `interrupted: nothing was written`, or the files it had put in place by then. It exited 130 without a
+    word, and a user could not tell whether an export or a report on disk was the new one or the one before.
+    Made as the command starts, so that it names the files of this command alone. `to_stdout`: the command
+    writes to stdout (`report --out -`), which a signal may cut short."""
+    from hpotool.atomic import placed
+
+    before = len(placed())
+
+    def say() -> None:
+        wrote = placed()[before:]
+        if not wrote and to_stdout:
+            said = "no file was written; what reached stdout may be cut short"
+        elif not wrote:
+            said = "nothing was written" if writes else f"nothing was written ({command} only reads)"
+        elif len({p.parent for p in wrote}) == 1:
+            names = ", ".join(p.name for p in wrote)
+            where = "" if wrote[0].parent == Path() else f" in {wrote[0].parent}"
+            said = f"{command} had written {names}{where} before it stopped"
+        else:
+            said = f"{command} had written {', '.join(map(str, wrote))} before it stopped"
+        err_console().print(f"interrupted: {escape(said)}", soft_wrap=True)
+
+    return say
 
 
 def main() -> None:

@@ -9,7 +9,7 @@ import typer
 
 from hpotool.cli.options import JsonOpt, ReadStorageOpt, StudyNameReq, out_option
 from hpotool.cli.outputs import check_out_writable, refuse_stdout
-from hpotool.cli.root import app, user_errors
+from hpotool.cli.root import app, say_stopped, stoppable, user_errors
 from hpotool.cli.terminal import escape, fits, out_console, plain_table, print_json
 from hpotool.errors import HpoError
 from hpotool.formatting import counted, format_param, format_value
@@ -74,7 +74,7 @@ def _audit_records(report: AuditReport, title: str) -> Table:
 @app.command(short_help="Diagnose a study: importances, range edges, pruning.")
 def audit(study_name: StudyNameReq, storage: ReadStorageOpt = None, as_json: JsonOpt = False) -> None:
     """Diagnose a finished study: importances, best values on range edges, pruning, whether it still improves."""
-    with user_errors():
+    with stoppable(say_stopped("audit", writes=False)), user_errors():
         from hpotool.audit import audit_study
         from hpotool.importance import import_without_sklearn
         from hpotool.study_lookup import find_study
@@ -142,10 +142,11 @@ def refine(
     ] = False,
 ) -> None:
     """Write the next stage's configs: widen edge ranges, narrow the rest, fix what barely matters."""
-    with user_errors():
+    with stoppable(say_stopped("refine")), user_errors():
         from shlex import quote
 
         from hpotool.importance import import_without_sklearn
+        from hpotool.interrupts import raise_dropped
         from hpotool.refine import refine_study
         from hpotool.stage_files import check_stage_paths, write_refinement
         from hpotool.study_lookup import find_study
@@ -157,6 +158,7 @@ def refine(
         check_out_writable(out, out, out.parent, "refine writes the stage's configs", "a file")
         import_without_sklearn()
         ref = refine_study(find_study(study_name, storage), keep_top, storage_url=storage)
+        raise_dropped()  # a Ctrl-C something caught (torch's import does) ends it before it writes
         opt_path, run_path = write_refinement(ref, out, study_name)
         for change in ref.changes:
             _print_bullet(change)
@@ -203,7 +205,7 @@ def prune_audit(
     as_json: JsonOpt = False,
 ) -> None:
     """Check the pruner: PFL's prediction error by epoch, and pruned trials a no-pruning study says would have won."""
-    with user_errors():
+    with stoppable(say_stopped("prune-audit", writes=False)), user_errors():
         from hpotool.prune_audit import audit_pruning
         from hpotool.study_lookup import find_study
 

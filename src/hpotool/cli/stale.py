@@ -7,8 +7,8 @@ from typing import TYPE_CHECKING, Annotated
 import typer
 
 from hpotool.cli.options import ReadStorageOpt
-from hpotool.cli.root import app, user_errors
-from hpotool.cli.terminal import out_console
+from hpotool.cli.root import app, stoppable, user_errors
+from hpotool.cli.terminal import err_console, out_console
 from hpotool.errors import HpoError
 from hpotool.formatting import counted
 
@@ -31,7 +31,7 @@ def fail_stale(
 ) -> None:
     """Mark trials of dead workers (RUNNING, heartbeat older than the grace period, or run by a process of
     this machine that is gone) FAIL and queue a retry."""
-    with user_errors():
+    with stoppable(_say_stopped), user_errors():
         from optuna.trial import TrialState
 
         from hpotool.heartbeat import has_heartbeat
@@ -58,6 +58,16 @@ def fail_stale(
             _print_beating(study, running)
         elif running:
             _print_without_heartbeat(running)
+
+
+def _say_stopped() -> None:
+    """What a fail-stale that Ctrl-C or SIGTERM stopped leaves: each trial is failed with its retry queued,
+    or left as it was (the two writes wait for each other, `dead_trials`, `heartbeat`)."""
+    err_console().print(
+        "interrupted: the trials it marked failed stay failed, each with its retry queued; run the same "
+        "command to mark the rest",
+        soft_wrap=True,
+    )
 
 
 # What `fail-stale` calls the trials it marks FAIL, by why: their process gone ("worker died"), their owner

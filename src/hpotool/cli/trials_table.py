@@ -131,9 +131,20 @@ def _trial_notes(study: optuna.Study, rows: list[dict[str, Any]]) -> list[str]:
         for t in study.get_trials(deepcopy=False, states=(TrialState.RUNNING,))
         if died_here(t)
     }
+    # An interrupted trial that had drawn no value (Ctrl-C between its `ask` and its draw) and was not queued
+    # with any: its empty params cell read as values lost, and the note said only "interrupted".
+    undrawn = {
+        t.number
+        for t in study.get_trials(deepcopy=False, states=(TrialState.FAIL,))
+        if not t.params and "fixed_params" not in t.system_attrs
+    }
     return [
         dead.get(r["number"])
-        or _reason(r["fail_reason"])
+        or (
+            "interrupted before it drew its values: none to run again"
+            if r["number"] in undrawn and r["fail_reason"] == "interrupted"
+            else _reason(r["fail_reason"])
+        )
         or ("" if r["feasible"] else "violates the constraints")
         or ("Pareto front" if dominated and r.get("pareto") else "")
         or (
