@@ -169,8 +169,10 @@ def test_a_final_metric_that_diverged_is_told_apart_from_the_pruners_work(
     assert result.exit_code == 2
     assert " ".join(result.stderr.split()) == (
         "error: study 'u' has no complete trial yet (pruned 2); its 2 pruned trials all diverged (trial 0: "
-        "val_loss is nan at the end of the run): lower optimizer.lr (its range in the search space) or set "
-        "grad_clip in the run config, and run hpotool optimize again"
+        "val_loss is nan at the end of the run): see why your training function "
+        "tests.trainers:diverges_at_the_end returns or reports that NaN or infinite value (a metric "
+        "undefined on the validation split, or a loss that diverged: train it at a lower learning rate) and fix "
+        "it there, and run hpotool optimize again"
     )
 
 
