@@ -176,6 +176,20 @@ def test_a_final_metric_that_diverged_is_told_apart_from_the_pruners_work(
     )
 
 
+def test_metrics_given_as_tensors_of_the_graph_are_read_without_torchs_warning(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A loss reported as the tensor that still requires grad printed torch's two-line 'warning: Converting
+    a tensor with requires_grad=True to a scalar may lead to unexpected behavior. Consider using
+    tensor.detach() first. (Triggered internally at /__w/pytorch/...)' amid the trials: hpotool converts it,
+    so hpotool detaches it, as it reads only its value."""
+    monkeypatch.chdir(REPO)
+    result, trials = _study_with("returns_tensors_still_in_the_graph", tmp_path)
+    assert [t.state for t in trials] == [TrialState.COMPLETE] * 2
+    assert trials[0].value == 0.25 and trials[0].user_attrs["history"][0]["val_loss"] == 0.5
+    assert "requires_grad" not in result.stderr and "warning" not in result.stderr, result.stderr
+
+
 def test_a_nan_in_a_metric_the_study_does_not_optimize_is_recorded_not_a_failure(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
