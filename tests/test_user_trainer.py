@@ -70,6 +70,33 @@ def test_a_trainer_that_misses_the_metric_stops_the_study_at_trial_0(
     assert trial.state == TrialState.FAIL and trial.user_attrs["fail_reason"] == reason
 
 
+def test_a_misspelt_metric_a_trainer_does_not_return_names_the_one_it_does(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """`metric: val_lss` for a fit returning val_loss was told only to return val_lss from fit; and once the
+    user fixed the optimize config, the study made for val_lss refused it ("optimizes 'val_lss', and the
+    config says 'val_loss'"). The line names the metric meant, and that the fix needs a new study_name."""
+    monkeypatch.chdir(REPO)
+    storage = f"sqlite:///{tmp_path / 'u.db'}"
+    opt = tmp_path / "o.yaml"
+    opt.write_text(
+        (REPO / "examples/torch_loop_optimize.yaml")
+        .read_text()
+        .replace("metric: val_loss", "metric: val_lss")
+    )
+    result = optimize("examples/torch_loop_run.yaml", str(opt), storage, 3, exit_code=2)
+    assert (
+        "examples.torch_loop_trainer:fit returned {val_loss}, without val_lss, the study's metric (did you mean "
+        "'val_loss', which it returned? then fix the optimize config's metric, with a new study_name: this study "
+        "is made for 'val_lss'); return it from fit, such as {'val_lss': 0.5}"
+    ) in result.stderr
+    opt.write_text(opt.read_text().replace("metric: val_lss", "metric: val_loss"))
+    refused = optimize("examples/torch_loop_run.yaml", str(opt), storage, 3, exit_code=2)
+    assert "optimizes 'val_lss', and the config says 'val_loss'; use another study_name" in refused.stderr
+    opt.write_text(opt.read_text().replace("study_name: sine_loop", "study_name: sine_loop2"))
+    optimize("examples/torch_loop_run.yaml", str(opt), storage, 1, exit_code=0)
+
+
 def test_train_with_a_training_function_saves_no_model_and_says_so(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:

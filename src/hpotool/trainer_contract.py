@@ -5,6 +5,7 @@ in every trial, and what optimize says when one stops the study (`contract_stop`
 from __future__ import annotations
 
 from hpotool.errors import HpoError, chain
+from hpotool.near_names import closest, edit_distance
 
 
 class TrainerOutputError(TypeError):
@@ -35,8 +36,22 @@ def missing_metric(
     the run produced, with the epoch_time hpotool adds where the function `reported` epochs)."""
     returned = [k for k in metrics if not (reported and k == "epoch_time")]
     which, it = ("the study's metric", "it") if len(missing) == 1 else ("metrics the study optimizes", "them")
+    # A metric misspelt in the optimize config (val_r3 for the val_r2 fit returns) was told only to return
+    # it from fit; and the study, made for the misspelt name, refuses the fixed config ("optimizes 'val_r3',
+    # and the config says 'val_r2'"), so the line says to name a new study with it.
+    misspelt = [
+        (m, near[0])
+        for m in missing
+        if (near := closest(m, returned, n=1)) and edit_distance(m, near[0]) <= 2
+    ]
+    hint = (
+        f" (did you mean {misspelt[0][1]!r}, which it returned? then fix the optimize config's metric, with a new "
+        f"study_name: this study is made for {misspelt[0][0]!r})"
+        if misspelt
+        else ""
+    )
     return TrainerOutputError(
-        f"{function} returned {{{', '.join(returned)}}}, without {', '.join(missing)}, {which}; return {it} "
+        f"{function} returned {{{', '.join(returned)}}}, without {', '.join(missing)}, {which}{hint}; return {it} "
         f"from fit, such as {{{missing[0]!r}: 0.5}} (the values given to report() do not count), or optimize "
         f"a metric it returns"
     )
