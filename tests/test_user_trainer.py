@@ -97,6 +97,30 @@ def test_a_misspelt_metric_a_trainer_does_not_return_names_the_one_it_does(
     optimize("examples/torch_loop_run.yaml", str(opt), storage, 1, exit_code=0)
 
 
+def test_a_study_of_n_params_with_a_training_function_is_told_to_count_its_model(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """`metrics: [val_loss, n_params]`, which the README's multi-objective example optimizes, for a training
+    function: hpotool builds no model for it, so measures no n_params; the line asked for it from fit "such
+    as {'n_params': 0.5}", as if it were a score, and did not say hpotool would not count it."""
+    monkeypatch.chdir(REPO)
+    storage = f"sqlite:///{tmp_path / 'u.db'}"
+    opt = tmp_path / "o.yaml"
+    opt.write_text(
+        (REPO / "examples/torch_loop_optimize.yaml")
+        .read_text()
+        .replace("metric: val_loss", "metrics: [val_loss, n_params]")
+        .replace("direction: minimize", "directions: [minimize, minimize]")
+        .replace("pruner: {name: median, kwargs: {n_startup_trials: 3, n_warmup_steps: 3}}", "")
+    )
+    result = optimize("examples/torch_loop_run.yaml", str(opt), storage, 2, exit_code=2)
+    assert (
+        "examples.torch_loop_trainer:fit returned {val_loss}, without n_params, the study's metric (hpotool "
+        "counts n_params only of the models it builds: return your model's, sum(p.numel() for p in "
+        "model.parameters())); return it from fit"
+    ) in " ".join(result.stderr.split())
+
+
 def test_train_with_a_training_function_saves_no_model_and_says_so(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:

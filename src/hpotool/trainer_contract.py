@@ -48,6 +48,11 @@ def missing_metric(
         f" (did you mean {misspelt[0][1]!r}, which it returned? then fix the optimize config's metric, with a new "
         f"study_name: this study is made for {misspelt[0][0]!r})"
         if misspelt
+        # n_params, which hpotool measures for every run of its Trainer (`metrics: [val_loss, n_params]`), is
+        # the count of a model hpotool builds: for a function's own model it was asked for as 0.5
+        else " (hpotool counts n_params only of the models it builds: return your model's, "
+        "sum(p.numel() for p in model.parameters()))"
+        if "n_params" in missing
         else ""
     )
     return TrainerOutputError(
