@@ -278,6 +278,35 @@ def test_a_multi_objective_report_says_how_to_reproduce_a_pareto_optimal_trial(
     )
 
 
+def test_a_multi_objective_report_lists_the_trials_that_diverged(
+    tmp_path: Path, run_dict: dict[str, Any]
+) -> None:
+    """hpotool prunes a trial of several objectives whose loss or objective is NaN (no pruner does): the
+    report's Pruning section said "No trial was pruned." beside counts of pruned trials, and its JSON listed
+    none, as it read the pruned trials of single-objective studies only."""
+    study = optuna.create_study(study_name="mo", directions=["minimize", "maximize"])
+    study.set_user_attr("run_config", run_dict)
+    study.set_user_attr("optimize_config", {"metrics": ["val_loss", "val_r2"], "pruner": {"name": "nop"}})
+    trial = study.ask()
+    trial.suggest_float("optimizer.lr", 1e-3, 1e-1)
+    study.tell(trial, [0.5, 0.7])
+    trial = study.ask()
+    trial.suggest_float("optimizer.lr", 1e-3, 1e-1)
+    trial.set_user_attr("prune_reason", "val_r2 is nan at the end of the run")
+    trial.set_user_attr("diverged_at", {"epoch": 1, "metric": "val_r2", "value": "nan"})
+    trial.set_user_attr("epochs_run", 2)
+    study.tell(trial, state=optuna.trial.TrialState.PRUNED)
+    info = report_info(study, "x")
+    assert [(r["number"], r["threshold"], r["reason"]) for r in info.pruned] == [
+        (1, None, "val_r2 is nan at the end of the run")
+    ]
+    assert info.pruned[0]["threshold_note"].startswith(
+        "none: the trial diverged (its val_r2 was nan after 2 "
+    )
+    html = render_html(info, make_figures(study, info))
+    assert "No trial was pruned." not in html and "val_r2 is nan at the end of the run" in html
+
+
 def test_a_multi_objective_report_names_no_pruner(tmp_path: Path, run_dict: dict[str, Any]) -> None:
     # hpotool stores the default pruner section on every study; a multi-objective one never prunes
     study = optuna.create_study(study_name="mo", directions=["minimize", "minimize"])

@@ -168,7 +168,9 @@ def report_info(study: optuna.Study, storage: str) -> ReportInfo:
     # A multi-objective study stores the default pruner section, but nothing prunes it (Trial.report is
     # single-objective): showing "pruner median" would say otherwise.
     pruner = opt.get("pruner") if len(objectives) == 1 else None
-    rows = [r.as_dict() for r in pruned_rows(study, pruner)] if len(objectives) == 1 else []
+    # every pruned trial, those that diverged in a study of several objectives too: its report said "No trial
+    # was pruned." over trials its counts gave as pruned
+    rows = [r.as_dict() for r in pruned_rows(study, pruner)]
     return ReportInfo(
         study_name=study.study_name,
         storage=storage,
