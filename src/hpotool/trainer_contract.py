@@ -67,9 +67,15 @@ def unmeasured_constraint(
 ) -> TrainerOutputError:
     """The mistake of a function whose returned dict lacks the value `metric` that `constraint` reads."""
     returned = [k for k in metrics if not (reported and k == "epoch_time")]
+    near = closest(metric, returned, n=1)  # a constraint misspelt (val_r3 for the val_r2 fit returns)
+    meant = (
+        f" (did you mean {near[0]!r}, which it returned?)"
+        if near and edit_distance(metric, near[0]) <= 2
+        else ""
+    )
     return TrainerOutputError(
         f"{function} returned {{{', '.join(returned)}}}, without {metric}, which constraints: {constraint} "
-        f"reads; return it from fit, such as {{{metric!r}: 0.5}}, or drop the constraint"
+        f"reads{meant}; return it from fit, such as {{{metric!r}: 0.5}}, or drop the constraint"
     )
 
 
