@@ -254,6 +254,16 @@ def test_multi_objective_report_has_a_pareto_front_and_per_objective_figures(tmp
     assert info.reproduce == []  # a plain Optuna study: no run config to train
 
 
+def test_a_multi_objective_reports_caveat_does_not_point_to_audit_and_refine(tmp_path: Path) -> None:
+    """Its importances from 12 trials were said to be too few "(audit and refine need 30)", where audit and
+    refine refuse a study of several objectives whatever its count."""
+    info = report_info(_multi_objective_study(f"sqlite:///{tmp_path / 'mo.db'}"), "x")
+    assert info.importances_caveat == (
+        "these importances rest on 12 trials, too few to rank parameters by (30 or more): run more trials "
+        "before reading them"
+    )
+
+
 def test_a_multi_objective_report_says_how_to_reproduce_a_pareto_optimal_trial(
     tmp_path: Path, run_dict: dict[str, Any]
 ) -> None:

@@ -163,7 +163,8 @@ def report_info(study: optuna.Study, storage: str) -> ReportInfo:
     on = basis(study)  # in a pruned study with few complete trials: the trials as of an earlier epoch
     importances, reasons = _importances(study, len(objectives), on)
     # audit's threshold: fewer trials rank parameters by noise (8 trials put optimizer.momentum first)
-    caveat = few_trials_caveat(len(on.trials)) if any(importances) else None
+    several = len(objectives) > 1
+    caveat = few_trials_caveat(len(on.trials), several_objectives=several) if any(importances) else None
     best = _best(study, complete)
     # A multi-objective study stores the default pruner section, but nothing prunes it (Trial.report is
     # single-objective): showing "pruner median" would say otherwise.
