@@ -254,6 +254,31 @@ def test_a_constraint_no_value_can_meet_is_refused_before_trial_0(
     assert not (tmp_path / "c.db").exists()
 
 
+def test_a_misspelt_constraint_names_the_value_meant(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """`val_acuracy >= 0.5` listed the values measured with no "did you mean", as a misspelt metric has; and
+    a training function's constraint misspelt (`val_los`, beside the val_loss it returns) stopped the study
+    with no hint either."""
+    from .conftest import OPTIMIZE, RUN, write_yaml
+
+    run = write_yaml(tmp_path / "run.yaml", RUN)
+    opt = write_yaml(tmp_path / "optimize.yaml", {**OPTIMIZE, "constraints": ["val_acuracy >= 0.5"]})
+    result = optimize(run, opt, f"sqlite:///{tmp_path / 'c.db'}", 1, exit_code=2)
+    assert result.stderr == (
+        f"error: {opt}: constraints: 'val_acuracy >= 0.5' names a value this classification task does not measure "
+        "(did you mean 'val_accuracy'?); choose from: train_loss, val_loss, val_accuracy, n_params, epoch_time\n"
+    )
+    monkeypatch.chdir(REPO)
+    loop = tmp_path / "loop.yaml"
+    loop.write_text(
+        (REPO / "examples/torch_loop_optimize.yaml").read_text() + 'constraints: ["val_los <= 1"]\n'
+    )
+    result = optimize("examples/torch_loop_run.yaml", loop, f"sqlite:///{tmp_path / 'l.db'}", 1, exit_code=2)
+    assert (
+        "examples.torch_loop_trainer:fit returned {val_loss}, without val_los, which constraints: val_los <= 1 "
+        "reads (did you mean 'val_loss', which it returned?); return it from fit"
+    ) in " ".join(result.stderr.split())
+
+
 def test_a_constraint_at_the_edge_of_its_value_s_range_runs(tmp_path: Path) -> None:
     """`val_accuracy >= 1` and `epoch_time <= 0` can be met (by a perfect model, a clock that did not move):
     they run."""

@@ -556,6 +556,20 @@ def test_integer_quantities_are_not_taken_for_thousands_of_classes() -> None:
     assert as_dataset((x, np.array([0, 5, 5, 2, 0, 5]))).n_classes == 6  # gaps, fewer classes than samples
 
 
+def test_negative_integer_amounts_are_told_how_to_be_a_regression() -> None:
+    """Integer amounts below 0 (a profit in whole euros) were read as class labels and refused with 'number
+    the classes 0..K-1' alone, as if the user meant classes; a regression user was not told to give floats."""
+    x = np.zeros((6, 2))
+    profits = np.array([-2572, 480, 1250, -60, 49, 550])
+    with pytest.raises(DataError) as info:
+        as_dataset((x, profits))
+    assert str(info.value) == (
+        "y holds negative class labels (the smallest is -2572); number the classes 0..K-1, or give y as floats "
+        "(y.astype('float32')) if it holds amounts to predict (regression)"
+    )
+    assert as_dataset((x, profits.astype(np.float32))).task == "regression"
+
+
 def test_a_user_class_missing_a_required_argument_is_named_at_load_time() -> None:
     run = {
         "data": {"name": "digits", "subset_fraction": 0.1},

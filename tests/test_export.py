@@ -156,6 +156,25 @@ def test_a_study_whose_trials_all_diverged_says_so_and_what_to_change(
     assert not (tmp_path / "studies" / "tiny").exists()
 
 
+def test_a_study_whose_trials_all_diverged_at_the_run_configs_lr_points_there(
+    tmp_path: Path, run_dict: dict, opt_dict: dict
+) -> None:
+    # It said "lower optimizer.lr (its range in the search space)" for a space that searched no lr: the lr
+    # that diverged is the run config's.
+    run_dict["optimizer"] = {"name": "sgd", "lr": 1e5}
+    run_dict["model"]["hidden"] = [128, 128]
+    opt_dict["search_space"] = {"model.hidden.0": {"type": "int", "low": 128, "high": 160}}
+    opt_dict["n_trials"] = 2
+    run_tiny_study(tmp_path, run_dict, opt_dict)
+    result = runner.invoke(app, ["export-best", "--study-name", "tiny", "--storage", opt_dict["storage"]])
+    assert result.exit_code == 2
+    assert result.stderr == (
+        "error: study 'tiny' has no complete trial yet (pruned 2); its 2 pruned trials all diverged (trial 0: "
+        "train_loss is nan in epoch 1): lower optimizer.lr (in the run config) or set grad_clip in the run "
+        "config, and run hpotool optimize again\n"
+    )
+
+
 def test_a_study_whose_trials_all_failed_points_at_their_errors(
     tmp_path: Path, run_dict: dict, opt_dict: dict
 ) -> None:

@@ -254,6 +254,16 @@ def test_multi_objective_report_has_a_pareto_front_and_per_objective_figures(tmp
     assert info.reproduce == []  # a plain Optuna study: no run config to train
 
 
+def test_a_multi_objective_reports_caveat_does_not_point_to_audit_and_refine(tmp_path: Path) -> None:
+    """Its importances from 12 trials were said to be too few "(audit and refine need 30)", where audit and
+    refine refuse a study of several objectives whatever its count."""
+    info = report_info(_multi_objective_study(f"sqlite:///{tmp_path / 'mo.db'}"), "x")
+    assert info.importances_caveat == (
+        "these importances rest on 12 trials, too few to rank parameters by (30 or more): run more trials "
+        "before reading them"
+    )
+
+
 def test_a_multi_objective_report_says_how_to_reproduce_a_pareto_optimal_trial(
     tmp_path: Path, run_dict: dict[str, Any]
 ) -> None:
@@ -276,6 +286,35 @@ def test_a_multi_objective_report_says_how_to_reproduce_a_pareto_optimal_trial(
     assert sorted(p.name for p in Path("studies/mo").glob("best_run_*.yaml")) == sorted(
         f"best_run_{t.number}.yaml" for t in study.best_trials
     )
+
+
+def test_a_multi_objective_report_lists_the_trials_that_diverged(
+    tmp_path: Path, run_dict: dict[str, Any]
+) -> None:
+    """hpotool prunes a trial of several objectives whose loss or objective is NaN (no pruner does): the
+    report's Pruning section said "No trial was pruned." beside counts of pruned trials, and its JSON listed
+    none, as it read the pruned trials of single-objective studies only."""
+    study = optuna.create_study(study_name="mo", directions=["minimize", "maximize"])
+    study.set_user_attr("run_config", run_dict)
+    study.set_user_attr("optimize_config", {"metrics": ["val_loss", "val_r2"], "pruner": {"name": "nop"}})
+    trial = study.ask()
+    trial.suggest_float("optimizer.lr", 1e-3, 1e-1)
+    study.tell(trial, [0.5, 0.7])
+    trial = study.ask()
+    trial.suggest_float("optimizer.lr", 1e-3, 1e-1)
+    trial.set_user_attr("prune_reason", "val_r2 is nan at the end of the run")
+    trial.set_user_attr("diverged_at", {"epoch": 1, "metric": "val_r2", "value": "nan"})
+    trial.set_user_attr("epochs_run", 2)
+    study.tell(trial, state=optuna.trial.TrialState.PRUNED)
+    info = report_info(study, "x")
+    assert [(r["number"], r["threshold"], r["reason"]) for r in info.pruned] == [
+        (1, None, "val_r2 is nan at the end of the run")
+    ]
+    assert info.pruned[0]["threshold_note"].startswith(
+        "none: the trial diverged (its val_r2 was nan after 2 "
+    )
+    html = render_html(info, make_figures(study, info))
+    assert "No trial was pruned." not in html and "val_r2 is nan at the end of the run" in html
 
 
 def test_a_multi_objective_report_names_no_pruner(tmp_path: Path, run_dict: dict[str, Any]) -> None:

@@ -70,6 +70,57 @@ def test_a_trainer_that_misses_the_metric_stops_the_study_at_trial_0(
     assert trial.state == TrialState.FAIL and trial.user_attrs["fail_reason"] == reason
 
 
+def test_a_misspelt_metric_a_trainer_does_not_return_names_the_one_it_does(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """`metric: val_lss` for a fit returning val_loss was told only to return val_lss from fit; and once the
+    user fixed the optimize config, the study made for val_lss refused it ("optimizes 'val_lss', and the
+    config says 'val_loss'"). The line names the metric meant, and that the fix needs a new study_name."""
+    monkeypatch.chdir(REPO)
+    storage = f"sqlite:///{tmp_path / 'u.db'}"
+    opt = tmp_path / "o.yaml"
+    opt.write_text(
+        (REPO / "examples/torch_loop_optimize.yaml")
+        .read_text()
+        .replace("metric: val_loss", "metric: val_lss")
+    )
+    result = optimize("examples/torch_loop_run.yaml", str(opt), storage, 3, exit_code=2)
+    assert (
+        "examples.torch_loop_trainer:fit returned {val_loss}, without val_lss, the study's metric (did you mean "
+        "'val_loss', which it returned? then fix the optimize config's metric, with a new study_name: this study "
+        "is made for 'val_lss'); return it from fit, such as {'val_lss': 0.5}"
+    ) in result.stderr
+    opt.write_text(opt.read_text().replace("metric: val_lss", "metric: val_loss"))
+    refused = optimize("examples/torch_loop_run.yaml", str(opt), storage, 3, exit_code=2)
+    assert "optimizes 'val_lss', and the config says 'val_loss'; use another study_name" in refused.stderr
+    opt.write_text(opt.read_text().replace("study_name: sine_loop", "study_name: sine_loop2"))
+    optimize("examples/torch_loop_run.yaml", str(opt), storage, 1, exit_code=0)
+
+
+def test_a_study_of_n_params_with_a_training_function_is_told_to_count_its_model(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """`metrics: [val_loss, n_params]`, which the README's multi-objective example optimizes, for a training
+    function: hpotool builds no model for it, so measures no n_params; the line asked for it from fit "such
+    as {'n_params': 0.5}", as if it were a score, and did not say hpotool would not count it."""
+    monkeypatch.chdir(REPO)
+    storage = f"sqlite:///{tmp_path / 'u.db'}"
+    opt = tmp_path / "o.yaml"
+    opt.write_text(
+        (REPO / "examples/torch_loop_optimize.yaml")
+        .read_text()
+        .replace("metric: val_loss", "metrics: [val_loss, n_params]")
+        .replace("direction: minimize", "directions: [minimize, minimize]")
+        .replace("pruner: {name: median, kwargs: {n_startup_trials: 3, n_warmup_steps: 3}}", "")
+    )
+    result = optimize("examples/torch_loop_run.yaml", str(opt), storage, 2, exit_code=2)
+    assert (
+        "examples.torch_loop_trainer:fit returned {val_loss}, without n_params, the study's metric (hpotool "
+        "counts n_params only of the models it builds: return your model's, sum(p.numel() for p in "
+        "model.parameters())); return it from fit"
+    ) in " ".join(result.stderr.split())
+
+
 def test_train_with_a_training_function_saves_no_model_and_says_so(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -169,9 +220,25 @@ def test_a_final_metric_that_diverged_is_told_apart_from_the_pruners_work(
     assert result.exit_code == 2
     assert " ".join(result.stderr.split()) == (
         "error: study 'u' has no complete trial yet (pruned 2); its 2 pruned trials all diverged (trial 0: "
-        "val_loss is nan at the end of the run): lower optimizer.lr (its range in the search space) or set "
-        "grad_clip in the run config, and run hpotool optimize again"
+        "val_loss is nan at the end of the run): see why your training function "
+        "tests.trainers:diverges_at_the_end returns or reports that NaN or infinite value (a metric "
+        "undefined on the validation split, or a loss that diverged: train it at a lower learning rate) and fix "
+        "it there, and run hpotool optimize again"
     )
+
+
+def test_metrics_given_as_tensors_of_the_graph_are_read_without_torchs_warning(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A loss reported as the tensor that still requires grad printed torch's two-line 'warning: Converting
+    a tensor with requires_grad=True to a scalar may lead to unexpected behavior. Consider using
+    tensor.detach() first. (Triggered internally at /__w/pytorch/...)' amid the trials: hpotool converts it,
+    so hpotool detaches it, as it reads only its value."""
+    monkeypatch.chdir(REPO)
+    result, trials = _study_with("returns_tensors_still_in_the_graph", tmp_path)
+    assert [t.state for t in trials] == [TrialState.COMPLETE] * 2
+    assert trials[0].value == 0.25 and trials[0].user_attrs["history"][0]["val_loss"] == 0.5
+    assert "requires_grad" not in result.stderr and "warning" not in result.stderr, result.stderr
 
 
 def test_a_nan_in_a_metric_the_study_does_not_optimize_is_recorded_not_a_failure(

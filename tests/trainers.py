@@ -260,3 +260,13 @@ def changes_the_working_folder(report: Report) -> dict[str, float]:
     os.chdir("tests")
     report(0, {"val_loss": 0.5})
     return {"val_loss": 0.5}
+
+
+def returns_tensors_still_in_the_graph(report: Report) -> dict[str, Any]:
+    """Reports and returns its losses as tensors of the autograd graph, not detached first (a loss kept
+    from the last step)."""
+    import torch
+
+    weight = torch.ones((), requires_grad=True)
+    report(0, {"val_loss": weight * 0.5})
+    return {"val_loss": weight * 0.25}

@@ -100,14 +100,16 @@ def as_trained(run: RunConfig | None, params: dict[str, Any]) -> RunConfig | Non
         return run
 
 
-def few_trials_caveat(n: int) -> str | None:
+def few_trials_caveat(n: int, *, several_objectives: bool = False) -> str | None:
     """What a reader of importances resting on `n` trials must know: below MIN_EVIDENCE (audit's and refine's
-    threshold) the ranking is noise; None at or above it."""
+    threshold) the ranking is noise; None at or above it. A study of `several_objectives` is not told what
+    audit and refine need: they refuse it at any count (its report said "audit and refine need 30")."""
     if n >= MIN_EVIDENCE:
         return None
+    need = f"{MIN_EVIDENCE} or more" if several_objectives else f"audit and refine need {MIN_EVIDENCE}"
     return (
-        f"these importances rest on {trials_text(n)}, too few to rank parameters by (audit and refine need "
-        f"{MIN_EVIDENCE}): run more trials before reading them"
+        f"these importances rest on {trials_text(n)}, too few to rank parameters by ({need}): run more trials "
+        f"before reading them"
     )
 
 

@@ -118,7 +118,11 @@ def _class_indices(y: torch.Tensor) -> torch.Tensor:
     y = y.reshape(-1).long()
     low = int(y.min().item())
     if low < 0:
-        raise DataError(f"y holds negative class labels (the smallest is {low}); number the classes 0..K-1")
+        # integer amounts that go below 0 (profits, temperatures) are read as labels too: say how to regress them
+        raise DataError(
+            f"y holds negative class labels (the smallest is {low}); number the classes 0..K-1, or give y as "
+            f"floats (y.astype('float32')) if it holds amounts to predict (regression)"
+        )
     classes = torch.unique(y)
     if len(classes) < 2:
         raise DataError(

@@ -91,8 +91,8 @@ def check_constraints(opt: OptimizeConfig, data: PreparedData, opt_path: str) ->
         limit = parse_constraint(text)
         if limit.metric not in data.metrics:
             raise HpoError(
-                f"{opt_path}: constraints: {text!r} names a value this {data.task} task does not measure; "
-                f"choose from: {', '.join(data.metrics)}"
+                f"{opt_path}: constraints: {text!r} names a value this {data.task} task does not measure"
+                f"{_near_name(limit.metric, data)}; choose from: {', '.join(data.metrics)}"
             )
         if never_met(limit.metric, limit.op, limit.bound):
             raise HpoError(

@@ -152,7 +152,8 @@ def _diverged_note(diverged: Mapping[str, Any]) -> str:
 
 
 def pruned_rows(study: optuna.Study, pruner: Mapping[str, Any] | None) -> list[PrunedRow]:
-    """A row per pruned trial of a single-objective study, in trial order.
+    """A row per pruned trial of a study, in trial order. No pruner judges a study of several objectives, but
+    hpotool prunes its trials that diverge (a NaN loss or objective): those are its rows.
 
     Args:
         pruner: the optimize config's `pruner` section (`{name, kwargs}`), or None when unknown. A trial
@@ -169,7 +170,8 @@ def pruned_rows(study: optuna.Study, pruner: Mapping[str, Any] | None) -> list[P
         return own.get("pruner") if isinstance(own, dict) else pruner
 
     trials = study.get_trials(deepcopy=False)
-    maximize = study.direction == optuna.study.StudyDirection.MAXIMIZE
+    # Study.direction raises for several objectives, whose pruned trials reported no value to judge by
+    maximize = len(study.directions) == 1 and study.direction == optuna.study.StudyDirection.MAXIMIZE
     rows = []
     for t in trials:
         if t.state != TrialState.PRUNED:

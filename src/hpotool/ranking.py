@@ -145,7 +145,7 @@ def why_pruned(study: optuna.Study, pruned: list[FrozenTrial], *, rule: bool = F
     kwargs = pruner.get("kwargs") if isinstance(pruner, dict) else None
     if rule and name and isinstance(kwargs, dict) and kwargs:
         name += ": " + ", ".join(f"{k}={format_choice(v)}" for k, v in kwargs.items())
-    smaller_lr = "lower optimizer.lr (its range in the search space) or set grad_clip in the run config"
+    smaller_lr = _divergence_fix(study)
     if len(diverged) == len(pruned):
         which = "its pruned trial" if len(pruned) == 1 else f"its {len(pruned)} pruned trials all"
         return f"{which} diverged{example}: {smaller_lr}, and run hpotool optimize again"
@@ -160,6 +160,28 @@ def why_pruned(study: optuna.Study, pruned: list[FrozenTrial], *, rule: bool = F
         f"the optimize config's pruner, which pruned the others (hpotool trials {study_options(study)} --state "
         f"pruned shows each one's reason); then run hpotool optimize again"
     )
+
+
+def _divergence_fix(study: optuna.Study) -> str:
+    """What to change where a study's trials all diverged: hpotool's Trainer trains at the run config's
+    lr (or the searched one's range) and clips at its grad_clip; a training function of the user's reads
+    neither unless it wants to, and its NaN may be a metric of its own left undefined (an R-squared of
+    constant targets) beside a finite loss, which no learning rate cures: the advice named optimizer.lr
+    "(its range in the search space)" and grad_clip for such a study too, and for an lr the space did not
+    search."""
+    run = stored_config(study.user_attrs, "run_config")
+    trainer = run.get("trainer")
+    function = trainer.get("function") if isinstance(trainer, dict) else None
+    if isinstance(function, str):
+        return (
+            f"see why your training function {function} returns or reports that NaN or infinite value (a "
+            f"metric undefined on the validation split, or a loss that diverged: train it at a lower learning "
+            f"rate) and fix it there"
+        )
+    space = stored_config(study.user_attrs, "optimize_config").get("search_space")
+    searched = isinstance(space, dict) and any(k == "optimizer" or k.startswith("optimizer.") for k in space)
+    where = "its range in the search space" if searched else "in the run config"
+    return f"lower optimizer.lr ({where}) or set grad_clip in the run config"
 
 
 def nearest_misses(study: optuna.Study) -> str:

@@ -163,12 +163,15 @@ def report_info(study: optuna.Study, storage: str) -> ReportInfo:
     on = basis(study)  # in a pruned study with few complete trials: the trials as of an earlier epoch
     importances, reasons = _importances(study, len(objectives), on)
     # audit's threshold: fewer trials rank parameters by noise (8 trials put optimizer.momentum first)
-    caveat = few_trials_caveat(len(on.trials)) if any(importances) else None
+    several = len(objectives) > 1
+    caveat = few_trials_caveat(len(on.trials), several_objectives=several) if any(importances) else None
     best = _best(study, complete)
     # A multi-objective study stores the default pruner section, but nothing prunes it (Trial.report is
     # single-objective): showing "pruner median" would say otherwise.
     pruner = opt.get("pruner") if len(objectives) == 1 else None
-    rows = [r.as_dict() for r in pruned_rows(study, pruner)] if len(objectives) == 1 else []
+    # every pruned trial, those that diverged in a study of several objectives too: its report said "No trial
+    # was pruned." over trials its counts gave as pruned
+    rows = [r.as_dict() for r in pruned_rows(study, pruner)]
     return ReportInfo(
         study_name=study.study_name,
         storage=storage,

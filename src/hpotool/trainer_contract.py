@@ -5,6 +5,7 @@ in every trial, and what optimize says when one stops the study (`contract_stop`
 from __future__ import annotations
 
 from hpotool.errors import HpoError, chain
+from hpotool.near_names import closest, edit_distance
 
 
 class TrainerOutputError(TypeError):
@@ -35,8 +36,27 @@ def missing_metric(
     the run produced, with the epoch_time hpotool adds where the function `reported` epochs)."""
     returned = [k for k in metrics if not (reported and k == "epoch_time")]
     which, it = ("the study's metric", "it") if len(missing) == 1 else ("metrics the study optimizes", "them")
+    # A metric misspelt in the optimize config (val_r3 for the val_r2 fit returns) was told only to return
+    # it from fit; and the study, made for the misspelt name, refuses the fixed config ("optimizes 'val_r3',
+    # and the config says 'val_r2'"), so the line says to name a new study with it.
+    misspelt = [
+        (m, near[0])
+        for m in missing
+        if (near := closest(m, returned, n=1)) and edit_distance(m, near[0]) <= 2
+    ]
+    hint = (
+        f" (did you mean {misspelt[0][1]!r}, which it returned? then fix the optimize config's metric, with a new "
+        f"study_name: this study is made for {misspelt[0][0]!r})"
+        if misspelt
+        # n_params, which hpotool measures for every run of its Trainer (`metrics: [val_loss, n_params]`), is
+        # the count of a model hpotool builds: for a function's own model it was asked for as 0.5
+        else " (hpotool counts n_params only of the models it builds: return your model's, "
+        "sum(p.numel() for p in model.parameters()))"
+        if "n_params" in missing
+        else ""
+    )
     return TrainerOutputError(
-        f"{function} returned {{{', '.join(returned)}}}, without {', '.join(missing)}, {which}; return {it} "
+        f"{function} returned {{{', '.join(returned)}}}, without {', '.join(missing)}, {which}{hint}; return {it} "
         f"from fit, such as {{{missing[0]!r}: 0.5}} (the values given to report() do not count), or optimize "
         f"a metric it returns"
     )
@@ -47,9 +67,15 @@ def unmeasured_constraint(
 ) -> TrainerOutputError:
     """The mistake of a function whose returned dict lacks the value `metric` that `constraint` reads."""
     returned = [k for k in metrics if not (reported and k == "epoch_time")]
+    near = closest(metric, returned, n=1)  # a constraint misspelt (val_r3 for the val_r2 fit returns)
+    meant = (
+        f" (did you mean {near[0]!r}, which it returned?)"
+        if near and edit_distance(metric, near[0]) <= 2
+        else ""
+    )
     return TrainerOutputError(
         f"{function} returned {{{', '.join(returned)}}}, without {metric}, which constraints: {constraint} "
-        f"reads; return it from fit, such as {{{metric!r}: 0.5}}, or drop the constraint"
+        f"reads{meant}; return it from fit, such as {{{metric!r}: 0.5}}, or drop the constraint"
     )
 
 

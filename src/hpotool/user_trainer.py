@@ -267,6 +267,9 @@ def _number(value: Any, message: str) -> float:
     """
     if isinstance(value, str | bytes):
         raise TypeError(message)
+    detach = getattr(value, "detach", None)  # a loss still in the autograd graph: its value, without torch's
+    if callable(detach) and getattr(value, "requires_grad", False):  # warning about converting it
+        value = detach()
     try:
         return float(value)
     except (TypeError, ValueError):
