@@ -457,13 +457,15 @@ def test_one_worker_killed_before_the_timeout_ends_the_run_is_a_note_beside_the_
     # The summary said '1 of 2 workers died (...); run again to resume', not that the timeout had ended the
     # run, although the other worker had run the dead one's trial again and went on to the timeout.
     # The timeout counts from the run's start in the main process, the workers' start-up (their imports,
-    # their data) included: 10 s leaves them trials to kill on a loaded machine too, where one is killed
+    # their data) included: 30 s leaves them trials to kill on a loaded machine too, where one is killed
     # within a second once a trial has trained 0.3 s. (It was 4 s, enough while each worker counted its own
-    # timeout from the start of its trial loop; now workers slow to start under load ran no trial to kill.)
-    args = [*_slow_configs(tmp_path, run_dict, opt_dict, 400), "--timeout", "10"]
+    # timeout from the start of its trial loop; then 10 s, which a test process at load 15 outlasted: its
+    # worker server's imports and the workers' first steps took over 10 s, no trial started before the
+    # deadline, and the wait for one to kill ran out after 60 s.)
+    args = [*_slow_configs(tmp_path, run_dict, opt_dict, 400), "--timeout", "30"]
     output, _, victim = _signal_one_worker(args, opt_dict["storage"], signal.SIGKILL)
     pid = victim.user_attrs["worker"]["pid"]
-    assert "note: the timeout (10 s) ended the run with" in output and "workers died" not in output, output
+    assert "note: the timeout (30 s) ended the run with" in output and "workers died" not in output, output
     assert re.search(rf"note: worker hpotool-worker-\d \(pid {pid}\) was killed by SIGKILL", output), output
 
 
