@@ -1447,17 +1447,35 @@ def test_the_causes_of_a_lost_storage_are_named_once_each_after_the_processes_th
 
 
 @contextlib.contextmanager
-def _sqlite_locked(db: Path) -> Iterator[None]:
+def _sqlite_locked(db: Path) -> Iterator[Any]:
     """Another process's write lock on the SQLite file `db`, as a sqlite3 shell holds it after `BEGIN
-    EXCLUSIVE;` (a WAL database's readers read on)."""
+    EXCLUSIVE;` (a WAL database's readers read on); the connection that holds it."""
     import sqlite3
 
     conn = sqlite3.connect(db, isolation_level=None)
     try:
         conn.execute("BEGIN EXCLUSIVE")
-        yield
+        yield conn
     finally:
         conn.close()
+
+
+@contextlib.contextmanager
+def _sqlite_locked_mid_trial(db: Path, study: optuna.Study) -> Iterator[optuna.trial.FrozenTrial]:
+    """`_sqlite_locked` taken while a worker trains a trial (`_running_with_epochs`), and that trial, read
+    again under the lock: still RUNNING, and kept so by the lock. Read only before the lock, it could end in
+    the moment before the lock was taken (a test process descheduled on a loaded machine, or waiting out a
+    worker's write to take the lock), and the test then saw a COMPLETE trial where it expects one the lock
+    caught; the lock is let go and taken again until it catches the trial it read."""
+    while True:
+        caught = _wait_for(lambda: _running_with_epochs(study))
+        with _sqlite_locked(db) as conn:
+            (state,) = conn.execute(
+                "SELECT state FROM trials WHERE trial_id = ?", (caught._trial_id,)
+            ).fetchone()
+            if state == TrialState.RUNNING.name:
+                yield caught
+                return
 
 
 def _lock_test(
@@ -1549,8 +1567,7 @@ def test_a_lock_taken_while_workers_train_ends_the_run_in_one_line_and_the_study
     proc = _hpotool(args, tmp_path, HPOTOOL_SQLITE_BUSY_TIMEOUT="1")
     try:
         study = _study_of(url)
-        caught = _wait_for(lambda: _running_with_epochs(study))
-        with _sqlite_locked(db):
+        with _sqlite_locked_mid_trial(db, study) as caught:
             output = proc.communicate(timeout=60)[0]
     finally:
         _kill_session(proc)
