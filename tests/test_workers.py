@@ -2462,7 +2462,11 @@ def test_strict_brute_force_workers_run_the_free_points_before_another_machine_s
         study.tell(number, 0.5)
 
     def end_theirs() -> None:  # once this machine has run its two trials, the other machine's end
-        _wait_for(lambda: len(study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))) >= 4)
+        # 240 s: its workers' start-up and two trials, on a loaded machine; should this wait run out, its
+        # error is lost in this thread and the command waits for their trials until the test's timeout
+        _wait_for(
+            lambda: len(study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))) >= 4, timeout=240
+        )
         # as the other machine would, outside an optimize loop: told through the brute-force study, the
         # last point's tell calls `study.stop()`, which raises outside `optimize` (lost in this thread)
         elsewhere = optuna.load_study(
