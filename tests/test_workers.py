@@ -457,13 +457,15 @@ def test_one_worker_killed_before_the_timeout_ends_the_run_is_a_note_beside_the_
     # The summary said '1 of 2 workers died (...); run again to resume', not that the timeout had ended the
     # run, although the other worker had run the dead one's trial again and went on to the timeout.
     # The timeout counts from the run's start in the main process, the workers' start-up (their imports,
-    # their data) included: 10 s leaves them trials to kill on a loaded machine too, where one is killed
+    # their data) included: 30 s leaves them trials to kill on a loaded machine too, where one is killed
     # within a second once a trial has trained 0.3 s. (It was 4 s, enough while each worker counted its own
-    # timeout from the start of its trial loop; now workers slow to start under load ran no trial to kill.)
-    args = [*_slow_configs(tmp_path, run_dict, opt_dict, 400), "--timeout", "10"]
+    # timeout from the start of its trial loop; then 10 s, which a test process at load 15 outlasted: its
+    # worker server's imports and the workers' first steps took over 10 s, no trial started before the
+    # deadline, and the wait for one to kill ran out after 60 s.)
+    args = [*_slow_configs(tmp_path, run_dict, opt_dict, 400), "--timeout", "30"]
     output, _, victim = _signal_one_worker(args, opt_dict["storage"], signal.SIGKILL)
     pid = victim.user_attrs["worker"]["pid"]
-    assert "note: the timeout (10 s) ended the run with" in output and "workers died" not in output, output
+    assert "note: the timeout (30 s) ended the run with" in output and "workers died" not in output, output
     assert re.search(rf"note: worker hpotool-worker-\d \(pid {pid}\) was killed by SIGKILL", output), output
 
 
@@ -1445,17 +1447,35 @@ def test_the_causes_of_a_lost_storage_are_named_once_each_after_the_processes_th
 
 
 @contextlib.contextmanager
-def _sqlite_locked(db: Path) -> Iterator[None]:
+def _sqlite_locked(db: Path) -> Iterator[Any]:
     """Another process's write lock on the SQLite file `db`, as a sqlite3 shell holds it after `BEGIN
-    EXCLUSIVE;` (a WAL database's readers read on)."""
+    EXCLUSIVE;` (a WAL database's readers read on); the connection that holds it."""
     import sqlite3
 
     conn = sqlite3.connect(db, isolation_level=None)
     try:
         conn.execute("BEGIN EXCLUSIVE")
-        yield
+        yield conn
     finally:
         conn.close()
+
+
+@contextlib.contextmanager
+def _sqlite_locked_mid_trial(db: Path, study: optuna.Study) -> Iterator[optuna.trial.FrozenTrial]:
+    """`_sqlite_locked` taken while a worker trains a trial (`_running_with_epochs`), and that trial, read
+    again under the lock: still RUNNING, and kept so by the lock. Read only before the lock, it could end in
+    the moment before the lock was taken (a test process descheduled on a loaded machine, or waiting out a
+    worker's write to take the lock), and the test then saw a COMPLETE trial where it expects one the lock
+    caught; the lock is let go and taken again until it catches the trial it read."""
+    while True:
+        caught = _wait_for(lambda: _running_with_epochs(study))
+        with _sqlite_locked(db) as conn:
+            (state,) = conn.execute(
+                "SELECT state FROM trials WHERE trial_id = ?", (caught._trial_id,)
+            ).fetchone()
+            if state == TrialState.RUNNING.name:
+                yield caught
+                return
 
 
 def _lock_test(
@@ -1547,8 +1567,7 @@ def test_a_lock_taken_while_workers_train_ends_the_run_in_one_line_and_the_study
     proc = _hpotool(args, tmp_path, HPOTOOL_SQLITE_BUSY_TIMEOUT="1")
     try:
         study = _study_of(url)
-        caught = _wait_for(lambda: _running_with_epochs(study))
-        with _sqlite_locked(db):
+        with _sqlite_locked_mid_trial(db, study) as caught:
             output = proc.communicate(timeout=60)[0]
     finally:
         _kill_session(proc)
@@ -2473,7 +2492,11 @@ def test_strict_brute_force_workers_run_the_free_points_before_another_machine_s
         study.tell(number, 0.5)
 
     def end_theirs() -> None:  # once this machine has run its two trials, the other machine's end
-        _wait_for(lambda: len(study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))) >= 4)
+        # 240 s: its workers' start-up and two trials, on a loaded machine; should this wait run out, its
+        # error is lost in this thread and the command waits for their trials until the test's timeout
+        _wait_for(
+            lambda: len(study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))) >= 4, timeout=240
+        )
         # as the other machine would, outside an optimize loop: told through the brute-force study, the
         # last point's tell calls `study.stop()`, which raises outside `optimize` (lost in this thread)
         elsewhere = optuna.load_study(
