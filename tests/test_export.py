@@ -653,6 +653,31 @@ def test_trials_csv_shows_a_queued_trials_values_as_trials_and_trials_json_do() 
     assert trial_records(study)[1]["params"] == {"x": 0.5, "n": 3, "act": "relu"}
 
 
+def test_the_exports_write_a_stepped_float_as_its_step_means(tmp_path: Path) -> None:
+    """Random, qmc and cmaes store a stepped float as Optuna computes it (0.30000000000000004 for 3 steps of
+    0.1 from 0, 0.0009000000000000001 for 8 of 0.0001 from 0.0001), grid and brute force as 0.3: trials.csv,
+    trials.json and best_params.json wrote the long number, the trial lines the step's value."""
+    from hpotool.trial_table import trial_records, trials_csv
+
+    study = optuna.create_study()
+    dists = {
+        "dropout": optuna.distributions.FloatDistribution(0.0, 0.9, step=0.1),
+        "lr": optuna.distributions.FloatDistribution(0.0001, 0.001, step=0.0001),
+        "wd": optuna.distributions.FloatDistribution(0.0, 1.0),  # no step: as stored
+    }
+    params = {"dropout": 3 * 0.1, "lr": 0.0001 + 8 * 0.0001, "wd": 3 * 0.1}
+    assert params["dropout"] == 0.30000000000000004 and params["lr"] == 0.0009000000000000001
+    study.add_trial(optuna.trial.create_trial(params=params, distributions=dists, value=1.0))
+    assert study.trials[0].params == params  # what Optuna stores is left alone
+    clean = {"dropout": 0.3, "lr": 0.0009, "wd": 0.30000000000000004}
+    row = next(csv.DictReader(trials_csv(study).splitlines()))
+    assert (row["dropout"], row["lr"], row["wd"]) == ("0.3", "0.0009", "0.30000000000000004")
+    assert trial_records(study)[0]["params"] == clean
+    export_best(study, "memory", tmp_path)
+    assert json.loads((tmp_path / "best_params.json").read_text())["params"] == clean
+    assert json.loads((tmp_path / "trials.json").read_text())[0]["params"] == clean
+
+
 def test_a_plain_studys_reported_values_are_its_exported_history(tmp_path: Path) -> None:
     # Optuna code that reports intermediate values: trials.csv, trials.json and best_params.json showed an
     # empty history (hpotool's history attr is what they read), so the curves were in no export.

@@ -1927,6 +1927,42 @@ def test_a_join_wait_is_said_even_when_the_first_look_outlasts_it(tmp_path: Path
     assert len(looks) == 2  # before: 1, and no note
 
 
+def test_a_join_wait_ends_when_its_note_says_however_long_a_look_takes(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Against PostgreSQL, where a look for the study takes a second or more, `HPOTOOL_JOIN_WAIT=2` said
+    "waiting up to 2 s" and ended "waited 4 s": the wait counted from before the first look and started a
+    last look at its deadline. Now it runs `limit` seconds from the note, the last look started to end by
+    then. The clock is the test's own (each look takes 1.3 s of it, each sleep its seconds), so nothing races."""
+    import types
+
+    from hpotool.errors import HpoError
+    from hpotool.joining import await_study
+
+    clock = [0.0]
+    monkeypatch.setattr(
+        "hpotool.joining.time",
+        types.SimpleNamespace(
+            monotonic=lambda: clock[0], sleep=lambda s: clock.__setitem__(0, clock[0] + max(0.0, s))
+        ),
+    )
+    url = f"sqlite:///{tmp_path / 'not-yet.db'}"  # no file yet: another machine may create it
+    looks: list[float] = []
+
+    def slow_find() -> optuna.Study:
+        clock[0] += 1.3
+        looks.append(clock[0])
+        raise HpoError(f"no study 'digits' in {url}")
+
+    noted: list[float] = []
+    with pytest.raises(HpoError, match=r"; waited 2 s for another machine to create it$"):
+        await_study("digits", url, slow_find, 2.0, lambda note: noted.append(clock[0]))
+    assert noted == [1.3]
+    assert (
+        looks[-1] <= noted[0] + 2.0 + 1e-9 and len(looks) == 2
+    )  # before: a look ended at 3.3 s, past 1.3 + 2
+
+
 def test_a_machine_joining_a_redis_study_in_another_database_is_told_the_url_at_once(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:

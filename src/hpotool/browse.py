@@ -187,7 +187,7 @@ def trial_rows(study: optuna.Study, top: int | None = None, state: str | None = 
         row["feasible"] = is_feasible(t)
         if multi:
             row["pareto"] = t.number in front
-        rows.append(row)  # its times as trials.json has them (they were cut to whole seconds here)
+        rows.append(row)
     return rows
 
 

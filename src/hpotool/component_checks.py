@@ -22,7 +22,7 @@ from hpotool.components import (
 from hpotool.formatting import format_choice
 from hpotool.kwarg_types import check_types
 from hpotool.near_names import did_you_mean
-from hpotool.signatures import accepted_kwargs, check_kwargs, check_required
+from hpotool.signatures import accepted_kwargs, check_kwargs, check_required, own_key_meant
 
 
 def check_component(kind: Kind, name: str, kwargs: Mapping[str, Any], own: Iterable[str] = ()) -> None:
@@ -39,10 +39,7 @@ def check_component(kind: Kind, name: str, kwargs: Mapping[str, Any], own: Itera
     if kind == "loss" and name == "auto" and kwargs:
         arg = next(iter(kwargs))
         if near := did_you_mean(arg, list(own)):  # `nam: mse`: not an argument to give auto, a misspelt key
-            raise ValueError(
-                f"{arg!r} is neither an argument of loss 'auto' nor one of the section's own keys{near}; "
-                f"loss 'auto' takes no arguments"
-            )
+            raise ValueError(own_key_meant(arg, "loss 'auto'", near, " no arguments"))
         raise ValueError(f"loss 'auto' takes no arguments; {AUTO_LOSS_FIX.format(arg=arg)}")
     if kind == "optimizer" and "lr" in kwargs:
         _check_takes_lr(name, obj, kwargs["lr"])

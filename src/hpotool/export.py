@@ -38,7 +38,7 @@ from hpotool.ranking import best_trials, direction_names, is_multi_objective, ob
 from hpotool.storage_url import shown_url
 from hpotool.stored_run import trial_run_config
 from hpotool.strict_json import dump_json, dump_json_records
-from hpotool.trial_table import trial_history, trial_params, trial_records, trials_csv
+from hpotool.trial_table import exported_params, trial_history, trial_records, trials_csv
 from hpotool.yamlfile import dump_yaml
 
 # The files an export writes (a multi-objective study's best_run_<N>.yaml aside).
@@ -74,7 +74,7 @@ def tool_versions() -> dict[str, str]:
 def _trial_summary(trial: FrozenTrial, study_attrs: Mapping[str, Any]) -> dict[str, Any]:
     return {
         "trial_number": trial.number,
-        "params": trial_params(study_attrs, trial),
+        "params": exported_params(study_attrs, trial),
         "metrics": trial.user_attrs.get("metrics", {}),
         "epochs_run": trial.user_attrs.get("epochs_run"),
         "duration_s": trial_seconds(trial),

@@ -19,7 +19,7 @@ from hpotool.errors import HpoError
 from hpotool.import_hints import defined_in_a_submodule, main_block_definition, not_found_hint, similar_module
 from hpotool.interrupts import unswallowed
 from hpotool.near_names import did_you_mean
-from hpotool.user_code import chdir_undone, first_line, user_frame
+from hpotool.user_code import MOVES_RELATIVE_PATHS, chdir_undone, first_line, user_frame
 
 
 def is_import_path(name: str) -> bool:
@@ -108,9 +108,8 @@ def _changed_folder(path: str, module_name: str, folder: str | None, where: str 
     return HpoError(
         f"cannot import {path!r}: importing {module_name!r} changed the working folder to {folder} (os.chdir"
         + (f" at {where}" if where else "")
-        + "), which moves every relative path hpotool reads and writes (the configs, studies/, runs/); remove "
-        'it, or move it under if __name__ == "__main__":, and build the module\'s own paths from __file__ '
-        "(Path(__file__).parent / 'data')"
+        + f'), {MOVES_RELATIVE_PATHS}; remove it, or move it under if __name__ == "__main__":, and build the '
+        "module's own paths from __file__ (Path(__file__).parent / 'data')"
     )
 
 

@@ -56,7 +56,8 @@ def await_study(
     on_wait: Callable[[str], None] | None = None,
 ) -> optuna.Study:
     """`find()` the study; while the storage given answers and lacks it, or holds it made a moment ago and not
-    yet described, try again every second for `limit` seconds, calling `on_wait` once with a note.
+    yet described, try again every second for `limit` seconds from the note `on_wait` is called with once
+    (the last look started to end by then, as long as the one before it took).
 
     Raises:
         HpoError: what `find` raises once the wait is over (or at once where no other machine can create it).
@@ -65,20 +66,24 @@ def await_study(
 
     if storage_url is None:
         limit = 0.0
-    start = time.monotonic()
-    deadline = start + limit
+    deadline = time.monotonic() + limit
+    noted_at: float | None = None  # when the note said the wait: `limit` seconds from then
+    look_s = 0.0  # how long the last look at the storage took (find, and what the note reads)
     found_by: float | None = None  # found undescribed: its creator describes it within seconds, if at all
-    noted = False
     while True:
+        began, noted = time.monotonic(), noted_at is not None
         try:
             study = find()
         except HpoError as exc:
             # A wait is said before it ends, however long the first look took (a loaded machine's first
-            # look outlasted HPOTOOL_JOIN_WAIT=0.5, and the command ended without a word of waiting).
-            over = (noted or limit <= 0) and time.monotonic() >= deadline
+            # look outlasted HPOTOOL_JOIN_WAIT=0.5, and the command ended without a word of waiting), and the
+            # study is looked for once more. A look that the last one's length says would end past the
+            # deadline is not started (a look at a PostgreSQL server takes a second or more: "waiting up to
+            # 2 s" waited 4).
+            over = (noted or limit <= 0) and time.monotonic() + look_s > deadline
             if over or not _may_appear(study_name, storage_url):
-                if noted:
-                    waited = time.monotonic() - start
+                if noted_at is not None:
+                    waited = time.monotonic() - noted_at
                     raise HpoError(f"{exc}; waited {waited:.0f} s for another machine to create it") from None
                 raise
             missing = None if noted else _missing_file(storage_url)
@@ -95,13 +100,17 @@ def await_study(
             if time.monotonic() >= found_by or not _being_described(study, ATTR):
                 return study
             reason, it = f"study {study_name!r} is being created", "it"
-        if not noted and on_wait is not None:
-            on_wait(
-                f"{reason}: waiting up to {limit:g} s for the machine that creates {it} (HPOTOOL_JOIN_WAIT sets "
-                f"how long)"
-            )
-        noted = True
-        time.sleep(min(POLL_S, max(0.0, deadline - time.monotonic())))  # then one last look at the deadline
+        if noted_at is None:
+            if on_wait is not None:
+                on_wait(
+                    f"{reason}: waiting up to {limit:g} s for the machine that creates {it} (HPOTOOL_JOIN_WAIT "
+                    f"sets how long)"
+                )
+            noted_at = time.monotonic()
+            deadline = noted_at + limit
+        look_s = time.monotonic() - began
+        # then one last look, started to end by the deadline
+        time.sleep(min(POLL_S, max(0.0, deadline - look_s - time.monotonic())))
 
 
 def _missing_file(storage_url: str | None) -> str | None:

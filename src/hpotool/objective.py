@@ -23,7 +23,7 @@ from hpotool.runner import RunResult, train_run
 from hpotool.sampler_hooks import failed_hook, hook_reason, sampling_method
 from hpotool.storage_faults import lost_connection
 from hpotool.suggestion import suggest
-from hpotool.user_code import described, refusing_exit
+from hpotool.user_code import described, exit_refused, refusing_exit
 
 
 class StorageLostInTrial(Exception):
@@ -131,7 +131,9 @@ class _Objective:
                 last = config.trainer is None and final
                 try:
                     kept_writes.report(trial, value, result.epoch, final=final)
-                    with refusing_exit():  # a user's pruner's sys.exit() would end hpotool
+                    # A user's pruner's sys.exit() would end hpotool (its os.chdir() is watched by the training's
+                    # own `refusing_exit` or `chdir_undone`, which this runs inside)
+                    with exit_refused():
                         prune = not last and trial.should_prune()
                 except Exception as exc:  # told apart here: a user's own database error is the training's
                     if lost_connection(exc) is not None:

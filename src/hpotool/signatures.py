@@ -73,11 +73,15 @@ def check_kwargs(
             mean = f" (did you mean {near[0]!r}?)" if near else ""
             takes = f": {', '.join(listed)}" if listed else " no arguments"
             if near and near[0] not in listed:  # the section's own key (data.val_fraction), not an argument
-                raise ValueError(
-                    f"{key!r} is neither an argument of {what} nor one of the section's own keys{mean}; "
-                    f"{what} takes{takes}"
-                )
+                raise ValueError(own_key_meant(key, what, mean, takes))
             raise ValueError(f"{what} takes no argument {key!r}{mean}; it takes{takes}")
+
+
+def own_key_meant(key: str, what: str, mean: str, takes: str) -> str:
+    """The line for a `key` given to `what` (`model 'mlp'`) that it does not take, where the section's own
+    key (`data.val_fraction`) is the near one: `mean`, ` (did you mean 'val_fraction'?)`; `takes`, `: a, b`
+    or ` no arguments`."""
+    return f"{key!r} is neither an argument of {what} nor one of the section's own keys{mean}; {what} takes{takes}"
 
 
 # Other libraries' names for torch's arguments (Keras and Hugging Face: learning_rate), suggested for them.

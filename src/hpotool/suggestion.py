@@ -43,20 +43,24 @@ def suggest(
 
 
 def as_written(p: Param, value: Any) -> Any:
-    """`value` of `p` as a condition reads it: a stepped float's value on its step as the YAML writes it,
-    `low + k * step` in decimal (Optuna's arithmetic in floats gives 0.30000000000000004 for 3 * 0.1, so
-    `when: {p: 0.3}` never held and its parameter was never set, without a word); any other as it is. The
-    trial itself keeps Optuna's value, which its model trained and its study stored."""
-    if (
-        not isinstance(p, FloatParam)
-        or p.step is None
-        or not isinstance(value, float)
-        or not math.isfinite(value)
-    ):
+    """`value` of `p` as a condition reads it: a stepped float's value on its step as the YAML writes it
+    (`on_step`); any other as it is. The trial itself keeps Optuna's value, which its model trained and its
+    study stored."""
+    if not isinstance(p, FloatParam) or p.step is None:
         return value
-    steps = round((value - p.low) / p.step)
-    exact = float(Decimal(str(p.low)) + steps * Decimal(str(p.step)))
-    return exact if math.isclose(exact, value, rel_tol=1e-9, abs_tol=p.step * 1e-9) else value
+    return on_step(value, p.low, p.step)
+
+
+def on_step(value: Any, low: float, step: float) -> Any:
+    """A float drawn on the steps of `step` from `low` as the YAML writes it, `low + k * step` in decimal:
+    Optuna's arithmetic in floats gives 0.30000000000000004 for 3 * 0.1 (so `when: {p: 0.3}` never held and
+    its parameter was never set, without a word; trials.csv showed the long number). Any other value, or one
+    off the steps, as it is."""
+    if not isinstance(value, float) or not math.isfinite(value):
+        return value
+    steps = round((value - low) / step)
+    exact = float(Decimal(str(low)) + steps * Decimal(str(step)))
+    return exact if math.isclose(exact, value, rel_tol=1e-9, abs_tol=step * 1e-9) else value
 
 
 def drawn(params: Mapping[str, Any], space: Mapping[str, Param], fixed: Mapping[str, Any]) -> bool:

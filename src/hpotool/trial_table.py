@@ -18,6 +18,7 @@ from hpotool.formatting import format_param
 from hpotool.ranking import is_multi_objective, objective_names
 from hpotool.search_space import decode_params
 from hpotool.strict_json import json_safe
+from hpotool.suggestion import on_step
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -40,6 +41,20 @@ def trial_params(study_attrs: Mapping[str, Any], trial: FrozenTrial) -> dict[str
     space = space if isinstance(space, dict) else {}
     params = decode_params(stored_params(trial), space)
     return {name: params[name] for name in in_space_order(params, space)}  # a queued trial's as enqueued
+
+
+def exported_params(study_attrs: Mapping[str, Any], trial: FrozenTrial) -> dict[str, Any]:
+    """`trial_params` as the exports write them: a stepped float on its step as the YAML writes it
+    (`on_step`: 0.3, where random, qmc and cmaes store 0.30000000000000004 and grid and brute force 0.3)."""
+    return {k: _on_step(trial, k, v) for k, v in trial_params(study_attrs, trial).items()}
+
+
+def _on_step(trial: FrozenTrial, name: str, value: Any) -> Any:
+    """`value` of the trial's parameter `name` on its distribution's step (`on_step`), if it has one."""
+    from optuna.distributions import FloatDistribution
+
+    d = trial.distributions.get(name)
+    return on_step(value, d.low, d.step) if isinstance(d, FloatDistribution) and d.step is not None else value
 
 
 def shown_params(study_attrs: Mapping[str, Any], trial: FrozenTrial) -> dict[str, str]:
@@ -78,7 +93,7 @@ def trial_record(trial: FrozenTrial, study_attrs: Mapping[str, Any]) -> dict[str
         "state": trial.state.name,
         "value": values[0] if values is not None and len(values) == 1 else None,
         "values": list(values) if values is not None else None,
-        "params": trial_params(study_attrs, trial),
+        "params": exported_params(study_attrs, trial),
         "duration_s": trial_seconds(trial),
         "epochs_run": attrs.get("epochs_run"),
         "prune_reason": attrs.get("prune_reason"),
@@ -245,7 +260,7 @@ def _param_column(trials: list[FrozenTrial], name: str) -> pd.Series:
     (a conditional one, a failed trial's) as an empty cell."""
     import pandas as pd
 
-    values = [stored_params(t).get(name, _UNSET) for t in trials]
+    values = [_on_step(t, name, stored_params(t).get(name, _UNSET)) for t in trials]
     given = [v for v in values if v is not _UNSET]
     if given and all(isinstance(v, int) and not isinstance(v, bool) for v in given):
         return pd.Series([None if v is _UNSET else v for v in values], dtype="Int64")

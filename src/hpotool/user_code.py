@@ -93,6 +93,13 @@ def described(exc: BaseException) -> str:
     return first_line(exc) + (f" (at {where})" if where else "")
 
 
+# Why a user's os.chdir() is refused, in each message that refuses one (a module that changed folder as it
+# imported, a training function, a dataset function): said one way, from here.
+MOVES_RELATIVE_PATHS = (
+    "which moves every relative path hpotool reads and writes (the configs, studies/, runs/)"
+)
+
+
 @contextmanager
 def chdir_undone(cwd: str) -> Iterator[list[str | None]]:
     """Yield a list that holds, once the block is done, the folder the code in the block moved the working
@@ -124,19 +131,26 @@ def refusing_exit() -> Iterator[None]:
     it ended hpotool at once, saying nothing, with its exit code (0: as if all went well), or a worker with
     its trial left RUNNING. An os.chdir() in it (a dataset function's `os.chdir(data_dir)`) is undone and
     raised as a RuntimeError too: a new study went into that folder's studies/, without a word."""
-    with chdir_undone(os.getcwd()) as moved:
-        try:
-            yield
-        except SystemExit as exc:
-            raise RuntimeError(
-                f"sys.exit({exc.code!r}) was called, which would end hpotool (argparse's parse_args() does so on "
-                f"hpotool's command line); raise an exception instead, or read the settings from the config"
-            ).with_traceback(exc.__traceback__) from None
+    with chdir_undone(os.getcwd()) as moved, exit_refused():
+        yield
     if moved:  # a dataset function's os.chdir(data_dir): the study went into that folder's studies/
         folder, where = moved
         raise RuntimeError(
             f"os.chdir({folder!r}) was called"
             + (f" at {where}" if where else "")
-            + ", which moves every relative path hpotool reads and writes (the configs, studies/, runs/); build "
-            "the paths your code reads from __file__ or an absolute folder instead of changing the working folder"
+            + f", {MOVES_RELATIVE_PATHS}; build the paths your code reads from __file__ or an absolute folder "
+            "instead of changing the working folder"
         )
+
+
+@contextmanager
+def exit_refused() -> Iterator[None]:
+    """Raise a sys.exit() called in this block as a RuntimeError with its traceback (`refusing_exit`
+    without its watch on os.chdir: for a block that runs inside one, such as a pruner's should_prune())."""
+    try:
+        yield
+    except SystemExit as exc:
+        raise RuntimeError(
+            f"sys.exit({exc.code!r}) was called, which would end hpotool (argparse's parse_args() does so on "
+            f"hpotool's command line); raise an exception instead, or read the settings from the config"
+        ).with_traceback(exc.__traceback__) from None

@@ -23,7 +23,7 @@ from hpotool.epoch import EpochResult, NonFiniteLossError
 from hpotool.import_paths import import_object
 from hpotool.signatures import accepted_kwargs, pick_kwargs
 from hpotool.trainer_contract import TrainerOutputError, mark_broken_contract
-from hpotool.user_code import chdir_undone
+from hpotool.user_code import MOVES_RELATIVE_PATHS, chdir_undone
 
 OFFERED = ("config", "run_config", "report")
 
@@ -169,9 +169,9 @@ def _call_refusing_exit(
         said = os.path.relpath(folder) if folder else folder
         raise mark_broken_contract(
             RuntimeError(
-                f"{cfg.trainer.function} called os.chdir({said!r}), which moves every relative path hpotool reads "
-                f"and writes (the configs, studies/, runs/); build the paths it reads and writes from __file__ or "
-                f"an absolute folder instead" + (f" (at {where})" if where else "")
+                f"{cfg.trainer.function} called os.chdir({said!r}), {MOVES_RELATIVE_PATHS}; build the paths it reads "
+                f"and writes from __file__ or an absolute folder instead"
+                + (f" (at {where})" if where else "")
             )
         )
     return result
