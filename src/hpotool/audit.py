@@ -56,6 +56,7 @@ class AuditReport:
     importance_note: str | None = None
     shadowed: list[str] = field(default_factory=list)  # choice keys a key searched below replaced
     mixed_bases: str | None = None  # where the trials ranked ran under different base run configs
+    repeats: str | None = None  # trials that repeated a configuration already run (`hpotool.repeats`)
 
     @property
     def findings(self) -> list[str]:
@@ -72,6 +73,8 @@ class AuditReport:
             )
             out.append(f"{self.pruned} of {self.complete + self.pruned} finished trials were pruned{when}.")
         out.append(self.improvement)
+        if self.repeats:
+            out.append(f"{self.repeats}.")
         if self.basis_trials < MIN_EVIDENCE:
             out.append(
                 f"the importances and top trials rest on {trials_text(self.basis_trials)}, too few to fix or narrow "
@@ -186,6 +189,7 @@ def audit_study(
     from hpotool.fingerprint import stored_config
     from hpotool.importance import EVALUATOR, basis
     from hpotool.ranking import best_trials, is_feasible, no_best_error
+    from hpotool.repeats import repeats_note
 
     _refuse_several_objectives(study)
     space = stored_space(study)
@@ -224,6 +228,7 @@ def audit_study(
         importance_note=note,
         shadowed=shadowed_keys(space),
         mixed_bases=_mixed_bases(study, on),
+        repeats=repeats_note(trials, study.user_attrs),
     )
     if next_stage and improving is False:
         report.improvement = _refine_advice(study, report)
