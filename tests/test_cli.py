@@ -1576,3 +1576,21 @@ def test_summary_and_audit_say_which_trials_repeated_a_configuration_already_run
     assert line in " ".join(result.stderr.split()), result.stderr
     audit = _ok("audit", "--study-name", "tiny", "--storage", opt_dict["storage"])
     assert line + "." in " ".join(audit.stdout.split()), audit.stdout
+
+
+def test_a_grid_over_a_conditional_space_names_bruteforce_for_its_repeats(
+    tmp_path: Path, run_dict: dict, opt_dict: dict
+) -> None:
+    """A grid runs the points where a condition fails as one configuration, once per point: the repeats'
+    line names bruteforce, not the grid the study already uses."""
+    run_dict["epochs"] = 1
+    opt_dict["n_trials"] = 4
+    opt_dict["sampler"] = {"name": "grid"}
+    opt_dict["search_space"] = {
+        "model.dropout": {"type": "categorical", "choices": [0.0, 0.25]},
+        "model.hidden": {"type": "categorical", "choices": [8, 16], "when": {"model.dropout": 0.25}},
+    }
+    result = _optimize(tmp_path, run_dict, opt_dict, "--quiet")
+    shown = " ".join(result.stderr.split())
+    assert "1 trial repeated a configuration already run (#" in shown, shown
+    assert "over a space this small, sampler bruteforce runs each configuration once" in shown, shown

@@ -41,8 +41,14 @@ def repeated_trials(trials: Iterable[FrozenTrial], study_attrs: dict[str, Any]) 
 
 
 def repeats_note(trials: Iterable[FrozenTrial], study_attrs: dict[str, Any]) -> str | None:
-    """The line saying which trials repeated a configuration already run, and what runs each once; None where
-    none did."""
+    """The line saying which trials repeated a configuration already run, and what runs each once (the
+    study's sampler, from its stored optimize config, aside: a grid repeats a conditional space's
+    configurations, which bruteforce runs once); None where none did."""
+    from hpotool.fingerprint import stored_config
+
+    sampler = stored_config(study_attrs, "optimize_config").get("sampler")
+    name = sampler.get("name") if isinstance(sampler, dict) else None
+    fix = "sampler bruteforce runs" if name == "grid" else "sampler grid or bruteforce runs"
     pairs = repeated_trials(trials, study_attrs)
     if not pairs:
         return None
@@ -50,5 +56,5 @@ def repeats_note(trials: Iterable[FrozenTrial], study_attrs: dict[str, Any]) -> 
     did = "trial repeated" if len(pairs) == 1 else "trials repeated"
     return (
         f"{len(pairs)} {did} a configuration already run ({shown}), training it again for the same result; "
-        f"over a space this small, sampler grid or bruteforce runs each configuration once"
+        f"over a space this small, {fix} each configuration once"
     )
