@@ -33,6 +33,9 @@ class Case:
     existing_optimize: dict[str, Any] = field(default_factory=dict)  # patches the config that creates it
     existing_run: dict[str, Any] = field(default_factory=dict)  # patches the run config that creates it
     existing_trials: int = 1  # with existing_study: the trials it runs (--n-trials)
+    # with existing_study: then resumed with --allow-changed-config on its run config so patched, at the same
+    # --n-trials (no trial runs under the changed one)
+    resumed_run: dict[str, Any] = field(default_factory=dict)
     running_trials: int = 0  # with existing_study: trials left running by a live process of this machine
     plain_study: str | None = None  # a study plain Optuna code ran, its 2 trials failing: studies/<name>.db
     needs_no_cuda: bool = False
@@ -3396,5 +3399,15 @@ CASES = [
         "val_fraction: .nan; before: 'Input should be less than 1, got .nan', as if a smaller .nan would do",
         "error: run.yaml: data.val_fraction: got .nan, YAML's not-a-number, which is no value hpotool can use: write a number",
         run_text="device: cpu\ndata: {name: digits, val_fraction: .nan}\n",
+    ),
+    Case(
+        "refine-no-trial-under-current-base",
+        "refine of a study resumed with --allow-changed-config (epochs 2 -> 3) before any trial ran under the "
+        "changed run config; before: a stage built from the earlier trials alone",
+        "error: study 'tiny': no trial that ran under its current run config completed; refine builds the next stage from those alone, as the 2 trials before --allow-changed-config changed it would not reproduce their values under it: run more trials first (hpotool optimize --study-name tiny --n-trials 12, say)",
+        command=("refine", "--study-name", "tiny", "--out", "stage2.yaml"),
+        existing_study=True,
+        existing_trials=2,
+        resumed_run={"epochs": 3},
     ),
 ]

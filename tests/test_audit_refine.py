@@ -28,6 +28,7 @@ from hpotool.param_values import contains
 from hpotool.refine import next_study_name, refine_study
 from hpotool.search_space import CategoricalParam
 from hpotool.stage_files import write_refinement
+from hpotool.storage import study_options
 from hpotool.suggestion import suggest
 
 from .conftest import write_yaml
@@ -1841,3 +1842,60 @@ def test_refine_narrows_ranges_only_around_trials_that_ran_under_the_base_the_st
         in c
         for c in kept.changes
     ), kept.changes
+
+
+def _rebased_study(name: str, old: int, new: int) -> optuna.Study:
+    """A study resumed with --allow-changed-config after `old` trials (3 epochs -> 30) with `new` more: under
+    the old base the best lr lies above the range (the synthetic loss's 3e-2), under the new one inside it
+    (1e-3), every new trial worse than the old ones."""
+    study = synthetic_study(name, SPACE, old, seed=0, run={"epochs": 3})
+    study.set_user_attr(
+        "config_changes",
+        [{"changes": ["run_config.epochs: 3 -> 30"], "from_trial": old, "previous": dict(study.user_attrs)}],
+    )
+    study.set_user_attr("run_config", RunConfig(epochs=30).model_dump(mode="json"))
+    space = OptimizeConfig.model_validate({"study_name": "r", "search_space": SPACE}).search_space
+    study.sampler = optuna.samplers.RandomSampler(seed=1)
+    for _ in range(new):
+        trial = study.ask()
+        params = suggest(trial, space)
+        lr_term = (math.log10(params["optimizer.lr"]) + 3) ** 2
+        study.tell(trial, lr_term + 40 * (params["model.dropout"] - 0.2) ** 2 + 100)
+    return study
+
+
+def test_refine_widens_and_fixes_only_by_trials_that_ran_under_the_base_the_stage_trains_with() -> None:
+    """The old base's best lr sat on the range's top edge, the new base's inside it. Refine's stage trains
+    with the new base, so it narrows lr rather than widening it, and fixes the negligible weight_decay at the
+    best new trial's value (before: the audit of every trial widened lr above 1e-2 and fixed weight_decay
+    at the old best trial's value, which the narrowed ranges and the warm start already left out)."""
+    study = _rebased_study("rebased_edges", 40, 40)
+    audit = audit_study(study, next_stage=False)
+    assert audit.params[0].edge == "high"  # every trial's audit: the old edge, saying it mixes bases
+    assert (
+        "40 of the 80 trials these findings rest on ran under an earlier run config, before "
+        "--allow-changed-config changed it, and would not reproduce their values under the current one; refine "
+        "builds the next stage from the 40 that ran under the current one alone." in audit.findings
+    ), audit.findings
+    assert not any(
+        "ran under an earlier run config" in f
+        for f in audit_study(synthetic_study("one_base", SPACE, 10, seed=0)).findings
+    )
+    ref = refine_study(study)
+    lr = ref.optimize["search_space"]["optimizer.lr"]
+    assert lr["high"] < 1e-2 and lr["low"] < 1e-3 < lr["high"], (lr, ref.changes)
+    assert not any("optimizer.lr: widened" in c for c in ref.changes), ref.changes
+    new_best = min((t for t in study.trials if t.number >= 40), key=lambda t: float(t.value))
+    assert "optimizer.weight_decay" not in ref.optimize["search_space"], ref.changes
+    assert ref.run["optimizer"]["weight_decay"] == new_best.params["optimizer.weight_decay"], ref.changes
+
+
+def test_refine_refuses_a_study_with_no_complete_trial_under_its_current_base() -> None:
+    study = _rebased_study("rebased_none", 40, 0)
+    with pytest.raises(HpoError) as err:
+        refine_study(study)
+    assert str(err.value) == (
+        "study 'rebased_none': no trial that ran under its current run config completed; refine builds the next "
+        "stage from those alone, as the 40 trials before --allow-changed-config changed it would not reproduce "
+        f"their values under it: run more trials first (hpotool optimize {study_options(study)} --n-trials 50, say)"
+    )

@@ -1547,3 +1547,50 @@ def test_the_dry_run_s_plan_at_80_columns_keeps_the_storage_url_whole(
     assert max(len(line) for line in lines[:-1]) <= 80 and not any("│ storage" in line for line in lines), (
         lines
     )
+
+
+def test_summary_and_audit_say_which_trials_repeated_a_configuration_already_run(
+    tmp_path: Path, run_dict: dict, opt_dict: dict
+) -> None:
+    """Four trials of a random sampler over a space of two configurations: at least two of them train a
+    configuration already run again, for the same result; the summary and audit said nothing of it."""
+    run_dict["epochs"] = 1
+    opt_dict["n_trials"] = 4
+    opt_dict["sampler"] = {"name": "random", "kwargs": {"seed": 0}}
+    opt_dict["search_space"] = {"model.dropout": {"type": "categorical", "choices": [0.0, 0.25]}}
+    result = _optimize(tmp_path, run_dict, opt_dict, "--quiet")
+    study = optuna.load_study(study_name="tiny", storage=opt_dict["storage"])
+    first: dict[float, int] = {}
+    pairs = []
+    for t in study.trials:
+        d = t.params["model.dropout"]
+        if d in first:
+            pairs.append(f"#{t.number} = #{first[d]}")
+        else:
+            first[d] = t.number
+    assert len(pairs) >= 2
+    line = (
+        f"{len(pairs)} trials repeated a configuration already run ({', '.join(pairs)}), training it again for "
+        "the same result; over a space this small, sampler grid or bruteforce runs each configuration once"
+    )
+    assert line in " ".join(result.stderr.split()), result.stderr
+    audit = _ok("audit", "--study-name", "tiny", "--storage", opt_dict["storage"])
+    assert line + "." in " ".join(audit.stdout.split()), audit.stdout
+
+
+def test_a_grid_over_a_conditional_space_names_bruteforce_for_its_repeats(
+    tmp_path: Path, run_dict: dict, opt_dict: dict
+) -> None:
+    """A grid runs the points where a condition fails as one configuration, once per point: the repeats'
+    line names bruteforce, not the grid the study already uses."""
+    run_dict["epochs"] = 1
+    opt_dict["n_trials"] = 4
+    opt_dict["sampler"] = {"name": "grid"}
+    opt_dict["search_space"] = {
+        "model.dropout": {"type": "categorical", "choices": [0.0, 0.25]},
+        "model.hidden": {"type": "categorical", "choices": [8, 16], "when": {"model.dropout": 0.25}},
+    }
+    result = _optimize(tmp_path, run_dict, opt_dict, "--quiet")
+    shown = " ".join(result.stderr.split())
+    assert "1 trial repeated a configuration already run (#" in shown, shown
+    assert "over a space this small, sampler bruteforce runs each configuration once" in shown, shown

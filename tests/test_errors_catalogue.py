@@ -94,6 +94,22 @@ def test_bad_input_is_one_line_exit_2_and_writes_nothing(case: Case, request: py
         # exit 1: a run config whose trials all fail stops the study after 5 of them, as the case means it to;
         # exit 130: one that interrupts its trial (Ctrl-C)
         assert made.exit_code in (0, 130) or "5 failed trials in a row" in made.output, made.output
+        if case.resumed_run:
+            _write(
+                Case(
+                    "base",
+                    "",
+                    "",
+                    run={**case.existing_run, **case.resumed_run},
+                    optimize=case.existing_optimize,
+                )
+            )
+            resumed = runner.invoke(
+                app,
+                [*ARGS, "--n-trials", str(case.existing_trials), "-q", "--allow-changed-config"],
+                catch_exceptions=False,
+            )
+            assert resumed.exit_code == 0, resumed.output
         if case.running_trials:  # asked by a live process of this machine: the test's parent
             study = optuna.load_study(study_name="tiny", storage="sqlite:///studies/tiny.db")
             for _ in range(case.running_trials):

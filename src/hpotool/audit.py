@@ -55,6 +55,8 @@ class AuditReport:
     params: list[ParamFinding] = field(default_factory=list)
     importance_note: str | None = None
     shadowed: list[str] = field(default_factory=list)  # choice keys a key searched below replaced
+    mixed_bases: str | None = None  # where the trials ranked ran under different base run configs
+    repeats: str | None = None  # trials that repeated a configuration already run (`hpotool.repeats`)
 
     @property
     def findings(self) -> list[str]:
@@ -71,11 +73,15 @@ class AuditReport:
             )
             out.append(f"{self.pruned} of {self.complete + self.pruned} finished trials were pruned{when}.")
         out.append(self.improvement)
+        if self.repeats:
+            out.append(f"{self.repeats}.")
         if self.basis_trials < MIN_EVIDENCE:
             out.append(
                 f"the importances and top trials rest on {trials_text(self.basis_trials)}, too few to fix or narrow "
                 f"parameters by (refine needs {MIN_EVIDENCE}); run more trials first."
             )
+        if self.mixed_bases:
+            out.append(self.mixed_bases)
         if self.importance_note:
             out.append(self.importance_note)
         return out
@@ -185,6 +191,7 @@ def audit_study(
     from hpotool.fingerprint import stored_config
     from hpotool.importance import EVALUATOR, basis
     from hpotool.ranking import best_trials, is_feasible, no_best_error
+    from hpotool.repeats import repeats_note
 
     _refuse_several_objectives(study)
     space = stored_space(study)
@@ -222,10 +229,27 @@ def audit_study(
         params=findings,
         importance_note=note,
         shadowed=shadowed_keys(space),
+        mixed_bases=_mixed_bases(study, on),
+        repeats=repeats_note(trials, study.user_attrs),
     )
     if next_stage and improving is False:
         report.improvement = _refine_advice(study, report)
     return report
+
+
+def _mixed_bases(study: optuna.Study, on: Basis) -> str | None:
+    """Where some of the trials `on` ranks ran under a base run config an --allow-changed-config has since
+    replaced: that the audit rests on both bases, and that refine rests on the current one's alone."""
+    from hpotool.fingerprint import earlier_base_trials
+
+    earlier = len(earlier_base_trials(study.user_attrs, on.trials))
+    if not earlier:
+        return None
+    return (
+        f"{earlier} of the {trials_text(len(on.trials))} these findings rest on ran under an earlier run config, "
+        f"before --allow-changed-config changed it, and would not reproduce their values under the current one; "
+        f"refine builds the next stage from the {len(on.trials) - earlier} that ran under the current one alone."
+    )
 
 
 def _refine_advice(study: optuna.Study, report: AuditReport) -> str:

@@ -11,7 +11,7 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from datetime import datetime, timezone
 from typing import TYPE_CHECKING, Any
 
@@ -21,6 +21,7 @@ from hpotool.formatting import counted
 
 if TYPE_CHECKING:
     import optuna
+    from optuna.trial import FrozenTrial
 
     from hpotool.config import OptimizeConfig, RunConfig
 
@@ -242,6 +243,15 @@ def ran_under_current_base(study_attrs: Mapping[str, Any], trial_number: int) ->
     return {k: v for k, v in ran.items() if k not in _RUN_EXCLUDED} == {
         k: v for k, v in current.items() if k not in _RUN_EXCLUDED
     }
+
+
+def earlier_base_trials(study_attrs: Mapping[str, Any], trials: Iterable[FrozenTrial]) -> list[int]:
+    """The numbers of those of `trials` that did not run under the study's current base run config
+    (`ran_under_current_base`): started before an --allow-changed-config that changed it. None in a study
+    without a stored run config (not created by hpotool optimize): it has no base to change."""
+    if not isinstance(study_attrs.get("run_config"), dict):
+        return []
+    return [t.number for t in trials if not ran_under_current_base(study_attrs, t.number)]
 
 
 def stored_config(study_attrs: Mapping[str, Any], key: str) -> dict[str, Any]:

@@ -6,7 +6,7 @@ study with the best trials so far.
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from hpotool.audit import (
@@ -19,7 +19,7 @@ from hpotool.audit import (
 from hpotool.conditions import holds
 from hpotool.config import OptimizeConfig, RunConfig
 from hpotool.errors import HpoError
-from hpotool.fingerprint import ran_under_current_base
+from hpotool.fingerprint import earlier_base_trials, ran_under_current_base
 from hpotool.formatting import counted, format_value
 from hpotool.importance import Basis, basis
 from hpotool.overrides import apply_overrides, leaf_values
@@ -67,12 +67,14 @@ class _Evidence:
     """What the stage's ranges rest on: the study's audit, the trials it ranks, and their values."""
 
     report: AuditReport
-    on: Basis  # the trials the audit's importances rest on
-    top: list[FrozenTrial]  # the best `keep_top` of those that ran under the current base run config
-    current: int  # how many of `on`'s trials ran under the current base run config
-    earlier: int  # how many ran under an earlier one (`--allow-changed-config`): left out of `top`
-    best: FrozenTrial
-    feasible: list[FrozenTrial]  # the complete trials that meet the constraints
+    on: Basis  # the trials the audit's importances rest on: those that ran under the current base run config
+    top: list[FrozenTrial]  # the best `keep_top` of them
+    current: int  # how many they are
+    earlier: (
+        int  # how many the study ranks that ran under an earlier one (`--allow-changed-config`): left out
+    )
+    best: FrozenTrial  # the best of `on`'s trials
+    feasible: list[FrozenTrial]  # the complete trials that meet the constraints, under any base
     decoded: dict[int, dict[str, Any]]  # each trial's values by its number, list choices as lists
     at_best: RunConfig  # where a widened range must train: the config the best trial trained
 
@@ -95,13 +97,16 @@ def refine_study(
     """
     if not 0 < keep_top <= 1:
         raise HpoError(f"--keep-top must be in (0, 1], got {keep_top}")
+    attrs = study.user_attrs  # read once: each read queries the storage
+    current = _current_base_view(study, attrs)
+    if current is not study:  # the audit given rests on every trial, those of an earlier base among them
+        report = audit_study(current, next_stage=False)
     report = report or audit_study(study, next_stage=False)
     space = stored_space(study)
     run = stored_run_config(study)  # names a component that fails to import, or what else is wrong
-    attrs = study.user_attrs  # read once: each read queries the storage
     stored_opt = dict(attrs["optimize_config"])
     direction = study.direction.name.lower()
-    evidence = _evidence(study, attrs, report, space, run, direction, keep_top)
+    evidence = _evidence(study, current, attrs, report, space, run, direction, keep_top)
     new_space, fixed, changes = _first_space(space, evidence)
     if not new_space:
         raise _nothing_left(study, space, fixed, changes, keep_top)
@@ -146,8 +151,42 @@ def refine_study(
     )
 
 
+def _current_base_view(study: optuna.Study, study_attrs: dict[str, Any]) -> optuna.Study:
+    """`study` as far as its trials that ran under its current base run config go, which the stage trains
+    with; `study` itself where every trial did. A study resumed with --allow-changed-config ranked its
+    earlier trials by values the current base would not reproduce: the stage's edges, importances, fixed
+    values and top trials rest on the others alone (before, its narrowed ranges and warm start did, but its
+    widened edges, importances and a negligible parameter's fixed value came from every trial).
+
+    Raises:
+        HpoError: where no trial that ran under the current base completed and met the constraints.
+    """
+    from optuna.trial import TrialState
+
+    from hpotool.snapshot import StudySnapshot
+
+    trials = study.get_trials(deepcopy=False)
+    earlier = set(earlier_base_trials(study_attrs, trials))
+    if not earlier:
+        return study
+    view = StudySnapshot(study, [t for t in trials if t.number not in earlier])
+    complete = view.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))
+    if not any(is_feasible(t) for t in complete):
+        from hpotool.storage import study_options
+
+        meet = " and met the constraints" if complete else ""
+        raise HpoError(
+            f"study {study.study_name!r}: no trial that ran under its current run config completed{meet}; refine "
+            f"builds the next stage from those alone, as the {counted(len(earlier), 'trial')} before "
+            f"--allow-changed-config changed it would not reproduce their values under it: run more trials first "
+            f"(hpotool optimize {study_options(study)} --n-trials {len(trials) + 10}, say)"
+        )
+    return view
+
+
 def _evidence(
     study: optuna.Study,
+    current: optuna.Study,
     study_attrs: dict[str, Any],
     report: AuditReport,
     space: dict[str, Param],
@@ -156,20 +195,24 @@ def _evidence(
     keep_top: float,
 ) -> _Evidence:
     """The trials the stage narrows around and warm-starts with, and the config the best trial trained.
-    Ranges narrow around the top trials that ran under the current base run config, which the stage trains
-    with: a trial started before an --allow-changed-config that changed it ranked by values that base would
-    not reproduce (as the warm start leaves it out)."""
+    `current`: `study` as far as its trials that ran under the current base run config go
+    (`_current_base_view`), which the stage trains with, and which `report` audits: ranges narrow around its
+    top trials, and its best trial is the one a widened range trains at; a trial started before an
+    --allow-changed-config that changed the base ranked by values that base would not reproduce (as the warm
+    start leaves it out)."""
     from optuna.trial import TrialState
 
     complete = study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))
-    feasible = [t for t in complete if is_feasible(t)]
-    on = basis(study)
-    now = [t for t in on.trials if ran_under_current_base(study_attrs, t.number)]  # in `on`'s order
-    top = replace(on, trials=now).top(direction, keep_top) if now else []
-    best = best_trials(study)[0]
+    feasible = [
+        t for t in complete if is_feasible(t)
+    ]  # every base's: the warm start names those it leaves out
+    on = basis(current)
+    earlier = 0 if current is study else len(earlier_base_trials(study_attrs, basis(study).trials))
+    top = on.top(direction, keep_top)
+    best = best_trials(current)[0]
     decoded = {t.number: decode_params(t.params, space) for t in [*top, *feasible]}  # list choices as lists
     at_best = as_trained(run, decode_params(best.params, space)) or run  # where a widened range must train
-    return _Evidence(report, on, top, len(now), len(on.trials) - len(now), best, feasible, decoded, at_best)
+    return _Evidence(report, on, top, len(on.trials), earlier, best, feasible, decoded, at_best)
 
 
 def _first_space(
@@ -262,15 +305,6 @@ def _kept_or_narrowed(
                 f"({format_value(on.trials[0].value)}), so none is better to narrow around"
             ),
         )
-    if evidence.report.basis_trials < MIN_EVIDENCE:
-        return (
-            p,
-            None,
-            (
-                f"{name}: kept {range_text(p)}; {trials_text(evidence.report.basis_trials)} to rank, too few to narrow by "
-                f"({MIN_EVIDENCE} needed)"
-            ),
-        )
     if evidence.earlier and evidence.current < MIN_EVIDENCE:
         return (
             p,
@@ -279,6 +313,15 @@ def _kept_or_narrowed(
                 f"{name}: kept {range_text(p)}; {trials_text(evidence.current)} to rank ran under the current run "
                 f"config, too few to narrow by ({MIN_EVIDENCE} needed): the {evidence.earlier} that ran under an "
                 f"earlier one, before --allow-changed-config changed it, would not reproduce their values"
+            ),
+        )
+    if evidence.report.basis_trials < MIN_EVIDENCE:
+        return (
+            p,
+            None,
+            (
+                f"{name}: kept {range_text(p)}; {trials_text(evidence.report.basis_trials)} to rank, too few to narrow by "
+                f"({MIN_EVIDENCE} needed)"
             ),
         )
     if values:

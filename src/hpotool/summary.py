@@ -80,6 +80,11 @@ def summarize(study: optuna.Study, plan: StudyPlan, ran_now: int, wall_time: flo
     pruned = _all_pruned(study, trials, counts)
     if pruned:
         summary.extra["pruned"] = pruned
+    from hpotool.repeats import repeats_note
+
+    repeats = repeats_note(trials, study.user_attrs)
+    if repeats:
+        summary.extra["repeats"] = repeats
     return summary
 
 

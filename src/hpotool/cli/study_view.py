@@ -182,3 +182,5 @@ def print_summary(summary: StudySummary, categorical: Collection[str] = ()) -> N
         print_note(summary.extra["failures"])
     if summary.extra.get("pruned"):  # `best: no complete trial yet` and `pruned 6` said nothing of why
         print_note(summary.extra["pruned"])
+    if summary.extra.get("repeats"):  # each repeat trained again for nothing, with no word
+        print_note(summary.extra["repeats"])
