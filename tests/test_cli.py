@@ -1571,7 +1571,7 @@ def test_summary_and_audit_say_which_trials_repeated_a_configuration_already_run
     assert len(pairs) >= 2
     line = (
         f"{len(pairs)} trials repeated a configuration already run ({', '.join(pairs)}), training it again for "
-        "the same result; over a space this small, sampler grid or bruteforce runs each configuration once"
+        "the same result; the space holds 2 configurations, and sampler grid or bruteforce runs each of them once"
     )
     assert line in " ".join(result.stderr.split()), result.stderr
     audit = _ok("audit", "--study-name", "tiny", "--storage", opt_dict["storage"])
@@ -1593,4 +1593,6 @@ def test_a_grid_over_a_conditional_space_names_bruteforce_for_its_repeats(
     result = _optimize(tmp_path, run_dict, opt_dict, "--quiet")
     shown = " ".join(result.stderr.split())
     assert "1 trial repeated a configuration already run (#" in shown, shown
-    assert "over a space this small, sampler bruteforce runs each configuration once" in shown, shown
+    assert (
+        "the space holds at most 4 configurations, and sampler bruteforce runs each of them once" in shown
+    ), shown

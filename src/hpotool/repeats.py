@@ -1,11 +1,13 @@
-"""Trials that repeated a configuration an earlier trial of the study already ran: each trained again for the
-result it had (a trial trains with the run config's seed), teaching the sampler nothing. Said at the end of
-a run and by `hpotool audit`, where it happened (the start-of-run note, `space_notes.repeat_notes`, says
-only where it is likely)."""
+"""Trials that repeated a configuration an earlier trial of the study already ran, as the sampler proposed it
+(a trial queued with its values on purpose, by `enqueue:`, --enqueue-from, refine's warm start or a retry, is
+no sampler's repeat): each trained it again, teaching the sampler nothing. Said at the end of a run and by
+`hpotool audit`, where it happened (the start-of-run note, `space_notes.repeat_notes`, says only where it is
+likely)."""
 
 from __future__ import annotations
 
 import json
+import math
 from collections.abc import Iterable
 from typing import TYPE_CHECKING, Any
 
@@ -14,11 +16,21 @@ if TYPE_CHECKING:
 
 _SHOWN = 5  # pairs named; the rest as "..."
 
+# System attrs of a trial queued with its values (`study.enqueue_trial`, hpotool's own queues, Optuna's retry
+# of a failed or stale trial): it ran them because someone asked, not because the sampler proposed them
+_QUEUED = ("fixed_params", "failed_trial")
+
+
+def queued(trial: FrozenTrial) -> bool:
+    """Whether `trial` ran values queued for it (`_QUEUED`) rather than ones its sampler proposed."""
+    return any(key in trial.system_attrs for key in _QUEUED)
+
 
 def repeated_trials(trials: Iterable[FrozenTrial], study_attrs: dict[str, Any]) -> list[tuple[int, int]]:
-    """(trial, the earlier trial it repeated) for each finished trial (complete or pruned) whose parameters
-    equal an earlier finished one's, both run under the same base run config (an --allow-changed-config
-    in between makes the same values another experiment), in trial order."""
+    """(trial, the earlier trial it repeated) for each finished trial (complete or pruned) the sampler drew
+    (not `queued`) whose parameters equal an earlier finished one's (queued or not), both run under the same
+    base run config (an --allow-changed-config in between makes the same values another experiment), in
+    trial order."""
     from optuna.trial import TrialState
 
     from hpotool.fingerprint import config_of
@@ -33,28 +45,77 @@ def repeated_trials(trials: Iterable[FrozenTrial], study_attrs: dict[str, Any]) 
             sort_keys=True,
             default=str,
         )
-        if key in first:
-            pairs.append((t.number, first[key]))
-        else:
+        if key not in first:
             first[key] = t.number
+        elif not queued(t):
+            pairs.append((t.number, first[key]))
     return pairs
 
 
-def repeats_note(trials: Iterable[FrozenTrial], study_attrs: dict[str, Any]) -> str | None:
-    """The line saying which trials repeated a configuration already run, and what runs each once (the
-    study's sampler, from its stored optimize config, aside: a grid repeats a conditional space's
-    configurations, which bruteforce runs once); None where none did."""
-    from hpotool.fingerprint import stored_config
+def _same_result(a: FrozenTrial, b: FrozenTrial) -> bool:
+    """Whether `a` and `b` measured the same: their values where both completed, else their reports at the
+    steps both reached (a pruner may stop one earlier); a pair with nothing to compare counts as the same."""
+    if a.values is not None and b.values is not None:
+        return all(
+            math.isclose(x, y, rel_tol=1e-9, abs_tol=1e-12) for x, y in zip(a.values, b.values, strict=False)
+        )
+    steps = a.intermediate_values.keys() & b.intermediate_values.keys()
+    return all(
+        math.isclose(a.intermediate_values[s], b.intermediate_values[s], rel_tol=1e-9, abs_tol=1e-12)
+        for s in steps
+    )
 
-    sampler = stored_config(study_attrs, "optimize_config").get("sampler")
-    name = sampler.get("name") if isinstance(sampler, dict) else None
-    fix = "sampler bruteforce runs" if name == "grid" else "sampler grid or bruteforce runs"
+
+def repeats_note(trials: Iterable[FrozenTrial], study_attrs: dict[str, Any]) -> str | None:
+    """The line saying which trials repeated a configuration already run, whether they measured what it had
+    (a run that trains alike twice: the run config's seed, its own trainer), and what follows for the study's
+    space and sampler, from its stored optimize config: over a finite space, grid or bruteforce (bruteforce
+    alone where the sampler is grid, which repeats a conditional space's configurations) runs each
+    configuration once; a continuous parameter rules both out. None where no trial repeated one."""
+    trials = list(trials)
     pairs = repeated_trials(trials, study_attrs)
     if not pairs:
         return None
+    by_number = {t.number: t for t in trials}
+    differ = [n for n, m in pairs if not _same_result(by_number[n], by_number[m])]
     shown = ", ".join(f"#{n} = #{m}" for n, m in pairs[:_SHOWN]) + (", ..." if len(pairs) > _SHOWN else "")
     did = "trial repeated" if len(pairs) == 1 else "trials repeated"
+    if not differ:
+        result = "training it again for the same result"
+    else:
+        named = ", ".join(f"#{n}" for n in differ[:_SHOWN]) + (", ..." if len(differ) > _SHOWN else "")
+        result = (
+            f"training it again; {named} measured another result than the trial {'it' if len(differ) == 1 else 'they'} "
+            f"repeated, so training with the same values does not reproduce a result here"
+        )
+    return f"{len(pairs)} {did} a configuration already run ({shown}), {result}{_fix(study_attrs, [by_number[n] for n, _ in pairs])}"
+
+
+def _fix(study_attrs: dict[str, Any], repeats: list[FrozenTrial]) -> str:
+    """What the study's space and sampler make of its `repeats`, as the note's last clause ("" where the
+    study stored no search space: a plain Optuna study). With a continuous parameter, a repeat that drew it
+    is the sampler's quirk; one that did not lies where a `when:` left it out."""
+    from hpotool.fingerprint import stored_config
+    from hpotool.param_values import value_count
+    from hpotool.space_notes import configurations_text
+    from hpotool.stored_space import stored_space_or_none
+
+    space = stored_space_or_none(study_attrs)
+    if space is None:
+        return ""
+    sampler = stored_config(study_attrs, "optimize_config").get("sampler")
+    name = sampler.get("name") if isinstance(sampler, dict) else None
+    configurations = configurations_text(space)
+    if configurations is not None:
+        runs = "sampler bruteforce runs" if name == "grid" else "sampler grid or bruteforce runs"
+        return f"; the space holds {configurations}, and {runs} each of them once"
+    continuous = [path for path, p in space.items() if value_count(p) is None]
+    which = "the sampler" if name is None else f"sampler {name}"
+    cannot = f"grid and bruteforce cannot run a space with a continuous parameter ({', '.join(continuous)})"
+    if not all(any(path in t.params for path in continuous) for t in repeats):
+        return f"; {cannot}: the configurations repeated are those a `when:` leaves it out of"
     return (
-        f"{len(pairs)} {did} a configuration already run ({shown}), training it again for the same result; "
-        f"over a space this small, {fix} each configuration once"
+        f"; as {', '.join(continuous)} {'is' if len(continuous) == 1 else 'are'} continuous, grid and "
+        f"bruteforce cannot run the space, and these repeats are {which}'s own doing: another sampler (tpe, "
+        f"random) draws each configuration afresh"
     )

@@ -5,6 +5,7 @@ of few values, whose trials repeat configurations already run."""
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
 import optuna
@@ -13,7 +14,7 @@ from hpotool.conditions import holds
 from hpotool.config import OptimizeConfig, RunConfig
 from hpotool.formatting import format_choice
 from hpotool.param_values import value_count
-from hpotool.search_space import CategoricalParam, FloatParam, IntParam
+from hpotool.search_space import CategoricalParam, FloatParam, IntParam, Param
 
 if TYPE_CHECKING:
     from optuna.samplers import BaseSampler
@@ -175,6 +176,29 @@ _FEW_VALUES = 10
 _FEW_CONFIGURATIONS = 100
 
 
+def configuration_count(space: Mapping[str, Param]) -> int | None:
+    """How many configurations `space` holds, the product of its parameters' value counts (a conditional
+    parameter counted as if its condition always held: at most that many); None where a parameter is
+    continuous (a float without step), which gives no finite set of configurations."""
+    total = 1
+    for p in space.values():
+        n = value_count(p)
+        if n is None:
+            return None
+        total *= n or 1
+    return total
+
+
+def configurations_text(space: Mapping[str, Param]) -> str | None:
+    """`configuration_count(space)` in words, "at most" where a parameter is conditional (it takes no value
+    where its condition fails); None for a space with a continuous parameter."""
+    total = configuration_count(space)
+    if total is None:
+        return None
+    at_most = "at most " if any(p.when for p in space.values()) else ""
+    return f"{at_most}{total:,} configuration{'' if total == 1 else 's'}"
+
+
 def repeat_notes(opt: OptimizeConfig, sampler: BaseSampler, opt_path: str) -> tuple[str, ...]:
     """A note where the sampler repeats configurations already run, each trained again for nothing (a trial
     trains with the run config's seed, so the same values give the same result), with no word: `cmaes` over
@@ -183,15 +207,11 @@ def repeat_notes(opt: OptimizeConfig, sampler: BaseSampler, opt_path: str) -> tu
     `gp` over only categorical parameters (it may propose a configuration it has run; 32 configurations
     ran 15 in 25 trials, TPE 18). Where a parameter is continuous, no configuration repeats."""
     space = opt.search_space
-    counts = {path: value_count(p) for path, p in space.items()}
-    if any(n is None for n in counts.values()):
+    configurations = configurations_text(space)
+    if configurations is None:
         return ()
-    total = 1
-    for n in counts.values():
-        total *= n or 1
-    # a parameter under a `when:` takes no value where its condition fails: fewer configurations than that
-    at_most = "at most " if any(p.when for p in space.values()) else ""
-    configurations = f"{at_most}{total:,} configuration{'' if total == 1 else 's'}"
+    counts = {path: value_count(p) for path, p in space.items()}
+    total = configuration_count(space) or 0
     if isinstance(sampler, optuna.samplers.CmaEsSampler) and total <= _FEW_CONFIGURATIONS:
         few = [
             f"{path} ({n} values)"

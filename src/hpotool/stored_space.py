@@ -1,9 +1,10 @@
 """The search space a study stored, read back: validated (`stored_space`, which audit, refine and
-prune-audit read), and the keys it searches below a section it also searches whole (`shadowed_keys`)."""
+prune-audit read; `stored_space_or_none` for what reads it where it may be missing), and the keys it searches below a section it also searches whole (`shadowed_keys`)."""
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from collections.abc import Mapping
+from typing import TYPE_CHECKING, Any
 
 from pydantic import TypeAdapter, ValidationError
 
@@ -35,6 +36,20 @@ def stored_space(study: optuna.Study) -> dict[str, Param]:
         return {name: _PARAM.validate_python(spec) for name, spec in raw.items()}
     except ValidationError as exc:
         raise HpoError(f"study {study.study_name!r}: its stored search space is invalid: {exc}") from None
+
+
+def stored_space_or_none(study_attrs: Mapping[str, Any]) -> dict[str, Param] | None:
+    """The search space hpotool stored in `study_attrs` (a study's user attrs), validated; None where there
+    is none or it is invalid (a plain Optuna study, or an old one), for what only says more with it."""
+    from hpotool.fingerprint import stored_config
+
+    raw = stored_config(study_attrs, "optimize_config").get("search_space")
+    if not isinstance(raw, dict) or not raw:
+        return None
+    try:
+        return {name: _PARAM.validate_python(spec) for name, spec in raw.items()}
+    except ValidationError:
+        return None
 
 
 def shadowed_keys(space: dict[str, Param]) -> list[str]:
