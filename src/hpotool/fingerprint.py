@@ -235,10 +235,14 @@ def _undone_change(study: optuna.Study, parts: dict[str, Any]) -> dict[str, Any]
 def ran_under_current_base(study_attrs: Mapping[str, Any], trial_number: int) -> bool:
     """Whether trial `trial_number` ran under the study's current base run config, as far as what it trains
     goes (the device and torch threads aside): False for a trial started before an --allow-changed-config
-    that changed it, which the current base would not reproduce."""
+    that changed it, which the current base would not reproduce (or one whose recorded base is lost). True
+    in a study without a stored run config (a plain Optuna study): it has no base to change, and before,
+    every one of its trials was said to have run under an earlier one."""
     current = study_attrs.get("run_config")
+    if not isinstance(current, dict):
+        return True
     ran = config_of(study_attrs, trial_number, "run_config")
-    if not isinstance(current, dict) or ran is None:
+    if ran is None:
         return False
     return {k: v for k, v in ran.items() if k not in _RUN_EXCLUDED} == {
         k: v for k, v in current.items() if k not in _RUN_EXCLUDED
@@ -249,8 +253,6 @@ def earlier_base_trials(study_attrs: Mapping[str, Any], trials: Iterable[FrozenT
     """The numbers of those of `trials` that did not run under the study's current base run config
     (`ran_under_current_base`): started before an --allow-changed-config that changed it. None in a study
     without a stored run config (not created by hpotool optimize): it has no base to change."""
-    if not isinstance(study_attrs.get("run_config"), dict):
-        return []
     return [t.number for t in trials if not ran_under_current_base(study_attrs, t.number)]
 
 
