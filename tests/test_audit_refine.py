@@ -1899,3 +1899,25 @@ def test_refine_refuses_a_study_with_no_complete_trial_under_its_current_base() 
         "stage from those alone, as the 40 trials before --allow-changed-config changed it would not reproduce "
         f"their values under it: run more trials first (hpotool optimize {study_options(study)} --n-trials 50, say)"
     )
+
+
+def test_refine_of_a_study_of_as_few_trials_as_it_warm_starts_leaves_room_for_new_ones() -> None:
+    """A study of 2 trials (n_trials: 2) was refined into a stage queuing both as its warm start with
+    n_trials: 2: the stage ran only those configurations again. Its n_trials now covers them and 2 more."""
+    opt, study = stored_study("tiny", SPACE, n_trials=2)
+    study.optimize(lambda t: loss(suggest(t, opt.search_space)), n_trials=2)
+    ref = refine_study(study)
+    assert len(ref.optimize["enqueue"]) == 2, ref.optimize["enqueue"]
+    assert ref.optimize["n_trials"] == 4
+    assert (
+        "n_trials: 2 -> 4, as the 2 warm starts would take all 2 trials of the stage and run only "
+        "configurations already run: it runs 2 new trials after them"
+    ) in ref.changes, ref.changes
+
+
+def test_refine_keeps_an_n_trials_that_leaves_room_after_the_warm_start() -> None:
+    study = synthetic_study("roomy", SPACE, 12, seed=0)
+    assert study.user_attrs["optimize_config"]["n_trials"] > 3
+    ref = refine_study(study)
+    assert ref.optimize["n_trials"] == study.user_attrs["optimize_config"]["n_trials"]
+    assert not any(c.startswith("n_trials:") for c in ref.changes), ref.changes

@@ -133,6 +133,7 @@ def refine_study(
             f"run config, before --allow-changed-config changed it: under the one the stage trains with they "
             f"would not reproduce their values"
         )
+    n_trials = _room_for_new_trials(stored_opt.get("n_trials"), len(enqueue), changes)
     carry_settings(stored_opt, stage_run, new_space, changes)
     name = next_study_name(study.study_name)
     optimize = {
@@ -141,6 +142,7 @@ def refine_study(
         "storage": stage_storage(stored_opt.get("storage"), storage_url),
         "search_space": {k: yaml_spec(p) for k, p in new_space.items()},
         "enqueue": enqueue,
+        "n_trials": n_trials,
     }
     validated = OptimizeConfig.model_validate(optimize)  # what `hpotool optimize` will load
     return Refinement(
@@ -419,6 +421,21 @@ def _warm_start(
         if params and all(contains(space[k], v) for k, v in params.items()) and params not in enqueue:
             enqueue.append(params)
     return enqueue, left_out
+
+
+def _room_for_new_trials(n_trials: Any, warm: int, changes: list[str]) -> Any:
+    """The stage's n_trials: the study's, unless its `warm` warm starts would take every trial (a study of as
+    few trials as it warm-starts with: the stage only ran the same configurations again), then those plus
+    the study's n_trials of new ones, with a change line saying so. A study run by timeout alone (None)
+    keeps it."""
+    if not isinstance(n_trials, int) or isinstance(n_trials, bool) or not warm or n_trials > warm:
+        return n_trials
+    changes.append(
+        f"n_trials: {n_trials} -> {warm + n_trials}, as the {counted(warm, 'warm start')} would take "
+        f"{'the one trial' if n_trials == 1 else f'all {n_trials} trials'} of the stage and run only "
+        f"configurations already run: it runs {counted(n_trials, 'new trial')} after them"
+    )
+    return warm + n_trials
 
 
 def _best_first(trials: list[Any], direction: str) -> list[Any]:
