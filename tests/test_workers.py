@@ -2568,3 +2568,22 @@ def test_debug_shows_the_traceback_of_what_fails_to_set_up_in_the_workers_alone(
     assert "in worker_main" in output, output  # a frame only a worker runs
     assert 'data_in_main.py", line 6, in __new__' in output, output  # the user's own, below it
     assert output.rstrip().splitlines()[-1].startswith("hpotool.errors.HpoError: hpotool-worker-"), output
+
+
+def test_a_run_of_workers_says_once_which_trials_repeated_a_configuration(
+    tmp_path: Path, run_dict: dict[str, Any], opt_dict: dict[str, Any]
+) -> None:
+    """The summary of `--workers 2` (worker_summary) calls the same summarize as one process: its repeats
+    line is printed once, by the command, not once more by each worker, and counts both workers' trials
+    (six over a space of two configurations: four at least repeat one)."""
+    opt = {**opt_dict, "n_trials": 6, "sampler": {"name": "random", "kwargs": {"seed": 0}}}
+    opt["search_space"] = {"model.dropout": {"type": "categorical", "choices": [0.0, 0.25]}}
+    code, output = _run_hpotool(_optimize_args(tmp_path, {**run_dict, "epochs": 1}, opt, *WORKERS), tmp_path)
+    assert code == 0, output
+    shown = " ".join(output.split())
+    study = optuna.load_study(study_name="tiny", storage=opt_dict["storage"])
+    finished = [t for t in study.trials if t.state in (TrialState.COMPLETE, TrialState.PRUNED)]
+    assert len(finished) == 6, finished
+    assert shown.count("repeated a configuration already run") == 1, output
+    assert re.search(r"\b[4-6] trials repeated a configuration already run \(#\d+ = #\d+", shown), output
+    assert "the space holds 2 configurations, and sampler grid or bruteforce runs each of them once" in shown
