@@ -185,6 +185,36 @@ def _queue_chosen_point(study: optuna.Study, kind: str, point: dict[str, Any]) -
         retry_stale_trial(study, study._storage.get_trial(dead._trial_id))
 
 
+@pytest.mark.parametrize("point", [{"optimizer.lr": 0.0123, "model.hidden.0": 16}, None])
+def test_a_resume_s_summary_says_a_trial_interrupted_before_it_failed_before_it_and_where_its_values_ran(
+    tmp_path: Path,
+    run_dict: dict[str, Any],
+    opt_dict: dict[str, Any],
+    monkeypatch: pytest.MonkeyPatch,
+    point: dict[str, Any] | None,
+) -> None:
+    # A resume that ran cleanly ended on "note: 1 trial failed; the last, #0: interrupted": the trial
+    # interrupted in the earlier run, which read as a failure of this one (the note counts the study's).
+    from hpotool.storage_url import shown_url
+
+    opt_dict = {**opt_dict, "n_trials": 2, "enqueue": [point] if point else []}
+    rp, op = write_configs(tmp_path, run_dict, opt_dict)
+    plan = prepare_study(rp, op)
+    _signal_after(monkeypatch, optuna.Study, "ask")  # prepare_study's check asks a probe study: after it
+    assert run_study(plan).interrupted == signal.SIGINT
+    monkeypatch.undo()
+    summary = run_study(prepare_study(rp, op))
+    assert summary.interrupted is None and summary.counts == {"complete": 2, "fail": 1}
+    trials = load_study(opt_dict).trials
+    again = [t.number for t in trials[1:] if point and t.system_attrs.get("fixed_params") == point]
+    where = f"--study-name tiny --storage {shown_url(plan.storage_url)}"
+    ran = f" (its values ran again in #{again[0]})" if point else ""
+    assert summary.extra["failures"] == (
+        f"1 trial failed before this run, none in it; the last, #0: interrupted{ran}; "
+        f"hpotool trials {where} --state fail lists them"
+    )
+
+
 @pytest.mark.filterwarnings("ignore:Heartbeat of storage is supposed to be used with Study.optimize")
 @pytest.mark.parametrize("kind", ["retry_of", "failed_trial", "--enqueue-from"])
 def test_an_interrupted_trial_of_queued_values_runs_them_on_resume_once(

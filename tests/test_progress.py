@@ -370,3 +370,26 @@ def test_an_infinite_or_nan_float_choice_is_shown_as_yaml_reads_it_back() -> Non
     assert "model.a=.inf model.b=-.inf model.c=.nan" in line, line
     for shown in (".inf", "-.inf", ".nan"):
         assert isinstance(yaml.safe_load(shown), float)
+
+
+def test_a_trial_s_pareto_front_is_the_front_as_that_trial_finished() -> None:
+    # With --workers the main process prints a trial's line once it sees it finished, when other trials may
+    # have finished too: trial 0's line said "Pareto front: 2 trials", counting trial 1, which finished after
+    # it (the front as the line was printed). Now each line's front is the study's as that trial finished.
+    out = io.StringIO()
+    study = optuna.create_study(directions=["maximize", "minimize"])
+    observer = RichObserver(Console(file=out, width=200, color_system=None), "val_accuracy")
+    observer.study_started(study, 3, 0)
+    for values in ([0.9, 5.0], [0.8, 1.0], [0.7, 9.0]):  # 0 and 1 on the front, 2 dominated by 0
+        trial = study.ask()
+        trial.suggest_float("optimizer.lr", 1e-4, 1e-1, log=True)
+        study.tell(trial, values)
+    for trial in study.trials:  # each seen once all three had finished, as a busy main process does
+        observer.trial_finished(study, trial)
+    observer.progress.stop()
+    lines = [line for line in out.getvalue().splitlines() if line.startswith("trial")]
+    assert [line.split("s  ")[-1] for line in lines] == [
+        "Pareto front: 1 trial",
+        "Pareto front: 2 trials",
+        "Pareto front: 2 trials",
+    ], lines

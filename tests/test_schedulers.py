@@ -379,8 +379,11 @@ PLATEAU = "torch.optim.lr_scheduler:ReduceLROnPlateau"
         ),
         (
             {"name": "plateau", "monitor": "val_acc"},
+            # before: "choose one of: train_loss, val_loss, val_accuracy, val_rmse, val_mae", each as if for
+            # any data (a regression run then refused val_accuracy)
             "scheduler.monitor: 'val_acc' is not an epoch metric (did you mean 'val_accuracy'?); choose one of: "
-            "train_loss, val_loss, val_accuracy, val_rmse, val_mae",
+            "train_loss, val_loss (any data); val_accuracy (classification data); val_rmse, val_mae (regression "
+            "data)",
         ),
     ],
 )

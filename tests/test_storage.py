@@ -563,7 +563,9 @@ def test_a_mysql_urls_connect_timeout_bounds_its_greeting_too(
 
     from hpotool import rdb_storage
 
-    monkeypatch.setattr(rdb_storage, "CONNECT_TIMEOUT_S", 60)
+    # hpotool's own limit an hour: a connect that ends at all within the test's time (pytest-timeout's 300 s)
+    # ended by the URL's 1 s, however loaded the machine
+    monkeypatch.setattr(rdb_storage, "CONNECT_TIMEOUT_S", 3600)
     url = f"mysql+pymysql://root@127.0.0.1:{silent_port}/test?connect_timeout=1"
     engine = sqlalchemy.create_engine(url, **rdb_storage.server_connect_kwargs(url))
     started = time.monotonic()
@@ -572,7 +574,7 @@ def test_a_mysql_urls_connect_timeout_bounds_its_greeting_too(
             engine.connect()
     finally:
         engine.dispose()
-    assert time.monotonic() - started < 30  # before: 60 s, CONNECT_TIMEOUT_S
+    assert time.monotonic() - started < 240  # before: an hour, CONNECT_TIMEOUT_S
 
 
 @pytest.mark.parametrize("workers", [1, 2])

@@ -481,6 +481,16 @@ def test_reporting_a_bare_number_fails_the_trial_saying_how_to_report(
             "error: training failed: TypeError: report(0, ...): 'acc' is array([0.5]), not a number (raised "
             "at tests/trainers.py:",
         ),
+        (  # before: stored as 1.0, a metric of the study
+            "returns_a_bool",
+            "error: training failed: tests.trainers:returns_a_bool returned 'converged': True, which is not a "
+            "number; return numbers only",
+        ),
+        (
+            "reports_a_bool",
+            "error: training failed: TypeError: report(0, ...): 'improved' is np.True_, not a number (raised "
+            "at tests/trainers.py:",
+        ),
     ],
 )
 def test_hpotool_train_says_in_one_line_what_a_training_function_got_wrong(

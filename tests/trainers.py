@@ -117,6 +117,20 @@ def returns_text(report: Report) -> dict[str, Any]:
     return {"val_loss": 0.5, "note": "converged"}
 
 
+def returns_a_bool(report: Report) -> dict[str, Any]:
+    """Returns whether it converged beside its loss: True, which float() takes as 1.0."""
+    report(0, {"val_loss": 0.5})
+    return {"val_loss": 0.5, "converged": True}
+
+
+def reports_a_bool(report: Report) -> dict[str, float]:
+    """Reports a comparison numpy made (a numpy bool), which float() takes as 1.0."""
+    import numpy as np
+
+    report(0, {"val_loss": 0.5, "improved": np.float64(0.5) < 1})
+    return {"val_loss": 0.5}
+
+
 def reports_a_number_as_text(report: Report) -> dict[str, float]:
     """Reports the loss as the text "0.5" (read from a log line, say), which float() would take."""
     report(0, {"val_loss": "0.5"})  # type: ignore[dict-item]

@@ -95,13 +95,23 @@ class RunConfig(Frozen):
     @model_validator(mode="after")
     def _check_monitor(self) -> RunConfig:
         """`scheduler.monitor` names an epoch metric hpotool's Trainer measures; not with a user's training
-        function, whose own metric names (val_f1) the section may carry for it to read."""
+        function, whose own metric names (val_f1) the section may carry for it to read. The choices say which
+        data measures which: the task is known only once the data loads (a regression run was offered
+        val_accuracy, which `lr_schedule` then refused for its task)."""
         monitor = self.scheduler.monitor
         known = list(dict.fromkeys((*CLASSIFICATION_METRICS, *REGRESSION_METRICS)))
         if self.trainer is None and monitor is not None and monitor not in known:
+            both = [m for m in CLASSIFICATION_METRICS if m in REGRESSION_METRICS]
+            only = [
+                f"{', '.join(m for m in metrics if m not in both)} ({task} data)"
+                for task, metrics in (
+                    ("classification", CLASSIFICATION_METRICS),
+                    ("regression", REGRESSION_METRICS),
+                )
+            ]
             raise ValueError(
                 f"scheduler.monitor: {monitor!r} is not an epoch metric{did_you_mean(monitor, known)}; choose "
-                f"one of: {', '.join(known)}"
+                f"one of: {', '.join(both)} (any data); {'; '.join(only)}"
             )
         return self
 

@@ -77,6 +77,26 @@ def stop(progress: Progress) -> None:
     progress.live.stop()
 
 
+def _front_as_of(study: optuna.Study, trial: FrozenTrial) -> list[FrozenTrial]:
+    """The study's Pareto front (`study.best_trials`, constraints respected as Optuna does) of the trials that
+    had finished when `trial` did: with --workers a trial's line is printed once the main process sees it,
+    when later trials may have finished too (trial 0's line said "Pareto front: 2 trials", counting trial 1).
+    A tie in finishing time (MySQL keeps whole seconds) counts the lower number as earlier."""
+    from optuna.study._constrained_optimization import _is_constrained_optimization
+    from optuna.study._multi_objective import _get_pareto_front_trials_by_trials
+
+    trials = study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))
+    when = (trial.datetime_complete, trial.number)
+    by_then = [
+        t
+        for t in trials
+        if t.datetime_complete is not None and when[0] is not None and (t.datetime_complete, t.number) <= when
+    ]
+    return _get_pareto_front_trials_by_trials(
+        by_then, study.directions, consider_constraint=_is_constrained_optimization(trials)
+    )
+
+
 class RunProgress:
     """An epoch bar for each training run, and one line per finished run (a `final.FinalObserver`)."""
 
@@ -177,8 +197,9 @@ class RichObserver:
         mark = ""  # on the trial's line: only news (the bar over trials always shows the best)
         try:
             if len(study.directions) > 1:
-                best = f"Pareto front: {counted(len(study.best_trials), 'trial')}"
-                mark = f"  {best}" if trial.state == TrialState.COMPLETE else ""
+                best = f"Pareto front: {counted(len(study.best_trials), 'trial')}"  # the bar's: now
+                if trial.state == TrialState.COMPLETE:  # the line's: as this trial finished
+                    mark = f"  Pareto front: {counted(len(_front_as_of(study, trial)), 'trial')}"
             else:
                 b = study.best_trial
                 best = f"best {format_value(b.value)} (#{b.number})"

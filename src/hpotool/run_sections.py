@@ -136,7 +136,7 @@ class SchedulerConfig(_Component):
     monitor: str | None = Field(
         None,
         description="The epoch metric a schedule that watches one (plateau) is given: train_loss, val_loss, "
-        "val_accuracy (set mode: max), val_rmse or val_mae; null: val_loss.",
+        "val_accuracy (classification data; set mode: max), val_rmse or val_mae (regression data); null: val_loss.",
     )
 
 

@@ -132,7 +132,7 @@ def _run_study(
     if interrupted is not None:
         ending()  # another Ctrl-C waits for the summary
     ran_now = ran_now_states(study, {os.getpid()}, before)
-    summary = summarize(study, plan, sum(ran_now.values()), time.perf_counter() - start)
+    summary = summarize(study, plan, sum(ran_now.values()), time.perf_counter() - start, before)
     add_ran_now_states(summary, ran_now)
     add_fallback_note(summary, fallback)
     if done >= target:

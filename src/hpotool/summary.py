@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Collection, Mapping
 from dataclasses import dataclass, field
 from shlex import quote
 from typing import TYPE_CHECKING, Any
@@ -47,7 +47,15 @@ class StudySummary:
         return asdict(self)
 
 
-def summarize(study: optuna.Study, plan: StudyPlan, ran_now: int, wall_time: float) -> StudySummary:
+def summarize(
+    study: optuna.Study,
+    plan: StudyPlan,
+    ran_now: int,
+    wall_time: float,
+    finished_before: Collection[int] = frozenset(),
+) -> StudySummary:
+    """The summary of a run of `study`; `finished_before`: the numbers of the trials finished before the run
+    (the failures note tells its own from those of earlier runs)."""
     trials = study.get_trials(deepcopy=False)
     counts = {s.name.lower(): sum(t.state == s for t in trials) for s in TrialState}
     best, pareto, space = None, [], plan.opt.search_space
@@ -74,7 +82,7 @@ def summarize(study: optuna.Study, plan: StudyPlan, ran_now: int, wall_time: flo
     blind = _unpruneable(trials, plan)
     if blind:
         summary.extra["note"] = blind
-    failures = _failures(trials, plan)
+    failures = _failures(trials, plan, finished_before)
     if failures:
         summary.extra["failures"] = failures
     pruned = _all_pruned(study, trials, counts)
@@ -104,11 +112,13 @@ def _all_pruned(study: optuna.Study, trials: list[FrozenTrial], counts: Mapping[
     return f"{which}: {why_pruned(study, pruned, rule=True)}"
 
 
-def _failures(trials: list[FrozenTrial], plan: StudyPlan) -> str | None:
-    """How many trials failed, why the last one did, and the command that lists them: the summary's
-    states say only `fail N`. A failed trial whose result its live worker kept in another (`result_of`: a
-    stale check took the worker for dead) says where: its values did not fail, and the study counts them
-    in that trial (before: the note read as if the run had lost them)."""
+def _failures(trials: list[FrozenTrial], plan: StudyPlan, finished_before: Collection[int]) -> str | None:
+    """How many trials failed (those of runs before this one, `finished_before`, said apart: a resume that
+    ran cleanly said "1 trial failed; the last, #2: interrupted", the trial an earlier run's Ctrl-C ended, as
+    if this run had failed), why the last one did, where its values ran again, and the command that lists
+    them: the summary's states say only `fail N`. A failed trial whose result its live worker kept in
+    another (`result_of`: a stale check took the worker for dead) says where: its values did not fail, and
+    the study counts them in that trial (before: the note read as if the run had lost them)."""
     failed = [t for t in trials if t.state == TrialState.FAIL]
     if not failed:
         return None
@@ -123,13 +133,41 @@ def _failures(trials: list[FrozenTrial], plan: StudyPlan) -> str | None:
     reason = last.user_attrs.get("fail_reason", "unknown error")
     if last.number in kept:
         reason += f"; its worker was alive and kept its result in #{kept[last.number]}"
+    else:
+        reason += _ran_again(last, trials)
     earlier = [f"#{t.number}'s result in #{kept[t.number]}" for t in failed[:-1] if t.number in kept]
     said = f" (kept by live workers: {', '.join(earlier)})" if earlier else ""
+    before = sum(t.number in finished_before for t in failed)
+    if before == len(failed):
+        when = " before this run, none in it"
+    elif before:
+        when = f", {before} of them before this run"
+    else:
+        when = ""
     where = f"--study-name {quote(plan.opt.study_name)} --storage {quote(shown_url(plan.storage_url))}"
     return (
-        f"{len(failed)} trial{'s' if len(failed) > 1 else ''} failed{said}; the last, #{last.number}: {reason}; "
-        f"hpotool trials {where} --state fail lists them"
+        f"{len(failed)} trial{'s' if len(failed) > 1 else ''} failed{when}{said}; the last, #{last.number}: "
+        f"{reason}; hpotool trials {where} --state fail lists them"
     )
+
+
+def _ran_again(failed: FrozenTrial, trials: list[FrozenTrial]) -> str:
+    """Where the values of the `failed` trial were queued again (a retry, `retry_of`; a queued point, its
+    `fixed_params`, an interrupt's resume queues again): " (its values ran again in #N)", or "queued again
+    as #N" while that trial has not finished; "" where none holds them (freely drawn values are not run
+    again: later trials draw their own)."""
+    values = failed.system_attrs.get("fixed_params")
+    for t in trials:
+        if t.number > failed.number and (
+            t.user_attrs.get("retry_of") == failed.number
+            or (values and t.system_attrs.get("fixed_params") == values)
+        ):
+            return (
+                f" (its values ran again in #{t.number})"
+                if t.state.is_finished()
+                else f" (its values are queued again as #{t.number})"
+            )
+    return ""
 
 
 def _unpruneable(trials: list[FrozenTrial], plan: StudyPlan) -> str | None:

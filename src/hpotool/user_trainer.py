@@ -263,9 +263,10 @@ def _number(value: Any, message: str) -> float:
     """`value` as a float (a Python or numpy number, a 0-d or one-element tensor or array).
 
     Raises:
-        TypeError: `message`, for text (even "0.5": a metric is a number), None or an array of several values.
+        TypeError: `message`, for text (even "0.5": a metric is a number), a bool (a Python, numpy or torch
+            one: float() took True as 1.0, a metric of the study), None or an array of several values.
     """
-    if isinstance(value, str | bytes):
+    if isinstance(value, str | bytes | bool) or str(getattr(value, "dtype", "")) in ("bool", "torch.bool"):
         raise TypeError(message)
     detach = getattr(value, "detach", None)  # a loss still in the autograd graph: its value, without torch's
     if callable(detach) and getattr(value, "requires_grad", False):  # warning about converting it

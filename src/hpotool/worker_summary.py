@@ -44,7 +44,7 @@ def sum_up(run: WorkerRun, start: float) -> StudySummary:
     """
     study, pids = run.study, run.pids()
     ran_now = ran_now_states(study, pids, run.before)
-    summary = summarize(study, run.plan, sum(ran_now.values()), time.perf_counter() - start)
+    summary = summarize(study, run.plan, sum(ran_now.values()), time.perf_counter() - start, run.before)
     add_ran_now_states(summary, ran_now)
     summary.extra["workers"] = run.n_workers
     if run.n_workers < run.asked:
