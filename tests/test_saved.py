@@ -737,3 +737,60 @@ def test_a_saved_model_whose_class_python_cannot_import_tells_a_python_caller_to
         f"and sys.path, and {proj} holds lab_nets: run your script from there (cd {cd}), or add that folder to "
         f"sys.path first (sys.path.insert(0, {str(proj)!r}))"
     ), str(info.value)
+
+
+LAB_NET = (
+    "from torch import nn\n\n\nclass Net(nn.Module):\n"
+    "    def __init__(self, in_features, out_features, width=8):\n        super().__init__()\n"
+    "        self.g = nn.Linear(in_features, width)\n        self.f = HEAD\n\n"
+    "    def forward(self, x):\n        return self.f(self.g(x.flatten(1)))\n"
+)
+
+
+@pytest.mark.parametrize(
+    ("changed", "says"),
+    [
+        (  # an argument renamed: the constructor's own TypeError, with a traceback
+            LAB_NET.replace("width", "wide").replace("HEAD", "nn.Linear(wide, out_features)"),
+            "model 'lab_changed.nets:Net' takes no argument 'width'",
+        ),
+        (  # a layer added: torch's many-line "Error(s) in loading state_dict", with a traceback
+            LAB_NET.replace("HEAD", "nn.Sequential(nn.Linear(width, width), nn.Linear(width, out_features))"),
+            "the saved weights do not fit lab_changed.nets:Net as its code builds it now (Missing key(s) in "
+            'state_dict: "f.0.weight"',
+        ),
+    ],
+)
+def test_a_saved_model_whose_class_changed_since_is_refused_in_one_line(
+    tmp_path: Path, run_dict: dict, monkeypatch: pytest.MonkeyPatch, changed: str, says: str
+) -> None:
+    """A user's model class edited after the run was saved (an argument renamed, a layer added) made
+    load_model end in the constructor's TypeError or torch's many-line state_dict error, both with a
+    traceback and no word of the file or of what to do."""
+    import importlib
+
+    (tmp_path / "lab_changed").mkdir()
+    (tmp_path / "lab_changed" / "__init__.py").write_text("")
+    nets = tmp_path / "lab_changed" / "nets.py"
+    nets.write_text(LAB_NET.replace("HEAD", "nn.Linear(width, out_features)"))
+    run_dict["model"] = {"name": "lab_changed.nets:Net", "width": 4}
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.syspath_prepend(str(tmp_path))
+    run_path = write_yaml(tmp_path / "run.yaml", run_dict)
+    result = runner.invoke(app, ["train", "-r", str(run_path), "--out", "out"], catch_exceptions=False)
+    assert result.exit_code == 0, result.output
+    assert load_model(tmp_path / "out")[0].f.in_features == 4
+    nets.write_text(changed)
+    for name in ("lab_changed", "lab_changed.nets"):
+        monkeypatch.delitem(sys.modules, name)
+    importlib.invalidate_caches()
+    with pytest.raises(HpoError) as info:
+        load_model(tmp_path / "out")
+    message = str(info.value)
+    assert "\n" not in message, message
+    assert message.startswith(f"{tmp_path / 'out' / 'model.pt'}: "), message
+    assert says in message, message
+    assert message.endswith(
+        "its code changed since the run was saved: restore the code that trained it, or train the run again "
+        f"(hpotool train --run-config {tmp_path / 'out' / 'config.yaml'})"
+    ), message

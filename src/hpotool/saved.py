@@ -284,6 +284,8 @@ def load_model(path: Path | str, device: str = "cpu") -> tuple[nn.Module, RunCon
     """
     import torch
 
+    from hpotool.component_checks import check_component
+    from hpotool.components import resolve_component
     from hpotool.device import resolve_device
     from hpotool.import_hints import imports_for, python_caller
     from hpotool.parts import make_model
@@ -319,8 +321,26 @@ def load_model(path: Path | str, device: str = "cpu") -> tuple[nn.Module, RunCon
     shapes = payload["data"]
     # a model class not found is told to the caller's script, not to the command, with the folder above the
     # run folder that holds it (runs/<project>/<time>/ is made in the folder hpotool ran in)
+    # a model whose code changed since (an argument renamed, a layer added) is said so in one line, not in the
+    # constructor's TypeError or torch's many-line state_dict error
+    changed = (
+        f"its code changed since the run was saved: restore the code that trained it, or train the run again "
+        f"(hpotool train --run-config {path.parent / 'config.yaml'})"
+    )
     with python_caller(), imports_for(path):
+        resolve_component("model", cfg.model.name)  # one not found: the import's own line, as in training
+        try:
+            check_component("model", cfg.model.name, cfg.model.kwargs)
+        except ValueError as exc:
+            raise HpoError(f"{path}: model: {exc}; {changed}") from None
         model = make_model(cfg, tuple(shapes["input_shape"]), int(shapes["out_features"]))
-    model.load_state_dict(payload["state_dict"])
+    try:
+        model.load_state_dict(payload["state_dict"])
+    except RuntimeError as exc:  # "Error(s) in loading state_dict for Net:", then a line per mismatch
+        details = [line.strip() for line in str(exc).splitlines()[1:] if line.strip()]
+        why = f" ({details[0].rstrip('. ')}{', ...' if len(details) > 1 else ''})" if details else ""
+        raise HpoError(
+            f"{path}: the saved weights do not fit {cfg.model.name} as its code builds it now{why}; {changed}"
+        ) from None
     model.to(target).eval()
     return model, cfg, dict(payload["metrics"])
