@@ -794,3 +794,24 @@ def test_a_saved_model_whose_class_changed_since_is_refused_in_one_line(
         "its code changed since the run was saved: restore the code that trained it, or train the run again "
         f"(hpotool train --run-config {tmp_path / 'out' / 'config.yaml'})"
     ), message
+
+
+@pytest.mark.parametrize("keep", [0, 2000])
+def test_a_model_file_cut_short_is_not_called_another_file(tmp_path: Path, run_dict: dict, keep: int) -> None:
+    """A model.pt cut short (a copy stopped part-way, a full disk while copying) was "not a model saved by
+    hpotool (OSError: [Errno 22] Invalid argument)", or "(EOFError)" where empty: as if the user had given the
+    wrong file, though it is the right one, damaged."""
+    run_path = write_yaml(tmp_path / "run.yaml", run_dict)
+    result = runner.invoke(app, ["train", "-r", str(run_path), "--out", str(tmp_path / "out")])
+    assert result.exit_code == 0, result.output
+    model_pt = tmp_path / "out" / "model.pt"
+    model_pt.write_bytes(model_pt.read_bytes()[:keep])
+    with pytest.raises(HpoError) as refused:
+        load_model(tmp_path / "out")
+    message = str(refused.value)
+    assert "not a model saved by hpotool" not in message and "\n" not in message, message
+    assert message.startswith(f"{model_pt}: cut short or damaged ("), message
+    assert message.endswith(
+        f"); copy the run folder again from where it was saved, or train the run again (hpotool train "
+        f"--run-config {tmp_path / 'out' / 'config.yaml'})"
+    ), message

@@ -273,6 +273,23 @@ def _user_trained(config_yaml: Path) -> bool:
     return isinstance(saved, dict) and saved.get("trainer") is not None
 
 
+def _damaged(path: Path, exc: Exception) -> str | None:
+    """Why torch could not read `path` where it is a checkpoint cut short (a copy stopped part-way): an empty
+    file, or one that starts as torch's zip format does; None for any other file."""
+    try:
+        with open(path, "rb") as fh:
+            start = fh.read(4)
+    except OSError:
+        return None
+    if not start:
+        return "an empty file"
+    if start != b"PK\x03\x04":
+        return None
+    from hpotool.user_code import first_line
+
+    return first_line(exc).split(". ")[0]  # torch's "PytorchStreamReader failed ...", without its advice
+
+
 def load_model(path: Path | str, device: str = "cpu") -> tuple[nn.Module, RunConfig, dict[str, float]]:
     """Load a saved `model.pt` (or the run folder that holds it): the model (weights loaded, in eval mode,
     on `device`), its RunConfig and its final metrics.
@@ -308,6 +325,12 @@ def load_model(path: Path | str, device: str = "cpu") -> tuple[nn.Module, RunCon
 
         from hpotool.user_code import first_line
 
+        damaged = _damaged(path, exc)
+        if damaged is not None:  # the right file, cut short: not to be called another file
+            raise HpoError(
+                f"{path}: cut short or damaged ({damaged}); copy the run folder again from where it was saved, "
+                f"or train the run again (hpotool train --run-config {path.parent / 'config.yaml'})"
+            ) from None
         # torch's refusal of any other file (a config.yaml, a notebook) is a page that advises weights_only=False
         why = "not a PyTorch checkpoint" if isinstance(exc, pickle.UnpicklingError) else first_line(exc)
         raise HpoError(
