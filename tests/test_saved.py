@@ -815,3 +815,17 @@ def test_a_model_file_cut_short_is_not_called_another_file(tmp_path: Path, run_d
         f"); copy the run folder again from where it was saved, or train the run again (hpotool train "
         f"--run-config {tmp_path / 'out' / 'config.yaml'})"
     ), message
+
+
+@pytest.mark.parametrize(("device", "shown"), [("gpu", "gpu"), ("cpu:0", "cpu:0"), ("", '""')])
+def test_load_model_refuses_a_device_hpotool_does_not_take_in_one_line(
+    tmp_path: Path, run_dict: dict, device: str, shown: str
+) -> None:
+    """`load_model(path, device="gpu")` ended in torch's RuntimeError listing its 20 device types, and
+    `device="cpu:0"` in one blamed on the file; train takes auto, cpu, cuda, cuda:N and mps, and so does it."""
+    run_path = write_yaml(tmp_path / "run.yaml", run_dict)
+    result = runner.invoke(app, ["train", "-r", str(run_path), "--out", str(tmp_path / "out")])
+    assert result.exit_code == 0, result.output
+    with pytest.raises(HpoError) as refused:
+        load_model(tmp_path / "out", device=device)
+    assert str(refused.value) == f"device: must be auto, cpu, cuda, cuda:N or mps, got {shown}"

@@ -24,10 +24,11 @@ from typing import TYPE_CHECKING, Any
 
 from hpotool import __version__
 from hpotool.atomic_folder import atomic_folder
-from hpotool.config import RunConfig
+from hpotool.config import DEVICE_PATTERN, RunConfig
 from hpotool.config_errors import validate_config
 from hpotool.errors import HpoError
 from hpotool.export import tool_versions
+from hpotool.formatting import format_choice
 from hpotool.run_folders import RUN_FILES, SavedRun
 from hpotool.strict_json import dump_json
 from hpotool.yamlfile import dump_yaml
@@ -310,6 +311,10 @@ def load_model(path: Path | str, device: str = "cpu") -> tuple[nn.Module, RunCon
     path = Path(path)
     if path.is_dir():  # the run folder, as train and train-from-best print it
         path = path / "model.pt"
+    if not DEVICE_PATTERN.match(
+        device
+    ):  # torch's error lists its 20 device types; "cpu:0" failed in torch.load
+        raise HpoError(f"device: must be auto, cpu, cuda, cuda:N or mps, got {format_choice(device)}")
     target = resolve_device(device)  # a device this machine lacks is said so, not blamed on the file
     try:
         payload = torch.load(path, map_location=target, weights_only=True)
