@@ -829,3 +829,22 @@ def test_load_model_refuses_a_device_hpotool_does_not_take_in_one_line(
     with pytest.raises(HpoError) as refused:
         load_model(tmp_path / "out", device=device)
     assert str(refused.value) == f"device: must be auto, cpu, cuda, cuda:N or mps, got {shown}"
+
+
+def test_load_model_of_a_train_from_best_folder_names_its_runs(
+    tmp_path: Path, run_dict: dict, opt_dict: dict, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """train-from-best prints `summary: final/summary.json`; load_model("final") said only "final/model.pt: no
+    such file", not that the folder holds one run per trial and seed, each loadable."""
+    monkeypatch.chdir(tmp_path)
+    best = run_tiny_study(tmp_path, run_dict, opt_dict).best_trial.number
+    cmd = ["train-from-best", "--study-name", "tiny", "--storage", opt_dict["storage"], "--out", "final"]
+    result = runner.invoke(app, [*cmd, "--seeds", "2"])
+    assert result.exit_code == 0, result.output
+    with pytest.raises(HpoError) as refused:
+        load_model("final")
+    assert str(refused.value) == (
+        f"final: holds the runs train-from-best saved (trial{best}-seed0, trial{best}-seed1), not one run; "
+        f"give one of them: load_model('final/trial{best}-seed0')"
+    )
+    assert load_model(f"final/trial{best}-seed1")[2] is not None

@@ -291,6 +291,23 @@ def _damaged(path: Path, exc: Exception) -> str | None:
     return first_line(exc).split(". ")[0]  # torch's "PytorchStreamReader failed ...", without its advice
 
 
+def _refuse_a_folder_of_runs(folder: Path) -> None:
+    """Refuse train-from-best's --out folder (summary.json beside trial<N>-seed<S>/), which holds one run per
+    trial and seed and no model.pt of its own, naming its runs: it was "model.pt: no such file"."""
+    if (folder / "model.pt").exists():
+        return
+    try:
+        runs = sorted(p.name for p in folder.iterdir() if (p / "model.pt").is_file())
+    except OSError:
+        return
+    if runs:
+        shown = ", ".join(runs[:4]) + (", ..." if len(runs) > 4 else "")
+        raise HpoError(
+            f"{folder}: holds the runs train-from-best saved ({shown}), not one run; give one of them: "
+            f"load_model({str(folder / runs[0])!r})"
+        )
+
+
 def load_model(path: Path | str, device: str = "cpu") -> tuple[nn.Module, RunConfig, dict[str, float]]:
     """Load a saved `model.pt` (or the run folder that holds it): the model (weights loaded, in eval mode,
     on `device`), its RunConfig and its final metrics.
@@ -310,6 +327,7 @@ def load_model(path: Path | str, device: str = "cpu") -> tuple[nn.Module, RunCon
 
     path = Path(path)
     if path.is_dir():  # the run folder, as train and train-from-best print it
+        _refuse_a_folder_of_runs(path)
         path = path / "model.pt"
     if not DEVICE_PATTERN.match(
         device
