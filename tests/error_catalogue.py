@@ -3410,4 +3410,18 @@ CASES = [
         existing_trials=2,
         resumed_run={"epochs": 3},
     ),
+    Case(
+        "saved-run-unreadable",
+        "train-from-best --out again where a saved run's metrics.json was edited into another shape (a list); "
+        "before: a traceback (and a YAML error in its config.yaml, a message of three lines)",
+        "error: final/trial0-seed0: holds a saved run that cannot be read (metrics.json: not the object a run saves, with its metrics, epochs_run, seconds and device); move it away, or choose another --out",
+        command=("train-from-best", "--study-name", "tiny", "--out", "final"),
+        existing_study=True,
+        files={
+            "final/trial0-seed0/model.pt": "weights\n",
+            "final/trial0-seed0/history.csv": "epoch\n",
+            "final/trial0-seed0/metrics.json": "[]\n",
+            "final/trial0-seed0/config.yaml": "epochs: 1\n",
+        },
+    ),
 ]

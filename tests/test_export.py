@@ -175,6 +175,21 @@ def test_a_study_whose_trials_all_diverged_at_the_run_configs_lr_points_there(
     )
 
 
+def test_a_study_whose_trials_all_diverged_searching_another_optimizer_argument_points_at_the_run_configs_lr(
+    tmp_path: Path, run_dict: dict, opt_dict: dict
+) -> None:
+    # With optimizer.weight_decay searched and the lr the run config's, train-from-best said "lower
+    # optimizer.lr (its range in the search space)": a range the space does not have.
+    run_dict["optimizer"] = {"name": "sgd", "lr": 1e5}
+    run_dict["model"]["hidden"] = [128, 128]
+    opt_dict["search_space"] = {"optimizer.weight_decay": {"type": "float", "low": 0.0, "high": 0.1}}
+    opt_dict["n_trials"] = 2
+    run_tiny_study(tmp_path, run_dict, opt_dict)
+    result = runner.invoke(app, ["train-from-best", "--study-name", "tiny", "--storage", opt_dict["storage"]])
+    assert result.exit_code == 2
+    assert "lower optimizer.lr (in the run config) or set grad_clip" in result.stderr, result.stderr
+
+
 def test_a_study_whose_trials_all_failed_points_at_their_errors(
     tmp_path: Path, run_dict: dict, opt_dict: dict
 ) -> None:

@@ -866,3 +866,31 @@ def test_train_from_best_refuses_seeds_past_what_torch_takes(
         f"error: --seeds 3: trial {n}'s runs would take seeds {2**64 - 2} to {2**64}, past {2**64 - 1}, the "
         f"largest torch.manual_seed takes; give --seeds 2 at most\n"
     )
+
+
+@pytest.mark.parametrize(
+    ("name", "text", "why"),
+    [
+        # YAML's own many-line error: "error:   in "<unicode string>", line 26, ..." on three lines
+        ("config.yaml", "epochs: [\n", "config.yaml: line 2, column 1: expected the node content"),
+        ("metrics.json", "[]\n", "metrics.json: not the object a run saves"),  # AttributeError, a traceback
+        ("metrics.json", '{"metrics": 1}\n', "metrics.json: not the object a run saves"),
+    ],
+)
+def test_a_saved_run_edited_so_it_cannot_be_read_is_refused_in_one_line(
+    tmp_path: Path, run_dict: dict, opt_dict: dict, name: str, text: str, why: str
+) -> None:
+    """A run folder of train-from-best whose config.yaml or metrics.json was edited by hand (a YAML syntax
+    error, a metrics.json that is not an object) ended the same command run again in a many-line message or
+    a traceback."""
+    best = run_tiny_study(tmp_path, run_dict, opt_dict).best_trial.number
+    assert _train_from_best(opt_dict["storage"]).exit_code == 0
+    run_dir = tmp_path / "final" / f"trial{best}-seed0"
+    (run_dir / name).write_text(text)
+    result = _train_from_best(opt_dict["storage"])
+    assert result.exit_code == 2, result.output
+    assert result.stderr.count("\n") == 1, result.stderr
+    assert result.stderr.startswith(
+        f"error: final/trial{best}-seed0: holds a saved run that cannot be read ({why}"
+    ), result.stderr
+    assert result.stderr.endswith("); move it away, or choose another --out\n"), result.stderr

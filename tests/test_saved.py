@@ -737,3 +737,114 @@ def test_a_saved_model_whose_class_python_cannot_import_tells_a_python_caller_to
         f"and sys.path, and {proj} holds lab_nets: run your script from there (cd {cd}), or add that folder to "
         f"sys.path first (sys.path.insert(0, {str(proj)!r}))"
     ), str(info.value)
+
+
+LAB_NET = (
+    "from torch import nn\n\n\nclass Net(nn.Module):\n"
+    "    def __init__(self, in_features, out_features, width=8):\n        super().__init__()\n"
+    "        self.g = nn.Linear(in_features, width)\n        self.f = HEAD\n\n"
+    "    def forward(self, x):\n        return self.f(self.g(x.flatten(1)))\n"
+)
+
+
+@pytest.mark.parametrize(
+    ("changed", "says"),
+    [
+        (  # an argument renamed: the constructor's own TypeError, with a traceback
+            LAB_NET.replace("width", "wide").replace("HEAD", "nn.Linear(wide, out_features)"),
+            "model 'lab_changed.nets:Net' takes no argument 'width'",
+        ),
+        (  # a layer added: torch's many-line "Error(s) in loading state_dict", with a traceback
+            LAB_NET.replace("HEAD", "nn.Sequential(nn.Linear(width, width), nn.Linear(width, out_features))"),
+            "the saved weights do not fit lab_changed.nets:Net as its code builds it now (Missing key(s) in "
+            'state_dict: "f.0.weight"',
+        ),
+    ],
+)
+def test_a_saved_model_whose_class_changed_since_is_refused_in_one_line(
+    tmp_path: Path, run_dict: dict, monkeypatch: pytest.MonkeyPatch, changed: str, says: str
+) -> None:
+    """A user's model class edited after the run was saved (an argument renamed, a layer added) made
+    load_model end in the constructor's TypeError or torch's many-line state_dict error, both with a
+    traceback and no word of the file or of what to do."""
+    import importlib
+
+    (tmp_path / "lab_changed").mkdir()
+    (tmp_path / "lab_changed" / "__init__.py").write_text("")
+    nets = tmp_path / "lab_changed" / "nets.py"
+    nets.write_text(LAB_NET.replace("HEAD", "nn.Linear(width, out_features)"))
+    run_dict["model"] = {"name": "lab_changed.nets:Net", "width": 4}
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.syspath_prepend(str(tmp_path))
+    run_path = write_yaml(tmp_path / "run.yaml", run_dict)
+    result = runner.invoke(app, ["train", "-r", str(run_path), "--out", "out"], catch_exceptions=False)
+    assert result.exit_code == 0, result.output
+    assert load_model(tmp_path / "out")[0].f.in_features == 4
+    nets.write_text(changed)
+    for name in ("lab_changed", "lab_changed.nets"):
+        monkeypatch.delitem(sys.modules, name)
+    importlib.invalidate_caches()
+    with pytest.raises(HpoError) as info:
+        load_model(tmp_path / "out")
+    message = str(info.value)
+    assert "\n" not in message, message
+    assert message.startswith(f"{tmp_path / 'out' / 'model.pt'}: "), message
+    assert says in message, message
+    assert message.endswith(
+        "its code changed since the run was saved: restore the code that trained it, or train the run again "
+        f"(hpotool train --run-config {tmp_path / 'out' / 'config.yaml'})"
+    ), message
+
+
+@pytest.mark.parametrize("keep", [0, 2000])
+def test_a_model_file_cut_short_is_not_called_another_file(tmp_path: Path, run_dict: dict, keep: int) -> None:
+    """A model.pt cut short (a copy stopped part-way, a full disk while copying) was "not a model saved by
+    hpotool (OSError: [Errno 22] Invalid argument)", or "(EOFError)" where empty: as if the user had given the
+    wrong file, though it is the right one, damaged."""
+    run_path = write_yaml(tmp_path / "run.yaml", run_dict)
+    result = runner.invoke(app, ["train", "-r", str(run_path), "--out", str(tmp_path / "out")])
+    assert result.exit_code == 0, result.output
+    model_pt = tmp_path / "out" / "model.pt"
+    model_pt.write_bytes(model_pt.read_bytes()[:keep])
+    with pytest.raises(HpoError) as refused:
+        load_model(tmp_path / "out")
+    message = str(refused.value)
+    assert "not a model saved by hpotool" not in message and "\n" not in message, message
+    assert message.startswith(f"{model_pt}: cut short or damaged ("), message
+    assert message.endswith(
+        f"); copy the run folder again from where it was saved, or train the run again (hpotool train "
+        f"--run-config {tmp_path / 'out' / 'config.yaml'})"
+    ), message
+
+
+@pytest.mark.parametrize(("device", "shown"), [("gpu", "gpu"), ("cpu:0", "cpu:0"), ("", '""')])
+def test_load_model_refuses_a_device_hpotool_does_not_take_in_one_line(
+    tmp_path: Path, run_dict: dict, device: str, shown: str
+) -> None:
+    """`load_model(path, device="gpu")` ended in torch's RuntimeError listing its 20 device types, and
+    `device="cpu:0"` in one blamed on the file; train takes auto, cpu, cuda, cuda:N and mps, and so does it."""
+    run_path = write_yaml(tmp_path / "run.yaml", run_dict)
+    result = runner.invoke(app, ["train", "-r", str(run_path), "--out", str(tmp_path / "out")])
+    assert result.exit_code == 0, result.output
+    with pytest.raises(HpoError) as refused:
+        load_model(tmp_path / "out", device=device)
+    assert str(refused.value) == f"device: must be auto, cpu, cuda, cuda:N or mps, got {shown}"
+
+
+def test_load_model_of_a_train_from_best_folder_names_its_runs(
+    tmp_path: Path, run_dict: dict, opt_dict: dict, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """train-from-best prints `summary: final/summary.json`; load_model("final") said only "final/model.pt: no
+    such file", not that the folder holds one run per trial and seed, each loadable."""
+    monkeypatch.chdir(tmp_path)
+    best = run_tiny_study(tmp_path, run_dict, opt_dict).best_trial.number
+    cmd = ["train-from-best", "--study-name", "tiny", "--storage", opt_dict["storage"], "--out", "final"]
+    result = runner.invoke(app, [*cmd, "--seeds", "2"])
+    assert result.exit_code == 0, result.output
+    with pytest.raises(HpoError) as refused:
+        load_model("final")
+    assert str(refused.value) == (
+        f"final: holds the runs train-from-best saved (trial{best}-seed0, trial{best}-seed1), not one run; "
+        f"give one of them: load_model('final/trial{best}-seed0')"
+    )
+    assert load_model(f"final/trial{best}-seed1")[2] is not None

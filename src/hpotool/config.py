@@ -38,7 +38,7 @@ from hpotool.run_sections import (
 )
 from hpotool.search_space import Param
 
-_DEVICE = re.compile(r"^(auto|cpu|mps|cuda(:\d+)?)$")
+DEVICE_PATTERN = re.compile(r"^(auto|cpu|mps|cuda(:\d+)?)$")
 
 
 class RunConfig(Frozen):
@@ -88,7 +88,7 @@ class RunConfig(Frozen):
     @field_validator("device")
     @classmethod
     def _check_device(cls, v: str) -> str:
-        if not _DEVICE.match(v):
+        if not DEVICE_PATTERN.match(v):
             raise ValueError(f"must be auto, cpu, cuda, cuda:N or mps, got {format_choice(v)}")
         return v
 

@@ -179,7 +179,11 @@ def _divergence_fix(study: optuna.Study) -> str:
             f"rate) and fix it there"
         )
     space = stored_config(study.user_attrs, "optimize_config").get("search_space")
-    searched = isinstance(space, dict) and any(k == "optimizer" or k.startswith("optimizer.") for k in space)
+    # the lr itself, or whole optimizer sections that each set one: another optimizer argument searched
+    # (optimizer.weight_decay) left the lr the run config's
+    searched = isinstance(space, dict) and any(
+        k == "optimizer" or (k.startswith("optimizer.") and k.endswith(".lr")) for k in space
+    )
     where = "its range in the search space" if searched else "in the run config"
     return f"lower optimizer.lr ({where}) or set grad_clip in the run config"
 

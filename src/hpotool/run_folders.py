@@ -132,13 +132,36 @@ def saved_run_of(folder: Path, cfg: RunConfig, info: dict[str, Any]) -> SavedRun
     files = RUN_FILES if cfg.trainer is None else RUN_FILES[1:]
     if not all((folder / name).is_file() for name in files):
         return None
+
+    def unreadable(why: str) -> HpoError:
+        return HpoError(
+            f"{folder}: holds a saved run that cannot be read ({why}); move it away, or choose another --out"
+        )
+
     try:
         saved = yaml.safe_load((folder / "config.yaml").read_text())
+    except OSError as exc:
+        raise unreadable(f"config.yaml: {exc.strerror or exc}") from None
+    except yaml.YAMLError as exc:  # YAML's message is many lines: its problem and where, on one
+        mark = getattr(exc, "problem_mark", None)
+        where = f"line {mark.line + 1}, column {mark.column + 1}: " if mark is not None else ""
+        problem = getattr(exc, "problem", None) or type(exc).__name__
+        raise unreadable(f"config.yaml: {where}{problem}") from None
+    try:
         summary = json.loads((folder / "metrics.json").read_text())
-    except (OSError, ValueError, yaml.YAMLError) as exc:
-        raise HpoError(
-            f"{folder}: holds a saved run that cannot be read ({exc}); choose another --out"
-        ) from None
+    except OSError as exc:
+        raise unreadable(f"metrics.json: {exc.strerror or exc}") from None
+    except ValueError as exc:
+        raise unreadable(f"metrics.json: {exc}") from None
+    # edited by hand: a list, or an object without the run's metrics, ended in a traceback
+    if not (
+        isinstance(summary, dict)
+        and isinstance(summary.get("metrics"), dict)
+        and all(key in summary for key in ("epochs_run", "seconds", "device"))
+    ):
+        raise unreadable(
+            "metrics.json: not the object a run saves, with its metrics, epochs_run, seconds and device"
+        )
     now = yaml.safe_load(dump_yaml(cfg.model_dump(mode="json")))  # as config.yaml reads back
     shown = [(k, summary.get(k), v) for k, v in info.items() if summary.get(k) != v]
     difference = shown[0] if shown else _difference(saved, now)

@@ -24,10 +24,11 @@ from typing import TYPE_CHECKING, Any
 
 from hpotool import __version__
 from hpotool.atomic_folder import atomic_folder
-from hpotool.config import RunConfig
+from hpotool.config import DEVICE_PATTERN, RunConfig
 from hpotool.config_errors import validate_config
 from hpotool.errors import HpoError
 from hpotool.export import tool_versions
+from hpotool.formatting import format_choice
 from hpotool.run_folders import RUN_FILES, SavedRun
 from hpotool.strict_json import dump_json
 from hpotool.yamlfile import dump_yaml
@@ -273,6 +274,40 @@ def _user_trained(config_yaml: Path) -> bool:
     return isinstance(saved, dict) and saved.get("trainer") is not None
 
 
+def _damaged(path: Path, exc: Exception) -> str | None:
+    """Why torch could not read `path` where it is a checkpoint cut short (a copy stopped part-way): an empty
+    file, or one that starts as torch's zip format does; None for any other file."""
+    try:
+        with open(path, "rb") as fh:
+            start = fh.read(4)
+    except OSError:
+        return None
+    if not start:
+        return "an empty file"
+    if start != b"PK\x03\x04":
+        return None
+    from hpotool.user_code import first_line
+
+    return first_line(exc).split(". ")[0]  # torch's "PytorchStreamReader failed ...", without its advice
+
+
+def _refuse_a_folder_of_runs(folder: Path) -> None:
+    """Refuse train-from-best's --out folder (summary.json beside trial<N>-seed<S>/), which holds one run per
+    trial and seed and no model.pt of its own, naming its runs: it was "model.pt: no such file"."""
+    if (folder / "model.pt").exists():
+        return
+    try:
+        runs = sorted(p.name for p in folder.iterdir() if (p / "model.pt").is_file())
+    except OSError:
+        return
+    if runs:
+        shown = ", ".join(runs[:4]) + (", ..." if len(runs) > 4 else "")
+        raise HpoError(
+            f"{folder}: holds the runs train-from-best saved ({shown}), not one run; give one of them: "
+            f"load_model({str(folder / runs[0])!r})"
+        )
+
+
 def load_model(path: Path | str, device: str = "cpu") -> tuple[nn.Module, RunConfig, dict[str, float]]:
     """Load a saved `model.pt` (or the run folder that holds it): the model (weights loaded, in eval mode,
     on `device`), its RunConfig and its final metrics.
@@ -284,13 +319,20 @@ def load_model(path: Path | str, device: str = "cpu") -> tuple[nn.Module, RunCon
     """
     import torch
 
+    from hpotool.component_checks import check_component
+    from hpotool.components import resolve_component
     from hpotool.device import resolve_device
     from hpotool.import_hints import imports_for, python_caller
     from hpotool.parts import make_model
 
     path = Path(path)
     if path.is_dir():  # the run folder, as train and train-from-best print it
+        _refuse_a_folder_of_runs(path)
         path = path / "model.pt"
+    if not DEVICE_PATTERN.match(
+        device
+    ):  # torch's error lists its 20 device types; "cpu:0" failed in torch.load
+        raise HpoError(f"device: must be auto, cpu, cuda, cuda:N or mps, got {format_choice(device)}")
     target = resolve_device(device)  # a device this machine lacks is said so, not blamed on the file
     try:
         payload = torch.load(path, map_location=target, weights_only=True)
@@ -306,6 +348,12 @@ def load_model(path: Path | str, device: str = "cpu") -> tuple[nn.Module, RunCon
 
         from hpotool.user_code import first_line
 
+        damaged = _damaged(path, exc)
+        if damaged is not None:  # the right file, cut short: not to be called another file
+            raise HpoError(
+                f"{path}: cut short or damaged ({damaged}); copy the run folder again from where it was saved, "
+                f"or train the run again (hpotool train --run-config {path.parent / 'config.yaml'})"
+            ) from None
         # torch's refusal of any other file (a config.yaml, a notebook) is a page that advises weights_only=False
         why = "not a PyTorch checkpoint" if isinstance(exc, pickle.UnpicklingError) else first_line(exc)
         raise HpoError(
@@ -319,8 +367,26 @@ def load_model(path: Path | str, device: str = "cpu") -> tuple[nn.Module, RunCon
     shapes = payload["data"]
     # a model class not found is told to the caller's script, not to the command, with the folder above the
     # run folder that holds it (runs/<project>/<time>/ is made in the folder hpotool ran in)
+    # a model whose code changed since (an argument renamed, a layer added) is said so in one line, not in the
+    # constructor's TypeError or torch's many-line state_dict error
+    changed = (
+        f"its code changed since the run was saved: restore the code that trained it, or train the run again "
+        f"(hpotool train --run-config {path.parent / 'config.yaml'})"
+    )
     with python_caller(), imports_for(path):
+        resolve_component("model", cfg.model.name)  # one not found: the import's own line, as in training
+        try:
+            check_component("model", cfg.model.name, cfg.model.kwargs)
+        except ValueError as exc:
+            raise HpoError(f"{path}: model: {exc}; {changed}") from None
         model = make_model(cfg, tuple(shapes["input_shape"]), int(shapes["out_features"]))
-    model.load_state_dict(payload["state_dict"])
+    try:
+        model.load_state_dict(payload["state_dict"])
+    except RuntimeError as exc:  # "Error(s) in loading state_dict for Net:", then a line per mismatch
+        details = [line.strip() for line in str(exc).splitlines()[1:] if line.strip()]
+        why = f" ({details[0].rstrip('. ')}{', ...' if len(details) > 1 else ''})" if details else ""
+        raise HpoError(
+            f"{path}: the saved weights do not fit {cfg.model.name} as its code builds it now{why}; {changed}"
+        ) from None
     model.to(target).eval()
     return model, cfg, dict(payload["metrics"])
