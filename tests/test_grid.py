@@ -740,7 +740,7 @@ def test_a_signal_while_a_trial_waits_for_an_earlier_trial_s_point_stops_the_com
 
 @pytest.mark.filterwarnings("ignore:Heartbeat of storage is supposed to be used with Study.optimize")
 def test_a_trial_that_finds_every_grid_point_taken_once_it_may_pick_goes_back_to_the_queue_untrained(
-    tmp_path: Path, run_dict: dict[str, Any], opt_dict: dict[str, Any]
+    tmp_path: Path, run_dict: dict[str, Any], opt_dict: dict[str, Any], monkeypatch: pytest.MonkeyPatch
 ) -> None:
     # A worker that asked while the grid's last point was free, and waited for the trial another worker
     # asked just before to pick it, then ran that point again (Optuna's grid re-runs a running point once
@@ -748,6 +748,12 @@ def test_a_trial_that_finds_every_grid_point_taken_once_it_may_pick_goes_back_to
     import threading
     import time
 
+    import hpotool.trial_setup
+
+    # The run waits for the other trial to pick its point (the thread below picks it): up to DRAW_WAIT_S,
+    # 10 s, which ran out in a CI run on a loaded machine before the thread got to pick, and the run then
+    # trained the point itself. An hour here: the thread always picks within its own 60 s.
+    monkeypatch.setattr(hpotool.trial_setup, "DRAW_WAIT_S", 3600.0)
     run_path, opt_path, study = _three_points_run(tmp_path, run_dict, opt_dict, timeout=3)
     storage, sampler = study._storage, study.sampler
     assert isinstance(sampler, GridSampler)
