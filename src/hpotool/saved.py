@@ -329,9 +329,8 @@ def load_model(path: Path | str, device: str = "cpu") -> tuple[nn.Module, RunCon
     if path.is_dir():  # the run folder, as train and train-from-best print it
         _refuse_a_folder_of_runs(path)
         path = path / "model.pt"
-    if not DEVICE_PATTERN.match(
-        device
-    ):  # torch's error lists its 20 device types; "cpu:0" failed in torch.load
+    # torch's error lists its 20 device types; "cpu:0" failed in torch.load
+    if not DEVICE_PATTERN.match(device):
         raise HpoError(f"device: must be auto, cpu, cuda, cuda:N or mps, got {format_choice(device)}")
     target = resolve_device(device)  # a device this machine lacks is said so, not blamed on the file
     try:

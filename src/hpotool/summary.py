@@ -13,6 +13,7 @@ from optuna.trial import FrozenTrial, TrialState
 from hpotool.durations import trial_seconds
 from hpotool.formatting import counted
 from hpotool.plan import StudyPlan
+from hpotool.repeats import repeats_note
 from hpotool.search_space import (
     Param,
     decode_params,
@@ -88,8 +89,6 @@ def summarize(
     pruned = _all_pruned(study, trials, counts)
     if pruned:
         summary.extra["pruned"] = pruned
-    from hpotool.repeats import repeats_note
-
     repeats = repeats_note(trials, study.user_attrs)
     if repeats:
         summary.extra["repeats"] = repeats
