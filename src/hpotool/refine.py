@@ -70,9 +70,8 @@ class _Evidence:
     on: Basis  # the trials the audit's importances rest on: those that ran under the current base run config
     top: list[FrozenTrial]  # the best `keep_top` of them
     current: int  # how many they are
-    earlier: (
-        int  # how many the study ranks that ran under an earlier one (`--allow-changed-config`): left out
-    )
+    # how many the study ranks that ran under an earlier one (`--allow-changed-config`): left out
+    earlier: int
     best: FrozenTrial  # the best of `on`'s trials
     feasible: list[FrozenTrial]  # the complete trials that meet the constraints, under any base
     decoded: dict[int, dict[str, Any]]  # each trial's values by its number, list choices as lists
@@ -205,9 +204,8 @@ def _evidence(
     from optuna.trial import TrialState
 
     complete = study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))
-    feasible = [
-        t for t in complete if is_feasible(t)
-    ]  # every base's: the warm start names those it leaves out
+    # every base's: the warm start names those it leaves out
+    feasible = [t for t in complete if is_feasible(t)]
     on = basis(current)
     earlier = 0 if current is study else len(earlier_base_trials(study_attrs, basis(study).trials))
     top = on.top(direction, keep_top)
