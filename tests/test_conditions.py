@@ -12,6 +12,7 @@ from hpotool.config import OptimizeConfig
 from hpotool.config_errors import validate_config
 from hpotool.errors import HpoError
 from hpotool.plan import prepare_study
+from hpotool.space_notes import grid_notes
 from tests.cli_run import optimize, shipped_run
 from tests.conftest import write_yaml
 
@@ -270,6 +271,35 @@ def test_a_grid_whose_conditions_hold_at_every_point_says_nothing_of_repeats(
         "the grid sampler runs every value of model.hidden.0 also where its condition does not hold, so "
         "those trials repeat one configuration; bruteforce runs each configuration once",
     )
+
+
+def test_the_grid_note_reads_the_grid_hpotool_built_not_the_samplers_private_one(
+    tmp_path: Path, run_dict: dict, opt_dict: dict
+) -> None:
+    """The note reads the grid `make_sampler` built the sampler with, not Optuna's private
+    `GridSampler._search_space`: a minor Optuna release renaming it failed every plan of a grid sampler with
+    an AttributeError."""
+    from hpotool.config_files import load_optimize_config
+    from hpotool.study_sampler import study_sampler
+
+    opt_dict["sampler"] = {
+        "name": "grid",
+        "kwargs": {"search_space": {"model.layers": [1, 2], "model.hidden.0": [8, 16]}},
+    }
+    opt_dict["search_space"] = {
+        "model.layers": {"type": "int", "low": 1, "high": 3},
+        "model.hidden.0": {"type": "categorical", "choices": [8, 16], "when": {"model.layers": {"le": 1}}},
+    }
+    opt = load_optimize_config(write_yaml(tmp_path / "o.yaml", opt_dict))
+    sampler = study_sampler(opt)
+    del sampler._search_space  # as a release renaming it would leave the sampler
+    assert grid_notes(opt, sampler) == (
+        "the grid sampler runs every value of model.hidden.0 also where its condition does not hold, so "
+        "those trials repeat one configuration; bruteforce runs each configuration once",
+    )
+    opt_dict["sampler"]["kwargs"]["search_space"]["model.layers"] = [1]  # the kwargs' grid, not the space's
+    opt = load_optimize_config(write_yaml(tmp_path / "o.yaml", opt_dict))
+    assert grid_notes(opt, study_sampler(opt)) == ()
 
 
 def test_a_condition_on_a_list_choice_compares_the_list(

@@ -14,6 +14,7 @@ from hpotool.conditions import holds
 from hpotool.config import OptimizeConfig, RunConfig
 from hpotool.formatting import format_choice
 from hpotool.param_values import value_count
+from hpotool.sampler_checks import grid_search_space
 from hpotool.search_space import CategoricalParam, FloatParam, IntParam, Param
 
 if TYPE_CHECKING:
@@ -139,10 +140,13 @@ def grid_notes(opt: OptimizeConfig, sampler: BaseSampler) -> tuple[str, ...]:
     """A note where the grid sampler searches conditional parameters: it runs each of their values also where
     the condition does not hold, so those trials repeat one configuration. A condition that holds at every
     grid point (it reads a value the run config fixes, or every value the grid gives the parameter it reads)
-    repeats none: such a space had the note all the same."""
+    repeats none: such a space had the note all the same.
+
+    The grid is the one `make_sampler` built the sampler with (`grid_search_space`, which the sampler's
+    building checked already): Optuna's grid sampler keeps its grid in a private attribute."""
     if not isinstance(sampler, optuna.samplers.GridSampler):
         return ()
-    grid: dict[str, list[Any]] = sampler._search_space
+    grid = grid_search_space(opt.sampler.kwargs, opt.search_space, "sampler")
     conditional = [path for path, p in opt.search_space.items() if p.when and _may_fail(p.when, opt, grid)]
     return (
         (
