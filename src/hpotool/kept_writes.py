@@ -38,14 +38,12 @@ def set_user_attr(trial: optuna.Trial, key: str, value: object) -> None:
 
 
 def set_constraint(trial: optuna.Trial, key: str, value: float) -> None:
-    """`trial.set_constraint(key, value)`, kept here (under Optuna's key) where another process ended the
-    trial."""
-    from optuna.study._constrained_optimization import _CONSTRAINTS_KEY
-
+    """`trial.set_constraint(key, value)`, kept here where another process ended the trial: by the copy's own
+    `FrozenTrial.set_constraint`, which stores it as the storage would (a float, under Optuna's key)."""
     try:
         trial.set_constraint(key, value)
     except UpdateFinishedTrialError:
-        trial._cached_frozen_trial.system_attrs[f"{_CONSTRAINTS_KEY}:{key}"] = value
+        trial._cached_frozen_trial.set_constraint(key, value)
 
 
 def set_system_attr(trial: optuna.Trial, key: str, value: float) -> None:
