@@ -393,3 +393,31 @@ def test_a_trial_s_pareto_front_is_the_front_as_that_trial_finished() -> None:
         "Pareto front: 2 trials",
         "Pareto front: 2 trials",
     ], lines
+
+
+def test_a_constrained_trial_s_pareto_front_leaves_out_infeasible_trials(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # Whether the study is constrained is read from the trials' public `constraints`, as best_trials does,
+    # not by Optuna's private `_is_constrained_optimization`: a release dropping it (as here) failed every
+    # multi-objective trial's line with an ImportError.
+    import optuna.study._constrained_optimization as constrained
+
+    monkeypatch.delattr(constrained, "_is_constrained_optimization")
+    out = io.StringIO()
+    study = optuna.create_study(directions=["maximize", "minimize"])
+    observer = RichObserver(Console(file=out, width=200, color_system=None), "val_accuracy")
+    observer.study_started(study, 3, 0)
+    for values, violation in (([0.9, 5.0], -1.0), ([0.95, 1.0], 1.0), ([0.8, 1.0], -1.0)):
+        trial = study.ask()  # trial 1 dominates both, but violates the constraint: off the front
+        trial.suggest_float("optimizer.lr", 1e-4, 1e-1, log=True)
+        trial.set_constraint("n_params <= 20000", violation)
+        study.tell(trial, values)
+        observer.trial_finished(study, study.trials[-1])
+    observer.progress.stop()
+    lines = [line for line in out.getvalue().splitlines() if line.startswith("trial")]
+    assert [line.split("s  ")[-1] for line in lines] == [
+        "Pareto front: 1 trial",
+        "Pareto front: 1 trial",  # trial 0 alone: 1 is infeasible
+        "Pareto front: 2 trials",
+    ], lines

@@ -82,7 +82,6 @@ def _front_as_of(study: optuna.Study, trial: FrozenTrial) -> list[FrozenTrial]:
     had finished when `trial` did: with --workers a trial's line is printed once the main process sees it,
     when later trials may have finished too (trial 0's line said "Pareto front: 2 trials", counting trial 1).
     A tie in finishing time (MySQL keeps whole seconds) counts the lower number as earlier."""
-    from optuna.study._constrained_optimization import _is_constrained_optimization
     from optuna.study._multi_objective import _get_pareto_front_trials_by_trials
 
     trials = study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))
@@ -93,7 +92,9 @@ def _front_as_of(study: optuna.Study, trial: FrozenTrial) -> list[FrozenTrial]:
         if t.datetime_complete is not None and when[0] is not None and (t.datetime_complete, t.number) <= when
     ]
     return _get_pareto_front_trials_by_trials(
-        by_then, study.directions, consider_constraint=_is_constrained_optimization(trials)
+        by_then,
+        study.directions,
+        consider_constraint=any(t.constraints for t in trials),  # as best_trials
     )
 
 
