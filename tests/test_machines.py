@@ -394,10 +394,11 @@ def test_a_run_waiting_for_another_machine_on_a_storage_without_heartbeat_says_s
     assert proc.stdout is not None
     import select
 
-    started = time.monotonic()
-    ready = select.select([proc.stdout], [], [], 20)[0]  # before: nothing came, however long it waited
+    # before: nothing came, however long it waited. The bound only ends a hung test: when the note comes
+    # (once the wait has lasted the grace period, not before) is checked on a clock of the test's own in
+    # test_waiting.py, where nothing races.
+    ready = select.select([proc.stdout], [], [], 240)[0]
     note = proc.stdout.readline() if ready else ""
-    waited = time.monotonic() - started
     output = note + _interrupt(proc)
     url = f"journal:{tmp_path / 'studies' / 'j.log'}"
     assert " ".join(note.split()) == (
@@ -406,7 +407,6 @@ def test_a_run_waiting_for_another_machine_on_a_storage_without_heartbeat_says_s
         f"if one is gone, stop every run of the study and run hpotool fail-stale --study-name shared "
         f"--storage {url} --all-running"
     ), output
-    assert 0.5 < waited < 20, waited
     assert output.count("note: waiting for") == 1, output
 
 

@@ -360,3 +360,34 @@ def test_a_start_wait_that_gives_up_on_a_trial_still_waits_for_the_trials_asked_
     sleeps = _fake_clock(monkeypatch, on_call)
     _wait_for_earlier_draws(study, trial.number, plan, POLL_S)
     assert len(sleeps) == draws_at, len(sleeps)  # before: 101, the limit, trial 1 not drawn
+
+
+@pytest.mark.parametrize("storage", ["journal", "redis"], indirect=True)
+def test_a_run_waiting_for_other_machines_says_so_once_its_wait_has_lasted_the_grace_period(
+    held_by_another_machine: Callable[..., _Held], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # On a storage without heartbeat (journal files, Redis) a run whose every slot another machine's trial
+    # holds says so once, after the heartbeat's grace period (5 s here): never, before; at once would be
+    # noise for the usual short wait. The clock is the test's own (a sleep moves it on), so nothing races.
+    import logging
+
+    monkeypatch.setenv("HPOTOOL_HEARTBEAT_GRACE", "5")
+    plan, study, _, held = held_by_another_machine()
+    stop = threading.Event()
+    sleeps = _fake_clock(monkeypatch, lambda n: sum(sleeps) >= 20 and stop.set())
+    said: list[float] = []  # the test's clock as each note on the wait is said
+
+    class Said(logging.Handler):
+        def emit(self, record: logging.LogRecord) -> None:
+            if record.getMessage().startswith("note: waiting for the study's last trials"):
+                said.append(sum(sleeps))
+
+    handler = Said()
+    logging.getLogger("hpotool").addHandler(handler)
+    try:
+        run_trials(study, plan, stop)
+    finally:
+        logging.getLogger("hpotool").removeHandler(handler)
+    assert len(said) == 1, said  # once, however long the wait
+    assert 5 <= said[0] <= 5 + POLL_S, said  # as the wait's grace ended, not before, nor a poll later
+    assert [t.state for t in study.get_trials()] == [TrialState.RUNNING] and held.number == 0
