@@ -1147,7 +1147,7 @@ def test_a_result_told_as_a_stale_check_fails_its_trial_holds_the_values_once(
     def retry_after_the_owner_kept(study: optuna.Study, trial: FrozenTrial) -> None:
         if first == "owner":
             failed.set()  # the FAIL has landed
-            kept.wait(30)  # the owner keeps its result first
+            kept.wait(120)  # the owner keeps its result first (the bound a hang guard)
         real_retry(study, trial)
 
     def claim_then_let_the_owner_tell(study: optuna.Study, key: str) -> bool:  # the check claims first
@@ -1157,7 +1157,7 @@ def test_a_result_told_as_a_stale_check_fails_its_trial_holds_the_values_once(
             failed.set()  # the FAIL has landed, and the check's claim
 
     def add_once_the_owner_looked(trial: FrozenTrial) -> None:  # after the check's claim, before its retry
-        looked.wait(30)
+        looked.wait(120)
         real_add(trial)
 
     def keep(*args: Any) -> int | None:
@@ -1187,7 +1187,7 @@ def test_a_result_told_as_a_stale_check_fails_its_trial_holds_the_values_once(
         trial.suggest_float("x", 0.0, 1.0)
         backend.record_heartbeat(trial._trial_id)
         check.start()
-        assert failed.wait(30)  # its FAIL lands as the result is told
+        assert failed.wait(120)  # its FAIL lands as the result is told
         return 0.25
 
     ran = trial_run.run_trial(study, trial, objective)
