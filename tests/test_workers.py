@@ -1970,6 +1970,7 @@ def test_a_join_wait_ends_when_its_note_says_however_long_a_look_takes(
 
 def test_a_machine_joining_a_redis_study_in_another_database_is_told_the_url_at_once(
     monkeypatch: pytest.MonkeyPatch,
+    two_redis_databases: tuple[str, int, int],
 ) -> None:
     """Machine B's `--storage redis://host:6379/12?prefix=p --study-name p`, where machine A's study is in
     database 11, waited the whole HPOTOOL_JOIN_WAIT saying "no study 'p' there yet", as if A had yet to create
@@ -1979,9 +1980,9 @@ def test_a_machine_joining_a_redis_study_in_another_database_is_told_the_url_at_
 
     import redis
 
-    server = _server_url("redis")
+    server, a, b = two_redis_databases  # two databases of its own
     prefix = f"hpotool-test-{uuid.uuid4().hex[:12]}"
-    there, here = f"{server}/11?prefix={prefix}", f"{server}/12?prefix={prefix}"
+    there, here = f"{server}/{a}?prefix={prefix}", f"{server}/{b}?prefix={prefix}"
     monkeypatch.setenv("HPOTOOL_JOIN_WAIT", "5")
     try:
         optuna.create_study(study_name=prefix, storage=make_storage(there))
@@ -1992,7 +1993,7 @@ def test_a_machine_joining_a_redis_study_in_another_database_is_told_the_url_at_
             f"give --storage '{there}'; to start a study, give --run-config and --optimize-config"
         ]
     finally:
-        for db in (11, 12):
+        for db in (a, b):
             client = redis.Redis.from_url(f"{server}/{db}")
             for key in client.scan_iter(f"{prefix}*"):
                 client.delete(key)
