@@ -188,6 +188,19 @@ class SharedStudy:
 
 
 @pytest.fixture
+def two_redis_databases() -> Iterator[tuple[str, int, int]]:
+    """The shared Redis server's URL and the numbers of two databases this test alone uses there
+    (`tests.redis_databases`): a study kept in one, looked for from the other. A skip where there is no
+    server (a failure under HPOTOOL_REQUIRE_SERVERS=1)."""
+    from tests.redis_databases import own_databases
+    from tests.test_workers import _server_url
+
+    server = _server_url("redis")
+    with own_databases(server, 2) as (first, second):
+        yield server, first, second
+
+
+@pytest.fixture
 def shared_study(rdb_url: str) -> Iterator[SharedStudy]:
     """A new study of a unique name on each RDB storage (`rdb_url`), created through hpotool's storage, with
     another process's storage on its URL beside it; deleted after the test."""

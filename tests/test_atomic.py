@@ -63,7 +63,7 @@ def test_a_named_pipe_is_written_into_not_replaced(tmp_path: Path) -> None:
     reader = threading.Thread(target=lambda: got.append(pipe.read_text(encoding="utf-8")), daemon=True)
     reader.start()
     write_text(pipe, "report\n")
-    reader.join(timeout=10)
+    reader.join(timeout=120)  # a hang guard: the write has ended, the reader has its text or soon will
     assert got == ["report\n"]
     assert stat.S_ISFIFO(pipe.lstat().st_mode)
     assert os.listdir(tmp_path) == ["out.html"]

@@ -1132,34 +1132,38 @@ def test_studies_on_redis_names_the_journals_kept_under_a_prefix() -> None:
 
     from hpotool.storage import make_storage
 
+    from .redis_databases import own_databases
     from .test_workers import _server_url
 
-    database = f"{_server_url('redis')}/12"  # a database of its own: every journal there is this test's
-    client = redis.Redis.from_url(database)
-    if any(client.scan_iter("*:log_number")):
-        pytest.skip(f"{database} holds journals already")
+    server = _server_url("redis")
     first, second = (f"hpotool-test-{uuid.uuid4().hex[:12]}" for _ in range(2))
-    try:
-        for prefix in (first, second):
-            optuna.create_study(study_name=f"s-{prefix}", storage=make_storage(f"{database}?prefix={prefix}"))
-        urls = sorted(f"'{database}?prefix={p}'" for p in (first, second))  # quoted: a shell globs the "?"
-        bare = CliRunner().invoke(app, ["studies", "--storage", database])
-        assert bare.exit_code == 0, bare.output
-        assert bare.stdout == ""
-        assert " ".join(bare.stderr.split()) == (
-            f"no studies in {database}; its server keeps 2 other journals: hpotool studies "
-            f"--storage {urls[0]} (or {urls[1]}) lists theirs"
-        )
-        one = CliRunner().invoke(app, ["studies", "--storage", f"{database}?prefix={first}"])
-        assert one.exit_code == 0, one.output
-        assert f"s-{first}" in one.stdout and f"s-{second}" not in one.stdout
-        assert " ".join(one.stderr.split()) == (
-            f"note: {database}?prefix={first}: its server keeps another journal: "
-            f"hpotool studies --storage '{database}?prefix={second}' lists its studies"
-        )
-    finally:
-        for key in [*client.scan_iter(f"{first}*"), *client.scan_iter(f"{second}*")]:
-            client.delete(key)
+    # a database of its own, claimed empty: every journal there is this test's
+    with own_databases(server, 1) as [db]:
+        database = f"{server}/{db}"
+        client = redis.Redis.from_url(database)
+        try:
+            for prefix in (first, second):
+                optuna.create_study(
+                    study_name=f"s-{prefix}", storage=make_storage(f"{database}?prefix={prefix}")
+                )
+            urls = sorted(f"'{database}?prefix={p}'" for p in (first, second))  # quoted: a shell globs "?"
+            bare = CliRunner().invoke(app, ["studies", "--storage", database])
+            assert bare.exit_code == 0, bare.output
+            assert bare.stdout == ""
+            assert " ".join(bare.stderr.split()) == (
+                f"no studies in {database}; its server keeps 2 other journals: hpotool studies "
+                f"--storage {urls[0]} (or {urls[1]}) lists theirs"
+            )
+            one = CliRunner().invoke(app, ["studies", "--storage", f"{database}?prefix={first}"])
+            assert one.exit_code == 0, one.output
+            assert f"s-{first}" in one.stdout and f"s-{second}" not in one.stdout
+            assert " ".join(one.stderr.split()) == (
+                f"note: {database}?prefix={first}: its server keeps another journal: "
+                f"hpotool studies --storage '{database}?prefix={second}' lists its studies"
+            )
+        finally:
+            for key in [*client.scan_iter(f"{first}*"), *client.scan_iter(f"{second}*")]:
+                client.delete(key)
 
 
 def test_studies_skips_a_study_another_process_deletes_while_it_lists_them(

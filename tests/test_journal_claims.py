@@ -5,7 +5,6 @@ retry (or one queue it while its live worker kept the result), and two resumes b
 
 from __future__ import annotations
 
-import contextlib
 import threading
 import uuid
 from collections.abc import Callable
@@ -56,17 +55,17 @@ def test_one_of_the_processes_claiming_a_key_at_once_wins_it(journal_url: str) -
 
 def _claim_keys(url: str, start: Any, won: Any) -> None:
     """A process claiming `ROUNDS` keys in a row in study "s" once `start` is set, putting those it won
-    into `won`."""
+    into `won`, then None: it is done."""
     study = optuna.load_study(study_name="s", storage=make_storage(url))
     start.wait()
     for round_ in range(ROUNDS):
         if claim(study, f"{RETRIED}{round_}"):
             won.put(round_)
+    won.put(None)
 
 
 def test_two_processes_claiming_the_same_keys_win_each_once(journal_url: str) -> None:
     import multiprocessing
-    import queue
 
     optuna.create_study(study_name="s", storage=make_storage(journal_url))
     context = multiprocessing.get_context("spawn")
@@ -78,10 +77,14 @@ def test_two_processes_claiming_the_same_keys_win_each_once(journal_url: str) ->
     for p in processes:
         p.join(timeout=120)
     assert [p.exitcode for p in processes] == [0, 0]
-    rounds = []
-    with contextlib.suppress(queue.Empty):
-        while True:
-            rounds.append(won.get(timeout=1))
+    # every key each process won, read until both said they were done (before: until the queue stayed
+    # empty for a second); all were sent before they exited, the bound is a hang guard
+    rounds: list[int] = []
+    done = 0
+    while done < 2:
+        got = won.get(timeout=120)
+        done += got is None
+        rounds += [] if got is None else [got]
     assert sorted(rounds) == list(range(ROUNDS))  # before: each key twice
 
 

@@ -13,7 +13,7 @@ import time
 import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import IO, Any
+from typing import Any
 
 import optuna
 import pytest
@@ -298,12 +298,7 @@ def test_workers_that_lose_the_storage_say_why_in_the_one_line(tmp_path: Path) -
 
 
 QUICK_FIT = """
-import os
-import time
-
-
 def fit(config, report):
-    time.sleep(float(os.environ.get("QUICK_FIT_SLEEP", "0")))
     metrics = {"val_loss": config["trainer"]["x"]}
     report(0, metrics)
     return metrics
@@ -394,10 +389,11 @@ def test_a_run_waiting_for_another_machine_on_a_storage_without_heartbeat_says_s
     assert proc.stdout is not None
     import select
 
-    started = time.monotonic()
-    ready = select.select([proc.stdout], [], [], 20)[0]  # before: nothing came, however long it waited
+    # before: nothing came, however long it waited. The bound only ends a hung test: when the note comes
+    # (once the wait has lasted the grace period, not before) is checked on a clock of the test's own in
+    # test_waiting.py, where nothing races.
+    ready = select.select([proc.stdout], [], [], 240)[0]
     note = proc.stdout.readline() if ready else ""
-    waited = time.monotonic() - started
     output = note + _interrupt(proc)
     url = f"journal:{tmp_path / 'studies' / 'j.log'}"
     assert " ".join(note.split()) == (
@@ -406,53 +402,7 @@ def test_a_run_waiting_for_another_machine_on_a_storage_without_heartbeat_says_s
         f"if one is gone, stop every run of the study and run hpotool fail-stale --study-name shared "
         f"--storage {url} --all-running"
     ), output
-    assert 0.5 < waited < 20, waited
     assert output.count("note: waiting for") == 1, output
-
-
-def test_the_note_on_waiting_for_other_machines_counts_each_wait_from_its_own_start(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    # The wait was timed from the first one of the run: a run that waited a moment, ran a trial longer than
-    # the grace period, then waited again said "note: waiting for the study's last trials ..." at once.
-    # Now a wait says it once it has itself lasted the grace period (2 s here).
-    study, first_on_b, proc = _waiting_for_machine_b(
-        tmp_path, monkeypatch, on_b=2, HPOTOOL_HEARTBEAT_GRACE="2", QUICK_FIT_SLEEP="3"
-    )
-    assert proc.stdout is not None
-    lines: list[tuple[float, str]] = []  # when each line of A's came, read as it comes
-
-    def read(stdout: IO[str]) -> None:
-        for line in stdout:
-            lines.append((time.time(), line))
-
-    reader = threading.Thread(target=read, args=(proc.stdout,), daemon=True)
-    reader.start()
-    try:
-        time.sleep(0.5)  # A waits, every slot taken: 2 finished, B's 2 running
-        study.tell(first_on_b, state=TrialState.FAIL)  # a slot comes free: A runs a trial, 3 s long
-        _wait_until(lambda: len(study.get_trials(states=(TrialState.RUNNING,))) == 2)  # B's other one and A's
-        third_on_b = study.ask()  # B takes the slot A's trial leaves: A waits again once it ends
-        third_on_b.set_user_attr("worker", {"host": "machine-b.example", "pid": 4242})
-        _wait_until(lambda: len(study.get_trials(states=(TrialState.COMPLETE,))) == 3)
-        _wait_until(lambda: any(line.startswith("note: waiting") for _, line in lines))
-    finally:
-        proc.send_signal(signal.SIGINT)  # the reader reads what it says
-        try:
-            proc.wait(timeout=60)
-        finally:
-            if proc.poll() is None:
-                proc.kill()
-        reader.join(timeout=10)
-        proc.stdout.close()
-    output = "".join(line for _, line in lines)
-    [(said, note)] = [(when, line) for when, line in lines if line.startswith("note: waiting")]
-    assert note.startswith("note: waiting for the study's last trials, running on other machines"), output
-    # A's trial ended, and its second wait began, as that trial completed (by this machine's clock)
-    [a_trial] = [t for t in study.get_trials() if t.state == TrialState.COMPLETE and t.number > 2]
-    assert a_trial.datetime_complete is not None
-    waited = said - a_trial.datetime_complete.timestamp()
-    assert waited > 1.5, (waited, note)  # before: at once (under 0.5 s)
 
 
 def _wait_until(condition: Callable[[], bool], timeout: float = 60.0) -> None:
@@ -1197,7 +1147,7 @@ def test_a_result_told_as_a_stale_check_fails_its_trial_holds_the_values_once(
     def retry_after_the_owner_kept(study: optuna.Study, trial: FrozenTrial) -> None:
         if first == "owner":
             failed.set()  # the FAIL has landed
-            kept.wait(30)  # the owner keeps its result first
+            kept.wait(120)  # the owner keeps its result first (the bound a hang guard)
         real_retry(study, trial)
 
     def claim_then_let_the_owner_tell(study: optuna.Study, key: str) -> bool:  # the check claims first
@@ -1207,7 +1157,7 @@ def test_a_result_told_as_a_stale_check_fails_its_trial_holds_the_values_once(
             failed.set()  # the FAIL has landed, and the check's claim
 
     def add_once_the_owner_looked(trial: FrozenTrial) -> None:  # after the check's claim, before its retry
-        looked.wait(30)
+        looked.wait(120)
         real_add(trial)
 
     def keep(*args: Any) -> int | None:
@@ -1237,7 +1187,7 @@ def test_a_result_told_as_a_stale_check_fails_its_trial_holds_the_values_once(
         trial.suggest_float("x", 0.0, 1.0)
         backend.record_heartbeat(trial._trial_id)
         check.start()
-        assert failed.wait(30)  # its FAIL lands as the result is told
+        assert failed.wait(120)  # its FAIL lands as the result is told
         return 0.25
 
     ran = trial_run.run_trial(study, trial, objective)

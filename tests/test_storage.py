@@ -559,22 +559,30 @@ def test_a_mysql_urls_connect_timeout_bounds_its_greeting_too(
     # PyMySQL's connect_timeout covers the TCP connection alone, and hpotool read the greeting with its own
     # limit (CONNECT_TIMEOUT_S, 10 s): a URL's connect_timeout=1 still waited 10 s for a silent server, and
     # as long again for each new connection SQLAlchemy opened after a server went silent mid-study.
-    import time
+    # The limits the connection's socket is given once connected are read, not the seconds it took.
+    import socket
 
     from hpotool import rdb_storage
 
-    # hpotool's own limit an hour: a connect that ends at all within the test's time (pytest-timeout's 300 s)
-    # ended by the URL's 1 s, however loaded the machine
-    monkeypatch.setattr(rdb_storage, "CONNECT_TIMEOUT_S", 3600)
+    monkeypatch.setattr(rdb_storage, "CONNECT_TIMEOUT_S", 7)  # hpotool's own, a number no other limit is
     url = f"mysql+pymysql://root@127.0.0.1:{silent_port}/test?connect_timeout=1"
     engine = sqlalchemy.create_engine(url, **rdb_storage.server_connect_kwargs(url))
-    started = time.monotonic()
+    limits: list[float | None] = []  # each timeout set on the socket connected to the silent server
+    settimeout = socket.socket.settimeout
+
+    def noted(sock: socket.socket, seconds: float | None) -> None:
+        with contextlib.suppress(OSError):  # not connected (yet): not the greeting's read
+            if sock.getpeername()[1] == silent_port:
+                limits.append(seconds)
+        settimeout(sock, seconds)
+
+    monkeypatch.setattr(socket.socket, "settimeout", noted)
     try:
         with pytest.raises(sqlalchemy.exc.OperationalError, match="timed out"):
             engine.connect()
     finally:
         engine.dispose()
-    assert time.monotonic() - started < 240  # before: an hour, CONNECT_TIMEOUT_S
+    assert 1 in limits and 7 not in limits, limits  # the greeting read for 1 s; before: for 7 (10 s)
 
 
 @pytest.mark.parametrize("workers", [1, 2])
@@ -917,18 +925,18 @@ def test_a_redis_study_looked_for_under_another_prefix_names_the_one_it_is_under
             client.delete(key)
 
 
-def test_a_redis_study_looked_for_in_another_database_names_the_one_it_is_in() -> None:
+def test_a_redis_study_looked_for_in_another_database_names_the_one_it_is_in(
+    two_redis_databases: tuple[str, int, int],
+) -> None:
     # `redis://host:6379/12?prefix=p` for a study kept under ?prefix=p in database 11 said "studies there:
     # none": the hint looked only at the other prefixes of database 12.
     import uuid
 
     import redis
 
-    from .test_workers import _server_url
-
-    server = _server_url("redis")
+    server, a, b = two_redis_databases  # two databases of its own
     prefix = f"hpotool-test-{uuid.uuid4().hex[:12]}"
-    there, here = f"{server}/11?prefix={prefix}", f"{server}/12?prefix={prefix}"
+    there, here = f"{server}/{a}?prefix={prefix}", f"{server}/{b}?prefix={prefix}"
     try:
         optuna.create_study(study_name=prefix, storage=make_storage(there))
         with pytest.raises(HpoError) as caught:
@@ -941,7 +949,7 @@ def test_a_redis_study_looked_for_in_another_database_names_the_one_it_is_in() -
             load_study(f"{prefix}-other", here)
         assert str(caught.value).endswith("studies there: none")
     finally:
-        for db in (11, 12):
+        for db in (a, b):
             client = redis.Redis.from_url(f"{server}/{db}")
             for key in client.scan_iter(f"{prefix}*"):
                 client.delete(key)
@@ -975,7 +983,7 @@ def test_a_redis_url_is_given_another_database_where_redis_py_reads_it(url: str,
 
 @pytest.mark.parametrize("form", ["query", "unix"])
 def test_a_redis_study_in_another_database_is_found_from_a_db_query_or_a_socket_url(
-    form: str, tmp_path: Path
+    form: str, tmp_path: Path, request: pytest.FixtureRequest
 ) -> None:
     # `redis://host:6379?db=12&prefix=p` for a study in database 11 said "studies there: none", where
     # `redis://host:6379/12?prefix=p` named database 11: each other database was read as `?db=12` still (the
@@ -984,12 +992,11 @@ def test_a_redis_study_in_another_database_is_found_from_a_db_query_or_a_socket_
 
     import redis
 
-    from .test_workers import _server_url
-
     prefix = f"hpotool-test-{uuid.uuid4().hex[:12]}"
     server: subprocess.Popen[bytes] | None = None
-    if form == "query":
-        base = _server_url("redis")
+    a, b = 11, 12  # on a server of the test's own, every database is free
+    if form == "query":  # on the shared one, two databases of its own
+        base, a, b = request.getfixturevalue("two_redis_databases")
     else:  # a server of this test's own on a socket: the shared one listens on TCP alone
         if shutil.which("redis-server") is None:
             pytest.skip("no redis-server to listen on a unix socket")
@@ -1008,7 +1015,7 @@ def test_a_redis_study_in_another_database_is_found_from_a_db_query_or_a_socket_
             with contextlib.suppress(subprocess.TimeoutExpired):
                 server.wait(timeout=0.05)
     joiner = "&" if "?" in base else "?"
-    there, here = f"{base}{joiner}db=11&prefix={prefix}", f"{base}{joiner}db=12&prefix={prefix}"
+    there, here = f"{base}{joiner}db={a}&prefix={prefix}", f"{base}{joiner}db={b}&prefix={prefix}"
     try:
         optuna.create_study(study_name=prefix, storage=make_storage(there))
         with pytest.raises(HpoError) as caught:
@@ -1022,14 +1029,17 @@ def test_a_redis_study_in_another_database_is_found_from_a_db_query_or_a_socket_
             server.terminate()
             server.wait(timeout=30)
         else:
-            for db in (11, 12):
+            for db in (a, b):
                 client = redis.Redis.from_url(f"{base}/{db}")
                 for key in client.scan_iter(f"{prefix}*"):
                     client.delete(key)
 
 
 def test_a_machine_whose_redis_url_gives_another_database_does_not_start_a_study_of_its_own(
-    tmp_path: Path, run_dict: dict[str, Any], opt_dict: dict[str, Any]
+    tmp_path: Path,
+    run_dict: dict[str, Any],
+    opt_dict: dict[str, Any],
+    two_redis_databases: tuple[str, int, int],
 ) -> None:
     # Machine B's `--storage redis://host:6379/12?prefix=p`, where machine A's study is in database 11, created a
     # second study of the same name in database 12 and ran it alone, silently.
@@ -1039,11 +1049,9 @@ def test_a_machine_whose_redis_url_gives_another_database_does_not_start_a_study
 
     from hpotool.study import open_study
 
-    from .test_workers import _server_url
-
-    server = _server_url("redis")
+    server, a, b = two_redis_databases  # two databases of its own
     prefix = f"hpotool-test-{uuid.uuid4().hex[:12]}"
-    there, here = f"{server}/11?prefix={prefix}", f"{server}/12?prefix={prefix}"
+    there, here = f"{server}/{a}?prefix={prefix}", f"{server}/{b}?prefix={prefix}"
     try:
         optuna.create_study(study_name=prefix, storage=make_storage(there))
         opt_dict["storage"], opt_dict["study_name"] = here, prefix
@@ -1058,7 +1066,7 @@ def test_a_machine_whose_redis_url_gives_another_database_does_not_start_a_study
         )
         assert optuna.get_all_study_names(storage=make_storage(here)) == []
     finally:
-        for db in (11, 12):
+        for db in (a, b):
             client = redis.Redis.from_url(f"{server}/{db}")
             for key in client.scan_iter(f"{prefix}*"):
                 client.delete(key)
@@ -1071,25 +1079,26 @@ def test_a_redis_study_in_the_default_journal_looked_for_under_a_prefix_names_th
 
     import redis
 
+    from .redis_databases import own_databases
     from .test_workers import _server_url
 
     server = _server_url("redis")
-    database = f"{server}/13"  # a database of its own: the default journal of database 0 is anyone's
-    client = redis.Redis.from_url(database)
-    if client.exists(":log_number"):
-        pytest.skip(f"{database} holds a default journal already")
     name = f"hpotool-test-{uuid.uuid4().hex[:12]}"
-    try:
-        optuna.create_study(study_name=name, storage=make_storage(database))
-        with pytest.raises(HpoError) as caught:
-            load_study(name, f"{database}?prefix={name}")
-        assert str(caught.value) == (
-            f"no study {name!r} in {database}?prefix={name}; studies there: none; it is under another prefix: "
-            f"give --storage {database}"
-        )
-    finally:
-        for key in [*client.scan_iter(":log*"), *client.scan_iter(f"{name}*")]:
-            client.delete(key)
+    # a database of its own, claimed empty: the default journal of database 0 is anyone's
+    with own_databases(server, 1) as [db]:
+        database = f"{server}/{db}"
+        client = redis.Redis.from_url(database)
+        try:
+            optuna.create_study(study_name=name, storage=make_storage(database))
+            with pytest.raises(HpoError) as caught:
+                load_study(name, f"{database}?prefix={name}")
+            assert str(caught.value) == (
+                f"no study {name!r} in {database}?prefix={name}; studies there: none; it is under another "
+                f"prefix: give --storage {database}"
+            )
+        finally:
+            for key in [*client.scan_iter(":log*"), *client.scan_iter(f"{name}*")]:
+                client.delete(key)
 
 
 def test_a_machine_whose_redis_url_lacks_the_others_prefix_does_not_start_a_study_of_its_own(

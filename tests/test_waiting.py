@@ -360,3 +360,87 @@ def test_a_start_wait_that_gives_up_on_a_trial_still_waits_for_the_trials_asked_
     sleeps = _fake_clock(monkeypatch, on_call)
     _wait_for_earlier_draws(study, trial.number, plan, POLL_S)
     assert len(sleeps) == draws_at, len(sleeps)  # before: 101, the limit, trial 1 not drawn
+
+
+@pytest.mark.parametrize("storage", ["journal", "redis"], indirect=True)
+def test_a_run_waiting_for_other_machines_says_so_once_its_wait_has_lasted_the_grace_period(
+    held_by_another_machine: Callable[..., _Held], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # On a storage without heartbeat (journal files, Redis) a run whose every slot another machine's trial
+    # holds says so once, after the heartbeat's grace period (5 s here): never, before; at once would be
+    # noise for the usual short wait. The clock is the test's own (a sleep moves it on), so nothing races.
+    import logging
+
+    monkeypatch.setenv("HPOTOOL_HEARTBEAT_GRACE", "5")
+    plan, study, _, held = held_by_another_machine()
+    stop = threading.Event()
+    sleeps = _fake_clock(monkeypatch, lambda n: sum(sleeps) >= 20 and stop.set())
+    said: list[float] = []  # the test's clock as each note on the wait is said
+
+    class Said(logging.Handler):
+        def emit(self, record: logging.LogRecord) -> None:
+            if record.getMessage().startswith("note: waiting for the study's last trials"):
+                said.append(sum(sleeps))
+
+    handler = Said()
+    logging.getLogger("hpotool").addHandler(handler)
+    try:
+        run_trials(study, plan, stop)
+    finally:
+        logging.getLogger("hpotool").removeHandler(handler)
+    assert len(said) == 1, said  # once, however long the wait
+    assert 5 <= said[0] <= 5 + POLL_S, said  # as the wait's grace ended, not before, nor a poll later
+    assert [t.state for t in study.get_trials()] == [TrialState.RUNNING] and held.number == 0
+
+
+@pytest.mark.parametrize("storage", ["journal"], indirect=True)
+def test_the_note_on_waiting_for_other_machines_counts_each_wait_from_its_own_start(
+    tmp_path: Path,
+    run_dict: dict[str, Any],
+    opt_dict: dict[str, Any],
+    storage: tuple[str, str],  # noqa: F811
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # The wait was timed from the first one of the run: a run that waited a moment, ran a trial, then waited
+    # again said "note: waiting for the study's last trials ..." before the second wait had lasted the grace
+    # period (5 s here). Every slot of 3 is another machine's; 3 s into the wait one fails, and the run
+    # trains a trial in its slot, then waits again. The clock is the test's own: nothing races.
+    import logging
+
+    from tests.test_workers import _study_configs
+
+    monkeypatch.setenv("HPOTOOL_HEARTBEAT_GRACE", "5")
+    plan = prepare_study(*_study_configs(tmp_path, run_dict, opt_dict, storage, 3))
+    study, _ = open_study(plan)
+    other = optuna.load_study(study_name=storage[1], storage=make_storage(storage[0]))
+    held = [_ask(other) for _ in range(3)]
+    for trial in held:
+        trial.set_user_attr("worker", {"host": "machine-b.example", "pid": 4242})
+    stop = threading.Event()
+    freed: list[float] = []  # the test's clock as the first slot came free
+
+    def on_call(n: int) -> None:
+        if not freed and sum(sleeps) >= 3:
+            other.tell(held[0], state=TrialState.FAIL)
+            freed.append(sum(sleeps))
+        if sum(sleeps) >= 30:
+            stop.set()
+
+    sleeps = _fake_clock(monkeypatch, on_call)
+    said: list[float] = []  # the test's clock as each note on the wait is said
+
+    class Said(logging.Handler):
+        def emit(self, record: logging.LogRecord) -> None:
+            if record.getMessage().startswith("note: waiting for the study's last trials"):
+                said.append(sum(sleeps))
+
+    handler = Said()
+    logging.getLogger("hpotool").addHandler(handler)
+    try:
+        run_trials(study, plan, stop)
+    finally:
+        logging.getLogger("hpotool").removeHandler(handler)
+    states = [t.state for t in other.get_trials()]
+    assert states == [TrialState.FAIL, TrialState.RUNNING, TrialState.RUNNING, TrialState.COMPLETE], states
+    assert len(said) == 1, said
+    assert said[0] >= freed[0] + 5, (freed, said)  # the second wait's own grace; before: at 5, 2 s into it
