@@ -796,6 +796,61 @@ def test_a_saved_model_whose_class_changed_since_is_refused_in_one_line(
     ), message
 
 
+@pytest.mark.parametrize(
+    ("broken", "says"),
+    [
+        (  # its __init__ raises: a file it reads is gone, say
+            LAB_NET.replace("HEAD", "nn.Linear(width, out_features)").replace(
+                "super().__init__()", "super().__init__()\n        raise RuntimeError('vocab.txt is gone')"
+            ),
+            "cannot build model lab_broken.nets:Net: RuntimeError: vocab.txt is gone (at lab_broken/nets.py:7 "
+            "in __init__)",
+        ),
+        (  # its layers moved into a plain list, which hpotool refuses as training does
+            LAB_NET.replace("self.f = HEAD", "self.f = [nn.Linear(width, out_features)]").replace(
+                "self.f(", "self.f[0]("
+            ),
+            "model: Net keeps its Linear layers in a plain list, self.f, which torch does not register",
+        ),
+    ],
+)
+def test_a_saved_model_whose_class_raises_as_it_is_built_is_refused_in_one_line(
+    tmp_path: Path, run_dict: dict, monkeypatch: pytest.MonkeyPatch, broken: str, says: str
+) -> None:
+    """A user's model class whose __init__ raised as load_model built it (a file it reads gone), or that
+    hpotool's checks refuse (its layers in a plain list), ended the caller's script in that exception's
+    traceback, naming neither the run nor the class. The user's exception stays chained to the error, for
+    Python's traceback to show."""
+    import importlib
+
+    (tmp_path / "lab_broken").mkdir()
+    (tmp_path / "lab_broken" / "__init__.py").write_text("")
+    nets = tmp_path / "lab_broken" / "nets.py"
+    nets.write_text(LAB_NET.replace("HEAD", "nn.Linear(width, out_features)"))
+    run_dict["model"] = {"name": "lab_broken.nets:Net", "width": 4}
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.syspath_prepend(str(tmp_path))
+    run_path = write_yaml(tmp_path / "run.yaml", run_dict)
+    result = runner.invoke(app, ["train", "-r", str(run_path), "--out", "out"], catch_exceptions=False)
+    assert result.exit_code == 0, result.output
+    nets.write_text(broken)
+    for name in ("lab_broken", "lab_broken.nets"):
+        monkeypatch.delitem(sys.modules, name)
+    importlib.invalidate_caches()
+    with pytest.raises(HpoError) as info:
+        load_model("out")
+    message = str(info.value)
+    assert "\n" not in message, message
+    assert message.startswith(f"{Path('out') / 'model.pt'}: {says}"), message
+    if "RuntimeError" in says:
+        assert isinstance(info.value.__cause__, RuntimeError), info.value.__cause__
+    else:
+        assert message.endswith(
+            "its code changed since the run was saved: restore the code that trained it, "
+            "or train the run again (hpotool train --run-config out/config.yaml)"
+        ), message
+
+
 @pytest.mark.parametrize("keep", [0, 2000])
 def test_a_model_file_cut_short_is_not_called_another_file(tmp_path: Path, run_dict: dict, keep: int) -> None:
     """A model.pt cut short (a copy stopped part-way, a full disk while copying) was "not a model saved by

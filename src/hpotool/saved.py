@@ -308,6 +308,30 @@ def _refuse_a_folder_of_runs(folder: Path) -> None:
         )
 
 
+def _built(path: Path, cfg: RunConfig, shapes: dict[str, Any], changed: str) -> nn.Module:
+    """The saved run's model, built by its class for the saved data shapes (its weights not loaded yet).
+
+    Raises:
+        HpoError: a user's model class raised as it was built (a file its __init__ reads is missing), naming
+            the model.pt, the class and the exception (chained: Python's traceback shows it whole), or is
+            refused by hpotool's checks on a model (`changed`: its code changed since the run was saved).
+    """
+    from hpotool.parts import make_model
+    from hpotool.user_code import described, raised_by_hpotool, user_frame
+
+    try:
+        return make_model(cfg, tuple(shapes["input_shape"]), int(shapes["out_features"]))
+    except Exception as exc:
+        if ":" not in cfg.model.name:  # a built-in model: hpotool's bug
+            raise
+        # hpotool's own refusal, as in training: layers in a plain list, or no nn.Module returned
+        if user_frame(exc) is None and raised_by_hpotool(exc):
+            raise HpoError(f"{path}: {exc}; {changed}") from None
+        # the user's __init__ raised (or a library it called): a traceback ended the user's script, naming
+        # neither the run nor the class
+        raise HpoError(f"{path}: cannot build model {cfg.model.name}: {described(exc)}") from exc
+
+
 def load_model(path: Path | str, device: str = "cpu") -> tuple[nn.Module, RunConfig, dict[str, float]]:
     """Load a saved `model.pt` (or the run folder that holds it): the model (weights loaded, in eval mode,
     on `device`), its RunConfig and its final metrics.
@@ -315,7 +339,8 @@ def load_model(path: Path | str, device: str = "cpu") -> tuple[nn.Module, RunCon
     A custom model (`package.module:Name`) must be importable, as when training; the dataset need not be.
 
     Raises:
-        HpoError: the file is missing or is not an hpotool model.
+        HpoError: the file is missing or is not an hpotool model, or the model's class cannot be imported,
+            no longer fits the saved weights, or raised as it was built (the exception chained to it).
     """
     import torch
 
@@ -323,7 +348,6 @@ def load_model(path: Path | str, device: str = "cpu") -> tuple[nn.Module, RunCon
     from hpotool.components import resolve_component
     from hpotool.device import resolve_device
     from hpotool.import_hints import imports_for, python_caller
-    from hpotool.parts import make_model
 
     path = Path(path)
     if path.is_dir():  # the run folder, as train and train-from-best print it
@@ -378,7 +402,7 @@ def load_model(path: Path | str, device: str = "cpu") -> tuple[nn.Module, RunCon
             check_component("model", cfg.model.name, cfg.model.kwargs)
         except ValueError as exc:
             raise HpoError(f"{path}: model: {exc}; {changed}") from None
-        model = make_model(cfg, tuple(shapes["input_shape"]), int(shapes["out_features"]))
+        model = _built(path, cfg, shapes, changed)
     try:
         model.load_state_dict(payload["state_dict"])
     except RuntimeError as exc:  # "Error(s) in loading state_dict for Net:", then a line per mismatch
