@@ -903,3 +903,21 @@ def test_load_model_of_a_train_from_best_folder_names_its_runs(
         f"give one of them: load_model('final/trial{best}-seed0')"
     )
     assert load_model(f"final/trial{best}-seed1")[2] is not None
+
+
+def test_load_model_of_a_train_from_best_folder_names_its_runs_in_number_order(
+    tmp_path: Path, run_dict: dict, opt_dict: dict, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The runs were sorted as strings: of 11 seeds, trial0-seed10 was named before trial0-seed2."""
+    monkeypatch.chdir(tmp_path)
+    best = run_tiny_study(tmp_path, run_dict, opt_dict).best_trial.number
+    cmd = ["train-from-best", "--study-name", "tiny", "--storage", opt_dict["storage"], "--out", "final"]
+    result = runner.invoke(app, [*cmd, "--seeds", "11", "--epochs", "1"])
+    assert result.exit_code == 0, result.output
+    with pytest.raises(HpoError) as refused:
+        load_model("final")
+    shown = ", ".join(f"trial{best}-seed{s}" for s in range(4))
+    assert str(refused.value) == (
+        f"final: holds the runs train-from-best saved ({shown}, ...), not one run; "
+        f"give one of them: load_model('final/trial{best}-seed0')"
+    )

@@ -28,7 +28,7 @@ from hpotool.config import DEVICE_PATTERN, RunConfig
 from hpotool.config_errors import validate_config
 from hpotool.errors import HpoError
 from hpotool.export import tool_versions
-from hpotool.formatting import format_choice
+from hpotool.formatting import format_choice, natural_key
 from hpotool.run_folders import RUN_FILES, SavedRun
 from hpotool.strict_json import dump_json
 from hpotool.yamlfile import dump_yaml
@@ -297,7 +297,7 @@ def _refuse_a_folder_of_runs(folder: Path) -> None:
     if (folder / "model.pt").exists():
         return
     try:
-        runs = sorted(p.name for p in folder.iterdir() if (p / "model.pt").is_file())
+        runs = sorted((p.name for p in folder.iterdir() if (p / "model.pt").is_file()), key=natural_key)
     except OSError:
         return
     if runs:
