@@ -921,3 +921,38 @@ def test_load_model_of_a_train_from_best_folder_names_its_runs_in_number_order(
         f"final: holds the runs train-from-best saved ({shown}, ...), not one run; "
         f"give one of them: load_model('final/trial{best}-seed0')"
     )
+
+
+def test_load_model_of_a_folder_of_runs_names_them_and_of_a_folder_without_one_says_so(
+    tmp_path: Path, run_dict: dict, opt_dict: dict, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """load_model("runs/tiny"), the folder train prints its runs in, said the runs in it were "the runs
+    train-from-best saved" (train's) and left out those of train-from-best's folders in it; load_model of the
+    export folder studies/tiny said "studies/tiny/model.pt: no such file", as if a file were missing."""
+    monkeypatch.chdir(tmp_path)
+    best = run_tiny_study(tmp_path, run_dict, opt_dict).best_trial.number
+    storage = ["--storage", opt_dict["storage"]]
+    result = runner.invoke(app, ["train-from-best", "--study-name", "tiny", *storage, "--epochs", "1"])
+    assert result.exit_code == 0, result.output
+    assert runner.invoke(app, ["train", "-r", "run.yaml", "--epochs", "1"]).exit_code == 0
+    folders = list((tmp_path / "runs" / "tiny").iterdir())
+    (single,) = [p.name for p in folders if (p / "model.pt").is_file()]
+    (final,) = [p.name for p in folders if (p / "summary.json").is_file()]
+    with pytest.raises(HpoError) as refused:
+        load_model(Path("runs") / "tiny")
+    found = re.fullmatch(
+        rf"{re.escape(str(Path('runs') / 'tiny'))}: holds saved runs \((.*)\), not one run; give one of them: "
+        r"load_model\('(.*)'\)",
+        str(refused.value),
+    )
+    assert found is not None, str(refused.value)
+    runs = found[1].split(", ")
+    assert sorted(runs) == sorted([single, f"{final}/trial{best}-seed0"]), runs
+    assert found[2] == str(Path("runs") / "tiny" / runs[0])
+    assert load_model(found[2])[2] is not None
+    with pytest.raises(HpoError) as refused:
+        load_model(Path("studies") / "tiny")
+    assert str(refused.value) == (
+        f"{Path('studies') / 'tiny'}: holds no saved run, nor do the folders in it; give a run folder, or its "
+        "model.pt, as hpotool train and train-from-best print it"
+    )

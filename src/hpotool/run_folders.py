@@ -24,6 +24,9 @@ _SAFE_NAME = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.\-]*$")
 
 RUN_FILES = ("model.pt", "metrics.json", "history.csv", "config.yaml")
 
+# The name of a run folder train-from-best saves into its --out folder: trial<N>-seed<S>.
+FINAL_RUN_NAME = re.compile(r"trial(\d+)-seed(-?\d+)")
+
 
 @dataclass(frozen=True)
 class SavedRun:

@@ -29,7 +29,7 @@ from hpotool.config_errors import validate_config
 from hpotool.errors import HpoError
 from hpotool.export import tool_versions
 from hpotool.formatting import format_choice, natural_key
-from hpotool.run_folders import RUN_FILES, SavedRun
+from hpotool.run_folders import FINAL_RUN_NAME, RUN_FILES, SavedRun
 from hpotool.strict_json import dump_json
 from hpotool.yamlfile import dump_yaml
 
@@ -292,20 +292,52 @@ def _damaged(path: Path, exc: Exception) -> str | None:
 
 
 def _refuse_a_folder_of_runs(folder: Path) -> None:
-    """Refuse train-from-best's --out folder (summary.json beside trial<N>-seed<S>/), which holds one run per
-    trial and seed and no model.pt of its own, naming its runs: it was "model.pt: no such file"."""
-    if (folder / "model.pt").exists():
+    """Refuse a folder that is not a run folder but holds run folders, naming them: train-from-best's --out
+    (summary.json beside trial<N>-seed<S>/), runs/<project>/ (train's runs, and train-from-best's folders of
+    runs); and one that holds none (an export folder, studies/<name>/). Both were "model.pt: no such file".
+    A run of a user's training function, saved without a model.pt, is named too: given, it says why it has
+    none."""
+    if (folder / "model.pt").exists() or _is_run(folder):  # a run folder: its own errors follow
         return
     try:
-        runs = sorted((p.name for p in folder.iterdir() if (p / "model.pt").is_file()), key=natural_key)
+        runs = _runs_in(folder)
     except OSError:
         return
-    if runs:
-        shown = ", ".join(runs[:4]) + (", ..." if len(runs) > 4 else "")
+    if not runs:
         raise HpoError(
-            f"{folder}: holds the runs train-from-best saved ({shown}), not one run; give one of them: "
-            f"load_model({str(folder / runs[0])!r})"
+            f"{folder}: holds no saved run, nor do the folders in it; give a run folder, or its model.pt, as "
+            f"hpotool train and train-from-best print it"
         )
+    shown = ", ".join(runs[:4]) + (", ..." if len(runs) > 4 else "")
+    final = all(FINAL_RUN_NAME.fullmatch(run) for run in runs)
+    held = "the runs train-from-best saved" if final else "saved runs"
+    raise HpoError(
+        f"{folder}: holds {held} ({shown}), not one run; give one of them: load_model({str(folder / runs[0])!r})"
+    )
+
+
+def _runs_in(folder: Path) -> list[str]:
+    """The run folders (`_is_run`) in `folder` and in the folders in it, by their paths from it, in number
+    order (trial2-seed0 before trial10-seed0; as strings, trial10 came first). A folder in it that cannot be
+    read is passed over."""
+    runs: list[str] = []
+    for sub in folder.iterdir():
+        if _is_run(sub):
+            runs.append(sub.name)
+        elif sub.is_dir() and not sub.is_symlink():
+            try:
+                runs += [f"{sub.name}/{p.name}" for p in sub.iterdir() if _is_run(p)]
+            except OSError:
+                continue
+    return sorted(runs, key=natural_key)
+
+
+def _is_run(folder: Path) -> bool:
+    """Whether `folder` holds a saved run: its model.pt, or (a user's training function keeps its own model)
+    its config.yaml beside its metrics.json."""
+    if (folder / "model.pt").is_file():
+        return True
+    return (folder / "config.yaml").is_file() and (folder / "metrics.json").is_file()
 
 
 def _built(path: Path, cfg: RunConfig, shapes: dict[str, Any], changed: str) -> nn.Module:
