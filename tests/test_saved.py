@@ -900,7 +900,7 @@ def test_load_model_of_a_train_from_best_folder_names_its_runs(
         load_model("final")
     assert str(refused.value) == (
         f"final: holds the runs train-from-best saved (trial{best}-seed0, trial{best}-seed1), not one run; "
-        f"give one of them: load_model('final/trial{best}-seed0')"
+        f"give one of them: load_model('final/trial{best}-seed0') (trial {best} ranks first in summary.json)"
     )
     assert load_model(f"final/trial{best}-seed1")[2] is not None
 
@@ -919,7 +919,36 @@ def test_load_model_of_a_train_from_best_folder_names_its_runs_in_number_order(
     shown = ", ".join(f"trial{best}-seed{s}" for s in range(4))
     assert str(refused.value) == (
         f"final: holds the runs train-from-best saved ({shown}, ...), not one run; "
-        f"give one of them: load_model('final/trial{best}-seed0')"
+        f"give one of them: load_model('final/trial{best}-seed0') (trial {best} ranks first in summary.json)"
+    )
+
+
+def test_load_model_of_a_train_from_best_folder_gives_the_run_of_the_trial_ranked_first(
+    tmp_path: Path, run_dict: dict, opt_dict: dict, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Of --top-k 3, load_model("final") gave the first run listed, of the lowest trial number, as the one to
+    load: here the trial ranked last. It gives the first run of the trial summary.json ranks first; without
+    a summary.json (the command stopped before it wrote one), the first listed."""
+    monkeypatch.chdir(tmp_path)
+    run_tiny_study(tmp_path, run_dict, opt_dict)
+    cmd = ["train-from-best", "--study-name", "tiny", "--storage", opt_dict["storage"], "--out", "final"]
+    result = runner.invoke(app, [*cmd, "--top-k", "3"])
+    assert result.exit_code == 0, result.output
+    ranked = [c["trial_number"] for c in json.loads(Path("final/summary.json").read_text())["candidates"]]
+    assert ranked[0] != min(ranked), ranked  # else the test would not tell the two apart
+    listed = ", ".join(f"trial{n}-seed0" for n in sorted(ranked))
+    with pytest.raises(HpoError) as refused:
+        load_model("final")
+    assert str(refused.value) == (
+        f"final: holds the runs train-from-best saved ({listed}), not one run; give one of them: "
+        f"load_model('final/trial{ranked[0]}-seed0') (trial {ranked[0]} ranks first in summary.json)"
+    )
+    Path("final/summary.json").unlink()
+    with pytest.raises(HpoError) as refused:
+        load_model("final")
+    assert str(refused.value) == (
+        f"final: holds the runs train-from-best saved ({listed}), not one run; give one of them: "
+        f"load_model('final/trial{min(ranked)}-seed0')"
     )
 
 

@@ -311,9 +311,25 @@ def _refuse_a_folder_of_runs(folder: Path) -> None:
     shown = ", ".join(runs[:4]) + (", ..." if len(runs) > 4 else "")
     final = all(FINAL_RUN_NAME.fullmatch(run) for run in runs)
     held = "the runs train-from-best saved" if final else "saved runs"
-    raise HpoError(
-        f"{folder}: holds {held} ({shown}), not one run; give one of them: load_model({str(folder / runs[0])!r})"
-    )
+    best = _ranked_first(folder, runs) if final else None
+    # the first listed was the lowest trial number: of --top-k 3, maybe the one that ranked last
+    example = f"load_model({str(folder / (best or runs[0]))!r})"
+    found = FINAL_RUN_NAME.fullmatch(best or "")
+    ranked = f" (trial {found[1]} ranks first in summary.json)" if found else ""
+    raise HpoError(f"{folder}: holds {held} ({shown}), not one run; give one of them: {example}{ranked}")
+
+
+def _ranked_first(folder: Path, runs: list[str]) -> str | None:
+    """The first run of the trial that train-from-best's summary.json in `folder` ranks first, where it is one
+    of `runs`; None where there is no such summary (the command was stopped before it wrote one)."""
+    import json
+
+    try:
+        candidates = json.loads((folder / "summary.json").read_text(encoding="utf-8"))["candidates"]
+        names = [Path(run["folder"]).name for run in candidates[0]["runs"]]
+    except (OSError, UnicodeDecodeError, ValueError, KeyError, IndexError, TypeError):
+        return None
+    return next((run for run in runs if run in names), None)
 
 
 def _runs_in(folder: Path) -> list[str]:
