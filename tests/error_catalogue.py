@@ -3424,4 +3424,18 @@ CASES = [
             "final/trial0-seed0/config.yaml": "epochs: 1\n",
         },
     ),
+    Case(
+        "saved-run-config-misspelt-key",
+        "train-from-best --out again where a saved run's config.yaml has a key misspelt by hand (batchsize); "
+        "before: 'already holds a saved run of another config (batch_size: null saved, 32 now)'",
+        "error: final/trial0-seed0/config.yaml: unknown key 'batchsize' (did you mean 'batch_size'?); correct it, or choose another --out",
+        command=("train-from-best", "--study-name", "tiny", "--out", "final"),
+        existing_study=True,
+        files={
+            "final/trial0-seed0/model.pt": "weights\n",
+            "final/trial0-seed0/history.csv": "epoch\n",
+            "final/trial0-seed0/metrics.json": '{"metrics": {}, "epochs_run": 2, "seconds": 1.0, "device": "cpu"}\n',
+            "final/trial0-seed0/config.yaml": "epochs: 2\nbatchsize: 32\n",
+        },
+    ),
 ]

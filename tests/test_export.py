@@ -1315,3 +1315,25 @@ def test_a_study_name_leading_out_of_studies_writes_nothing_by_default(
     assert [p for p in os.listdir(tmp_path) if not p.startswith("plain.db")] == []  # its -wal, -shm kept
     given = runner.invoke(app, [command, "--study-name", name, "--storage", storage, "--out", "mine"])
     assert given.exit_code == 0, given.output  # --out writes where it says
+
+
+def test_another_studys_pareto_export_is_named_in_trial_number_order(
+    run_dict: dict, opt_dict: dict, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The best_run files of another study's export were sorted as strings: best_run_10.yaml before
+    best_run_2.yaml."""
+    monkeypatch.chdir(tmp_path)
+    run_tiny_study(tmp_path, run_dict, opt_dict)
+    (tmp_path / "exp").mkdir()
+    for trial in (2, 10, 1):
+        (tmp_path / "exp" / f"best_run_{trial}.yaml").write_text(
+            f"# Best run of study 'other': trial {trial} (val_accuracy=0.5).\n"
+        )
+    refused = runner.invoke(
+        app, ["export-best", "--study-name", "tiny", "--storage", opt_dict["storage"], "--out", "exp"]
+    )
+    assert refused.exit_code == 2 and refused.stderr == (
+        "error: exp: holds the export of study 'other' (best_run_1.yaml, best_run_2.yaml, best_run_10.yaml), and "
+        "an export of study 'tiny' there would mix the two studies' files; give another --out, e.g. --out tiny, "
+        "or move those files away\n"
+    )

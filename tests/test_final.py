@@ -894,3 +894,34 @@ def test_a_saved_run_edited_so_it_cannot_be_read_is_refused_in_one_line(
         f"error: final/trial{best}-seed0: holds a saved run that cannot be read ({why}"
     ), result.stderr
     assert result.stderr.endswith("); move it away, or choose another --out\n"), result.stderr
+
+
+@pytest.mark.parametrize(
+    ("key", "typo", "shown"),
+    [
+        ("batch_size:", "batchsize:", "'batchsize' (did you mean 'batch_size'?)"),
+        ("  val_fraction:", "  val_fration:", "'data.val_fration' (did you mean 'data.val_fraction'?)"),
+    ],
+)
+def test_a_saved_run_whose_config_yaml_has_a_misspelt_key_names_it(
+    tmp_path: Path, run_dict: dict, opt_dict: dict, key: str, typo: str, shown: str
+) -> None:
+    """A key of a run folder's config.yaml misspelt by hand (`batchsize:`) made the same train-from-best run
+    again say the folder held a run of another config "(batch_size: null saved, 32 now)", not which key was
+    wrong. Corrected, the run is found again, not trained again."""
+    best = run_tiny_study(tmp_path, run_dict, opt_dict).best_trial.number
+    assert _train_from_best(opt_dict["storage"]).exit_code == 0
+    config = tmp_path / "final" / f"trial{best}-seed0" / "config.yaml"
+    text = config.read_text()
+    assert text.count(f"\n{key}") == 1, text
+    config.write_text(text.replace(f"\n{key}", f"\n{typo}"))
+    result = _train_from_best(opt_dict["storage"])
+    assert result.exit_code == 2, result.output
+    assert result.stderr == (
+        f"error: {Path('final') / f'trial{best}-seed0' / 'config.yaml'}: unknown key {shown}; correct it, or "
+        "choose another --out\n"
+    )
+    config.write_text(text)
+    again = _train_from_best(opt_dict["storage"])
+    assert again.exit_code == 0, again.output
+    assert f"note: already saved in final, not trained again: trial{best}-seed0\n" in again.stderr

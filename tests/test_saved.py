@@ -307,8 +307,12 @@ def test_loading_onto_a_device_this_machine_lacks_says_so(tmp_path: Path, run_di
     run_path = write_yaml(tmp_path / "run.yaml", run_dict)
     result = runner.invoke(app, ["train", "-r", str(run_path), "--out", str(tmp_path / "run")])
     assert result.exit_code == 0, result.output
-    with pytest.raises(HpoError, match=r"^device: cuda was asked for but CUDA is not available here"):
+    with pytest.raises(HpoError) as refused:
         load_model(tmp_path / "run" / "model.pt", device="cuda")  # was: "not a model saved by hpotool"
+    # it said "use device: auto or cpu", a config's spelling, to a Python call
+    assert (
+        str(refused.value) == "device='cuda': CUDA is not available here; give device='auto' or device='cpu'"
+    )
 
 
 def test_train_into_an_out_folder_holding_a_folder_named_as_a_run_file_names_that_folder(
@@ -796,6 +800,61 @@ def test_a_saved_model_whose_class_changed_since_is_refused_in_one_line(
     ), message
 
 
+@pytest.mark.parametrize(
+    ("broken", "says"),
+    [
+        (  # its __init__ raises: a file it reads is gone, say
+            LAB_NET.replace("HEAD", "nn.Linear(width, out_features)").replace(
+                "super().__init__()", "super().__init__()\n        raise RuntimeError('vocab.txt is gone')"
+            ),
+            "cannot build model lab_broken.nets:Net: RuntimeError: vocab.txt is gone (at lab_broken/nets.py:7 "
+            "in __init__)",
+        ),
+        (  # its layers moved into a plain list, which hpotool refuses as training does
+            LAB_NET.replace("self.f = HEAD", "self.f = [nn.Linear(width, out_features)]").replace(
+                "self.f(", "self.f[0]("
+            ),
+            "model: Net keeps its Linear layers in a plain list, self.f, which torch does not register",
+        ),
+    ],
+)
+def test_a_saved_model_whose_class_raises_as_it_is_built_is_refused_in_one_line(
+    tmp_path: Path, run_dict: dict, monkeypatch: pytest.MonkeyPatch, broken: str, says: str
+) -> None:
+    """A user's model class whose __init__ raised as load_model built it (a file it reads gone), or that
+    hpotool's checks refuse (its layers in a plain list), ended the caller's script in that exception's
+    traceback, naming neither the run nor the class. The user's exception stays chained to the error, for
+    Python's traceback to show."""
+    import importlib
+
+    (tmp_path / "lab_broken").mkdir()
+    (tmp_path / "lab_broken" / "__init__.py").write_text("")
+    nets = tmp_path / "lab_broken" / "nets.py"
+    nets.write_text(LAB_NET.replace("HEAD", "nn.Linear(width, out_features)"))
+    run_dict["model"] = {"name": "lab_broken.nets:Net", "width": 4}
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.syspath_prepend(str(tmp_path))
+    run_path = write_yaml(tmp_path / "run.yaml", run_dict)
+    result = runner.invoke(app, ["train", "-r", str(run_path), "--out", "out"], catch_exceptions=False)
+    assert result.exit_code == 0, result.output
+    nets.write_text(broken)
+    for name in ("lab_broken", "lab_broken.nets"):
+        monkeypatch.delitem(sys.modules, name)
+    importlib.invalidate_caches()
+    with pytest.raises(HpoError) as info:
+        load_model("out")
+    message = str(info.value)
+    assert "\n" not in message, message
+    assert message.startswith(f"{Path('out') / 'model.pt'}: {says}"), message
+    if "RuntimeError" in says:
+        assert isinstance(info.value.__cause__, RuntimeError), info.value.__cause__
+    else:
+        assert message.endswith(
+            "its code changed since the run was saved: restore the code that trained it, "
+            "or train the run again (hpotool train --run-config out/config.yaml)"
+        ), message
+
+
 @pytest.mark.parametrize("keep", [0, 2000])
 def test_a_model_file_cut_short_is_not_called_another_file(tmp_path: Path, run_dict: dict, keep: int) -> None:
     """A model.pt cut short (a copy stopped part-way, a full disk while copying) was "not a model saved by
@@ -845,6 +904,88 @@ def test_load_model_of_a_train_from_best_folder_names_its_runs(
         load_model("final")
     assert str(refused.value) == (
         f"final: holds the runs train-from-best saved (trial{best}-seed0, trial{best}-seed1), not one run; "
-        f"give one of them: load_model('final/trial{best}-seed0')"
+        f"give one of them: load_model('final/trial{best}-seed0') (trial {best} ranks first in summary.json)"
     )
     assert load_model(f"final/trial{best}-seed1")[2] is not None
+
+
+def test_load_model_of_a_train_from_best_folder_names_its_runs_in_number_order(
+    tmp_path: Path, run_dict: dict, opt_dict: dict, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The runs were sorted as strings: of 11 seeds, trial0-seed10 was named before trial0-seed2."""
+    monkeypatch.chdir(tmp_path)
+    best = run_tiny_study(tmp_path, run_dict, opt_dict).best_trial.number
+    cmd = ["train-from-best", "--study-name", "tiny", "--storage", opt_dict["storage"], "--out", "final"]
+    result = runner.invoke(app, [*cmd, "--seeds", "11", "--epochs", "1"])
+    assert result.exit_code == 0, result.output
+    with pytest.raises(HpoError) as refused:
+        load_model("final")
+    shown = ", ".join(f"trial{best}-seed{s}" for s in range(4))
+    assert str(refused.value) == (
+        f"final: holds the runs train-from-best saved ({shown}, ...), not one run; "
+        f"give one of them: load_model('final/trial{best}-seed0') (trial {best} ranks first in summary.json)"
+    )
+
+
+def test_load_model_of_a_train_from_best_folder_gives_the_run_of_the_trial_ranked_first(
+    tmp_path: Path, run_dict: dict, opt_dict: dict, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Of --top-k 3, load_model("final") gave the first run listed, of the lowest trial number, as the one to
+    load: here the trial ranked last. It gives the first run of the trial summary.json ranks first; without
+    a summary.json (the command stopped before it wrote one), the first listed."""
+    monkeypatch.chdir(tmp_path)
+    run_tiny_study(tmp_path, run_dict, opt_dict)
+    cmd = ["train-from-best", "--study-name", "tiny", "--storage", opt_dict["storage"], "--out", "final"]
+    result = runner.invoke(app, [*cmd, "--top-k", "3"])
+    assert result.exit_code == 0, result.output
+    ranked = [c["trial_number"] for c in json.loads(Path("final/summary.json").read_text())["candidates"]]
+    assert ranked[0] != min(ranked), ranked  # else the test would not tell the two apart
+    listed = ", ".join(f"trial{n}-seed0" for n in sorted(ranked))
+    with pytest.raises(HpoError) as refused:
+        load_model("final")
+    assert str(refused.value) == (
+        f"final: holds the runs train-from-best saved ({listed}), not one run; give one of them: "
+        f"load_model('final/trial{ranked[0]}-seed0') (trial {ranked[0]} ranks first in summary.json)"
+    )
+    Path("final/summary.json").unlink()
+    with pytest.raises(HpoError) as refused:
+        load_model("final")
+    assert str(refused.value) == (
+        f"final: holds the runs train-from-best saved ({listed}), not one run; give one of them: "
+        f"load_model('final/trial{min(ranked)}-seed0')"
+    )
+
+
+def test_load_model_of_a_folder_of_runs_names_them_and_of_a_folder_without_one_says_so(
+    tmp_path: Path, run_dict: dict, opt_dict: dict, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """load_model("runs/tiny"), the folder train prints its runs in, said the runs in it were "the runs
+    train-from-best saved" (train's) and left out those of train-from-best's folders in it; load_model of the
+    export folder studies/tiny said "studies/tiny/model.pt: no such file", as if a file were missing."""
+    monkeypatch.chdir(tmp_path)
+    best = run_tiny_study(tmp_path, run_dict, opt_dict).best_trial.number
+    storage = ["--storage", opt_dict["storage"]]
+    result = runner.invoke(app, ["train-from-best", "--study-name", "tiny", *storage, "--epochs", "1"])
+    assert result.exit_code == 0, result.output
+    assert runner.invoke(app, ["train", "-r", "run.yaml", "--epochs", "1"]).exit_code == 0
+    folders = list((tmp_path / "runs" / "tiny").iterdir())
+    (single,) = [p.name for p in folders if (p / "model.pt").is_file()]
+    (final,) = [p.name for p in folders if (p / "summary.json").is_file()]
+    with pytest.raises(HpoError) as refused:
+        load_model(Path("runs") / "tiny")
+    found = re.fullmatch(
+        rf"{re.escape(str(Path('runs') / 'tiny'))}: holds saved runs \((.*)\), not one run; give one of them: "
+        r"load_model\('(.*)'\)",
+        str(refused.value),
+    )
+    assert found is not None, str(refused.value)
+    runs = found[1].split(", ")
+    assert sorted(runs) == sorted([single, f"{final}/trial{best}-seed0"]), runs
+    assert found[2] == str(Path("runs") / "tiny" / runs[0])
+    assert load_model(found[2])[2] is not None
+    with pytest.raises(HpoError) as refused:
+        load_model(Path("studies") / "tiny")
+    assert str(refused.value) == (
+        f"{Path('studies') / 'tiny'}: holds no saved run, nor do the folders in it; give a run folder, or its "
+        "model.pt, as hpotool train and train-from-best print it"
+    )

@@ -140,6 +140,14 @@ def test_train_with_a_training_function_saves_no_model_and_says_so(
     assert sorted(p.name for p in out.iterdir()) == ["config.yaml", "history.csv", "metrics.json"]
     with pytest.raises(HpoError, match="trained by a user's training function"):
         load_model(out / "model.pt")
+    with pytest.raises(HpoError, match="trained by a user's training function"):
+        load_model(out)
+    # the folder above it holds a run, without a model.pt: named, not "model.pt: no such file"
+    with pytest.raises(HpoError) as refused:
+        load_model(tmp_path)
+    assert str(refused.value) == (
+        f"{tmp_path}: holds saved runs (run), not one run; give one of them: load_model({str(out)!r})"
+    )
 
 
 def _write(tmp_path: Path, run: dict[str, Any], opt: dict[str, Any]) -> list[str]:

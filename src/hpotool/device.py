@@ -21,7 +21,8 @@ if TYPE_CHECKING:
 
 def resolve_device(spec: str, source: str | None = None) -> torch.device:
     """`auto` picks cuda, then mps, then cpu; an explicit device that is absent is an `HpoError` naming
-    `source`, where the device was given: a file (`run.yaml`) or the flag `--device`."""
+    `source`, where the device was given: a file (`run.yaml`), the flag `--device`, or `device=` (the argument of
+    a Python call, `load_model`)."""
     import torch
 
     return torch.device(device_name(spec, source))
@@ -71,6 +72,10 @@ def _may_have_accelerator() -> bool:
 def _absent_device(spec: str, why: str, source: str | None) -> str:
     if source == "--device":  # the flag wins over the config's device: the fix is the flag
         return f"--device {spec}: {why}; give --device auto or cpu"
+    if (
+        source == "device="
+    ):  # a Python call's argument (load_model): "use device: auto" is a config's spelling
+        return f"device={spec!r}: {why}; give device='auto' or device='cpu'"
     where = f"{source}: " if source else ""
     return f"{where}device: {spec} was asked for but {why}; use device: auto or cpu"
 

@@ -33,7 +33,7 @@ from hpotool.atomic import write_texts
 from hpotool.config import RunConfig
 from hpotool.durations import trial_seconds
 from hpotool.errors import HpoError
-from hpotool.formatting import counted
+from hpotool.formatting import counted, natural_key
 from hpotool.ranking import best_trials, direction_names, is_multi_objective, objective_names, state_counts
 from hpotool.storage_url import shown_url
 from hpotool.stored_run import trial_run_config
@@ -138,7 +138,9 @@ def _exported_by(folder: Path) -> dict[str, list[str]]:
         params = None
     if isinstance(params, dict) and isinstance(params.get("study_name"), str):
         found.setdefault(params["study_name"], []).append("best_params.json")
-    for path in sorted(folder.glob("best_run*.yaml")) if folder.is_dir() else []:
+    for path in (
+        sorted(folder.glob("best_run*.yaml"), key=lambda p: natural_key(p.name)) if folder.is_dir() else []
+    ):
         if not re.fullmatch(r"best_run(_\d+)?\.yaml", path.name):
             continue
         try:

@@ -8,7 +8,6 @@ stored OptimizeConfig (`final: {epochs, seeds, overrides}`); command-line flags 
 from __future__ import annotations
 
 import os
-import re
 import statistics
 from collections import Counter
 from collections.abc import Callable, Iterator, Sequence
@@ -21,6 +20,7 @@ from hpotool.config import RunConfig
 from hpotool.errors import HpoError
 from hpotool.final_plan import Candidate, FinalPlan
 from hpotool.overrides import apply_overrides
+from hpotool.run_folders import FINAL_RUN_NAME
 
 if TYPE_CHECKING:
     from hpotool.epoch import EpochResult
@@ -135,7 +135,7 @@ class FinalJobs(Sequence[Job]):
         found: list[tuple[int, int]] = []
         order = {c.trial_number: k for k, c in enumerate(self.plan.candidates)}
         for entry in os.scandir(self.folder):
-            match = _RUN_NAME.fullmatch(entry.name)
+            match = FINAL_RUN_NAME.fullmatch(entry.name)
             if match is None or int(match[1]) not in order:
                 continue
             k = order[int(match[1])]
@@ -143,9 +143,6 @@ class FinalJobs(Sequence[Job]):
             if 0 <= i < self.plan.seeds and match[2] == str(int(match[2])):
                 found.append((k, i))
         return [self._job(self.plan.candidates[k], i) for k, i in sorted(found)]
-
-
-_RUN_NAME = re.compile(r"trial(\d+)-seed(-?\d+)")
 
 
 def final_jobs(plan: FinalPlan, folder: Path) -> FinalJobs:

@@ -85,6 +85,14 @@ def sorted_keys(value: Any) -> Any:
     return value
 
 
+def natural_key(name: str) -> tuple[Any, ...]:
+    """A sort key that orders the numbers in names as numbers: trial2-seed0 before trial10-seed0 (as strings,
+    trial10 came first), best_run_2.yaml before best_run_10.yaml; names the same but for leading zeros keep
+    one order."""
+    parts = re.split(r"(\d+)", name)
+    return (tuple(int(p) if i % 2 else p for i, p in enumerate(parts)), name)
+
+
 def format_params(params: Mapping[str, Any]) -> str:
     """`path=value, ...` with each value as `format_choice` spells it: `optimizer.name=sgd, model.hidden=[8]`."""
     return ", ".join(f"{path}={format_choice(v)}" for path, v in params.items())

@@ -24,6 +24,9 @@ _SAFE_NAME = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.\-]*$")
 
 RUN_FILES = ("model.pt", "metrics.json", "history.csv", "config.yaml")
 
+# The name of a run folder train-from-best saves into its --out folder: trial<N>-seed<S>.
+FINAL_RUN_NAME = re.compile(r"trial(\d+)-seed(-?\d+)")
+
 
 @dataclass(frozen=True)
 class SavedRun:
@@ -165,6 +168,13 @@ def saved_run_of(folder: Path, cfg: RunConfig, info: dict[str, Any]) -> SavedRun
     now = yaml.safe_load(dump_yaml(cfg.model_dump(mode="json")))  # as config.yaml reads back
     shown = [(k, summary.get(k), v) for k, v in info.items() if summary.get(k) != v]
     difference = shown[0] if shown else _difference(saved, now)
+    if difference is not None and (misspelt := _misspelt(saved, now)) is not None:
+        # a key edited by hand (`batchsize`) read as another config: "(batch_size: null saved, 32 now)"
+        typo, meant = misspelt
+        raise HpoError(
+            f"{folder / 'config.yaml'}: unknown key {typo!r} (did you mean {meant!r}?); correct it, or choose "
+            f"another --out"
+        )
     if difference is not None:
         path, was, wanted = difference
         raise HpoError(
@@ -185,3 +195,22 @@ def _difference(saved: Any, now: Any, path: str = "") -> tuple[str, Any, Any] | 
                 return found
         return None
     return None if saved == now else (path or "config", saved, now)
+
+
+def _misspelt(saved: Any, now: Any, path: str = "") -> tuple[str, str] | None:
+    """The first key of a saved config dict that is a misspelling of a key of `now` it lacks, and that key,
+    as dotted paths; None where there is none. A section of another component (its `name` differs) is not
+    searched: its arguments differ by right."""
+    from hpotool.near_names import closest
+
+    if not (isinstance(saved, dict) and isinstance(now, dict)) or saved.get("name") != now.get("name"):
+        return None
+    lacked = [key for key in now if key not in saved]
+    for key in saved:
+        near = closest(str(key), lacked, n=1) if key not in now else []
+        if near:
+            return f"{path}{key}", f"{path}{near[0]}"
+        found = _misspelt(saved[key], now.get(key), f"{path}{key}.")
+        if found is not None:
+            return found
+    return None

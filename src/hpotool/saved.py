@@ -28,8 +28,8 @@ from hpotool.config import DEVICE_PATTERN, RunConfig
 from hpotool.config_errors import validate_config
 from hpotool.errors import HpoError
 from hpotool.export import tool_versions
-from hpotool.formatting import format_choice
-from hpotool.run_folders import RUN_FILES, SavedRun
+from hpotool.formatting import format_choice, natural_key
+from hpotool.run_folders import FINAL_RUN_NAME, RUN_FILES, SavedRun
 from hpotool.strict_json import dump_json
 from hpotool.yamlfile import dump_yaml
 
@@ -292,20 +292,92 @@ def _damaged(path: Path, exc: Exception) -> str | None:
 
 
 def _refuse_a_folder_of_runs(folder: Path) -> None:
-    """Refuse train-from-best's --out folder (summary.json beside trial<N>-seed<S>/), which holds one run per
-    trial and seed and no model.pt of its own, naming its runs: it was "model.pt: no such file"."""
-    if (folder / "model.pt").exists():
+    """Refuse a folder that is not a run folder but holds run folders, naming them: train-from-best's --out
+    (summary.json beside trial<N>-seed<S>/), runs/<project>/ (train's runs, and train-from-best's folders of
+    runs); and one that holds none (an export folder, studies/<name>/). Both were "model.pt: no such file".
+    A run of a user's training function, saved without a model.pt, is named too: given, it says why it has
+    none."""
+    if (folder / "model.pt").exists() or _is_run(folder):  # a run folder: its own errors follow
         return
     try:
-        runs = sorted(p.name for p in folder.iterdir() if (p / "model.pt").is_file())
+        runs = _runs_in(folder)
     except OSError:
         return
-    if runs:
-        shown = ", ".join(runs[:4]) + (", ..." if len(runs) > 4 else "")
+    if not runs:
         raise HpoError(
-            f"{folder}: holds the runs train-from-best saved ({shown}), not one run; give one of them: "
-            f"load_model({str(folder / runs[0])!r})"
+            f"{folder}: holds no saved run, nor do the folders in it; give a run folder, or its model.pt, as "
+            f"hpotool train and train-from-best print it"
         )
+    shown = ", ".join(runs[:4]) + (", ..." if len(runs) > 4 else "")
+    final = all(FINAL_RUN_NAME.fullmatch(run) for run in runs)
+    held = "the runs train-from-best saved" if final else "saved runs"
+    best = _ranked_first(folder, runs) if final else None
+    # the first listed was the lowest trial number: of --top-k 3, maybe the one that ranked last
+    example = f"load_model({str(folder / (best or runs[0]))!r})"
+    found = FINAL_RUN_NAME.fullmatch(best or "")
+    ranked = f" (trial {found[1]} ranks first in summary.json)" if found else ""
+    raise HpoError(f"{folder}: holds {held} ({shown}), not one run; give one of them: {example}{ranked}")
+
+
+def _ranked_first(folder: Path, runs: list[str]) -> str | None:
+    """The first run of the trial that train-from-best's summary.json in `folder` ranks first, where it is one
+    of `runs`; None where there is no such summary (the command was stopped before it wrote one)."""
+    import json
+
+    try:
+        candidates = json.loads((folder / "summary.json").read_text(encoding="utf-8"))["candidates"]
+        names = [Path(run["folder"]).name for run in candidates[0]["runs"]]
+    except (OSError, UnicodeDecodeError, ValueError, KeyError, IndexError, TypeError):
+        return None
+    return next((run for run in runs if run in names), None)
+
+
+def _runs_in(folder: Path) -> list[str]:
+    """The run folders (`_is_run`) in `folder` and in the folders in it, by their paths from it, in number
+    order (trial2-seed0 before trial10-seed0; as strings, trial10 came first). A folder in it that cannot be
+    read is passed over."""
+    runs: list[str] = []
+    for sub in folder.iterdir():
+        if _is_run(sub):
+            runs.append(sub.name)
+        elif sub.is_dir() and not sub.is_symlink():
+            try:
+                runs += [f"{sub.name}/{p.name}" for p in sub.iterdir() if _is_run(p)]
+            except OSError:
+                continue
+    return sorted(runs, key=natural_key)
+
+
+def _is_run(folder: Path) -> bool:
+    """Whether `folder` holds a saved run: its model.pt, or (a user's training function keeps its own model)
+    its config.yaml beside its metrics.json."""
+    if (folder / "model.pt").is_file():
+        return True
+    return (folder / "config.yaml").is_file() and (folder / "metrics.json").is_file()
+
+
+def _built(path: Path, cfg: RunConfig, shapes: dict[str, Any], changed: str) -> nn.Module:
+    """The saved run's model, built by its class for the saved data shapes (its weights not loaded yet).
+
+    Raises:
+        HpoError: a user's model class raised as it was built (a file its __init__ reads is missing), naming
+            the model.pt, the class and the exception (chained: Python's traceback shows it whole), or is
+            refused by hpotool's checks on a model (`changed`: its code changed since the run was saved).
+    """
+    from hpotool.parts import make_model
+    from hpotool.user_code import described, raised_by_hpotool, user_frame
+
+    try:
+        return make_model(cfg, tuple(shapes["input_shape"]), int(shapes["out_features"]))
+    except Exception as exc:
+        if ":" not in cfg.model.name:  # a built-in model: hpotool's bug
+            raise
+        # hpotool's own refusal, as in training: layers in a plain list, or no nn.Module returned
+        if user_frame(exc) is None and raised_by_hpotool(exc):
+            raise HpoError(f"{path}: {exc}; {changed}") from None
+        # the user's __init__ raised (or a library it called): a traceback ended the user's script, naming
+        # neither the run nor the class
+        raise HpoError(f"{path}: cannot build model {cfg.model.name}: {described(exc)}") from exc
 
 
 def load_model(path: Path | str, device: str = "cpu") -> tuple[nn.Module, RunConfig, dict[str, float]]:
@@ -315,7 +387,8 @@ def load_model(path: Path | str, device: str = "cpu") -> tuple[nn.Module, RunCon
     A custom model (`package.module:Name`) must be importable, as when training; the dataset need not be.
 
     Raises:
-        HpoError: the file is missing or is not an hpotool model.
+        HpoError: the file is missing or is not an hpotool model, or the model's class cannot be imported,
+            no longer fits the saved weights, or raised as it was built (the exception chained to it).
     """
     import torch
 
@@ -323,7 +396,6 @@ def load_model(path: Path | str, device: str = "cpu") -> tuple[nn.Module, RunCon
     from hpotool.components import resolve_component
     from hpotool.device import resolve_device
     from hpotool.import_hints import imports_for, python_caller
-    from hpotool.parts import make_model
 
     path = Path(path)
     if path.is_dir():  # the run folder, as train and train-from-best print it
@@ -332,7 +404,9 @@ def load_model(path: Path | str, device: str = "cpu") -> tuple[nn.Module, RunCon
     # torch's error lists its 20 device types; "cpu:0" failed in torch.load
     if not DEVICE_PATTERN.match(device):
         raise HpoError(f"device: must be auto, cpu, cuda, cuda:N or mps, got {format_choice(device)}")
-    target = resolve_device(device)  # a device this machine lacks is said so, not blamed on the file
+    target = resolve_device(
+        device, "device="
+    )  # a device this machine lacks is said so, not blamed on the file
     try:
         payload = torch.load(path, map_location=target, weights_only=True)
     except FileNotFoundError:
@@ -378,7 +452,7 @@ def load_model(path: Path | str, device: str = "cpu") -> tuple[nn.Module, RunCon
             check_component("model", cfg.model.name, cfg.model.kwargs)
         except ValueError as exc:
             raise HpoError(f"{path}: model: {exc}; {changed}") from None
-        model = make_model(cfg, tuple(shapes["input_shape"]), int(shapes["out_features"]))
+        model = _built(path, cfg, shapes, changed)
     try:
         model.load_state_dict(payload["state_dict"])
     except RuntimeError as exc:  # "Error(s) in loading state_dict for Net:", then a line per mismatch
