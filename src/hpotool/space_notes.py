@@ -201,11 +201,11 @@ def configurations_text(space: Mapping[str, Param]) -> str | None:
 
 def repeat_notes(opt: OptimizeConfig, sampler: BaseSampler, opt_path: str) -> tuple[str, ...]:
     """A note where the sampler repeats configurations already run, each trained again with the same values
-    (whether to the same result depends on the trainer, which a note before the run cannot know), with no word: `cmaes` over
-    a space of few configurations with a numeric parameter of few values (it draws them continuously and rounds:
-    model.layers 1..4 ran 2 in five trials of eight, and its search narrows onto one configuration), and
-    `gp` over only categorical parameters (it may propose a configuration it has run; 32 configurations
-    ran 15 in 25 trials, TPE 18). Where a parameter is continuous, no configuration repeats."""
+    (to the same result or not: that rests on the trainer, which a note before the run cannot know), with no
+    word: `cmaes` over a space of few configurations with a numeric parameter of few values (it draws them
+    continuously and rounds: model.layers 1..4 ran 2 in five trials of eight, and its search narrows onto one
+    configuration), and `gp` over only categorical parameters (it may propose a configuration it has run; 32
+    configurations ran 15 in 25 trials, TPE 18). Where a parameter is continuous, no configuration repeats."""
     space = opt.search_space
     configurations = configurations_text(space)
     if configurations is None:
