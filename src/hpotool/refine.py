@@ -306,18 +306,14 @@ def _kept_or_narrowed(
             ),
         )
     if len(on.trials) < MIN_EVIDENCE:
-        few = f"{name}: kept {range_text(p)}; {trials_text(len(on.trials))} to rank"
-        if not evidence.earlier_ranked:
-            return p, None, f"{few}, too few to narrow by ({MIN_EVIDENCE} needed)"
-        return (
-            p,
-            None,
-            (
-                f"{few} ran under the current run config, too few to narrow by ({MIN_EVIDENCE} needed): the "
-                f"{evidence.earlier_ranked} that ran under an earlier one, before --allow-changed-config changed it, "
-                f"would not reproduce their values"
-            ),
+        earlier = evidence.earlier_ranked
+        under = " ran under the current run config," if earlier else ","
+        left_out = (
+            f": the {earlier} that ran under an earlier one, before --allow-changed-config changed it, would "
+            f"not reproduce their values"
         )
+        few = f"too few to narrow by ({MIN_EVIDENCE} needed){left_out if earlier else ''}"
+        return p, None, f"{name}: kept {range_text(p)}; {trials_text(len(on.trials))} to rank{under} {few}"
     if values:
         narrowed, value, change = narrow_range(p, name, values)
         if narrowed is None and unsettled:  # one choice, which applies only where the condition holds
