@@ -421,3 +421,23 @@ def test_a_constrained_trial_s_pareto_front_leaves_out_infeasible_trials(
         "Pareto front: 1 trial",  # trial 0 alone: 1 is infeasible
         "Pareto front: 2 trials",
     ], lines
+
+
+def test_a_trial_s_new_best_mark_is_judged_as_that_trial_finished() -> None:
+    # With --workers the main process prints a trial's line once it sees it finished: trial 0, the best as
+    # it finished, had no "new best" when trial 1, better, finished before its line was printed (the study's
+    # best as the line was printed). Now each line's mark is judged among the trials finished by then; a
+    # later trial that only ties the best is no news.
+    out = io.StringIO()
+    study = optuna.create_study(direction="maximize")
+    observer = RichObserver(Console(file=out, width=200, color_system=None), "val_accuracy")
+    observer.study_started(study, 4, 0)
+    for value in (0.8, 0.9, 0.7, 0.9):  # 0 and 1 each the best as it finished; 3 ties 1
+        trial = study.ask()
+        trial.suggest_float("optimizer.lr", 1e-4, 1e-1, log=True)
+        study.tell(trial, value)
+    for trial in study.trials:  # each seen once all four had finished, as a busy main process does
+        observer.trial_finished(study, trial)
+    observer.progress.stop()
+    lines = [line for line in out.getvalue().splitlines() if line.startswith("trial")]
+    assert [line.endswith("  new best") for line in lines] == [True, True, False, False], lines

@@ -192,7 +192,7 @@ def test_cmaes_over_a_few_rounded_values_says_its_trials_repeat(
     assert _notes(tmp_path, run_dict, opt_dict) == (
         f"{tmp_path / 'o.yaml'}: sampler cmaes draws model.layers (4 values) as a continuous value rounded to "
         "its values, and no searched parameter is continuous: its trials repeat configurations already run, "
-        "training them again for the same result, often one trial after trial; use tpe, or grid or "
+        "training the same values again, often one trial after trial; use tpe, or grid or "
         "bruteforce, which run each of the space's 4 configurations once",
     )
     opt_dict["search_space"]["model.dropout"] = {"type": "float", "low": 0.0, "high": 0.5, "step": 0.25}
@@ -200,7 +200,7 @@ def test_cmaes_over_a_few_rounded_values_says_its_trials_repeat(
     assert _notes(tmp_path, run_dict, opt_dict) == (
         f"{tmp_path / 'o.yaml'}: sampler cmaes draws model.layers (4 values), model.dropout (3 values) as a "
         "continuous value rounded to their values, and no searched parameter is continuous: its trials repeat "
-        "configurations already run, training them again for the same result, often one trial after trial; "
+        "configurations already run, training the same values again, often one trial after trial; "
         "use tpe, or grid or bruteforce, which run each of the space's 24 configurations once",
     )
     opt_dict["search_space"]["optimizer.lr"] = {"type": "float", "low": 1e-3, "high": 1e-1, "log": True}
@@ -231,7 +231,7 @@ def test_gp_over_only_categorical_parameters_says_it_may_repeat_one(
     }
     assert _notes(tmp_path, run_dict, opt_dict) == (
         f"{tmp_path / 'o.yaml'}: sampler gp over only categorical parameters (model.activation, optimizer.name: "
-        "6 configurations) may propose a configuration already run, training it again for the same result; "
+        "6 configurations) may propose a configuration already run, training the same values again; "
         "use tpe, or bruteforce, which runs each configuration once",
     )
     opt_dict["search_space"]["optimizer.momentum"] = {  # 2 x (2 + 2): 8 configurations, not 12

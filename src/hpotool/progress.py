@@ -77,25 +77,36 @@ def stop(progress: Progress) -> None:
     progress.live.stop()
 
 
+def _finished_order(trial: FrozenTrial) -> tuple[Any, int]:
+    """When `trial` finished, a tie in finishing time (MySQL keeps whole seconds) broken by number."""
+    return (trial.datetime_complete, trial.number)
+
+
 def _front_as_of(study: optuna.Study, trial: FrozenTrial) -> list[FrozenTrial]:
-    """The study's Pareto front (`study.best_trials`, constraints respected as Optuna does) of the trials that
-    had finished when `trial` did: with --workers a trial's line is printed once the main process sees it,
-    when later trials may have finished too (trial 0's line said "Pareto front: 2 trials", counting trial 1).
-    A tie in finishing time (MySQL keeps whole seconds) counts the lower number as earlier."""
+    """The study's Pareto front (`study.best_trials`, constraints respected as Optuna does; with one
+    objective, the trials of the best value) of the trials that had finished when `trial` did: with --workers
+    a trial's line is printed once the main process sees it, when later trials may have finished too (trial
+    0's line said "Pareto front: 2 trials", counting trial 1, and had no "new best" when trial 1 beat it)."""
     from optuna.study._multi_objective import _get_pareto_front_trials_by_trials
 
     trials = study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))
-    when = (trial.datetime_complete, trial.number)
+    if trial.datetime_complete is None:
+        return []
     by_then = [
-        t
-        for t in trials
-        if t.datetime_complete is not None and when[0] is not None and (t.datetime_complete, t.number) <= when
+        t for t in trials if t.datetime_complete is not None and _finished_order(t) <= _finished_order(trial)
     ]
     return _get_pareto_front_trials_by_trials(
         by_then,
         study.directions,
         consider_constraint=any(t.constraints for t in trials),  # as best_trials
     )
+
+
+def _new_best(study: optuna.Study, trial: FrozenTrial) -> bool:
+    """Whether `trial` was the single-objective study's best as it finished: the first to reach the best
+    value of the trials finished by then (a later tie is no news)."""
+    front = _front_as_of(study, trial)
+    return bool(front) and min(front, key=_finished_order).number == trial.number
 
 
 class RunProgress:
@@ -203,8 +214,10 @@ class RichObserver:
                     mark = f"  Pareto front: {counted(len(_front_as_of(study, trial)), 'trial')}"
             else:
                 b = study.best_trial
-                best = f"best {format_value(b.value)} (#{b.number})"
-                mark = "  new best" if b.number == trial.number else ""
+                best = f"best {format_value(b.value)} (#{b.number})"  # the bar's: now
+                # the line's: as this trial finished
+                if trial.state == TrialState.COMPLETE and _new_best(study, trial):
+                    mark = "  new best"
             self.progress.update(self.trials_task, info=best)
         except ValueError:  # no complete trial yet
             pass

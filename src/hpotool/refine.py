@@ -19,7 +19,7 @@ from hpotool.audit import (
 from hpotool.conditions import holds
 from hpotool.config import OptimizeConfig, RunConfig
 from hpotool.errors import HpoError
-from hpotool.fingerprint import earlier_base_trials, ran_under_current_base
+from hpotool.fingerprint import earlier_base_trials
 from hpotool.formatting import counted, format_value
 from hpotool.importance import Basis, basis
 from hpotool.overrides import apply_overrides, leaf_values
@@ -69,9 +69,8 @@ class _Evidence:
     report: AuditReport
     on: Basis  # the trials the audit's importances rest on: those that ran under the current base run config
     top: list[FrozenTrial]  # the best `keep_top` of them
-    current: int  # how many they are
-    # how many the study ranks that ran under an earlier one (`--allow-changed-config`): left out
-    earlier: int
+    earlier: set[int]  # the study's trials that ran under an earlier one (`--allow-changed-config`): left out
+    earlier_ranked: int  # how many of those the audit of every trial ranks
     best: FrozenTrial  # the best of `on`'s trials
     feasible: list[FrozenTrial]  # the complete trials that meet the constraints, under any base
     decoded: dict[int, dict[str, Any]]  # each trial's values by its number, list choices as lists
@@ -97,15 +96,14 @@ def refine_study(
     if not 0 < keep_top <= 1:
         raise HpoError(f"--keep-top must be in (0, 1], got {keep_top}")
     attrs = study.user_attrs  # read once: each read queries the storage
-    current = _current_base_view(study, attrs)
-    if current is not study:  # the audit given rests on every trial, those of an earlier base among them
+    current, earlier = _current_base_view(study, attrs)
+    if report is None or earlier:  # one given (audit's) rests on every trial, an earlier base's among them
         report = audit_study(current, next_stage=False)
-    report = report or audit_study(study, next_stage=False)
     space = stored_space(study)
     run = stored_run_config(study)  # names a component that fails to import, or what else is wrong
     stored_opt = dict(attrs["optimize_config"])
     direction = study.direction.name.lower()
-    evidence = _evidence(study, current, attrs, report, space, run, direction, keep_top)
+    evidence = _evidence(study, current, earlier, report, space, run, direction, keep_top)
     new_space, fixed, changes = _first_space(space, evidence)
     if not new_space:
         raise _nothing_left(study, space, fixed, changes, keep_top)
@@ -114,13 +112,14 @@ def refine_study(
     changes = _settle_conditions(new_space, stage_run, fixed, changes)
     if not new_space:
         raise _nothing_left(study, space, fixed, changes, keep_top)
-    if evidence.earlier and evidence.current >= MIN_EVIDENCE and any(" narrowed " in c for c in changes):
+    ranked = len(evidence.on.trials)
+    if evidence.earlier_ranked and ranked >= MIN_EVIDENCE and any(" narrowed " in c for c in changes):
         changes.append(
-            f"narrowed the ranges around the top of the {trials_text(evidence.current)} that ran under the current "
-            f"run config, leaving out the {evidence.earlier} that ran under an earlier one, before "
+            f"narrowed the ranges around the top of the {trials_text(ranked)} that ran under the current "
+            f"run config, leaving out the {evidence.earlier_ranked} that ran under an earlier one, before "
             f"--allow-changed-config changed it"
         )
-    enqueue, left_out = _warm_start(evidence, direction, new_space, pinned, attrs)
+    enqueue, left_out = _warm_start(evidence, direction, new_space, pinned)
     fit = "fits" if len(enqueue) == 1 else "fit"
     changes.append(
         f"enqueued the {counted(len(enqueue), 'best trial')} that {fit} the new space as a warm start"
@@ -152,12 +151,13 @@ def refine_study(
     )
 
 
-def _current_base_view(study: optuna.Study, study_attrs: dict[str, Any]) -> optuna.Study:
+def _current_base_view(study: optuna.Study, study_attrs: dict[str, Any]) -> tuple[optuna.Study, set[int]]:
     """`study` as far as its trials that ran under its current base run config go, which the stage trains
-    with; `study` itself where every trial did. A study resumed with --allow-changed-config ranked its
-    earlier trials by values the current base would not reproduce: the stage's edges, importances, fixed
-    values and top trials rest on the others alone (before, its narrowed ranges and warm start did, but its
-    widened edges, importances and a negligible parameter's fixed value came from every trial).
+    with (`study` itself where every trial did), and the numbers of those that did not. A study resumed with
+    --allow-changed-config ranked its earlier trials by values the current base would not reproduce: the
+    stage's edges, importances, fixed values and top trials rest on the others alone (before, its narrowed
+    ranges and warm start did, but its widened edges, importances and a negligible parameter's fixed value
+    came from every trial).
 
     Raises:
         HpoError: where no trial that ran under the current base completed and met the constraints.
@@ -169,7 +169,7 @@ def _current_base_view(study: optuna.Study, study_attrs: dict[str, Any]) -> optu
     trials = study.get_trials(deepcopy=False)
     earlier = set(earlier_base_trials(study_attrs, trials))
     if not earlier:
-        return study
+        return study, earlier
     view = StudySnapshot(study, [t for t in trials if t.number not in earlier])
     complete = view.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))
     if not any(is_feasible(t) for t in complete):
@@ -182,13 +182,13 @@ def _current_base_view(study: optuna.Study, study_attrs: dict[str, Any]) -> optu
             f"--allow-changed-config changed it would not reproduce their values under it: run more trials first "
             f"(hpotool optimize {study_options(study)} --n-trials {len(trials) + 10}, say)"
         )
-    return view
+    return view, earlier
 
 
 def _evidence(
     study: optuna.Study,
     current: optuna.Study,
-    study_attrs: dict[str, Any],
+    earlier: set[int],
     report: AuditReport,
     space: dict[str, Param],
     run: RunConfig,
@@ -196,23 +196,23 @@ def _evidence(
     keep_top: float,
 ) -> _Evidence:
     """The trials the stage narrows around and warm-starts with, and the config the best trial trained.
-    `current`: `study` as far as its trials that ran under the current base run config go
-    (`_current_base_view`), which the stage trains with, and which `report` audits: ranges narrow around its
-    top trials, and its best trial is the one a widened range trains at; a trial started before an
-    --allow-changed-config that changed the base ranked by values that base would not reproduce (as the warm
-    start leaves it out)."""
+    `current`: `study` as far as its trials that ran under the current base run config go, the `earlier`
+    ones left out (`_current_base_view`), which the stage trains with, and which `report` audits: ranges
+    narrow around its top trials, and its best trial is the one a widened range trains at; a trial started
+    before an --allow-changed-config that changed the base ranked by values that base would not reproduce
+    (as the warm start leaves it out)."""
     from optuna.trial import TrialState
 
     complete = study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))
     # every base's: the warm start names those it leaves out
     feasible = [t for t in complete if is_feasible(t)]
     on = basis(current)
-    earlier = 0 if current is study else len(earlier_base_trials(study_attrs, basis(study).trials))
+    earlier_ranked = sum(t.number in earlier for t in basis(study).trials) if earlier else 0
     top = on.top(direction, keep_top)
     best = best_trials(current)[0]
     decoded = {t.number: decode_params(t.params, space) for t in [*top, *feasible]}  # list choices as lists
     at_best = as_trained(run, decode_params(best.params, space)) or run  # where a widened range must train
-    return _Evidence(report, on, top, len(on.trials), earlier, best, feasible, decoded, at_best)
+    return _Evidence(report, on, top, earlier, earlier_ranked, best, feasible, decoded, at_best)
 
 
 def _first_space(
@@ -305,25 +305,15 @@ def _kept_or_narrowed(
                 f"({format_value(on.trials[0].value)}), so none is better to narrow around"
             ),
         )
-    if evidence.earlier and evidence.current < MIN_EVIDENCE:
-        return (
-            p,
-            None,
-            (
-                f"{name}: kept {range_text(p)}; {trials_text(evidence.current)} to rank ran under the current run "
-                f"config, too few to narrow by ({MIN_EVIDENCE} needed): the {evidence.earlier} that ran under an "
-                f"earlier one, before --allow-changed-config changed it, would not reproduce their values"
-            ),
+    if len(on.trials) < MIN_EVIDENCE:
+        earlier = evidence.earlier_ranked
+        under = " ran under the current run config," if earlier else ","
+        left_out = (
+            f": the {earlier} that ran under an earlier one, before --allow-changed-config changed it, would "
+            f"not reproduce their values"
         )
-    if evidence.report.basis_trials < MIN_EVIDENCE:
-        return (
-            p,
-            None,
-            (
-                f"{name}: kept {range_text(p)}; {trials_text(evidence.report.basis_trials)} to rank, too few to narrow by "
-                f"({MIN_EVIDENCE} needed)"
-            ),
-        )
+        few = f"too few to narrow by ({MIN_EVIDENCE} needed){left_out if earlier else ''}"
+        return p, None, f"{name}: kept {range_text(p)}; {trials_text(len(on.trials))} to rank{under} {few}"
     if values:
         narrowed, value, change = narrow_range(p, name, values)
         if narrowed is None and unsettled:  # one choice, which applies only where the condition holds
@@ -402,7 +392,6 @@ def _warm_start(
     direction: str,
     space: dict[str, Param],
     pinned: dict[str, Any],
-    study_attrs: dict[str, Any],
 ) -> tuple[list[dict[str, Any]], list[int]]:
     """The values of the best trials (`ENQUEUE_TOP` at most, each set once) that fit the stage's `space`,
     with each key `pinned` below a searched section at its one choice; and the numbers of those among the
@@ -410,7 +399,7 @@ def _warm_start(
     one (`--allow-changed-config`), which the stage trains with: there they would not reproduce their values.
     The best trials that ran under it take their place."""
     ranked = _best_first(evidence.feasible, direction)  # never a trial that broke the constraints
-    current = [t for t in ranked if ran_under_current_base(study_attrs, t.number)]
+    current = [t for t in ranked if t.number not in evidence.earlier]
     kept = {t.number for t in current}
     left_out = [t.number for t in ranked[:ENQUEUE_TOP] if t.number not in kept]
     enqueue: list[dict[str, Any]] = []

@@ -84,11 +84,13 @@ def repeats_note(trials: Iterable[FrozenTrial], study_attrs: dict[str, Any]) -> 
         result = "training it again for the same result"
     else:
         named = ", ".join(f"#{n}" for n in differ[:_SHOWN]) + (", ..." if len(differ) > _SHOWN else "")
+        it = "it" if len(differ) == 1 else "they"
         result = (
-            f"training it again; {named} measured another result than the trial {'it' if len(differ) == 1 else 'they'} "
-            f"repeated, so training with the same values does not reproduce a result here"
+            f"training it again; {named} measured another result than the trial {it} repeated, so training "
+            f"with the same values does not reproduce a result here"
         )
-    return f"{len(pairs)} {did} a configuration already run ({shown}), {result}{_fix(study_attrs, [by_number[n] for n, _ in pairs])}"
+    fix = _fix(study_attrs, [by_number[n] for n, _ in pairs])
+    return f"{len(pairs)} {did} a configuration already run ({shown}), {result}{fix}"
 
 
 def _fix(study_attrs: dict[str, Any], repeats: list[FrozenTrial]) -> str:

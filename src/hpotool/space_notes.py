@@ -204,12 +204,12 @@ def configurations_text(space: Mapping[str, Param]) -> str | None:
 
 
 def repeat_notes(opt: OptimizeConfig, sampler: BaseSampler, opt_path: str) -> tuple[str, ...]:
-    """A note where the sampler repeats configurations already run, each trained again for nothing (a trial
-    trains with the run config's seed, so the same values give the same result), with no word: `cmaes` over
-    a space of few configurations with a numeric parameter of few values (it draws them continuously and rounds:
-    model.layers 1..4 ran 2 in five trials of eight, and its search narrows onto one configuration), and
-    `gp` over only categorical parameters (it may propose a configuration it has run; 32 configurations
-    ran 15 in 25 trials, TPE 18). Where a parameter is continuous, no configuration repeats."""
+    """A note where the sampler repeats configurations already run, each trained again with the same values
+    (to the same result or not: that rests on the trainer, which a note before the run cannot know), with no
+    word: `cmaes` over a space of few configurations with a numeric parameter of few values (it draws them
+    continuously and rounds: model.layers 1..4 ran 2 in five trials of eight, and its search narrows onto one
+    configuration), and `gp` over only categorical parameters (it may propose a configuration it has run; 32
+    configurations ran 15 in 25 trials, TPE 18). Where a parameter is continuous, no configuration repeats."""
     space = opt.search_space
     configurations = configurations_text(space)
     if configurations is None:
@@ -228,8 +228,8 @@ def repeat_notes(opt: OptimizeConfig, sampler: BaseSampler, opt_path: str) -> tu
             return (
                 f"{opt_path}: sampler cmaes draws {', '.join(few)} as a continuous value rounded to "
                 f"{'its values' if len(few) == 1 else 'their values'}, and no searched parameter is "
-                f"continuous: its trials repeat configurations already run, training them again for the same "
-                f"result, often one trial after trial; use tpe, or grid or bruteforce, which run each of the "
+                f"continuous: its trials repeat configurations already run, training the same values again, "
+                f"often one trial after trial; use tpe, or grid or bruteforce, which run each of the "
                 f"space's {configurations} once",
             )
     if isinstance(sampler, optuna.samplers.GPSampler) and all(
@@ -237,7 +237,7 @@ def repeat_notes(opt: OptimizeConfig, sampler: BaseSampler, opt_path: str) -> tu
     ):
         return (
             f"{opt_path}: sampler gp over only categorical parameters ({', '.join(space)}: {configurations}) "
-            f"may propose a configuration already run, training it again for the same result; use tpe, or "
+            f"may propose a configuration already run, training the same values again; use tpe, or "
             f"bruteforce, which runs each configuration once",
         )
     return ()

@@ -41,11 +41,7 @@ def redis_url_with_db(url: str, db: int) -> str:
     query = parse_qsl(parts.query, keep_blank_values=True)
     if any(k == "db" for k, _ in query) or parts.scheme.lower() == "unix":
         first = next((i for i, (k, _) in enumerate(query) if k == "db"), len(query))
-        query = (
-            [(k, v) for k, v in query[:first]]
-            + [("db", str(db))]
-            + [(k, v) for k, v in query[first:] if k != "db"]
-        )
+        query = [*query[:first], ("db", str(db)), *((k, v) for k, v in query[first:] if k != "db")]
         parts = parts._replace(query=urlencode(query))
     else:
         parts = parts._replace(path=f"/{db}")

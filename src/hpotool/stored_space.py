@@ -1,5 +1,6 @@
 """The search space a study stored, read back: validated (`stored_space`, which audit, refine and
-prune-audit read; `stored_space_or_none` for what reads it where it may be missing), and the keys it searches below a section it also searches whole (`shadowed_keys`)."""
+prune-audit read; `stored_space_or_none` for what reads it where it may be missing), and the keys it
+searches below a section it also searches whole (`shadowed_keys`)."""
 
 from __future__ import annotations
 

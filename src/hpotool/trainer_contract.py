@@ -39,11 +39,7 @@ def missing_metric(
     # A metric misspelt in the optimize config (val_r3 for the val_r2 fit returns) was told only to return
     # it from fit; and the study, made for the misspelt name, refuses the fixed config ("optimizes 'val_r3',
     # and the config says 'val_r2'"), so the line says to name a new study with it.
-    misspelt = [
-        (m, near[0])
-        for m in missing
-        if (near := closest(m, returned, n=1)) and edit_distance(m, near[0]) <= 2
-    ]
+    misspelt = [(m, near) for m in missing if (near := _misspelt(m, returned))]
     hint = (
         f" (did you mean {misspelt[0][1]!r}, which it returned? then fix the optimize config's metric, with a new "
         f"study_name: this study is made for {misspelt[0][0]!r})"
@@ -62,17 +58,19 @@ def missing_metric(
     )
 
 
+def _misspelt(metric: str, returned: list[str]) -> str | None:
+    """The name of `returned` that `metric` looks misspelt from (two edits at most); None where none is."""
+    near = closest(metric, returned, n=1)
+    return near[0] if near and edit_distance(metric, near[0]) <= 2 else None
+
+
 def unmeasured_constraint(
     function: str, metrics: dict[str, float], constraint: str, metric: str, reported: bool
 ) -> TrainerOutputError:
     """The mistake of a function whose returned dict lacks the value `metric` that `constraint` reads."""
     returned = [k for k in metrics if not (reported and k == "epoch_time")]
-    near = closest(metric, returned, n=1)  # a constraint misspelt (val_r3 for the val_r2 fit returns)
-    meant = (
-        f" (did you mean {near[0]!r}, which it returned?)"
-        if near and edit_distance(metric, near[0]) <= 2
-        else ""
-    )
+    near = _misspelt(metric, returned)  # a constraint misspelt (val_r3 for the val_r2 fit returns)
+    meant = f" (did you mean {near!r}, which it returned?)" if near else ""
     return TrainerOutputError(
         f"{function} returned {{{', '.join(returned)}}}, without {metric}, which constraints: {constraint} "
         f"reads{meant}; return it from fit, such as {{{metric!r}: 0.5}}, or drop the constraint"

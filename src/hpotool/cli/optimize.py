@@ -30,7 +30,7 @@ from hpotool.cli.optimize_options import (
 )
 from hpotool.cli.optimize_outcome import Outcome, say_interrupted
 from hpotool.cli.options import StorageOpt, StudyNameOpt
-from hpotool.cli.root import app, interruptible, user_errors
+from hpotool.cli.root import app, stoppable, user_errors
 from hpotool.cli.study_view import print_plan, print_summary
 from hpotool.cli.terminal import err_console, print_note, say, shown_url
 
@@ -73,7 +73,7 @@ def optimize(
     # optuna were imported or the study was created killed the process (-15), with nothing said.
     outcome = Outcome()
 
-    def run() -> None:
+    with stoppable(lambda: say_interrupted(outcome), caught_inside=True):
         from hpotool.cli.optimize_plan import OptimizeArgs
 
         args = OptimizeArgs(
@@ -98,8 +98,6 @@ def optimize(
         )
         with _reading_only(dry_run):
             _optimize(outcome, args)
-
-    interruptible(run, lambda: say_interrupted(outcome), caught_inside=True)
     summary = outcome.summary
     if summary is None:  # --dry-run
         return

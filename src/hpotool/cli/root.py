@@ -211,12 +211,6 @@ def _show_debug_log(debug: bool) -> None:
         logger.setLevel(logging.NOTSET)
 
 
-def interruptible(run: Callable[[], None], say: Callable[[], None], *, caught_inside: bool = False) -> None:
-    """`run()` inside `stoppable(say, caught_inside=caught_inside)`."""
-    with stoppable(say, caught_inside=caught_inside):
-        run()
-
-
 @contextmanager
 def stoppable(say: Callable[[], None], *, caught_inside: bool = False) -> Iterator[None]:
     """Inside, Ctrl-C and SIGTERM raise KeyboardInterrupt from its first line on; on one, `say` what it left

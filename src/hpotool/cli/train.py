@@ -10,7 +10,7 @@ import typer
 
 from hpotool.cli.options import DeviceOpt, EpochsOpt, ReadStorageOpt, RunConfigOpt, StudyNameReq, out_option
 from hpotool.cli.outputs import check_export_folder, refuse_stdout
-from hpotool.cli.root import app, interruptible, user_errors
+from hpotool.cli.root import app, stoppable, user_errors
 from hpotool.cli.terminal import err_console, escape, print_note
 from hpotool.errors import HpoError
 from hpotool.formatting import counted
@@ -37,9 +37,8 @@ def train(
     Ctrl-C or SIGTERM stops training, says whether the run was saved and exits 130 or 143.
     """
     made: list[Path] = []  # the run folder, once known
-    interruptible(
-        lambda: _train(run_config, epochs, device, seed, out, made), lambda: _say_run_interrupted(made, out)
-    )
+    with stoppable(lambda: _say_run_interrupted(made, out)):
+        _train(run_config, epochs, device, seed, out, made)
 
 
 def _say_run_interrupted(made: list[Path], out: Path | None) -> None:
@@ -167,10 +166,8 @@ def train_from_best(
     the same --out trains only the runs not saved.
     """
     training: list[tuple[Any, Path]] = []  # the plan and its folder, once training starts
-    interruptible(
-        lambda: _train_from_best(study_name, storage, epochs, seeds, top_k, trial, device, out, training),
-        lambda: _say_final_interrupted(training, out),
-    )
+    with stoppable(lambda: _say_final_interrupted(training, out)):
+        _train_from_best(study_name, storage, epochs, seeds, top_k, trial, device, out, training)
 
 
 def _say_final_interrupted(training: list[tuple[Any, Path]], out: Path | None) -> None:
