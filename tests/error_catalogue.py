@@ -3442,4 +3442,11 @@ CASES = [
             "    def forward(self, x):\n        return self.f(x)\n",
         },
     ),
+    Case(
+        "trainer-named-with-name",
+        "a training function given as trainer: {name: ...}, as the other sections name their component; before: "
+        "'required key is missing' alone",
+        "error: run.yaml: trainer.function: required key is missing; the trainer section names its function with function:, not name: (write function: mypkg.train:fit)",
+        run={"trainer": {"name": "mypkg.train:fit"}},
+    ),
 ]
