@@ -3438,4 +3438,29 @@ CASES = [
             "final/trial0-seed0/config.yaml": "epochs: 2\nbatchsize: 32\n",
         },
     ),
+    Case(
+        "model-init-fails-on-the-data-shape",
+        "a model of the user's whose constructor unpacks input_shape as C, H, W, given images without a channel; "
+        "before: only 'not enough values to unpack (expected 3, got 2)', not the shapes hpotool passed",
+        "error: run.yaml: model: ValueError: not enough values to unpack (expected 3, got 2) (at channel_net.py:7 in __init__); hpotool passed it out_features=3, input_shape=(8, 8), from the data",
+        run={"data": {"name": "channel_data:load"}, "model": {"name": "channel_net:Net"}},
+        files={
+            "channel_data.py": "import torch\n\n\ndef load():\n"
+            "    g = torch.Generator().manual_seed(0)\n"
+            "    return torch.randn(60, 8, 8, generator=g), torch.arange(60) % 3\n",
+            "channel_net.py": "from torch import nn\n\n\nclass Net(nn.Module):\n"
+            "    def __init__(self, input_shape, out_features):\n"
+            "        super().__init__()\n"
+            "        c, h, w = input_shape\n"
+            "        self.f = nn.Sequential(nn.Conv2d(c, 4, 3, padding=1), nn.Flatten(), nn.Linear(4 * h * w, out_features))\n\n"
+            "    def forward(self, x):\n        return self.f(x)\n",
+        },
+    ),
+    Case(
+        "trainer-named-with-name",
+        "a training function given as trainer: {name: ...}, as the other sections name their component; before: "
+        "'required key is missing' alone",
+        "error: run.yaml: trainer.function: required key is missing; the trainer section names its function with function:, not name: (write function: mypkg.train:fit)",
+        run={"trainer": {"name": "mypkg.train:fit"}},
+    ),
 ]

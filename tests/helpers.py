@@ -84,6 +84,23 @@ class ForwardsItsArguments(FragileModel):
         super().__init__(**kwargs)
 
 
+class SquareImage(nn.Module):
+    """A user's model that reads its flat samples as square images, refusing in its constructor a number of
+    features that makes none (the regression dataset's 10)."""
+
+    def __init__(self, in_features: int, out_features: int) -> None:
+        super().__init__()
+        side = int(in_features**0.5)
+        if side * side != in_features:
+            raise ValueError(f"{in_features} features make no square image")
+        self.net = nn.Sequential(
+            nn.Unflatten(1, (1, side, side)), nn.Flatten(), nn.Linear(in_features, out_features)
+        )
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.net(x.flatten(1))
+
+
 class SlippedHead(nn.Module):
     """A user's bug the check before trial 0 cannot see, as it tries a searched range's ends: for `width` 16
     its last layer gives `out_features + extra` columns, for the other widths `out_features`."""

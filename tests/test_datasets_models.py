@@ -200,6 +200,17 @@ def test_token_ids_returned_as_a_pair_are_told_to_come_as_a_dataset_object() -> 
         check_run(cfg, "run.yaml")
 
 
+def test_an_error_in_a_users_model_constructor_names_the_shapes_hpotool_passed_it() -> None:
+    """The constructor's own error ("10 features make no square image", at its line) did not say what
+    hpotool gave it, from the data, so the user could not tell whether the config, the data or the model
+    was wrong."""
+    run = {"data": {"name": "regression"}, "model": {"name": "tests.helpers:SquareImage"}, "device": "cpu"}
+    assert _check_refusal(run).endswith(
+        "in __init__); hpotool passed it in_features=10, out_features=1, from the data (each sample of x is "
+        "shaped (10,))"
+    )
+
+
 def test_a_model_that_hands_its_keyword_arguments_to_its_parent_is_built() -> None:
     """`def __init__(self, **kwargs): super().__init__(**kwargs)` was offered every shape and failed with the
     parent's "unexpected keyword argument 'input_shape'", which no config could fix."""

@@ -58,7 +58,8 @@ def test_a_trainer_that_misses_the_metric_stops_the_study_at_trial_0(
     reason = (
         "examples.torch_loop_trainer:fit returned {val_loss}, without val_accuracy, the "
         "study's metric; return it from fit, such as {'val_accuracy': 0.5} (the values given to report() do "
-        "not count), or optimize a metric it returns"
+        "not count), or optimize a metric it returns under a new study_name (this study is made for "
+        "'val_accuracy')"
     )
     created, error = result.stderr.strip().split("\n")  # the study it made, then the one line
     assert created == f"new study 'sine_loop' in {tmp_path / 'u.db'}"
@@ -95,6 +96,26 @@ def test_a_misspelt_metric_a_trainer_does_not_return_names_the_one_it_does(
     assert "optimizes 'val_lss', and the config says 'val_loss'; use another study_name" in refused.stderr
     opt.write_text(opt.read_text().replace("study_name: sine_loop", "study_name: sine_loop2"))
     optimize("examples/torch_loop_run.yaml", str(opt), storage, 1, exit_code=0)
+
+
+def test_a_metric_a_prefix_away_from_the_one_a_trainer_returns_names_it(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """`metric: loss` for a fit returning val_loss (or `f1` for val_f1) is no typo a letter or two off, so the
+    line told only to return `loss` from fit or optimize another metric, which the study made for `loss` then
+    refused. It names val_loss, and that the fix needs a new study_name."""
+    monkeypatch.chdir(REPO)
+    storage = f"sqlite:///{tmp_path / 'u.db'}"
+    opt = tmp_path / "o.yaml"
+    opt.write_text(
+        (REPO / "examples/torch_loop_optimize.yaml").read_text().replace("metric: val_loss", "metric: loss")
+    )
+    result = optimize("examples/torch_loop_run.yaml", str(opt), storage, 3, exit_code=2)
+    assert (
+        "examples.torch_loop_trainer:fit returned {val_loss}, without loss, the study's metric (did you mean "
+        "'val_loss', which it returned? then fix the optimize config's metric, with a new study_name: this study "
+        "is made for 'loss'); return it from fit"
+    ) in result.stderr
 
 
 def test_a_study_of_n_params_with_a_training_function_is_told_to_count_its_model(

@@ -122,6 +122,10 @@ def misspelt_missing_key(err: Any) -> str:
     missing = str(err["loc"][-1])
     if not isinstance(given, dict):
         return ""
+    # `trainer: {name: mypkg.train:fit}`, as every other section names its component, was told only that
+    # `function` is missing, and `name` was kept as one of the function's own keys
+    if missing == "function" and isinstance(given.get("name"), str):
+        return f"; the trainer section names its function with function:, not name: (write function: {given['name']})"
     for key in given:
         if isinstance(key, str) and did_you_mean(key, [missing]):
             return f"; {key!r} is given: did you mean {missing!r}?"

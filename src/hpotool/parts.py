@@ -36,16 +36,22 @@ def build_model(cfg: RunConfig, data: PreparedData) -> nn.Module:
 def make_model(cfg: RunConfig, input_shape: tuple[int, ...], out_features: int) -> nn.Module:
     """Instantiate the model for data of these shapes (what `build_model` and a saved model use)."""
     cls = resolve_component("model", cfg.model.name)
+    model = construct(cls, (), shape_arguments(cfg, input_shape, out_features), cfg.model.kwargs)
+    if not isinstance(model, nn.Module):
+        raise TypeError(f"model {cfg.model.name!r} returned {type(model).__name__}, not a torch.nn.Module")
+    _check_registered(model)
+    return model
+
+
+def shape_arguments(cfg: RunConfig, input_shape: tuple[int, ...], out_features: int) -> dict[str, Any]:
+    """The data's shapes hpotool passes the model, those of `in_features`, `out_features` and `input_shape`
+    that its signature asks for."""
     shapes = {
         "in_features": int(np.prod(input_shape)),
         "out_features": out_features,
         "input_shape": tuple(input_shape),
     }
-    model = construct(cls, (), pick_kwargs(cls, shapes), cfg.model.kwargs)
-    if not isinstance(model, nn.Module):
-        raise TypeError(f"model {cfg.model.name!r} returned {type(model).__name__}, not a torch.nn.Module")
-    _check_registered(model)
-    return model
+    return pick_kwargs(resolve_component("model", cfg.model.name), shapes)
 
 
 def _check_registered(model: nn.Module) -> None:

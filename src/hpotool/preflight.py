@@ -19,12 +19,25 @@ from hpotool.datasets import TensorData
 from hpotool.errors import RunCheckError
 from hpotool.loss_checks import PairwiseWatch, check_loss_is_a_mean, check_loss_value, refuse_pairwise_loss
 from hpotool.lr_schedule import build_schedule
-from hpotool.model_hints import forward_needs_more, needs_a_channel, needs_flat_input, wants_integer_ids
+from hpotool.model_hints import (
+    forward_needs_more,
+    needs_a_channel,
+    needs_flat_input,
+    number_spelling_hint,
+    wants_integer_ids,
+)
 from hpotool.output_checks import check_output
-from hpotool.parts import assemble_trainer, build_model, build_optimizer, model_dtype
+from hpotool.parts import (
+    assemble_trainer,
+    build_model,
+    build_optimizer,
+    model_dtype,
+    model_out_features,
+    shape_arguments,
+)
 from hpotool.step_faults import building_hint, step_hint
 from hpotool.trainer import input_changed, same_values
-from hpotool.user_code import described, refusing_exit
+from hpotool.user_code import described, raised_by_hpotool, refusing_exit, user_frame
 
 DRY_RUN_SAMPLES = 8
 
@@ -54,7 +67,7 @@ def dry_run(cfg: RunConfig, data: PreparedData, *, step: bool = True) -> None:
         RunCheckError: naming the section (model, optimizer, scheduler, loss) or the step that failed.
     """
     with _part("model", cfg.model):
-        model = build_model(cfg, data)
+        model = _build_model(cfg, data)
         _check_trainable(model)
     with _part("optimizer", cfg.optimizer):
         optimizer = build_optimizer(cfg, model)
@@ -75,6 +88,29 @@ def dry_run(cfg: RunConfig, data: PreparedData, *, step: bool = True) -> None:
     check_output(cfg, data, val, out, loss_fn)
     _check_loss(model, loss_fn, trainer, val, data.task)
     _train_one_step(cfg, data, trainer, train, val, k)
+
+
+def _build_model(cfg: RunConfig, data: PreparedData) -> nn.Module:
+    """`build_model`, where an error in the user's own model code names the shapes hpotool passed it: a
+    constructor's `c, h, w = input_shape` on samples without a channel said only "not enough values to
+    unpack (expected 3, got 2)", not what the data gave it.
+
+    Raises:
+        RunCheckError: the user's model code failed given the data's shapes.
+    """
+    try:
+        return build_model(cfg, data)
+    except Exception as exc:
+        if user_frame(exc) is None or raised_by_hpotool(exc) or number_spelling_hint("model", cfg.model, exc):
+            raise  # not the user's code, or a number spelt wrong in the config: `_part` says so
+        passed = shape_arguments(cfg, data.input_shape, model_out_features(cfg, data))
+        if not passed:
+            raise
+        said = ", ".join(f"{k}={v!r}" for k, v in passed.items())
+        shape = "" if "input_shape" in passed else f" (each sample of x is shaped {tuple(data.input_shape)})"
+        raise RunCheckError(
+            "model", f"{described(exc)}; hpotool passed it {said}, from the data{shape}"
+        ) from None
 
 
 def _forward(model: nn.Module, val: TensorData, data: PreparedData) -> Any:

@@ -39,7 +39,7 @@ def missing_metric(
     # A metric misspelt in the optimize config (val_r3 for the val_r2 fit returns) was told only to return
     # it from fit; and the study, made for the misspelt name, refuses the fixed config ("optimizes 'val_r3',
     # and the config says 'val_r2'"), so the line says to name a new study with it.
-    misspelt = [(m, near) for m in missing if (near := _misspelt(m, returned))]
+    misspelt = [(m, meant) for m in missing if (meant := _meant(m, returned)) is not None]
     hint = (
         f" (did you mean {misspelt[0][1]!r}, which it returned? then fix the optimize config's metric, with a new "
         f"study_name: this study is made for {misspelt[0][0]!r})"
@@ -54,14 +54,32 @@ def missing_metric(
     return TrainerOutputError(
         f"{function} returned {{{', '.join(returned)}}}, without {', '.join(missing)}, {which}{hint}; return {it} "
         f"from fit, such as {{{missing[0]!r}: 0.5}} (the values given to report() do not count), or optimize "
-        f"a metric it returns"
+        f"a metric it returns{'' if misspelt else _new_study(missing)}"
     )
+
+
+def _meant(metric: str, returned: list[str]) -> str | None:
+    """The metric fit returned that the study's `metric` most likely meant: one a letter or two off (val_r3
+    for val_r2), or the one name that differs from it by a prefix (f1 for the val_f1 fit returns, or the
+    other way round), which is no typo for closest() to find; None where none is."""
+    if (near := _misspelt(metric, returned)) is not None:
+        return near
+    key = metric.casefold()
+    affixed = [r for r in returned if r.casefold().endswith("_" + key) or key.endswith("_" + r.casefold())]
+    return affixed[0] if len(affixed) == 1 else None
 
 
 def _misspelt(metric: str, returned: list[str]) -> str | None:
     """The name of `returned` that `metric` looks misspelt from (two edits at most); None where none is."""
     near = closest(metric, returned, n=1)
     return near[0] if near and edit_distance(metric, near[0]) <= 2 else None
+
+
+def _new_study(missing: list[str]) -> str:
+    """Why optimizing another metric needs a new study: the study is made for `missing`, and refuses the
+    optimize config changed to another metric ("optimizes 'f1', and the config says 'val_f1'"), where the
+    line had said to run the same command."""
+    return f" under a new study_name (this study is made for {', '.join(repr(m) for m in missing)})"
 
 
 def unmeasured_constraint(
