@@ -90,9 +90,9 @@ def _front_as_of(study: optuna.Study, trial: FrozenTrial) -> list[FrozenTrial]:
     from optuna.study._constrained_optimization import _is_constrained_optimization
     from optuna.study._multi_objective import _get_pareto_front_trials_by_trials
 
-    trials = study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))
     if trial.datetime_complete is None:
         return []
+    trials = study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))
     by_then = [
         t for t in trials if t.datetime_complete is not None and _finished_order(t) <= _finished_order(trial)
     ]
