@@ -14,7 +14,7 @@ from typing import Any
 import optuna
 import pytest
 import yaml
-from hypothesis import HealthCheck, assume, given, settings
+from hypothesis import HealthCheck, assume, example, given, settings
 from hypothesis import strategies as st
 from typer.testing import CliRunner
 
@@ -26,7 +26,7 @@ from hpotool.errors import HpoError
 from hpotool.formatting import format_param
 from hpotool.param_values import contains
 from hpotool.refine import next_study_name, refine_study
-from hpotool.search_space import CategoricalParam
+from hpotool.search_space import CategoricalParam, FloatParam
 from hpotool.stage_files import write_refinement
 from hpotool.storage import study_options
 from hpotool.suggestion import suggest
@@ -1629,6 +1629,19 @@ def _in_trainer(space: dict[str, Any]) -> dict[str, Any]:
 
 @settings(max_examples=25, deadline=None, suppress_health_check=list(HealthCheck))
 @given(space=conditional_spaces(), seed=st.integers(0, 2**16))
+# Found by the search: p4 (when p1 is 0) was fixed at 0 in the run config, as p1's one choice 0 meets its
+# condition; but p1 itself is searched only where p0 is not 0, and the stage's trials with p0 0 got p4 set,
+# where the study never set it
+@example(
+    space={
+        "p0": CategoricalParam(type="categorical", choices=[0, 193358]),
+        "p1": CategoricalParam(type="categorical", choices=[0], when={"p0": {"ne": 0}}),
+        "p2": FloatParam(type="float", low=0.0, high=0.0),
+        "p3": FloatParam(type="float", low=0.5, high=0.5, log=True),
+        "p4": FloatParam(type="float", low=0.0, high=0.0, when={"p1": 0}),
+    },
+    seed=0,
+)
 def test_refine_fixes_a_conditional_parameter_only_where_its_condition_holds_in_every_trial_of_the_stage(
     space: dict[str, Any], seed: int
 ) -> None:

@@ -372,22 +372,28 @@ def test_an_infinite_or_nan_float_choice_is_shown_as_yaml_reads_it_back() -> Non
         assert isinstance(yaml.safe_load(shown), float)
 
 
+def _lines_seen_late(study: optuna.Study, values: list[Any]) -> list[str]:
+    """The trial lines for a trial per value in `values`, each seen once all had finished, as a busy main
+    process (--workers) sees them."""
+    out = io.StringIO()
+    observer = RichObserver(Console(file=out, width=200, color_system=None), "val_accuracy")
+    observer.study_started(study, len(values), 0)
+    for value in values:
+        trial = study.ask()
+        trial.suggest_float("optimizer.lr", 1e-4, 1e-1, log=True)
+        study.tell(trial, value)
+    for trial in study.trials:
+        observer.trial_finished(study, trial)
+    observer.progress.stop()
+    return [line for line in out.getvalue().splitlines() if line.startswith("trial")]
+
+
 def test_a_trial_s_pareto_front_is_the_front_as_that_trial_finished() -> None:
     # With --workers the main process prints a trial's line once it sees it finished, when other trials may
     # have finished too: trial 0's line said "Pareto front: 2 trials", counting trial 1, which finished after
     # it (the front as the line was printed). Now each line's front is the study's as that trial finished.
-    out = io.StringIO()
     study = optuna.create_study(directions=["maximize", "minimize"])
-    observer = RichObserver(Console(file=out, width=200, color_system=None), "val_accuracy")
-    observer.study_started(study, 3, 0)
-    for values in ([0.9, 5.0], [0.8, 1.0], [0.7, 9.0]):  # 0 and 1 on the front, 2 dominated by 0
-        trial = study.ask()
-        trial.suggest_float("optimizer.lr", 1e-4, 1e-1, log=True)
-        study.tell(trial, values)
-    for trial in study.trials:  # each seen once all three had finished, as a busy main process does
-        observer.trial_finished(study, trial)
-    observer.progress.stop()
-    lines = [line for line in out.getvalue().splitlines() if line.startswith("trial")]
+    lines = _lines_seen_late(study, [[0.9, 5.0], [0.8, 1.0], [0.7, 9.0]])  # 0 and 1 on the front, 2 dominated
     assert [line.split("s  ")[-1] for line in lines] == [
         "Pareto front: 1 trial",
         "Pareto front: 2 trials",
@@ -428,16 +434,6 @@ def test_a_trial_s_new_best_mark_is_judged_as_that_trial_finished() -> None:
     # it finished, had no "new best" when trial 1, better, finished before its line was printed (the study's
     # best as the line was printed). Now each line's mark is judged among the trials finished by then; a
     # later trial that only ties the best is no news.
-    out = io.StringIO()
     study = optuna.create_study(direction="maximize")
-    observer = RichObserver(Console(file=out, width=200, color_system=None), "val_accuracy")
-    observer.study_started(study, 4, 0)
-    for value in (0.8, 0.9, 0.7, 0.9):  # 0 and 1 each the best as it finished; 3 ties 1
-        trial = study.ask()
-        trial.suggest_float("optimizer.lr", 1e-4, 1e-1, log=True)
-        study.tell(trial, value)
-    for trial in study.trials:  # each seen once all four had finished, as a busy main process does
-        observer.trial_finished(study, trial)
-    observer.progress.stop()
-    lines = [line for line in out.getvalue().splitlines() if line.startswith("trial")]
+    lines = _lines_seen_late(study, [0.8, 0.9, 0.7, 0.9])  # 0 and 1 each the best as it finished; 3 ties 1
     assert [line.endswith("  new best") for line in lines] == [True, True, False, False], lines

@@ -1,7 +1,6 @@
 """What the config models share: the frozen base model, the validation context keys, number fields that
-refuse a YAML boolean, and a float one NaN too (`no_boolean_or_nan`: `Integer`, `Number`, `Seed`), the boolean
-setting that refuses a number or a text
-(`Boolean`), and lists and mappings that take null as empty
+refuse a YAML boolean, and a float one NaN too (`no_boolean_or_nan`: `Integer`, `Number`, `Seed`), the
+boolean setting that refuses a number or a text (`Boolean`), and lists and mappings that take null as empty
 (`empty_if_null`)."""
 
 from __future__ import annotations
@@ -47,8 +46,8 @@ def no_boolean_or_nan(kind: type[int | float], hint: str = "") -> BeforeValidato
     return BeforeValidator(refuse)
 
 
-# Number settings that refuse a YAML boolean (and a float one .nan); `Annotated[int | None, no_boolean_or_nan(int)]`
-# where null is taken.
+# Number settings that refuse a YAML boolean (and a float one .nan);
+# `Annotated[int | None, no_boolean_or_nan(int)]` where null is taken.
 Integer = Annotated[int, no_boolean_or_nan(int)]
 Number = Annotated[float, no_boolean_or_nan(float)]
 
@@ -99,7 +98,10 @@ def _only_boolean(value: Any) -> Any:
             fix = "write true or false"
         else:
             word = "true" if was else "false"
-            fix = f"write {word}, as earlier hpotool read it (a study created with it stored {word}, and resumes with it)"
+            fix = (
+                f"write {word}, as earlier hpotool read it (a study created with it stored {word}, and resumes "
+                f"with it)"
+            )
         raise ValueError(f"Input should be true or false, got {format_choice(value)} ({kind}); {fix}")
     return value
 

@@ -46,16 +46,23 @@ def fail_dead_local_trials(
                 continue
         elif silent_only and _beating(storage, trial._trial_id):
             continue
-        who = trial.user_attrs["worker"]
-        with deferred():  # failed with its retry queued, or left RUNNING: a Ctrl-C between lost the retry
-            if not fail_trial(storage, trial._trial_id, f"worker died (pid {who['pid']})"):
-                continue  # another process (a worker's look, the main process) failed it first: it queued the retry
+        if _fail_and_retry(study, trial, f"worker died (pid {trial.user_attrs['worker']['pid']})"):
             failed.append(trial.number)
-            values = {**trial.system_attrs.get("fixed_params", {}), **trial.params}  # a queued point's too
-            if values and not _retries_a_death(study, trial):  # re-run it once, not forever; one that drew
-                # nothing and was not queued ran nothing (and queued empty, it fails under the grid sampler)
-                _queue_retry(study, trial, values)
     return failed
+
+
+def _fail_and_retry(study: optuna.Study, trial: FrozenTrial, reason: str) -> bool:
+    """Mark the RUNNING `trial` FAIL for `reason` and queue its values once more; False where another
+    process (a worker's look, the main process, another look at the same moment) failed it first: that one
+    queued the retry."""
+    with deferred():  # failed with its retry queued, or left RUNNING: a Ctrl-C between lost the retry
+        if not fail_trial(study._storage, trial._trial_id, reason):
+            return False
+        values = {**trial.system_attrs.get("fixed_params", {}), **trial.params}  # a queued point's too
+        if values and not _retries_a_death(study, trial):  # re-run it once, not forever; one that drew
+            # nothing and was not queued ran nothing (and queued empty, it fails under the grid sampler)
+            _queue_retry(study, trial, values)
+    return True
 
 
 def _queue_retry(study: optuna.Study, dead: FrozenTrial, values: dict[str, Any]) -> None:
@@ -144,13 +151,8 @@ def fail_ownerless_trials(study: optuna.Study, grace_s: float) -> list[int]:
                 f"abandoned: its process ({who.get('host')}, pid {who.get('pid')}) ended before the "
                 f"trial's first heartbeat"
             )
-        with deferred():  # failed with its retry queued, or left RUNNING
-            if not fail_trial(storage, trial._trial_id, reason):
-                continue  # another process (another look, at the same moment) failed it first: it queued the retry
+        if _fail_and_retry(study, trial, reason):
             failed.append(trial.number)
-            values = {**trial.system_attrs.get("fixed_params", {}), **trial.params}
-            if values and not _retries_a_death(study, trial):
-                _queue_retry(study, trial, values)
     return failed
 
 

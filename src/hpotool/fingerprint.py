@@ -251,7 +251,7 @@ def ran_under_current_base(study_attrs: Mapping[str, Any], trial_number: int) ->
 
 def earlier_base_trials(study_attrs: Mapping[str, Any], trials: Iterable[FrozenTrial]) -> list[int]:
     """The numbers of those of `trials` that did not run under the study's current base run config
-    (`ran_under_current_base`): started before an --allow-changed-config that changed it. None in a study
+    (`ran_under_current_base`): started before an --allow-changed-config that changed it. [] in a study
     without a stored run config (not created by hpotool optimize): it has no base to change."""
     return [t.number for t in trials if not ran_under_current_base(study_attrs, t.number)]
 

@@ -89,9 +89,9 @@ def _front_as_of(study: optuna.Study, trial: FrozenTrial) -> list[FrozenTrial]:
     0's line said "Pareto front: 2 trials", counting trial 1, and had no "new best" when trial 1 beat it)."""
     from optuna.study._multi_objective import _get_pareto_front_trials_by_trials
 
-    trials = study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))
     if trial.datetime_complete is None:
         return []
+    trials = study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))
     by_then = [
         t for t in trials if t.datetime_complete is not None and _finished_order(t) <= _finished_order(trial)
     ]

@@ -224,11 +224,15 @@ def _first_space(
     new_space: dict[str, Param] = {}
     fixed: dict[str, Any] = {}
     changes: list[str] = []
+    # searched where their own condition may fail: absent from such trials, where a condition on them fails
+    # too (a value fixed on one was set where the study never set it)
+    sometimes_absent: set[str] = set()
     for name, p in space.items():
         unsettled = [  # fixed failing it: kept, for `_settle_conditions` to remove with its reason
             path
             for path, condition in (p.when or {}).items()
             if not _always_holds(condition, new_space.get(path))
+            or path in sometimes_absent
             or (path in fixed and not holds(condition, fixed[path]))
         ]
         param, value, change = _next_param(name, p, by_name[name], evidence, unsettled)
@@ -236,6 +240,8 @@ def _first_space(
             fixed[name] = value
         else:
             new_space[name] = param
+            if unsettled:
+                sometimes_absent.add(name)
         changes.append(change)
     return new_space, fixed, changes
 

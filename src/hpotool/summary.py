@@ -152,9 +152,9 @@ def _failures(trials: list[FrozenTrial], plan: StudyPlan, finished_before: Colle
 
 def _ran_again(failed: FrozenTrial, trials: list[FrozenTrial]) -> str:
     """Where the values of the `failed` trial were queued again (a retry, `retry_of`; a queued point, its
-    `fixed_params`, an interrupt's resume queues again): " (its values ran again in #N)", or "queued again
-    as #N" while that trial has not finished; "" where none holds them (freely drawn values are not run
-    again: later trials draw their own)."""
+    `fixed_params`, an interrupt's resume queues again): " (its values ran again in #N)", or " (its values
+    are queued again as #N)" while that trial has not finished; "" where none holds them (freely drawn
+    values are not run again: later trials draw their own)."""
     values = failed.system_attrs.get("fixed_params")
     for t in trials:
         if t.number > failed.number and (
