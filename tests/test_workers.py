@@ -776,7 +776,7 @@ def test_ctrl_c_after_a_worker_was_killed_says_it_ended_before_not_that_it_ran_n
     assert proc.returncode == 130, output
     assert re.search(
         r"interrupted: 1 of 2 workers ended its trial as FAIL \(#\d+\), the other ended before it \(see the "
-        r"note below\)",
+        r"note above\)",
         output,
     ), output
     assert re.search(
@@ -785,6 +785,8 @@ def test_ctrl_c_after_a_worker_was_killed_says_it_ended_before_not_that_it_ran_n
         output,
     ), output
     assert "running none" not in output, output
+    # the note the line points to, above it
+    assert output.index("was killed by SIGKILL") < output.index("interrupted: 1 of 2"), output
 
 
 def test_sigterm_to_each_worker_alone_ends_the_run_as_interrupted(

@@ -63,8 +63,8 @@ def _the_rest(rest: int, gone: int) -> str:
     if gone == 0:
         return f"{them} running none"
     if gone >= rest:
-        return f"{them} ended before it (see the note below)"
-    return f"{rest - gone} running none, {gone} ended before it (see the note below)"
+        return f"{them} ended before it (see the note above)"
+    return f"{rest - gone} running none, {gone} ended before it (see the note above)"
 
 
 def failures_stop(streak: int) -> str:
