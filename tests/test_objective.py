@@ -489,6 +489,45 @@ def test_processes_resuming_an_idle_study_at_one_moment_draw_their_own_values(
     assert trials[2].params != other[0] and trials[2].state == TrialState.COMPLETE
 
 
+@pytest.mark.filterwarnings("ignore:Heartbeat of storage")
+def test_a_process_that_took_a_queued_trial_first_is_seen_by_one_resuming_beside_it(
+    tmp_path: Path, run_dict: dict, opt_dict: dict
+) -> None:
+    # The same command resumed on two machines at once, on a study holding a queued trial (a retry that
+    # fail-stale queued): the other machine took the queued trial, which draws nothing, and this process's
+    # first trial, numbered after it, was the only one checked for another process's: neither saw the other,
+    # both kept the seed of an idle study, and the other's next trial drew this one's values (#7 = #5).
+    opt_dict["sampler"] = {"name": "random"}
+    rp, op = write_configs(tmp_path, run_dict, opt_dict)
+    assert run_study(prepare_study(rp, op, Overrides(n_trials=1))).counts == {"complete": 1}
+    optuna.load_study(study_name="tiny", storage=opt_dict["storage"]).enqueue_trial(
+        load_study(opt_dict).trials[0].params
+    )
+    plan = prepare_study(rp, op, Overrides(n_trials=3))
+    other: list[optuna.Study] = []
+
+    class OtherMachine:  # takes the queued trial once this process has opened the study, before its first ask
+        def study_started(
+            self, study: optuna.Study, n_trials: int | None, done: int, joined: bool = False
+        ) -> None:
+            joined, salt = open_study(plan)
+            assert salt == ()  # it found the study idle too
+            queued = joined.ask()
+            suggest(queued, plan.opt.search_space, {})  # its queued values: no draw
+            joined.tell(queued, 0.5)
+            other.append(joined)
+
+        def __getattr__(self, name: str) -> Any:
+            return lambda *args, **kwargs: None
+
+    run_study(plan, OtherMachine())  # type: ignore[arg-type]
+    trials = load_study(opt_dict).trials
+    assert trials[1].params == trials[0].params and len(trials) == 3
+    # the other machine's next trial draws with its own sampler
+    drawn = suggest(other[0].ask(), plan.opt.search_space, {})
+    assert drawn != trials[2].params
+
+
 def _missing_once(load: Any) -> Any:
     calls = []
 
@@ -2241,6 +2280,7 @@ def test_a_sampler_failing_in_before_trial_of_a_joining_process_s_own_seeds_fail
     naming the sampler, as a before_trial in `study.ask()` does."""
     from hpotool.loop import run_trials
     from hpotool.study import open_study
+    from hpotool.trial_setup import Unasked
 
     (tmp_path / f"reseeded_{act}.py").write_text(_RESEEDED_SAMPLER.format(act=_ACTS[act]))
     opt_dict["sampler"] = {"name": f"reseeded_{act}:Reseeded"}
@@ -2248,7 +2288,7 @@ def test_a_sampler_failing_in_before_trial_of_a_joining_process_s_own_seeds_fail
     plan = prepare_study(*write_configs(tmp_path, run_dict, opt_dict), Overrides(n_trials=2))
     study, _ = open_study(plan)
     # it opened the study as it held no trial; trial 0 was asked by another process since
-    guard = run_trials(study, plan, max_failures=1, alone_since=0)
+    guard = run_trials(study, plan, max_failures=1, alone_since=Unasked(0))
     assert guard.tripped and guard.first_error is not None
     said = rf"sampler 'reseeded_{act}:Reseeded' failed in its before_trial\(\): " + _SAID[act]
     assert re.fullmatch(said + rf" \(at \S*reseeded_{act}\.py:\d+ in before_trial\)", guard.first_error)

@@ -87,6 +87,23 @@ def test_a_continuous_space_s_repeats_are_the_sampler_s_not_the_space_s() -> Non
     )
 
 
+@pytest.mark.parametrize(
+    ("sampler", "others"), [("tpe", "random"), ("random", "tpe"), ("rung_tpe", "tpe, random")]
+)
+def test_a_continuous_space_s_repeats_do_not_advise_the_sampler_that_made_them(
+    sampler: str, others: str
+) -> None:
+    """Two machines' tpe samplers seeded alike repeated each other's values, and the note advised "another
+    sampler (tpe, random)": the one in use among them."""
+    values = {"model.dropout": 0.0, "optimizer.lr": 0.01}
+    study = _study(_trial(0.5, **values), _trial(0.5, **values))
+    note = repeats_note(study.trials, _attrs(_CONTINUOUS, sampler))
+    assert note is not None
+    assert note.endswith(
+        f"sampler {sampler}'s own doing: another sampler ({others}) draws each configuration afresh"
+    )
+
+
 def test_a_continuous_parameter_a_condition_leaves_out_says_where_the_repeats_lie() -> None:
     space = {**_CONTINUOUS, "optimizer.lr": {**_CONTINUOUS["optimizer.lr"], "when": {"model.dropout": 0.25}}}
     study = _study(_trial(0.5, **{"model.dropout": 0.0}), _trial(0.5, **{"model.dropout": 0.0}))

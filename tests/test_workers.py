@@ -752,6 +752,48 @@ def test_ctrl_c_to_the_group_with_one_worker_running_a_trial_says_one_ended_as_f
     assert "every worker" not in output, output
 
 
+def test_ctrl_c_after_a_worker_was_killed_says_it_ended_before_not_that_it_ran_none(
+    tmp_path: Path, run_dict: dict[str, Any], opt_dict: dict[str, Any]
+) -> None:
+    """kill -9 on one worker of `--workers 2`, then Ctrl-C to the group while the other runs a trial: the
+    note said "1 of 2 workers ended its trial as FAIL (#N), the other running none", the dead worker counted
+    as one between trials, and no note named it or its trial (it does where the others finish the study)."""
+    proc = _hpotool(_slow_configs(tmp_path, run_dict, opt_dict, 20), tmp_path)
+    try:
+        study = _study_of(opt_dict["storage"])
+        (victim,) = _signal_in_trials(study, signal.SIGKILL)
+        pid = victim.user_attrs["worker"]["pid"]
+
+        def other_running() -> bool:  # the victim's trial failed, and the other worker trains one
+            trials = study.get_trials(deepcopy=False)
+            running = _running_with_epochs(study)
+            return (
+                trials[victim.number].state == TrialState.FAIL
+                and running is not None
+                and running.user_attrs.get("worker", {}).get("pid") != pid
+            )
+
+        assert _wait_for(other_running)
+        os.killpg(proc.pid, signal.SIGINT)
+        output = proc.communicate(timeout=60)[0]
+    finally:
+        _kill_session(proc)
+    assert proc.returncode == 130, output
+    assert re.search(
+        r"interrupted: 1 of 2 workers ended its trial as FAIL \(#\d+\), the other ended before it \(see the "
+        r"note above\)",
+        output,
+    ), output
+    assert re.search(
+        rf"note: worker hpotool-worker-\d \(pid {pid}\) was killed by SIGKILL: its trial #{victim.number} ended as "
+        rf"FAIL \(worker died \(pid {pid}\)\)",
+        output,
+    ), output
+    assert "running none" not in output, output
+    # the note the line points to, above it
+    assert output.index("was killed by SIGKILL") < output.index("interrupted: 1 of 2"), output
+
+
 def test_sigterm_to_each_worker_alone_ends_the_run_as_interrupted(
     tmp_path: Path, run_dict: dict[str, Any], opt_dict: dict[str, Any]
 ) -> None:

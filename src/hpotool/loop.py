@@ -40,7 +40,7 @@ from hpotool.storage_settings import heartbeat_settings
 from hpotool.study import FINISHED
 from hpotool.tracking import track
 from hpotool.trial_run import end_interrupted, run_trial, trained_by
-from hpotool.trial_setup import TrialSetup, finished_and_running
+from hpotool.trial_setup import TrialSetup, Unasked, finished_and_running
 from hpotool.user_code import refusing_exit
 from hpotool.wait_notes import OwnerlessNote, WaitNote
 from hpotool.waiting import study_version, wait_for_change
@@ -66,16 +66,16 @@ def run_trials(
     max_failures: int = 5,
     poll: float = POLL_S,
     tracker: Callable[[optuna.Study, FrozenTrial], None] | None = None,
-    alone_since: int | None = None,
+    alone_since: Unasked | None = None,
     streak_of: Callable[[optuna.Study], int] | None = None,
     deadline: float | None = None,
 ) -> FailureGuard:
     """Run trials of `study` until it holds `n_trials` finished trials, the timeout passes (`deadline`: the
     run's `run_deadline`, by default the plan's timeout from now), `stop` is set, `max_failures` trials in
     a row fail in this run, or the sampler has nothing left to try (the last two set `stop`). `tracker`
-    (`make_tracker`) logs each trial this process ran. `alone_since`: the number of trials the study held
-    when this process opened it seeing no other process (its sampler's seeds are reproducible ones,
-    `study_sampler.study_sampler`), None where its seeds are its own already. `streak_of`: the run's failed
+    (`make_tracker`) logs each trial this process ran. `alone_since`: the trials no process had asked for
+    when this process opened the study seeing no other process (`Unasked`: its sampler's seeds are
+    reproducible ones, `study_sampler.study_sampler`), None where its seeds are its own already. `streak_of`: the run's failed
     trials in a row, where other processes share the run (`FailureGuard`).
 
     Returns:
@@ -146,7 +146,7 @@ class _TrialLoop:
         observer: StudyObserver | None,
         poll: float,
         tracker: Callable[[optuna.Study, FrozenTrial], None] | None,
-        alone_since: int | None,
+        alone_since: Unasked | None,
         deadline: float | None,
     ) -> None:
         self.study, self.plan, self.guard, self.stop, self.poll = study, plan, guard, stop, poll

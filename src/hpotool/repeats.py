@@ -116,8 +116,9 @@ def _fix(study_attrs: dict[str, Any], repeats: list[FrozenTrial]) -> str:
     cannot = f"grid and bruteforce cannot run a space with a continuous parameter ({', '.join(continuous)})"
     if not all(any(path in t.params for path in continuous) for t in repeats):
         return f"; {cannot}: the configurations repeated are those a `when:` leaves it out of"
+    others = ", ".join(other for other in ("tpe", "random") if other != name)  # not the one that repeated
     return (
         f"; as {', '.join(continuous)} {'is' if len(continuous) == 1 else 'are'} continuous, grid and "
-        f"bruteforce cannot run the space, and these repeats are {which}'s own doing: another sampler (tpe, "
-        f"random) draws each configuration afresh"
+        f"bruteforce cannot run the space, and these repeats are {which}'s own doing: another sampler "
+        f"({others}) draws each configuration afresh"
     )

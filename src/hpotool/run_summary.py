@@ -39,19 +39,32 @@ def interrupted_now(study: optuna.Study, pids: Collection[int], before: set[int]
     return [t.number for t in fails if t.number not in before and was_interrupted(t) and run_by(t, pids)]
 
 
-def workers_interrupted(study: optuna.Study, pids: Collection[int], before: set[int], n_workers: int) -> str:
+def workers_interrupted(
+    study: optuna.Study, pids: Collection[int], before: set[int], n_workers: int, gone: int = 0
+) -> str:
     """What the summary says of a Ctrl-C or SIGTERM that ended trials of the `n_workers` workers (`pids`, with
-    the main process): how many of them it found running one, and which. Before, it said every worker ended
-    its trial as FAIL where one had finished its last trial already (the study: complete 1, fail 1)."""
+    the main process): how many of them it found running one, and which; `gone` of them had ended before
+    it (killed, crashed: a note names each). Before, it said every worker ended its trial as FAIL where one
+    had finished its last trial already (the study: complete 1, fail 1), and a worker killed earlier was one
+    "running none"."""
     ended = interrupted_now(study, pids, before)
     numbers = ", ".join(f"#{n}" for n in ended)
     if len(ended) >= n_workers:
         said = f"every worker ended its trial as FAIL ({numbers})"
-    elif len(ended) == 1:
-        said = f"1 of {n_workers} workers ended its trial as FAIL ({numbers}), the other{'s' if n_workers > 2 else ''} running none"
     else:
-        said = f"{len(ended)} of {n_workers} workers ended their trials as FAIL ({numbers}), the others running none"
+        did = "its trial" if len(ended) == 1 else "their trials"
+        said = f"{len(ended)} of {n_workers} workers ended {did} as FAIL ({numbers}), {_the_rest(n_workers - len(ended), gone)}"
     return f"interrupted: {said}; run the same command to resume"
+
+
+def _the_rest(rest: int, gone: int) -> str:
+    """The workers that ended no trial as the signal came (`rest`): between trials, or `gone` before it."""
+    them = "the other" if rest == 1 else "the others"
+    if gone == 0:
+        return f"{them} running none"
+    if gone >= rest:
+        return f"{them} ended before it (see the note above)"
+    return f"{rest - gone} running none, {gone} ended before it (see the note above)"
 
 
 def failures_stop(streak: int) -> str:

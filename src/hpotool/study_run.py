@@ -33,6 +33,7 @@ from hpotool.storage_faults import lost_connection, storage_lost, study_deleted
 from hpotool.study import open_study
 from hpotool.summary import StudySummary, summarize
 from hpotool.tracking import make_tracker
+from hpotool.trial_setup import Unasked
 
 
 def run_study(
@@ -70,6 +71,8 @@ class OpenedStudy(NamedTuple):
     study: optuna.Study
     salt: tuple[int, ...]  # `study_sampler.process_salt()` where other processes sample the study too
     existing: int  # trials it held when opened, before the warm start's queue: as open_study counts
+    # the trials not asked for then, where no other process was seen (`run_trials`); else None
+    alone_since: Unasked | None
     target: int  # `trial_target`
     before: set[int]  # the numbers of the trials finished before this run
     done: int  # finished trials that count towards the target, once the resume is prepared
@@ -89,13 +92,16 @@ def open_for_run(
     if on_open is not None:
         on_open(created[0] if created else None)
     say_and_clear(study)  # why the last run stopped, where it could not say it (`|& head`)
-    existing = len(study.get_trials(deepcopy=False))
+    trials = study.get_trials(deepcopy=False)
+    existing = len(trials)
+    queued = frozenset(t.number for t in trials if t.state == optuna.trial.TrialState.WAITING)
+    alone_since = None if salt else Unasked(existing, queued)
     target, before = trial_target(plan), finished_numbers(study)
     done = prepare_resume(study, plan)
     if observer is not None:
         # Whether this process created the study is known where its `new study` line is asked for (the CLI)
         observer.study_started(study, plan.opt.n_trials, done, joined=on_open is not None and not created)
-    return OpenedStudy(study, salt, existing, target, before, done)
+    return OpenedStudy(study, salt, existing, alone_since, target, before, done)
 
 
 def _run_study(
@@ -106,7 +112,7 @@ def _run_study(
 ) -> StudySummary:
     start = time.perf_counter()
     tracker = make_tracker(plan)  # before the study: a tracking store that cannot be used writes nothing
-    study, salt, existing, target, before, done = open_for_run(plan, observer, on_open)
+    study, _, _, alone_since, target, before, done = open_for_run(plan, observer, on_open)
     guard, interrupted = None, None
     fallback = IndependentSampling()
     if tracker is not None:
@@ -121,7 +127,7 @@ def _run_study(
                     observer=observer,
                     max_failures=max_failures,
                     tracker=tracker,
-                    alone_since=None if salt else existing,
+                    alone_since=alone_since,
                     deadline=deadline,
                 )
             except KeyboardInterrupt as exc:

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import random
 import time
+from typing import NamedTuple
 
 import optuna
 from optuna.trial import FrozenTrial, TrialState
@@ -29,11 +30,20 @@ from hpotool.waiting import wait_for_earlier_trials
 DRAW_WAIT_S = 10.0
 
 
+class Unasked(NamedTuple):
+    """The trials no process had asked for when this process opened the study, seeing no other process: those
+    numbered `since` (the count it held) or more, and the queued ones numbered below (`queued`: a retry, a
+    warm start), which a process resuming beside it may take first, drawing nothing (see `_own_seeds`)."""
+
+    since: int
+    queued: frozenset[int] = frozenset()
+
+
 class TrialSetup:
     """Sets up the trials one process asks for (`__call__`); remembers whether its first is still to come."""
 
     def __init__(
-        self, study: optuna.Study, plan: StudyPlan, target: int, poll: float, alone_since: int | None
+        self, study: optuna.Study, plan: StudyPlan, target: int, poll: float, alone_since: Unasked | None
     ) -> None:
         """`alone_since`: see `loop.run_trials`; `poll`: how long a trial sent back waits, at least."""
         self.study, self.plan, self.target, self.poll = study, plan, target, poll
@@ -66,7 +76,7 @@ class TrialSetup:
         _send_back(self.study, trial)
         time.sleep(pause)
 
-    def _seed_apart(self, trial: optuna.Trial, alone_since: int) -> None:
+    def _seed_apart(self, trial: optuna.Trial, alone_since: Unasked) -> None:
         """Give this process seeds of its own where another process asked a trial since it opened the study
         (`_own_seeds`). A grid or brute force picks its points apart by the trials' numbers already, and a
         new sampler's before_trial would pick this trial's grid point again."""
@@ -74,7 +84,7 @@ class TrialSetup:
             self.study.sampler, (optuna.samplers.GridSampler, optuna.samplers.BruteForceSampler)
         )
         if not coordinated and _others_asked(self.study, alone_since, trial.number):
-            _own_seeds(self.study, trial, self.plan, alone_since)
+            _own_seeds(self.study, trial, self.plan, alone_since.since)
 
     def _point_left(self, trial: optuna.Trial, sampler: optuna.samplers.BruteForceSampler) -> bool:
         """Whether brute-force `trial` has a point to run, once the trials asked before it have drawn theirs:
@@ -100,12 +110,12 @@ def has_slot(study: optuna.Study, trial: optuna.Trial, target: int) -> bool:
     return ahead <= target
 
 
-def _others_asked(study: optuna.Study, since: int, mine: int) -> bool:
-    """Whether another process has asked a trial since the study held `since` trials (one numbered `since`
-    or more, other than this process's first, `mine`, has left the queue)."""
+def _others_asked(study: optuna.Study, unasked: Unasked, mine: int) -> bool:
+    """Whether another process has asked a trial since this one opened the study (a trial `unasked` names,
+    other than this process's first, `mine`, has left the queue or was created)."""
     asked = (TrialState.RUNNING, TrialState.COMPLETE, TrialState.PRUNED, TrialState.FAIL)
     trials = study._storage.get_all_trials(study._study_id, deepcopy=False, states=asked)
-    return any(t.number >= since and t.number != mine for t in trials)
+    return any(t.number != mine and (t.number >= unasked.since or t.number in unasked.queued) for t in trials)
 
 
 def _own_seeds(study: optuna.Study, trial: optuna.Trial, plan: StudyPlan, existing: int) -> None:
@@ -116,7 +126,9 @@ def _own_seeds(study: optuna.Study, trial: optuna.Trial, plan: StudyPlan, existi
     and they drew the same values (trials 1 and 2 identical). Optuna draws at the first suggest, after
     `ask`: the later of two processes to ask sees the other's trial here at the latest, and draws its own.
     Their first trials are the only ones to check: a process that opens the study later counts another
-    number of trials, which seeds it apart.
+    number of trials, which seeds it apart. A queued trial (a retry) the other took first counts too: it
+    drew nothing, and where only the trials numbered from the count on were checked, the later process
+    missed it, kept the same seed, and the other's next trial drew the values its first had drawn.
     """
     study.sampler = study_sampler(
         plan.opt, fixed=leaf_values(plan.run), existing=existing, salt=process_salt()

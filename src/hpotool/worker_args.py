@@ -15,6 +15,7 @@ from hpotool.factories import make_pruner
 from hpotool.overrides import leaf_values
 from hpotool.plan import StudyPlan
 from hpotool.study_sampler import study_sampler
+from hpotool.trial_setup import Unasked
 
 
 def worker_threads(n_workers: int, configured: int | None, cores: int | None = None) -> int:
@@ -89,6 +90,9 @@ class WorkerArgs:
     existing: int  # trials in the study when the run started
     salt: tuple[int, ...] = ()  # `study_sampler.process_salt()` where other processes sample the study too
     started: float = 0.0  # when the run started (time.time() in the main process)
+    # The trials no process had asked for when the main process opened the study, where it saw no other
+    # process (`loop.run_trials`); None: this worker's seeds are its own already (`salt`)
+    alone_since: Unasked | None = None
     # The time.monotonic() past which no worker starts a trial (`loop.run_deadline`): the main process's, set
     # as the run started, so the workers' start-up counts against the timeout; None: no timeout
     deadline: float | None = None

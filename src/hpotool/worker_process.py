@@ -35,6 +35,7 @@ from hpotool.storage_faults import lost_cause, lost_connection, study_deleted
 from hpotool.storage_url import storage_file, storage_named, storage_origin
 from hpotool.tracking import make_tracker, tracking_off
 from hpotool.trainer_contract import ContractStop
+from hpotool.trial_setup import Unasked
 from hpotool.worker_args import WorkerArgs, take_environ, worker_plan, worker_run_config
 from hpotool.worker_problems import CONTRACT_EXIT, ERROR_EXIT, LOST_STORAGE_EXIT, SETUP_EXIT
 
@@ -122,9 +123,10 @@ def worker_main(
             _tell_and_exit(problems, stop, SETUP_EXIT, exc)
         optuna.logging.set_verbosity(optuna.logging.WARNING)
         try:
-            alone_since = None if args.salt else args.existing
             guard = _failure_guard(args)
-            if _run_worker_trials(plan, opt, stop, guard, fallbacks, alone_since, tracking, args.deadline):
+            if _run_worker_trials(
+                plan, opt, stop, guard, fallbacks, args.alone_since, tracking, args.deadline
+            ):
                 exhausted.set()
         except ContractStop:  # the training function broke hpotool's contract: the main process says so
             stop.set()
@@ -221,7 +223,7 @@ def _run_worker_trials(
     stop: Event,
     guard: tuple[int, Callable[[optuna.Study], int]],
     fallbacks: SimpleQueue | None,
-    alone_since: int | None = None,
+    alone_since: Unasked | None = None,
     tracking: TrackingOff | None = None,
     deadline: float | None = None,
 ) -> bool:

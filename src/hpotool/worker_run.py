@@ -13,6 +13,7 @@ import optuna
 
 from hpotool.fallback import IndependentSampling
 from hpotool.plan import StudyPlan
+from hpotool.trial_setup import Unasked
 from hpotool.wait_notes import OwnerlessNote, WaitNote
 from hpotool.worker_monitor import Monitor
 from hpotool.worker_problems import Problems
@@ -48,6 +49,7 @@ class WorkerRun:
     study: optuna.Study
     salt: tuple[int, ...]  # `study_sampler.process_salt()` where other processes sample the study too
     existing: int  # trials in the study when the run started
+    alone_since: Unasked | None  # the trials not asked then, where no other process was seen (`run_trials`)
     target: int  # `run_summary.trial_target`
     before: set[int]  # the numbers of the trials finished before this run
     done: int  # finished trials that count towards the target, once the resume is prepared

@@ -57,7 +57,7 @@ def sum_up(run: WorkerRun, start: float) -> StudySummary:
     lost = run.problems.lost(run.procs)
     _raise_a_workers_problem(run, finished, lost)
     named = _say_why_it_stopped(run, summary, finished)
-    if run.interrupted is None and not named:
+    if not named:
         _note_workers_ended(run, summary, lost)
     return summary
 
@@ -125,7 +125,7 @@ def _say_why_it_stopped(run: WorkerRun, summary: StudySummary, finished: int) ->
         summary.interrupted = run.interrupted
         pids = run.pids()
         summary.stopped = interrupted_idle(run.study, pids, run.before) or workers_interrupted(
-            run.study, pids, run.before, run.n_workers
+            run.study, pids, run.before, run.n_workers, len(_ended_before_the_signal(run))
         )
     elif signalled and finished < target:  # signals sent to the workers alone, not to this process
         _say_signalled(run, summary, signalled)
@@ -167,14 +167,23 @@ def _say_died(run: WorkerRun, summary: StudySummary, dead: list[str]) -> None:
         summary.failed = True
 
 
+def _ended_before_the_signal(run: WorkerRun) -> list[Any]:
+    """The workers of an interrupted run that had ended otherwise before the signal (killed, crashed): those
+    it ended exit with its code (130, 143), and those it found between trials with 0 or that code too."""
+    by_signal = (0, None, exit_code(signal.SIGINT), exit_code(signal.SIGTERM))
+    return [p for p in run.procs if p.exitcode not in by_signal]
+
+
 def _note_workers_ended(run: WorkerRun, summary: StudySummary, lost: list[tuple[str, str]]) -> None:
     """Say what happened to each worker that ended early, and to its trial, where the stop does not."""
     # A worker stopped alone while the others ran on: the run ended as usual (exit code 0 when they
     # finished the study), and only '1 trial failed ... interrupted' hinted that a worker had gone.
     causes = dict(lost)
+    # Interrupted, the workers the signal ended are counted in the summary's line; those gone before it are not
+    procs = _ended_before_the_signal(run) if run.interrupted is not None else run.procs
     ended = [
         worker_ended(run.study, p, run.before, causes.get(p.name))
-        for p in run.procs
+        for p in procs
         if p.exitcode not in (0, None)
     ]
     if ended:

@@ -132,7 +132,7 @@ def _open_run(
     deadline among them, set as one process's run sets it, so the workers' start-up counts against it."""
     # creates the MLflow store and experiment once, here, before any worker starts
     tracker = make_tracker(plan)
-    study, salt, existing, target, before, done = open_for_run(plan, observer, on_open)
+    study, salt, existing, alone_since, target, before, done = open_for_run(plan, observer, on_open)
     if tracker is not None:
         tracker.end_cut_off_runs(study)
     deadline = run_deadline(plan.opt.timeout)  # the timeout counts from here, as in one process
@@ -150,6 +150,7 @@ def _open_run(
         study=study,
         salt=salt,
         existing=existing,
+        alone_since=alone_since,
         target=target,
         before=before,
         done=done,
@@ -204,6 +205,7 @@ def _worker_args(
         run.existing,
         run.salt,
         run.started,
+        alone_since=run.alone_since,
         deadline=run.deadline,
         storage_origin=run.plan.storage_origin,
         debug=logging.getLogger("hpotool").isEnabledFor(logging.DEBUG),
