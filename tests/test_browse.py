@@ -412,6 +412,37 @@ def test_a_long_note_squeezed_into_a_narrow_column_goes_under_the_trials_table(
     assert NOTE_LINES == 3
 
 
+def test_a_note_goes_under_a_trials_table_too_narrow_even_without_its_column(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """At 64 columns a failed trial's reason kept its column, wrapped over nine lines, where the table
+    without it did not fit either (its params cell one character too wide): the note column squeezed the
+    params too, `optimizer.lr=7.726e-05` folded as `optimizer` over `.lr=7.726` over `e-05`. The notes go
+    under the table wherever they would squeeze it, the rest getting their room."""
+    import hpotool.cli.terminal
+
+    url = f"sqlite:///{tmp_path / 'f.db'}"
+    study = optuna.create_study(study_name="f", storage=url, direction="maximize")
+    space = {
+        "optimizer.lr": optuna.distributions.FloatDistribution(1e-5, 1e-1, log=True),
+        "model.width": optuna.distributions.IntDistribution(8, 64),
+    }
+    study.enqueue_trial({"optimizer.lr": 7.726e-05, "model.width": 57})
+    trial = study.ask(space)
+    reason = "RuntimeError: width 57 is too wide for this test (at flaky/net.py:15 in forward)"
+    trial.set_user_attr("fail_reason", reason)
+    study.tell(trial, state=optuna.trial.TrialState.FAIL)
+    monkeypatch.setattr(hpotool.cli.terminal.out_console(), "width", 64)
+    result = runner.invoke(app, ["trials", "--study-name", "f", "--storage", url], catch_exceptions=False)
+    assert result.exit_code == 0
+    table, below = result.stdout.split("┘", 1)
+    assert "note" not in table and "RuntimeError" not in table, result.stdout
+    assert " ".join(below.split()) == f"#0: {reason}", result.stdout
+    assert max(len(line) for line in result.stdout.splitlines()) <= 64
+    rows = [line for line in table.splitlines() if line.startswith("│")]
+    assert len(rows) == 2, result.stdout  # the params over two lines, not ten beside the note
+
+
 def test_a_trials_table_narrower_than_its_title_prints_the_title_whole_at_80_columns(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:

@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import copy
+import html
 import json
 import logging
 import math
@@ -740,6 +741,27 @@ def test_the_reproduce_commands_are_shell_quoted(tmp_path: Path) -> None:
     ]
     export = info.reproduce[1].split("`")[1]
     assert shlex.split(export) == ["hpotool", "export-best", "--study-name", "it's", "--storage", url]
+
+
+def test_the_html_shows_the_reproduce_notes_commands_as_code_not_markdown_backticks(
+    tmp_path: Path, run_dict: dict[str, Any]
+) -> None:
+    url = f"sqlite:///{tmp_path / 'a.db'}"
+    single = optuna.create_study(study_name="it's", storage=url)
+    single.set_user_attr("run_config", {"epochs": 2})
+    single.optimize(lambda t: t.suggest_float("x", 0, 1), n_trials=2)
+    multi, multi_url = two_objective_study(tmp_path, run_dict)
+    trial = multi.ask()
+    trial.suggest_float("optimizer.lr", 1e-3, 1e-1)
+    multi.tell(trial, [0.5, 90])
+    for study, storage in [(single, url), (multi, multi_url)]:
+        info = report_info(study, storage)
+        page = render_html(info, make_figures(study, info))
+        note = page.split("</code></pre><p>", 1)[1].split("</p>", 1)[0]
+        assert "`" not in note, note  # the page showed `hpotool export-best ...` with its backticks
+        commands = re.findall(r"<code>(.*?)</code>", note)
+        assert commands and all(html.unescape(c).startswith("hpotool ") for c in commands), note
+        assert [html.unescape(c) for c in commands] == info.reproduce[1].split("`")[1::2]
 
 
 def test_a_multi_objective_study_without_a_feasible_trial_draws_no_pareto_front(tmp_path: Path) -> None:

@@ -136,6 +136,14 @@ section.figure{margin:1em 0;overflow-x:auto}
 """
 
 
+def _with_code(text: str) -> str:
+    """`text` as HTML, its `backticked` commands as <code>: the note under the command that reproduces the
+    best trial names others so, as the JSON report keeps it, and the page showed the
+    backticks."""
+    parts = [html.escape(part) for part in text.split("`")]
+    return "".join(f"<code>{part}</code>" if i % 2 else part for i, part in enumerate(parts))
+
+
 def render_html(info: ReportInfo, figures: dict[str, go.Figure]) -> str:
     """The report as one HTML page: plotly.js embedded once, every figure drawn from it, nothing fetched."""
     from plotly.offline import get_plotlyjs
@@ -145,7 +153,7 @@ def render_html(info: ReportInfo, figures: dict[str, go.Figure]) -> str:
         which = "the best trial" if len(info.objectives) == 1 else "a Pareto-optimal trial"
         parts.append(f"<p>Reproduce {which}:</p>")
         parts.append(
-            f"<pre><code>{html.escape(info.reproduce[0])}</code></pre><p>{html.escape(info.reproduce[1])}</p>"
+            f"<pre><code>{html.escape(info.reproduce[0])}</code></pre><p>{_with_code(info.reproduce[1])}</p>"
         )
     if info.audit:
         parts.append(

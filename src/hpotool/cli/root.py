@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import logging
 import os
+import signal
 import sys
 import warnings
 from collections.abc import Callable, Iterator
@@ -214,7 +215,7 @@ def _show_debug_log(debug: bool) -> None:
 @contextmanager
 def stoppable(say: Callable[[], None], *, caught_inside: bool = False) -> Iterator[None]:
     """Inside, Ctrl-C and SIGTERM raise KeyboardInterrupt from its first line on; on one, `say` what it left
-    (one line, however many signals follow) and exit 130 or 143.
+    (one line, however many signals follow) and exit 130 or 143 (a closed pipe: 141, and nothing said).
 
     An interrupt that something inside caught and went on from (torch's import catches Ctrl-C's as it
     imports numpy; a finalizer drops one) is raised again as the block ends, or in place of the error it
@@ -231,8 +232,11 @@ def stoppable(say: Callable[[], None], *, caught_inside: bool = False) -> Iterat
                 with unswallowed():
                     yield
     except KeyboardInterrupt as exc:
-        with signals_ignored():
-            say()
+        # Output into a closed pipe (`trials ... | head`) stops the command quietly, as it stops a Unix tool:
+        # the line is for Ctrl-C and SIGTERM, and `head`'s user did not interrupt anything.
+        if signal_of(exc) != signal.SIGPIPE:
+            with signals_ignored():
+                say()
         raise typer.Exit(code=exit_code(signal_of(exc))) from None
 
 
@@ -282,7 +286,6 @@ def main() -> None:
     left the hidden temporary file of a file being written (`export-best`, `report`, `refine`) and the
     folder made for it, as only SIGKILL may.
     """
-    import signal
 
     from hpotool.interrupts import exit_code, interrupt, interrupt_behind, signal_of
     from hpotool.pipes import guard_streams, pipe_closed

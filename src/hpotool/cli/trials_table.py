@@ -33,12 +33,12 @@ def print_trials(study: optuna.Study, study_name: str, rows: list[dict[str, Any]
     table = _trials_table(title, rows, columns, notes if any(notes) else None)
     # A note column that leaves the others too narrow for their words folded a value mid-number
     # ("optimizer.lr=0.02" over "527" at 80 columns), and one squeezed beside them wrapped a failed trial's
-    # reason over a dozen lines: the notes then go under the table, by trial number.
+    # reason over a dozen lines: the notes then go under the table, by trial number. So too where the table
+    # without them does not fit either: kept, the note column squeezed the other columns further.
     below = False
     if any(notes) and (not fits(table) or _squeezed(table, notes)):
-        narrower = _trials_table(title, rows, columns, None)
-        if fits(narrower):
-            table, below = narrower, True
+        table, below = _trials_table(title, rows, columns, None), True
+        fits(table)  # its columns' widths, where it fits; else rich's own layout
     out_console().print(table)
     if below:
         from rich.text import Text
