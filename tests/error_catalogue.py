@@ -3424,4 +3424,12 @@ CASES = [
             "final/trial0-seed0/config.yaml": "epochs: 1\n",
         },
     ),
+    Case(
+        "pfl-max-epochs-not-the-epochs",
+        "pfl's max_epochs, an Optuna script's, short of the epochs the trials train; before: pfl predicted at "
+        "its step 1 and pruned nothing from there on, the study running unpruned without a word",
+        "error: optimize.yaml: pruner.kwargs.max_epochs: 2 is not the 5 epochs the trials train: pfl would predict each trial's value at step 1, and prune nothing from that step on, where trials train to step 4; drop max_epochs (pfl reads the epochs from the run config), or write max_epochs: 5",
+        run={"epochs": 5},
+        optimize={"pruner": {"name": "pfl", "kwargs": {"n_warmup_steps": 1, "max_epochs": 2}}},
+    ),
 ]

@@ -47,7 +47,12 @@ def sampler_and_pruner(run: RunConfig, opt: OptimizeConfig) -> tuple[BaseSampler
         )
     deprecated += pruner_deprecated
     if run.trainer is None and not opt.multi_objective:  # a user's fit reports the epochs it likes
-        check_pruner_reach(pruner, opt.pruner.kwargs, most_epochs(run.epochs, opt.search_space))
+        check_pruner_reach(
+            pruner,
+            opt.pruner.kwargs,
+            most_epochs(run.epochs, opt.search_space),
+            epochs_searched="epochs" in opt.search_space,
+        )
     if not opt.multi_objective:
         check_threshold_side(pruner, opt)
     return sampler, pruner, deprecated
