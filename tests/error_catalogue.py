@@ -1519,7 +1519,7 @@ CASES = [
     Case(
         "condition-beyond-range",
         "a condition on a searched range that none of its values meets (its top is 32, the test asks for more)",
-        "error: optimize.yaml: search_space.optimizer.lr: the condition model.hidden.0: {gt: 32} never holds for model.hidden.0's values ([8, 32], step 8), so it would never be set",
+        "error: optimize.yaml: search_space.optimizer.lr: the condition model.hidden.0: {gt: 32} never holds for model.hidden.0's values ([8, 32], step 8), so it would never be set; change or drop the condition, or widen model.hidden.0's range to meet it",
         optimize={
             "search_space": {
                 "model.hidden.0": {"type": "int", "low": 8, "high": 32, "step": 8},
@@ -3431,5 +3431,23 @@ CASES = [
         "error: optimize.yaml: pruner.kwargs.max_epochs: 2 is not the 5 epochs the trials train: pfl would predict each trial's value at step 1, and prune nothing from that step on, where trials train to step 4; drop max_epochs (pfl reads the epochs from the run config), or write max_epochs: 5",
         run={"epochs": 5},
         optimize={"pruner": {"name": "pfl", "kwargs": {"n_warmup_steps": 1, "max_epochs": 2}}},
+    ),
+    Case(
+        "condition-no-choice-meets",
+        "a condition on a categorical that none of its choices meets, with no near choice to name (an order "
+        "test on text); before: the line said so and named no fix",
+        "error: optimize.yaml: search_space.optimizer.lr: the condition model.activation: {ge: true} never holds for model.activation's values, so it would never be set (its choices: [relu, tanh]); change or drop the condition",
+        optimize={
+            "search_space": {
+                "model.activation": {"type": "categorical", "choices": ["relu", "tanh"]},
+                "optimizer.lr": {
+                    "type": "float",
+                    "low": 1.0e-3,
+                    "high": 1.0e-1,
+                    "log": True,
+                    "when": {"model.activation": {"ge": True}},
+                },
+            }
+        },
     ),
 ]
