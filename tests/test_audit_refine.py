@@ -1188,6 +1188,31 @@ def test_refining_a_grid_given_as_values_keeps_the_values_inside_the_new_ranges(
     assert any(c.startswith("sampler.kwargs.search_space: ") for c in ref.changes)
 
 
+def test_refining_a_partial_fixed_sampler_drops_the_fixed_params_the_stage_no_longer_searches() -> None:
+    # A parameter the stage fixed in its run config stayed in PartialFixedSampler's fixed_params, and optimize
+    # refused the stage: "sampler.kwargs.fixed_params.optimizer.weight_decay: not in search_space".
+    from hpotool.factories import make_sampler
+
+    study = synthetic_study("synth", SPACE, 40, seed=0)
+    stored = study.user_attrs["optimize_config"]
+    fixed = {"optimizer.weight_decay": 1e-4, "model.dropout": 0.2}
+    sampler = {
+        "name": "optuna.samplers.PartialFixedSampler",
+        "kwargs": {"fixed_params": fixed, "base_sampler": "tpe"},
+    }
+    study.set_user_attr("optimize_config", {**stored, "sampler": sampler})
+    ref = refine_study(study)
+    opt = OptimizeConfig.model_validate(ref.optimize)
+    assert "optimizer.weight_decay" not in opt.search_space  # it does not matter: fixed
+    assert opt.sampler.kwargs["fixed_params"] == {"model.dropout": 0.2}
+    make_sampler(
+        opt.sampler.name, opt.sampler.kwargs, seed=opt.seed, space=opt.search_space
+    )  # optimize takes it
+    assert "sampler.kwargs.fixed_params: dropped optimizer.weight_decay, no longer searched" in " ".join(
+        ref.changes
+    )
+
+
 def test_refine_names_the_run_config_with_the_suffix_of_out(tmp_path: Path) -> None:
     # `--out stage2.yml` wrote its RunConfig as stage2.run.yaml, so a stage2.yaml stage blocked it.
     url = f"sqlite:///{tmp_path / 's.db'}"
