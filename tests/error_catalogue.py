@@ -3450,4 +3450,11 @@ CASES = [
             }
         },
     ),
+    Case(
+        "cmaes-x0-without-a-parameter",
+        "CMA-ES's start point x0 without a value for a searched int parameter; before: trial 0 ran, and every "
+        "later trial failed in its sample_relative ('Parameter configuration must contain all distributions')",
+        "error: optimize.yaml: sampler.kwargs.x0: gives no value for model.hidden.0, which CMA-ES samples from its start point (every int and float parameter without a when:), so every trial after the first would fail; add model.hidden.0: VALUE to x0, or leave x0 out (CMA-ES then starts at the middle of each range)",
+        optimize={"sampler": {"name": "cmaes", "kwargs": {"x0": {"optimizer.lr": 0.01}}}},
+    ),
 ]
