@@ -3457,4 +3457,13 @@ CASES = [
         "error: optimize.yaml: sampler.kwargs.x0: gives no value for model.hidden.0, which CMA-ES samples from its start point (every int and float parameter without a when:), so every trial after the first would fail; add model.hidden.0: VALUE to x0, or leave x0 out (CMA-ES then starts at the middle of each range)",
         optimize={"sampler": {"name": "cmaes", "kwargs": {"x0": {"optimizer.lr": 0.01}}}},
     ),
+    Case(
+        "cmaes-x0-outside-the-range",
+        "CMA-ES's start point x0 outside a parameter's range (a stage refine narrowed); before: trial 0 ran, "
+        "and every later trial failed in its sample_relative ('invalid bounds')",
+        "error: optimize.yaml: sampler.kwargs.x0.optimizer.lr: 0.5 lies outside search_space.optimizer.lr ([0.001, 0.1], log), where CMA-ES starts; give a value within it, or widen the search space",
+        optimize={
+            "sampler": {"name": "cmaes", "kwargs": {"x0": {"optimizer.lr": 0.5, "model.hidden.0": 16}}}
+        },
+    ),
 ]

@@ -1213,6 +1213,28 @@ def test_refining_a_partial_fixed_sampler_drops_the_fixed_params_the_stage_no_lo
     )
 
 
+def test_refining_a_cmaes_study_keeps_its_start_point_inside_the_new_ranges() -> None:
+    # x0 kept whole: a value outside a narrowed range failed every CMA-ES trial after the first
+    # ('invalid bounds'), and a parameter the stage fixed stayed in it.
+    from hpotool.factories import make_sampler
+
+    study = synthetic_study("synth", SPACE, 40, seed=0)
+    stored = study.user_attrs["optimize_config"]
+    x0 = {"optimizer.lr": 1e-3, "model.dropout": 0.5, "optimizer.weight_decay": 1e-4}
+    study.set_user_attr("optimize_config", {**stored, "sampler": {"name": "cmaes", "kwargs": {"x0": x0}}})
+    ref = refine_study(study)
+    opt = OptimizeConfig.model_validate(ref.optimize)
+    stage_x0 = opt.sampler.kwargs["x0"]
+    assert set(stage_x0) == set(opt.search_space) == {"optimizer.lr", "model.dropout"}
+    assert stage_x0["optimizer.lr"] == 1e-3  # inside the widened range: kept
+    assert stage_x0["model.dropout"] == opt.search_space["model.dropout"].high < 0.5  # the nearer end
+    make_sampler(
+        opt.sampler.name, opt.sampler.kwargs, seed=opt.seed, space=opt.search_space
+    )  # optimize takes it
+    said = next(c for c in ref.changes if c.startswith("sampler.kwargs.x0 (CMA-ES's start point): "))
+    assert "dropped optimizer.weight_decay, no longer searched" in said and "model.dropout 0.5 -> " in said
+
+
 def test_refine_names_the_run_config_with_the_suffix_of_out(tmp_path: Path) -> None:
     # `--out stage2.yml` wrote its RunConfig as stage2.run.yaml, so a stage2.yaml stage blocked it.
     url = f"sqlite:///{tmp_path / 's.db'}"

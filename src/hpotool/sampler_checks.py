@@ -62,7 +62,8 @@ def check_cmaes_x0(x0: Mapping[str, Any], space: Mapping[str, Param], key: str =
     """CMA-ES's `x0` gives a value for every parameter its model samples: each int and float one without a
     `when:` (categorical and conditional ones it leaves to its independent sampler). One left out passed
     trial 0 and failed every later trial in its sample_relative ('Parameter configuration must contain all
-    distributions'), the study stopping after five."""
+    distributions'), the study stopping after five; one outside its range failed them too ('invalid
+    bounds')."""
     sampled = [k for k, p in space.items() if not isinstance(p, CategoricalParam) and not p.when]
     missing = [k for k in sampled if k not in x0]
     if missing:
@@ -71,6 +72,13 @@ def check_cmaes_x0(x0: Mapping[str, Any], space: Mapping[str, Param], key: str =
             f"point (every int and float parameter without a when:), so every trial after the first would fail; "
             f"add {missing[0]}: VALUE to x0, or leave x0 out (CMA-ES then starts at the middle of each range)"
         )
+    for path in sampled:
+        if not contains(space[path], x0[path]):  # CMA-ES failed every trial after the first: "invalid bounds"
+            raise HpoError(
+                f"{key}.kwargs.x0.{path}: {format_choice(x0[path])} lies outside search_space.{path} "
+                f"({values_text(space[path])}), where CMA-ES starts; give a value within it, or widen the search "
+                f"space"
+            )
 
 
 def fixed_labels(fixed: Mapping[str, Any], space: Mapping[str, Param]) -> dict[str, Any]:
