@@ -598,7 +598,7 @@ CASES = [
     Case(
         "sampler-multi-objective",
         "a sampler that cannot handle several objectives",
-        "error: optimize.yaml: sampler: 'cmaes' cannot sample this study (2 objectives): ValueError: If the study is being used for multi-objective optimization, CmaEsSampler cannot be used.",
+        "error: optimize.yaml: sampler: 'cmaes' cannot sample this study (2 objectives): ValueError: If the study is being used for multi-objective optimization, CmaEsSampler cannot be used; for several objectives use tpe, nsga2, nsga3, gp, random or qmc",
         optimize={
             "metric": None,
             "direction": None,
