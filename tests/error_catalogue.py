@@ -598,7 +598,7 @@ CASES = [
     Case(
         "sampler-multi-objective",
         "a sampler that cannot handle several objectives",
-        "error: optimize.yaml: sampler: 'cmaes' cannot sample this study (2 objectives): ValueError: If the study is being used for multi-objective optimization, CmaEsSampler cannot be used.",
+        "error: optimize.yaml: sampler: 'cmaes' cannot sample this study (2 objectives): ValueError: If the study is being used for multi-objective optimization, CmaEsSampler cannot be used; for several objectives use tpe, nsga2, nsga3, gp, random or qmc",
         optimize={
             "metric": None,
             "direction": None,
@@ -1519,7 +1519,7 @@ CASES = [
     Case(
         "condition-beyond-range",
         "a condition on a searched range that none of its values meets (its top is 32, the test asks for more)",
-        "error: optimize.yaml: search_space.optimizer.lr: the condition model.hidden.0: {gt: 32} never holds for model.hidden.0's values ([8, 32], step 8), so it would never be set",
+        "error: optimize.yaml: search_space.optimizer.lr: the condition model.hidden.0: {gt: 32} never holds for model.hidden.0's values ([8, 32], step 8), so it would never be set; change or drop the condition, or widen model.hidden.0's range to meet it",
         optimize={
             "search_space": {
                 "model.hidden.0": {"type": "int", "low": 8, "high": 32, "step": 8},
@@ -3462,5 +3462,47 @@ CASES = [
         "'required key is missing' alone",
         "error: run.yaml: trainer.function: required key is missing; the trainer section names its function with function:, not name: (write function: mypkg.train:fit)",
         run={"trainer": {"name": "mypkg.train:fit"}},
+    ),
+    Case(
+        "pfl-max-epochs-not-the-epochs",
+        "pfl's max_epochs, an Optuna script's, short of the epochs the trials train; before: pfl predicted at "
+        "its step 1 and pruned nothing from there on, the study running unpruned without a word",
+        "error: optimize.yaml: pruner.kwargs.max_epochs: 2 is not the 5 epochs the trials train: pfl would predict each trial's value at step 1, and prune nothing from that step on, where trials train to step 4; drop max_epochs (pfl reads the epochs from the run config), or write max_epochs: 5",
+        run={"epochs": 5},
+        optimize={"pruner": {"name": "pfl", "kwargs": {"n_warmup_steps": 1, "max_epochs": 2}}},
+    ),
+    Case(
+        "condition-no-choice-meets",
+        "a condition on a categorical that none of its choices meets, with no near choice to name (an order "
+        "test on text); before: the line said so and named no fix",
+        "error: optimize.yaml: search_space.optimizer.lr: the condition model.activation: {ge: true} never holds for model.activation's values, so it would never be set (its choices: [relu, tanh]); change or drop the condition",
+        optimize={
+            "search_space": {
+                "model.activation": {"type": "categorical", "choices": ["relu", "tanh"]},
+                "optimizer.lr": {
+                    "type": "float",
+                    "low": 1.0e-3,
+                    "high": 1.0e-1,
+                    "log": True,
+                    "when": {"model.activation": {"ge": True}},
+                },
+            }
+        },
+    ),
+    Case(
+        "cmaes-x0-without-a-parameter",
+        "CMA-ES's start point x0 without a value for a searched int parameter; before: trial 0 ran, and every "
+        "later trial failed in its sample_relative ('Parameter configuration must contain all distributions')",
+        "error: optimize.yaml: sampler.kwargs.x0: gives no value for model.hidden.0, which CMA-ES samples from its start point (every int and float parameter without a when:), so every trial after the first would fail; add model.hidden.0: VALUE to x0, or leave x0 out (CMA-ES then starts at the middle of each range)",
+        optimize={"sampler": {"name": "cmaes", "kwargs": {"x0": {"optimizer.lr": 0.01}}}},
+    ),
+    Case(
+        "cmaes-x0-outside-the-range",
+        "CMA-ES's start point x0 outside a parameter's range (a stage refine narrowed); before: trial 0 ran, "
+        "and every later trial failed in its sample_relative ('invalid bounds')",
+        "error: optimize.yaml: sampler.kwargs.x0.optimizer.lr: 0.5 lies outside search_space.optimizer.lr ([0.001, 0.1], log), where CMA-ES starts; give a value within it, or widen the search space",
+        optimize={
+            "sampler": {"name": "cmaes", "kwargs": {"x0": {"optimizer.lr": 0.5, "model.hidden.0": 16}}}
+        },
     ),
 ]

@@ -247,6 +247,7 @@ def test_refine_writes_its_two_files_as_one_set(tmp_path: Path) -> None:
 def test_stage_names() -> None:
     assert next_study_name("digits") == "digits_stage2"
     assert next_study_name("digits_stage2") == "digits_stage3"
+    assert next_study_name("digits_stage2b") == "digits_stage3"
 
 
 def test_refine_output_runs_with_optimize_unchanged(
@@ -296,6 +297,56 @@ def test_refine_output_runs_with_optimize_unchanged(
         catch_exceptions=False,
     )
     assert again.exit_code == 0, again.output
+
+
+def test_refine_again_after_more_trials_names_a_stage_its_storage_does_not_hold_already(
+    configs: tuple[Path, Path], opt_dict: dict, tmp_path: Path
+) -> None:
+    """A study refined, its stage run, then refined again after more trials (under another run config) got its
+    first stage's name:
+    refine said to run the new configs, and optimize refused them as another experiment in that study.
+    The same configs keep the name, so their optimize resumes the stage."""
+    run_path, opt_path = configs
+    storage = opt_dict["storage"]
+    runner = CliRunner()
+
+    def run(*args: str) -> Any:
+        result = runner.invoke(app, list(args), catch_exceptions=False)
+        assert result.exit_code == 0, result.output
+        return result
+
+    def refine(out: Path, study: str = "tiny") -> tuple[str, Path]:
+        result = run("refine", "--study-name", study, "--storage", storage, "--out", str(out), "--force")
+        stage_run = out.with_name(out.stem + ".run.yaml")
+        run("optimize", "-r", str(stage_run), "-o", str(out), "--n-trials", "1", "-q")
+        return load_optimize_config(out).study_name, result
+
+    run("optimize", "-r", str(run_path), "-o", str(opt_path), "-q")
+    first = tmp_path / "stage2.yaml"
+    assert refine(first)[0] == "tiny_stage2"
+    assert refine(first)[0] == "tiny_stage2"  # the same configs: optimize resumed the stage
+    run_dict = yaml.safe_load(run_path.read_text())
+    write_yaml(run_path, {**run_dict, "epochs": run_dict["epochs"] + 1})  # the stage trains with it
+    run(
+        "optimize",
+        "-r",
+        str(run_path),
+        "-o",
+        str(opt_path),
+        "-q",
+        "--n-trials",
+        "6",
+        "--allow-changed-config",
+    )
+    name, result = refine(tmp_path / "again.yaml")
+    assert name == "tiny_stage2b"
+    assert (
+        "study_name: tiny_stage2b, as its storage holds tiny_stage2, a stage with other configs"
+        in " ".join(result.stdout.split())
+    )
+    names = {s.study_name for s in optuna.get_all_study_summaries(storage)}
+    assert names == {"tiny", "tiny_stage2", "tiny_stage2b"}
+    assert refine(tmp_path / "stage3.yaml", "tiny_stage2b")[0] == "tiny_stage3"
 
 
 def test_audit_of_a_study_without_hpotool_attrs_is_one_line(tmp_path: Path) -> None:
@@ -1135,6 +1186,53 @@ def test_refining_a_grid_given_as_values_keeps_the_values_inside_the_new_ranges(
         opt.sampler.name, opt.sampler.kwargs, seed=opt.seed, space=opt.search_space
     )  # optimize takes it
     assert any(c.startswith("sampler.kwargs.search_space: ") for c in ref.changes)
+
+
+def test_refining_a_partial_fixed_sampler_drops_the_fixed_params_the_stage_no_longer_searches() -> None:
+    # A parameter the stage fixed in its run config stayed in PartialFixedSampler's fixed_params, and optimize
+    # refused the stage: "sampler.kwargs.fixed_params.optimizer.weight_decay: not in search_space".
+    from hpotool.factories import make_sampler
+
+    study = synthetic_study("synth", SPACE, 40, seed=0)
+    stored = study.user_attrs["optimize_config"]
+    fixed = {"optimizer.weight_decay": 1e-4, "model.dropout": 0.2}
+    sampler = {
+        "name": "optuna.samplers.PartialFixedSampler",
+        "kwargs": {"fixed_params": fixed, "base_sampler": "tpe"},
+    }
+    study.set_user_attr("optimize_config", {**stored, "sampler": sampler})
+    ref = refine_study(study)
+    opt = OptimizeConfig.model_validate(ref.optimize)
+    assert "optimizer.weight_decay" not in opt.search_space  # it does not matter: fixed
+    assert opt.sampler.kwargs["fixed_params"] == {"model.dropout": 0.2}
+    make_sampler(
+        opt.sampler.name, opt.sampler.kwargs, seed=opt.seed, space=opt.search_space
+    )  # optimize takes it
+    assert "sampler.kwargs.fixed_params: dropped optimizer.weight_decay, no longer searched" in " ".join(
+        ref.changes
+    )
+
+
+def test_refining_a_cmaes_study_keeps_its_start_point_inside_the_new_ranges() -> None:
+    # x0 kept whole: a value outside a narrowed range failed every CMA-ES trial after the first
+    # ('invalid bounds'), and a parameter the stage fixed stayed in it.
+    from hpotool.factories import make_sampler
+
+    study = synthetic_study("synth", SPACE, 40, seed=0)
+    stored = study.user_attrs["optimize_config"]
+    x0 = {"optimizer.lr": 1e-3, "model.dropout": 0.5, "optimizer.weight_decay": 1e-4}
+    study.set_user_attr("optimize_config", {**stored, "sampler": {"name": "cmaes", "kwargs": {"x0": x0}}})
+    ref = refine_study(study)
+    opt = OptimizeConfig.model_validate(ref.optimize)
+    stage_x0 = opt.sampler.kwargs["x0"]
+    assert set(stage_x0) == set(opt.search_space) == {"optimizer.lr", "model.dropout"}
+    assert stage_x0["optimizer.lr"] == 1e-3  # inside the widened range: kept
+    assert stage_x0["model.dropout"] == opt.search_space["model.dropout"].high < 0.5  # the nearer end
+    make_sampler(
+        opt.sampler.name, opt.sampler.kwargs, seed=opt.seed, space=opt.search_space
+    )  # optimize takes it
+    said = next(c for c in ref.changes if c.startswith("sampler.kwargs.x0 (CMA-ES's start point): "))
+    assert "dropped optimizer.weight_decay, no longer searched" in said and "model.dropout 0.5 -> " in said
 
 
 def test_refine_names_the_run_config_with_the_suffix_of_out(tmp_path: Path) -> None:

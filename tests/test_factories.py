@@ -971,3 +971,32 @@ def test_a_sampler_of_the_users_that_takes_no_seed_is_noted_where_the_config_set
             space=SPACE,
         )
     assert notes == []
+
+
+def test_a_cmaes_start_point_without_a_parameter_it_samples_is_refused() -> None:
+    """x0 without model.dropout passed trial 0 and failed every later trial in CMA-ES's sample_relative
+    ('Parameter configuration must contain all distributions'), and one outside its range failed them too
+    ('invalid bounds'); a categorical or conditional parameter, which its independent sampler draws, needs
+    no value there."""
+    space: dict[str, Param] = {
+        "optimizer.lr": FloatParam(type="float", low=1e-3, high=1e-1, log=True),
+        "model.dropout": FloatParam(type="float", low=0.0, high=0.5),
+        "model.activation": CategoricalParam(type="categorical", choices=["relu", "tanh"]),
+        "model.hidden.2": IntParam(type="int", low=8, high=32, when={"model.activation": "tanh"}),
+    }
+    with pytest.raises(
+        HpoError, match=r"^sampler\.kwargs\.x0: gives no value for model\.dropout, which CMA-ES"
+    ):
+        make_sampler("cmaes", {"x0": {"optimizer.lr": 0.01}}, seed=0, space=space)
+    with pytest.raises(
+        HpoError, match=r"^sampler\.kwargs\.x0\.model\.dropout: 0\.9 lies outside search_space"
+    ):
+        make_sampler("cmaes", {"x0": {"optimizer.lr": 0.01, "model.dropout": 0.9}}, seed=0, space=space)
+    sampler = make_sampler("cmaes", {"x0": {"optimizer.lr": 0.01, "model.dropout": 0.1}}, seed=0, space=space)
+    study = optuna.create_study(sampler=sampler, direction="maximize")
+    from hpotool.suggestion import suggest
+
+    study.optimize(
+        lambda t: suggest(t, space)["model.dropout"], n_trials=3
+    )  # the start point it samples from
+    assert all(t.state == optuna.trial.TrialState.COMPLETE for t in study.trials)

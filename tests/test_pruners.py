@@ -478,6 +478,42 @@ def test_a_pruner_step_past_the_last_one_asked_is_refused(
 
 
 @pytest.mark.parametrize(
+    ("max_epochs", "said"),
+    [
+        (
+            3,
+            "max_epochs: 3 is not the 5 epochs the trials train: pfl would predict each trial's value at step 2, "
+            "and prune nothing from that step on, where trials train to step 4",
+        ),
+        (
+            50,
+            "max_epochs: 50 is not the 5 epochs the trials train: pfl would predict each trial's value at "
+            "step 49, past the trials' last step, 4",
+        ),
+    ],
+)
+def test_a_pfl_max_epochs_other_than_the_epochs_is_refused(max_epochs: int, said: str) -> None:
+    """pfl predicts at step max_epochs - 1 and prunes nothing from there on: `max_epochs: 3` over 5 epochs
+    with its default warm-up of 3 left the study unpruned without a word; 50 judged trials by a value 45
+    epochs past their end."""
+    from hpotool.pruner_reach import check_pruner_reach
+
+    kwargs = {"max_epochs": max_epochs}
+    with pytest.raises(HpoError, match=re.escape(said)):
+        check_pruner_reach(make_pruner("pfl", kwargs), kwargs, epochs=5)
+
+
+def test_a_pfl_max_epochs_equal_to_the_epochs_or_under_a_searched_epochs_is_taken() -> None:
+    """A searched `epochs` is each trial's horizon, which pfl reads before its max_epochs."""
+    from hpotool.pruner_reach import check_pruner_reach
+
+    check_pruner_reach(make_pruner("pfl", {"max_epochs": 5}), {"max_epochs": 5}, epochs=5)
+    check_pruner_reach(
+        make_pruner("pfl", {"max_epochs": 3}), {"max_epochs": 3}, epochs=5, epochs_searched=True
+    )
+
+
+@pytest.mark.parametrize(
     ("name", "kwargs"),
     [
         ("pfl", {"n_warmup_steps": 3}),

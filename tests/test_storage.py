@@ -1145,6 +1145,8 @@ def test_a_machine_whose_redis_url_lacks_the_others_prefix_does_not_start_a_stud
         ("exp", "exp2", True),
         ("digits_mlp", "digits_mlp_v2", True),
         ("sweep", "sweep-2026-12-05", True),
+        ("digits_mlp_stage2", "digits_mlp_stage2b", True),  # refine's stage of a study refined again
+        ("digits_mlp_stage2b", "digits_mlp_stage2c", True),
         ("digits_mpl", "digits_mlp", False),
         ("digts_mlp", "digits_mlp", False),
         ("digts_mlp2", "digits_mlp1", False),

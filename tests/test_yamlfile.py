@@ -227,3 +227,14 @@ def test_what_dump_yaml_writes_reads_back_as_the_same_data(data: object) -> None
     for flow in (False, True):
         doc = {"a": FlowMapping(x=data) if flow else data}
         assert _typed(parse_yaml(dump_yaml(doc), "f.yaml")) == _typed({"a": {"x": data} if flow else data})
+
+
+def test_a_flow_mapping_stays_on_one_line_however_long() -> None:
+    """A refined stage's search space is one line a parameter, to read and edit by hand: a conditional one
+    past 80 columns was folded mid-mapping (`when: {model.layers: {` over `ge: 3}}}`)."""
+    spec = FlowMapping(type="int", low=16, high=64, step=16, when={"model.layers": {"ge": 3}})
+    text = dump_yaml({"search_space": {"model.hidden.2": spec}})
+    assert (
+        text
+        == "search_space:\n  model.hidden.2: {type: int, low: 16, high: 64, step: 16, when: {model.layers: {ge: 3}}}\n"
+    )

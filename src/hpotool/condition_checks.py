@@ -110,6 +110,10 @@ def _never_holds(path: str, condition: Any, ref: Param) -> str:
         near = closest(condition, words, n=1)
         if near:  # a misspelt choice: `when: {optimizer.name: sdg}`
             hint = f" (did you mean {near[0]}? its choices: {format_choice(ref.choices)})"
+    if not hint and isinstance(ref, CategoricalParam):  # no slip to name: what to change
+        hint = f" (its choices: {format_choice(ref.choices)}); change or drop the condition"
+    elif not hint:  # a test past a range's end: `{ge: 4}` over model.layers [1, 3]
+        hint = f"; change or drop the condition, or widen {path}'s range to meet it"
     values = "" if isinstance(ref, CategoricalParam) else f" ({values_text(ref)})"  # choices: in the hint
     return (
         f"the condition {path}: {format_choice(condition)} never holds for {path}'s values{values}, so it "

@@ -10,7 +10,13 @@ from hpotool.errors import HpoError
 from hpotool.instantiation import instantiate, is_subclass
 from hpotool.kwarg_notes import add_note
 from hpotool.resolve import resolve
-from hpotool.sampler_checks import check_brute_force, check_fixed_params, fixed_labels, grid_search_space
+from hpotool.sampler_checks import (
+    check_brute_force,
+    check_cmaes_x0,
+    check_fixed_params,
+    fixed_labels,
+    grid_search_space,
+)
 from hpotool.search_space import Param
 from hpotool.signatures import accepted_kwargs
 
@@ -118,6 +124,8 @@ def make_sampler(
     ):
         check_fixed_params(args["fixed_params"], space, key)
         args["fixed_params"] = fixed_labels(args["fixed_params"], space)
+    if is_subclass(cls, optuna.samplers.CmaEsSampler) and isinstance(args.get("x0"), Mapping):
+        check_cmaes_x0(args["x0"], space, key)
     args = _build_objects("sampler", cls, args, key, seed, space)
     if seed is not None and "seed" not in args and not _holds_a_sampler(args):
         add_note(

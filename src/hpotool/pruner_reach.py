@@ -44,9 +44,12 @@ def never_asked_note(pruner_name: str, epochs: int, opt_path: str) -> str | None
     )
 
 
-def check_pruner_reach(pruner: Any, kwargs: Mapping[str, Any], epochs: int, key: str = "pruner") -> None:
+def check_pruner_reach(
+    pruner: Any, kwargs: Mapping[str, Any], epochs: int, key: str = "pruner", epochs_searched: bool = False
+) -> None:
     """Refuse a step the pruner `pruner` (built from `kwargs`, set at `key`) would never reach in trials of at
-    most `epochs` epochs. `patient`'s wrapped pruner is checked under its own key."""
+    most `epochs` epochs (`epochs_searched`: the top of a searched `epochs`). `patient`'s wrapped pruner is
+    checked under its own key."""
     import optuna
 
     last = epochs - 2  # the last step the pruner is asked at
@@ -61,7 +64,11 @@ def check_pruner_reach(pruner: Any, kwargs: Mapping[str, Any], epochs: int, key:
         inner = kwargs.get("wrapped_pruner")
         inner_kwargs = inner.get("kwargs") or {} if isinstance(inner, Mapping) else {}
         if pruner._wrapped_pruner is not None:
-            check_pruner_reach(pruner._wrapped_pruner, inner_kwargs, epochs, f"{key}.kwargs.wrapped_pruner")
+            check_pruner_reach(
+                pruner._wrapped_pruner, inner_kwargs, epochs, f"{key}.kwargs.wrapped_pruner", epochs_searched
+            )
+    if not epochs_searched:  # a searched `epochs` is each trial's horizon, whatever pfl's max_epochs says
+        _check_pfl_horizon(pruner, kwargs, epochs, key)
     value = _written(pruner, kwargs, _WARM_UP_KEY)
     if value is not None and value > last:
         raise HpoError(
@@ -97,6 +104,29 @@ def check_pruner_reach(pruner: Any, kwargs: Mapping[str, Any], epochs: int, key:
                 f"with max_resource: {epochs}); give max_resource: {epochs}, or auto (the steps of the first "
                 f"complete trial)"
             )
+
+
+def _check_pfl_horizon(pruner: Any, kwargs: Mapping[str, Any], epochs: int, key: str) -> None:
+    """Refuse a `pfl` whose `max_epochs` (an Optuna script's, or one left from another run config) is not the
+    epochs the trials train: pfl predicts each trial's value at step max_epochs - 1 and prunes nothing from
+    that step on, so `max_epochs: 2` over 4-epoch trials, with a warm-up of 1, ran the study unpruned without
+    a word, and `max_epochs: 100` judged each trial by a value extrapolated 96 epochs past its end. Left out,
+    pfl reads the epochs from the study's run config."""
+    from hpotool.pruners import PFLPruner
+
+    written = _written(pruner, kwargs, "max_epochs") if isinstance(pruner, PFLPruner) else None
+    if written is None or written == epochs:
+        return
+    wrong = (
+        f"past the trials' last step, {epochs - 1}"
+        if written > epochs
+        else f"and prune nothing from that step on, where trials train to step {epochs - 1}"
+    )
+    raise HpoError(
+        f"{key}.kwargs.max_epochs: {written} is not the {epochs} epochs the trials train: pfl would predict each "
+        f"trial's value at step {written - 1}, {wrong}; drop max_epochs (pfl reads the epochs from the run "
+        f"config), or write max_epochs: {epochs}"
+    )
 
 
 def _check_wilcoxon(

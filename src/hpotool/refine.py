@@ -5,7 +5,6 @@ study with the best trials so far.
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -19,7 +18,7 @@ from hpotool.audit import (
 from hpotool.conditions import holds
 from hpotool.config import OptimizeConfig, RunConfig
 from hpotool.errors import HpoError
-from hpotool.fingerprint import earlier_base_trials
+from hpotool.fingerprint import digest, earlier_base_trials, experiment
 from hpotool.formatting import counted, format_value
 from hpotool.importance import Basis, basis
 from hpotool.overrides import apply_overrides, leaf_values
@@ -33,6 +32,7 @@ from hpotool.stage_conditions import (
     drop_unkept_condition_values,
     pin_below_searched_sections,
 )
+from hpotool.stage_names import free_stage_name, next_study_name
 from hpotool.stage_ranges import choice_text, narrow_range, range_text, value_text, widen_range, yaml_spec
 from hpotool.stage_settings import carry_settings, stage_storage
 from hpotool.stored_run import stored_run_config
@@ -54,12 +54,6 @@ class Refinement:
     optimize: dict[str, Any]
     run: dict[str, Any]
     changes: list[str] = field(default_factory=list)
-
-
-def next_study_name(name: str) -> str:
-    """`digits` -> `digits_stage2`, `digits_stage2` -> `digits_stage3`."""
-    match = re.fullmatch(r"(.*)_stage(\d+)", name)
-    return f"{match.group(1)}_stage{int(match.group(2)) + 1}" if match else f"{name}_stage2"
 
 
 @dataclass(frozen=True)
@@ -143,6 +137,9 @@ def refine_study(
         "n_trials": n_trials,
     }
     validated = OptimizeConfig.model_validate(optimize)  # what `hpotool optimize` will load
+    free = free_stage_name(name, validated.storage, digest(experiment(stage_run, validated)), changes)
+    if free != name:  # the study name is no part of the experiment: the same configs under another name
+        name, validated = free, validated.model_copy(update={"study_name": free})
     return Refinement(
         name,
         validated.model_dump(mode="json", exclude_defaults=False),

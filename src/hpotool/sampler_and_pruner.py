@@ -47,7 +47,12 @@ def sampler_and_pruner(run: RunConfig, opt: OptimizeConfig) -> tuple[BaseSampler
         )
     deprecated += pruner_deprecated
     if run.trainer is None and not opt.multi_objective:  # a user's fit reports the epochs it likes
-        check_pruner_reach(pruner, opt.pruner.kwargs, most_epochs(run.epochs, opt.search_space))
+        check_pruner_reach(
+            pruner,
+            opt.pruner.kwargs,
+            most_epochs(run.epochs, opt.search_space),
+            epochs_searched="epochs" in opt.search_space,
+        )
     if not opt.multi_objective:
         check_threshold_side(pruner, opt)
     return sampler, pruner, deprecated
@@ -120,8 +125,16 @@ def check_sampler_samples(opt: OptimizeConfig, fixed: Mapping[str, Any]) -> None
     except Exception as exc:  # a user's sampler may raise anything (a RuntimeError was a traceback)
         objectives = f"{len(opt.objectives)} objectives" if opt.multi_objective else "one objective"
         where = user_frame(exc)
+        # Optuna's own sampler refused the objectives ('CmaEsSampler cannot be used.'): name those that take them
+        others = opt.multi_objective and not where
+        said = f"{type(exc).__name__}: {exc}"
         raise HpoError(
-            f"sampler: {opt.sampler.name!r} cannot sample this study ({objectives}): {type(exc).__name__}: {exc}"
+            f"sampler: {opt.sampler.name!r} cannot sample this study ({objectives}): "
+            + (
+                f"{said.rstrip('.')}; for several objectives use tpe, nsga2, nsga3, gp, random or qmc"
+                if others
+                else said
+            )
             + (f" (at {where})" if where else "")
         ) from None
     finally:

@@ -1,6 +1,6 @@
 """What a sampler is built with, checked against the search space: a grid sampler's grid (made from the
-space, or given) fits in memory and covers the space, fixed parameters' values lie in it, and the
-brute-force sampler's values are finite."""
+space, or given) fits in memory and covers the space, fixed parameters' values lie in it, CMA-ES's start
+point gives every parameter it samples, and the brute-force sampler's values are finite."""
 
 from __future__ import annotations
 
@@ -21,7 +21,7 @@ from hpotool.param_values import (
     value_count,
     values_text,
 )
-from hpotool.search_space import FloatParam, Param, choice_label
+from hpotool.search_space import CategoricalParam, FloatParam, Param, choice_label
 
 GRID_MAX_POINTS = 1_000_000
 
@@ -55,6 +55,29 @@ def check_fixed_params(fixed: Mapping[str, Any], space: Mapping[str, Param], key
             raise HpoError(
                 f"{where}.{path}: {format_choice(value)} lies outside search_space.{path} "
                 f"({values_text(space[path])}); give a value within it, or widen the search space"
+            )
+
+
+def check_cmaes_x0(x0: Mapping[str, Any], space: Mapping[str, Param], key: str = "sampler") -> None:
+    """CMA-ES's `x0` gives a value for every parameter its model samples: each int and float one without a
+    `when:` (categorical and conditional ones it leaves to its independent sampler). One left out passed
+    trial 0 and failed every later trial in its sample_relative ('Parameter configuration must contain all
+    distributions'), the study stopping after five; one outside its range failed them too ('invalid
+    bounds')."""
+    sampled = [k for k, p in space.items() if not isinstance(p, CategoricalParam) and not p.when]
+    missing = [k for k in sampled if k not in x0]
+    if missing:
+        raise HpoError(
+            f"{key}.kwargs.x0: gives no value for {', '.join(missing)}, which CMA-ES samples from its start "
+            f"point (every int and float parameter without a when:), so every trial after the first would fail; "
+            f"add {missing[0]}: VALUE to x0, or leave x0 out (CMA-ES then starts at the middle of each range)"
+        )
+    for path in sampled:
+        if not contains(space[path], x0[path]):  # CMA-ES failed every trial after the first: "invalid bounds"
+            raise HpoError(
+                f"{key}.kwargs.x0.{path}: {format_choice(x0[path])} lies outside search_space.{path} "
+                f"({values_text(space[path])}), where CMA-ES starts; give a value within it, or widen the search "
+                f"space"
             )
 
 

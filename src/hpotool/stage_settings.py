@@ -1,5 +1,6 @@
 """The settings a study's OptimizeConfig carries into its next stage, changed where the stage needs: the
-sampler's seed one on, a grid kept to the new ranges, the storage's password, the final overrides."""
+sampler's seed one on, a grid, fixed_params and CMA-ES's x0 kept to the new space, the storage's password,
+the final overrides."""
 
 from __future__ import annotations
 
@@ -19,6 +20,8 @@ def carry_settings(
     the stage's `space`, the sampler seeded one on, the final overrides fitted to the stage. Each change is
     added to `changes`."""
     _fit_grid(opt, space, changes)
+    _fit_fixed_params(opt, space, changes)
+    _fit_cmaes_x0(opt, space, changes)
     _next_seed(opt, changes)
     if opt.get("final"):
         opt["final"] = _stage_final(opt["final"], stage_run, space, changes)
@@ -39,6 +42,52 @@ def _fit_grid(opt: dict[str, Any], space: dict[str, Param], changes: list[str]) 
             "sampler.kwargs.search_space: the grid keeps its values inside the new ranges, and each widened "
             "range's new end"
         )
+
+
+def _fit_fixed_params(opt: dict[str, Any], space: dict[str, Param], changes: list[str]) -> None:
+    """The sampler's `fixed_params` (PartialFixedSampler's) kept to the parameters the stage still searches (in
+    place, in `opt`): one the stage fixes in its run config (every trial drew the sampler's one value, so
+    it barely mattered) left a fixed_params key outside the search space, which optimize refused. Its change
+    is added to `changes`."""
+    sampler: dict[str, Any] = opt.get("sampler") or {}
+    kwargs: dict[str, Any] = sampler.get("kwargs") or {}
+    fixed = kwargs.get("fixed_params")
+    if not isinstance(fixed, dict):
+        return
+    gone = [k for k in fixed if k not in space]
+    if not gone:
+        return
+    kept = {k: v for k, v in fixed.items() if k in space}
+    opt["sampler"] = {**sampler, "kwargs": {**kwargs, "fixed_params": kept}}
+    changes.append(
+        f"sampler.kwargs.fixed_params: dropped {', '.join(gone)}, no longer searched (the run config fixes "
+        f"{'it' if len(gone) == 1 else 'them'})"
+    )
+
+
+def _fit_cmaes_x0(opt: dict[str, Any], space: dict[str, Param], changes: list[str]) -> None:
+    """CMA-ES's start point `x0` kept to the stage (in place, in `opt`): a value outside a narrowed range moved
+    to its nearer end, where the stage refused it (before: CMA-ES failed every trial after the first, 'invalid
+    bounds'); one of a parameter no longer searched dropped. Its change is added to `changes`."""
+    sampler: dict[str, Any] = opt.get("sampler") or {}
+    kwargs: dict[str, Any] = sampler.get("kwargs") or {}
+    x0 = kwargs.get("x0")
+    if not isinstance(x0, dict):
+        return
+    kept: dict[str, Any] = {}
+    said: list[str] = []
+    for path, value in x0.items():
+        p = space.get(path)
+        if p is None:
+            said.append(f"dropped {path}, no longer searched")
+        elif isinstance(p, CategoricalParam) or contains(p, value) or not isinstance(value, int | float):
+            kept[path] = value
+        else:
+            kept[path] = p.low if value < p.low else p.high
+            said.append(f"{path} {value:g} -> {kept[path]:g}, the nearer end of its new range")
+    if said:
+        opt["sampler"] = {**sampler, "kwargs": {**kwargs, "x0": kept}}
+        changes.append(f"sampler.kwargs.x0 (CMA-ES's start point): {'; '.join(said)}")
 
 
 def _next_seed(opt: dict[str, Any], changes: list[str]) -> None:

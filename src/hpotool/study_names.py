@@ -13,12 +13,19 @@ if TYPE_CHECKING:
 _NUMBER = re.compile(r"\d+")
 # A trailing number or date, with the separator and version letter before it: _2, -v3, -2026-12-05, .1
 _TRAILING_NUMBER = re.compile(r"[-_.]*[vV]?\d[\d\-_.:]*$")
+# The letter refine gives a stage whose name an earlier refine's stage holds: digits_stage2b
+_STAGE_LETTER = re.compile(r"(_stage\d+)[b-z]$")
 
 
 def same_series(a: str, b: str) -> bool:
     """Whether two study names differ only in their numbers (run-12-01 and run-12-02, exp1 and exp10) or in
     a trailing number or date (exp and exp2, digits_mlp and digits_mlp_v2): a series named on purpose,
-    where a did-you-mean on each new one is noise; a typo (digits_mpl, digts_mlp) is not one."""
+    where a did-you-mean on each new one is noise, as it is on the stage `hpotool refine` lettered beside an
+    earlier one (digits_stage2 and digits_stage2b); a typo (digits_mpl, digts_mlp) is not one."""
+    if _STAGE_LETTER.sub(r"\1", a) == _STAGE_LETTER.sub(
+        r"\1", b
+    ):  # refine's digits_stage2 and digits_stage2b
+        return True
     return _NUMBER.sub("#", a) == _NUMBER.sub("#", b) or _TRAILING_NUMBER.sub("", a) == _TRAILING_NUMBER.sub(
         "", b
     )

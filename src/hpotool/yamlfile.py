@@ -208,4 +208,7 @@ _Dumper.add_representer(
 
 def dump_yaml(data: Any) -> str:
     """Dump plain data as block-style YAML (FlowMapping values on one line), keys in insertion order."""
-    return yaml.dump(data, Dumper=_Dumper, sort_keys=False, default_flow_style=False, allow_unicode=True)
+    # PyYAML folds a line past 80 columns, a flow mapping mid-mapping: a search space is read a parameter a line
+    return yaml.dump(
+        data, Dumper=_Dumper, sort_keys=False, default_flow_style=False, allow_unicode=True, width=1_000_000
+    )
