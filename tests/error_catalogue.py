@@ -3449,4 +3449,21 @@ CASES = [
         "error: run.yaml: trainer.function: required key is missing; the trainer section names its function with function:, not name: (write function: mypkg.train:fit)",
         run={"trainer": {"name": "mypkg.train:fit"}},
     ),
+    Case(
+        "model-width-fixed-in-its-code",
+        "a model of the user's whose last layer has 10 outputs written in its code, asking for no out_features, "
+        "on data of 3 classes; before: the shapes alone, not that hpotool passes the width to a model that asks",
+        "error: run.yaml: model: its output for 8 samples has shape (8, 10); this classification task needs (8, 3): (batch, classes) logits; fixed_head:Net takes no out_features, so its output width is fixed in its code: take out_features in its constructor for its last layer, which hpotool sets to 3 from the data",
+        run={"data": {"name": "three_classes:load"}, "model": {"name": "fixed_head:Net"}},
+        files={
+            "three_classes.py": "import torch\n\n\ndef load():\n"
+            "    g = torch.Generator().manual_seed(0)\n"
+            "    return torch.randn(60, 4, generator=g), torch.arange(60) % 3\n",
+            "fixed_head.py": "from torch import nn\n\n\nclass Net(nn.Module):\n"
+            "    def __init__(self, in_features):\n"
+            "        super().__init__()\n"
+            "        self.f = nn.Linear(in_features, 10)\n\n"
+            "    def forward(self, x):\n        return self.f(x)\n",
+        },
+    ),
 ]
