@@ -3466,4 +3466,11 @@ CASES = [
             "    def forward(self, x):\n        return self.f(x)\n",
         },
     ),
+    Case(
+        "model-list-in-quotes",
+        "the mlp's hidden widths written as a list in quotes, hidden: \"[16, 8]\"; before: 'Input should be a "
+        "valid integer, got [16, 8]', which read as if a list were refused",
+        "error: run.yaml: model: model 'mlp' argument 'hidden': Input should be a valid integer, got [16, 8]; that is the text \"[16, 8]\": write [16, 8] without quotes, a list",
+        run_text='device: cpu\nmodel: {name: mlp, hidden: "[16, 8]"}\n',
+    ),
 ]
