@@ -10,7 +10,7 @@ import torch
 
 from hpotool.config import RunConfig
 from hpotool.config_errors import validate_config
-from hpotool.data import load_data
+from hpotool.data import load_checked, load_data
 from hpotool.datasets import DataError, Dataset, digits, split, synthetic_regression
 from hpotool.errors import HpoError
 from hpotool.models import CNN, MLP, layer_widths
@@ -209,6 +209,28 @@ def test_an_error_in_a_users_model_constructor_names_the_shapes_hpotool_passed_i
         "in __init__); hpotool passed it in_features=10, out_features=1, from the data (each sample of x is "
         "shaped (10,))"
     )
+
+
+def test_a_data_path_written_from_the_config_files_folder_names_the_path_to_write(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """`path: data/train.csv` beside conf/run.yaml, run from the folder above: the user's loader said only
+    "data/train.csv not found", a file they could see from the config."""
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "conf/data").mkdir(parents=True)
+    (tmp_path / "conf/data/train.csv").write_text("".join(f"{i},{i % 3},{i / 10}\n" for i in range(10)))
+    (tmp_path / "conf/run.yaml").write_text("data: {name: tests.helpers:read_csv, path: data/train.csv}\n")
+    cfg = RunConfig.model_validate({"data": {"name": "tests.helpers:read_csv", "path": "data/train.csv"}})
+    with pytest.raises(HpoError) as info:
+        load_checked(cfg, "conf/run.yaml")
+    assert str(info.value).endswith(
+        "; data.path: a relative path is read from the folder hpotool runs in, not the config's, and "
+        "conf/data/train.csv is there: write path: conf/data/train.csv"
+    )
+    cfg = RunConfig.model_validate(
+        {"data": {"name": "tests.helpers:read_csv", "path": "conf/data/train.csv"}}
+    )
+    assert len(load_checked(cfg, "conf/run.yaml").train) == 8
 
 
 def test_a_model_that_hands_its_keyword_arguments_to_its_parent_is_built() -> None:

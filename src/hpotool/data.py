@@ -161,7 +161,30 @@ def load_checked(cfg: RunConfig, source: str) -> PreparedData:
         with refusing_exit():
             return load_data(cfg.data, cfg.loss.name)
     except Exception as exc:
-        raise HpoError(f"{source}: data: {data_failure(cfg.data, exc)}") from None
+        hint = config_relative_hint(cfg.data, source) if isinstance(exc, OSError) else ""
+        raise HpoError(f"{source}: data: {data_failure(cfg.data, exc)}{hint}") from None
+
+
+def config_relative_hint(cfg: DataConfig, source: str) -> str:
+    """For a dataset function that found no file at a relative path the data section gives (`path:
+    data/train.csv`, written from the config file's folder): that the path is read from the folder hpotool
+    runs in, and the one to write, where the file is there from the config's folder. The line said only
+    "data/train.csv not found", which the user saw beside their config."""
+    import os
+
+    folder = os.path.dirname(source)
+    if not folder or not os.path.isfile(source):
+        return ""
+    for key, value in cfg.kwargs.items():
+        if not isinstance(value, str) or not value or os.path.isabs(value) or os.path.exists(value):
+            continue
+        beside = os.path.join(folder, value)
+        if os.path.exists(beside):
+            return (
+                f"; data.{key}: a relative path is read from the folder hpotool runs in, not the config's, "
+                f"and {beside} is there: write {key}: {beside}"
+            )
+    return ""
 
 
 def check_batch_size(size: int, data: PreparedData, where: str) -> None:
