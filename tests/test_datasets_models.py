@@ -233,6 +233,26 @@ def test_a_data_path_written_from_the_config_files_folder_names_the_path_to_writ
     assert len(load_checked(cfg, "conf/run.yaml").train) == 8
 
 
+def test_images_with_their_channels_last_for_the_cnn_are_noted() -> None:
+    """numpy's 16×16×3 images trained without a word as 16 channels of 16×3 images; the note says how to
+    give them channels first. Channels-first images, or the mlp, which flattens them, get none."""
+    run = {
+        "data": {"name": "tests.helpers:channels_last_images"},
+        "model": {"name": "cnn"},
+        "device": "cpu",
+        "batch_size": 16,
+    }
+    assert check_run(RunConfig.model_validate(run), "run.yaml") == (
+        "data: each sample of tests.helpers:channels_last_images's x is shaped (16, 16, 3), which the cnn reads "
+        "as 16 channels of 16×3 images (C×H×W); if they are images with their channels last (H×W×C, as numpy "
+        "and PIL give them), return x.transpose(0, 3, 1, 2) (a tensor's x.permute(0, 3, 1, 2)) from the "
+        "dataset function",
+    )
+    assert check_run(RunConfig.model_validate({**run, "model": {"name": "mlp"}}), "run.yaml") == ()
+    digits = {**run, "data": {"name": "digits", "subset_fraction": 0.1}}  # 1×8×8
+    assert check_run(RunConfig.model_validate(digits), "run.yaml") == ()
+
+
 def test_a_model_that_hands_its_keyword_arguments_to_its_parent_is_built() -> None:
     """`def __init__(self, **kwargs): super().__init__(**kwargs)` was offered every shape and failed with the
     parent's "unexpected keyword argument 'input_shape'", which no config could fix."""
@@ -1548,7 +1568,12 @@ def test_cnn_on_images_without_a_channel_axis_says_to_add_one() -> None:
     """x of shape (n, H, W) was refused with 'cnn needs inputs shaped (channels, height, width), got (8, 8)'
     alone, which did not say the missing axis is the channel."""
     cfg = RunConfig.model_validate(
-        {"data": {"name": "tests.helpers:grayscale_images"}, "model": {"name": "cnn"}, "device": "cpu"}
+        {
+            "data": {"name": "tests.helpers:grayscale_images"},
+            "model": {"name": "cnn"},
+            "device": "cpu",
+            "batch_size": 16,
+        }
     )
     assert _check_refusal(cfg).endswith(
         "got (8, 8); for one-channel (grayscale) images add the channel axis in the dataset function: "

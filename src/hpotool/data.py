@@ -155,6 +155,21 @@ def unused_classes_note(data: PreparedData, name: str) -> str | None:
     )
 
 
+def channels_last_note(data: PreparedData, cfg: RunConfig) -> str | None:
+    """A note where the built-in cnn gets samples shaped as images with their channels last (16x16x3, as
+    numpy and PIL give them): it reads them as C×H×W, 16 channels of 16×3 images, and trains without a word
+    on a layout the user did not mean. None for other samples or models."""
+    shape = tuple(data.input_shape)
+    if cfg.model.name != "cnn" or len(shape) != 3 or shape[2] not in (1, 3, 4) or shape[0] <= 4:
+        return None
+    c, h, w = shape
+    return (
+        f"data: each sample of {cfg.data.name}'s x is shaped {shape}, which the cnn reads as {c} channels of "
+        f"{h}×{w} images (C×H×W); if they are images with their channels last (H×W×C, as numpy and PIL give "
+        f"them), return x.transpose(0, 3, 1, 2) (a tensor's x.permute(0, 3, 1, 2)) from the dataset function"
+    )
+
+
 def load_checked(cfg: RunConfig, source: str) -> PreparedData:
     """`load_data`, with a failure as an `HpoError` naming `source` (the config file) and its data section."""
     try:
