@@ -3473,4 +3473,12 @@ CASES = [
         "error: run.yaml: model: model 'mlp' argument 'hidden': Input should be a valid integer, got [16, 8]; that is the text \"[16, 8]\": write [16, 8] without quotes, a list",
         run_text='device: cpu\nmodel: {name: mlp, hidden: "[16, 8]"}\n',
     ),
+    Case(
+        "trainer-requires-a-run-config-key",
+        "a training function that requires epochs, a key the run config has; before: told to set epochs under "
+        "trainer:, where --epochs and the final runs' epochs never reach it",
+        "error: run.yaml: trainer.function: epoch_fit:fit requires 'epochs', which hpotool cannot pass: it passes config, run_config, report and the trainer: keys the function names (by name); take run_config and read run_config.epochs (the run config's epochs: key, which --epochs also sets), or give it a default",
+        run={"trainer": {"function": "epoch_fit:fit"}},
+        files={"epoch_fit.py": "def fit(config, report, epochs):\n    return {'val_accuracy': 0.5}\n"},
+    ),
 ]
