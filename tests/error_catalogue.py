@@ -3505,4 +3505,36 @@ CASES = [
             "sampler": {"name": "cmaes", "kwargs": {"x0": {"optimizer.lr": 0.5, "model.hidden.0": 16}}}
         },
     ),
+    Case(
+        "model-width-fixed-in-its-code",
+        "a model of the user's whose last layer has 10 outputs written in its code, asking for no out_features, "
+        "on data of 3 classes; before: the shapes alone, not that hpotool passes the width to a model that asks",
+        "error: run.yaml: model: its output for 8 samples has shape (8, 10); this classification task needs (8, 3): (batch, classes) logits; fixed_head:Net takes no out_features, so its output width is fixed in its code: take out_features in its constructor for its last layer, which hpotool sets to 3 from the data",
+        run={"data": {"name": "three_classes:load"}, "model": {"name": "fixed_head:Net"}},
+        files={
+            "three_classes.py": "import torch\n\n\ndef load():\n"
+            "    g = torch.Generator().manual_seed(0)\n"
+            "    return torch.randn(60, 4, generator=g), torch.arange(60) % 3\n",
+            "fixed_head.py": "from torch import nn\n\n\nclass Net(nn.Module):\n"
+            "    def __init__(self, in_features):\n"
+            "        super().__init__()\n"
+            "        self.f = nn.Linear(in_features, 10)\n\n"
+            "    def forward(self, x):\n        return self.f(x)\n",
+        },
+    ),
+    Case(
+        "model-list-in-quotes",
+        "the mlp's hidden widths written as a list in quotes, hidden: \"[16, 8]\"; before: 'Input should be a "
+        "valid integer, got [16, 8]', which read as if a list were refused",
+        "error: run.yaml: model: model 'mlp' argument 'hidden': Input should be a valid integer, got [16, 8]; that is the text \"[16, 8]\": write [16, 8] without quotes, a list",
+        run_text='device: cpu\nmodel: {name: mlp, hidden: "[16, 8]"}\n',
+    ),
+    Case(
+        "trainer-requires-a-run-config-key",
+        "a training function that requires epochs, a key the run config has; before: told to set epochs under "
+        "trainer:, where --epochs and the final runs' epochs never reach it",
+        "error: run.yaml: trainer.function: epoch_fit:fit requires 'epochs', which hpotool cannot pass: it passes config, run_config, report and the trainer: keys the function names (by name); take run_config and read run_config.epochs (the run config's epochs: key, which --epochs also sets), or give it a default",
+        run={"trainer": {"function": "epoch_fit:fit"}},
+        files={"epoch_fit.py": "def fit(config, report, epochs):\n    return {'val_accuracy': 0.5}\n"},
+    ),
 ]

@@ -84,6 +84,19 @@ class ForwardsItsArguments(FragileModel):
         super().__init__(**kwargs)
 
 
+def read_csv(path: str) -> tuple[np.ndarray, np.ndarray]:
+    """A user's dataset function reading a CSV file of features and a target, as data: {path: ...} gives."""
+    table = np.loadtxt(path, delimiter=",", ndmin=2)
+    return table[:, :-1], table[:, -1]
+
+
+def channels_last_images() -> tuple[np.ndarray, np.ndarray]:
+    """A user's images as numpy gives them, height × width × channels (16×16×3), three classes."""
+    rng = np.random.default_rng(0)
+    y = rng.integers(0, 3, 60)
+    return rng.normal(size=(60, 16, 16, 3)).astype("float32") + y[:, None, None, None], y
+
+
 class SquareImage(nn.Module):
     """A user's model that reads its flat samples as square images, refusing in its constructor a number of
     features that makes none (the regression dataset's 10)."""

@@ -10,7 +10,7 @@ import torch
 
 from hpotool.config import RunConfig
 from hpotool.config_errors import validate_config
-from hpotool.data import load_data
+from hpotool.data import load_checked, load_data
 from hpotool.datasets import DataError, Dataset, digits, split, synthetic_regression
 from hpotool.errors import HpoError
 from hpotool.models import CNN, MLP, layer_widths
@@ -209,6 +209,48 @@ def test_an_error_in_a_users_model_constructor_names_the_shapes_hpotool_passed_i
         "in __init__); hpotool passed it in_features=10, out_features=1, from the data (each sample of x is "
         "shaped (10,))"
     )
+
+
+def test_a_data_path_written_from_the_config_files_folder_names_the_path_to_write(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """`path: data/train.csv` beside conf/run.yaml, run from the folder above: the user's loader said only
+    "data/train.csv not found", a file they could see from the config."""
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "conf/data").mkdir(parents=True)
+    (tmp_path / "conf/data/train.csv").write_text("".join(f"{i},{i % 3},{i / 10}\n" for i in range(10)))
+    (tmp_path / "conf/run.yaml").write_text("data: {name: tests.helpers:read_csv, path: data/train.csv}\n")
+    cfg = RunConfig.model_validate({"data": {"name": "tests.helpers:read_csv", "path": "data/train.csv"}})
+    with pytest.raises(HpoError) as info:
+        load_checked(cfg, "conf/run.yaml")
+    assert str(info.value).endswith(
+        "; data.path: a relative path is read from the folder hpotool runs in, not the config's, and "
+        "conf/data/train.csv is there: write path: conf/data/train.csv"
+    )
+    cfg = RunConfig.model_validate(
+        {"data": {"name": "tests.helpers:read_csv", "path": "conf/data/train.csv"}}
+    )
+    assert len(load_checked(cfg, "conf/run.yaml").train) == 8
+
+
+def test_images_with_their_channels_last_for_the_cnn_are_noted() -> None:
+    """numpy's 16×16×3 images trained without a word as 16 channels of 16×3 images; the note says how to
+    give them channels first. Channels-first images, or the mlp, which flattens them, get none."""
+    run = {
+        "data": {"name": "tests.helpers:channels_last_images"},
+        "model": {"name": "cnn"},
+        "device": "cpu",
+        "batch_size": 16,
+    }
+    assert check_run(RunConfig.model_validate(run), "run.yaml") == (
+        "data: each sample of tests.helpers:channels_last_images's x is shaped (16, 16, 3), which the cnn reads "
+        "as 16 channels of 16×3 images (C×H×W); if they are images with their channels last (H×W×C, as numpy "
+        "and PIL give them), return x.transpose(0, 3, 1, 2) (a tensor's x.permute(0, 3, 1, 2)) from the "
+        "dataset function",
+    )
+    assert check_run(RunConfig.model_validate({**run, "model": {"name": "mlp"}}), "run.yaml") == ()
+    digits = {**run, "data": {"name": "digits", "subset_fraction": 0.1}}  # 1×8×8
+    assert check_run(RunConfig.model_validate(digits), "run.yaml") == ()
 
 
 def test_a_model_that_hands_its_keyword_arguments_to_its_parent_is_built() -> None:
@@ -1526,7 +1568,12 @@ def test_cnn_on_images_without_a_channel_axis_says_to_add_one() -> None:
     """x of shape (n, H, W) was refused with 'cnn needs inputs shaped (channels, height, width), got (8, 8)'
     alone, which did not say the missing axis is the channel."""
     cfg = RunConfig.model_validate(
-        {"data": {"name": "tests.helpers:grayscale_images"}, "model": {"name": "cnn"}, "device": "cpu"}
+        {
+            "data": {"name": "tests.helpers:grayscale_images"},
+            "model": {"name": "cnn"},
+            "device": "cpu",
+            "batch_size": 16,
+        }
     )
     assert _check_refusal(cfg).endswith(
         "got (8, 8); for one-channel (grayscale) images add the channel axis in the dataset function: "

@@ -155,13 +155,51 @@ def unused_classes_note(data: PreparedData, name: str) -> str | None:
     )
 
 
+def channels_last_note(data: PreparedData, cfg: RunConfig) -> str | None:
+    """A note where the built-in cnn gets samples shaped as images with their channels last (16x16x3, as
+    numpy and PIL give them): it reads them as C×H×W, 16 channels of 16×3 images, and trains without a word
+    on a layout the user did not mean. None for other samples or models."""
+    shape = tuple(data.input_shape)
+    if cfg.model.name != "cnn" or len(shape) != 3 or shape[2] not in (1, 3, 4) or shape[0] <= 4:
+        return None
+    c, h, w = shape
+    return (
+        f"data: each sample of {cfg.data.name}'s x is shaped {shape}, which the cnn reads as {c} channels of "
+        f"{h}×{w} images (C×H×W); if they are images with their channels last (H×W×C, as numpy and PIL give "
+        f"them), return x.transpose(0, 3, 1, 2) (a tensor's x.permute(0, 3, 1, 2)) from the dataset function"
+    )
+
+
 def load_checked(cfg: RunConfig, source: str) -> PreparedData:
     """`load_data`, with a failure as an `HpoError` naming `source` (the config file) and its data section."""
     try:
         with refusing_exit():
             return load_data(cfg.data, cfg.loss.name)
     except Exception as exc:
-        raise HpoError(f"{source}: data: {data_failure(cfg.data, exc)}") from None
+        hint = config_relative_hint(cfg.data, source) if isinstance(exc, OSError) else ""
+        raise HpoError(f"{source}: data: {data_failure(cfg.data, exc)}{hint}") from None
+
+
+def config_relative_hint(cfg: DataConfig, source: str) -> str:
+    """For a dataset function that found no file at a relative path the data section gives (`path:
+    data/train.csv`, written from the config file's folder): that the path is read from the folder hpotool
+    runs in, and the one to write, where the file is there from the config's folder. The line said only
+    "data/train.csv not found", which the user saw beside their config."""
+    import os
+
+    folder = os.path.dirname(source)
+    if not folder or not os.path.isfile(source):
+        return ""
+    for key, value in cfg.kwargs.items():
+        if not isinstance(value, str) or not value or os.path.isabs(value) or os.path.exists(value):
+            continue
+        beside = os.path.join(folder, value)
+        if os.path.exists(beside):
+            return (
+                f"; data.{key}: a relative path is read from the folder hpotool runs in, not the config's, "
+                f"and {beside} is there: write {key}: {beside}"
+            )
+    return ""
 
 
 def check_batch_size(size: int, data: PreparedData, where: str) -> None:

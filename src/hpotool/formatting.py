@@ -122,6 +122,16 @@ def _yaml_misreads(text: str) -> bool:
     return bool(value != text)
 
 
+def quoted_collection_hint(value: Any) -> str:
+    """What to add to "should be a valid integer, got [16, 8]" for a list or mapping written in quotes
+    (`hidden: "[16, 8]"`): the text is shown as YAML spells a list, so the line read as if a list were
+    refused."""
+    if not isinstance(value, str) or not _collection_text(value.strip()):
+        return ""
+    kind = "a list" if isinstance(_read_bare(value.strip()), list) else "a mapping"
+    return f"; that is the text {_quoted(value)}: write {value.strip()} without quotes, {kind}"
+
+
 def _collection_text(text: str) -> bool:
     """Whether YAML reads `text`, written bare, as a list or mapping (`[1,2]`, `{a: 1}`)."""
     return text[:1] in ("[", "{") and isinstance(_read_bare(text), list | dict)

@@ -11,7 +11,7 @@ import typing
 from collections.abc import Callable, Mapping
 from typing import Any
 
-from hpotool.formatting import format_choice, yaml_bool_hint
+from hpotool.formatting import format_choice, quoted_collection_hint, yaml_bool_hint
 
 
 @functools.cache
@@ -142,7 +142,7 @@ def check_types(obj: Callable[..., Any], kwargs: Mapping[str, Any], what: str) -
             _adapter(hints[key]).validate_python(value, strict=True)
         except ValidationError as exc:
             error = exc.errors()[0]
-            hint = yaml_bool_hint(value, error["type"])
+            hint = yaml_bool_hint(value, error["type"]) or quoted_collection_hint(value)
             if (
                 isinstance(value, str)
                 and _NUMBER.fullmatch(value.strip())

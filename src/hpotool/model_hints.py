@@ -197,3 +197,24 @@ def width_argument_hint(cfg: RunConfig, width: int | None) -> str:
             f"num_classes (torchvision's and timm's do), set num_classes: {width} under model:"
         )
     return ""
+
+
+def fixed_width_hint(cfg: RunConfig, columns: int, width: int) -> str:
+    """Where the model's output has `columns` where the task needs `width` and its constructor asks for no
+    width at all (`nn.Linear(in_features, 10)` written in its code): that hpotool passes the width to a model
+    that asks for it. The line gave the two shapes alone. Empty for a model that takes one (`width_argument_hint`
+    says how to set it), or **kwargs, and for one logit where two classes need two (the loss's hint)."""
+    if columns == 1 and width == 2:
+        return ""
+    try:
+        params = inspect.signature(resolve_component("model", cfg.model.name)).parameters
+    except (TypeError, ValueError):
+        return ""
+    if any(p.kind is inspect.Parameter.VAR_KEYWORD for p in params.values()):
+        return ""
+    if "out_features" in params or any(name in params for name in WIDTH_NAMES):
+        return ""
+    return (
+        f"; {cfg.model.name} takes no out_features, so its output width is fixed in its code: take "
+        f"out_features in its constructor for its last layer, which hpotool sets to {width} from the data"
+    )

@@ -13,7 +13,7 @@ from hpotool.config import RunConfig
 from hpotool.data import PreparedData
 from hpotool.datasets import TensorData
 from hpotool.errors import RunCheckError
-from hpotool.model_hints import one_tensor_hint, width_argument_hint
+from hpotool.model_hints import fixed_width_hint, one_tensor_hint, width_argument_hint
 from hpotool.parts import model_out_features
 
 
@@ -34,6 +34,7 @@ def check_output(cfg: RunConfig, data: PreparedData, val: TensorData, out: Any, 
             f"its output for {n_val} samples {given}; this {data.task} task needs {want}: "
             f"{_shape_needed(cfg, data.task, shape, want, n_val)}"
             + width_argument_hint(cfg, want[-1] if len(want) == 2 else None)
+            + _fixed_width(cfg, shape, want, n_val)
             + one_tensor_hint(out),
         )
     if out.is_floating_point() and not bool(torch.isfinite(out).all()):
@@ -52,6 +53,13 @@ def check_output(cfg: RunConfig, data: PreparedData, val: TensorData, out: Any, 
             f"softmax of a softmax: return the logits (drop the softmax; torch.softmax(model(x), 1) gives "
             f"probabilities when you need them)",
         )
+
+
+def _fixed_width(cfg: RunConfig, shape: tuple[int, ...] | None, want: tuple[int, ...], n_val: int) -> str:
+    """`fixed_width_hint` for an output of a sample per row whose columns are not the task's."""
+    if shape is None or len(shape) != 2 or len(want) != 2 or shape[0] != n_val:
+        return ""
+    return fixed_width_hint(cfg, shape[1], want[1])
 
 
 def _shape_needed(

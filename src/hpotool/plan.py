@@ -16,6 +16,7 @@ from hpotool.config_files import load_optimize_config, load_run_config
 from hpotool.constraints import unsteered_note
 from hpotool.data import (
     PreparedData,
+    channels_last_note,
     check_batch_size,
     load_checked,
     unused_classes_note,
@@ -207,10 +208,11 @@ def _prepare(
     _check_batch_sizes(run, opt, data, run_path, opt_path)
     plan = _plan(run, opt, data, opt_path, overrides)
     unused = unused_classes_note(data, run.data.name)
+    layout = channels_last_note(data, run)
     idle = None  # a pruner the config names, in trials of 1 epoch
     if pruner_chosen and not opt.multi_objective and not opt.pruner.is_nop:
         idle = never_asked_note(opt.pruner.name, most_epochs(run.epochs, opt.search_space), opt_path)
-    extra = tuple(note for note in (unused, idle) if note)
+    extra = tuple(note for note in (unused, layout, idle) if note)
     return replace(plan, notes=(*plan.notes, *extra)) if extra else plan
 
 

@@ -4,6 +4,7 @@ once, naming the config section and the fix."""
 
 from __future__ import annotations
 
+import re
 import warnings
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -37,7 +38,7 @@ from hpotool.parts import (
 )
 from hpotool.step_faults import building_hint, step_hint
 from hpotool.trainer import input_changed, same_values
-from hpotool.user_code import described, raised_by_hpotool, refusing_exit, user_frame
+from hpotool.user_code import described, raised_by_hpotool, refusing_exit, user_frame, user_line
 
 DRY_RUN_SAMPLES = 8
 
@@ -104,7 +105,10 @@ def _build_model(cfg: RunConfig, data: PreparedData) -> nn.Module:
         if user_frame(exc) is None or raised_by_hpotool(exc) or number_spelling_hint("model", cfg.model, exc):
             raise  # not the user's code, or a number spelt wrong in the config: `_part` says so
         passed = shape_arguments(cfg, data.input_shape, model_out_features(cfg, data))
-        if not passed:
+        # Only where the line that raised reads the shapes and none of the config's arguments: an error of
+        # those (`range(depth)` given 2.5, `width` not a multiple of 3) is the config's, not the data's.
+        words = set(re.findall(r"\w+", user_line(exc)))
+        if not words & set(passed) or words & set(cfg.model.kwargs):
             raise
         said = ", ".join(f"{k}={v!r}" for k, v in passed.items())
         shape = "" if "input_shape" in passed else f" (each sample of x is shaped {tuple(data.input_shape)})"

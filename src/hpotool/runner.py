@@ -67,14 +67,14 @@ def _device_picked(cfg: RunConfig) -> RunConfig:
     return RunConfig.model_validate(data, context={CHECK_COMPONENTS: False})
 
 
-def check_run(cfg: RunConfig, source: str) -> str | None:
+def check_run(cfg: RunConfig, source: str) -> tuple[str, ...]:
     """What `train` checks before it trains: the device, the data, the batch size (as `optimize` does) and
     `dry_run`, each failure an `HpoError` naming `source`. A user's own training function is checked only
     for the device and whether hpotool can call it.
 
     Returns:
-        The note `optimize` prints before trial 0 on class labels that skip ids (`unused_classes_note`), or
-        None.
+        The notes `optimize` prints before trial 0 on the data: class labels that skip ids
+        (`unused_classes_note`), images with their channels last (`channels_last_note`).
     """
     device_name(cfg.device, source)  # a user's training function is handed the device too
     if cfg.trainer is not None:
@@ -84,8 +84,8 @@ def check_run(cfg: RunConfig, source: str) -> str | None:
             check_user_trainer(cfg, pruning=False)
         except HpoError as exc:
             raise HpoError(f"{source}: {exc}") from None
-        return None
-    from hpotool.data import check_batch_size, load_checked, unused_classes_note
+        return ()
+    from hpotool.data import channels_last_note, check_batch_size, load_checked, unused_classes_note
     from hpotool.preflight import dry_run
 
     data = load_checked(cfg, source)
@@ -94,7 +94,8 @@ def check_run(cfg: RunConfig, source: str) -> str | None:
     except RunCheckError as exc:
         raise HpoError(f"{source}: {exc}") from None
     check_batch_size(cfg.batch_size, data, f"{source}: batch_size")  # after the step, as optimize does
-    return unused_classes_note(data, cfg.data.name)
+    notes = (unused_classes_note(data, cfg.data.name), channels_last_note(data, cfg))
+    return tuple(note for note in notes if note)
 
 
 def train_run(

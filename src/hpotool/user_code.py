@@ -36,6 +36,19 @@ def user_frame(exc: BaseException) -> str | None:
     return _innermost_user_frame(frames)
 
 
+def user_line(exc: BaseException) -> str:
+    """The source text of the line in the user's own code where `exc` was raised, as `user_frame` finds it;
+    "" where the user's code is not involved or its source cannot be read."""
+    import traceback
+
+    library = _library_dirs()
+    for frame in reversed(traceback.extract_tb(exc.__traceback__)):
+        path = os.path.abspath(frame.filename)
+        if not frame.filename.startswith("<") and not path.startswith(library) and os.path.isfile(path):
+            return frame.line or ""
+    return ""
+
+
 def calling_user_frame() -> str | None:
     """Where in the user's own code the current call comes from, as `user_frame` says it (a call the user's
     module makes into a function hpotool watches, such as os.chdir), or None."""

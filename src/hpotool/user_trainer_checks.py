@@ -51,7 +51,7 @@ def check_user_trainer(cfg: RunConfig, *, pruning: bool, opt_source: str = "the 
         raise HpoError(
             f"trainer.function: {path} requires {', '.join(repr(r) for r in required)}, which hpotool cannot "
             f"pass: it passes {', '.join(OFFERED)} and the trainer: keys the function names (by name); "
-            f"{_required_fix(required[0])}"
+            f"{_required_fix(required[0], cfg)}"
         )
     names, var_kw = accepted_kwargs(fn)
     if not var_kw:
@@ -149,10 +149,10 @@ _CONFIG_NAMES = frozenset(
 _REPORT_NAMES = frozenset({"callback", "reporter", "report_fn", "on_epoch", "on_epoch_end", "log_metrics"})
 
 
-def _required_fix(name: str) -> str:
+def _required_fix(name: str, cfg: RunConfig) -> str:
     """How to fix a parameter `name` of the training function that hpotool cannot pass: rename what is the
-    config or the report callback under another name, or replace an Optuna objective's trial; set any other
-    under trainer:."""
+    config or the report callback under another name, or replace an Optuna objective's trial; read a key
+    the run config has from it; set any other under trainer:."""
     if name == "trial":
         return (
             "hpotool passes no Optuna trial: it samples search_space itself and hands the picked values in config "
@@ -164,7 +164,30 @@ def _required_fix(name: str) -> str:
         return f"rename {name!r} config (the run config as a dict) or run_config (the RunConfig)"
     if name in _REPORT_NAMES:
         return f"rename {name!r} report (call report(epoch, {{'val_loss': 0.5}}) after each epoch)"
+    read = _run_config_key(name, cfg)
+    if read is not None:
+        return read
     return f"set {name!r} under trainer: in the run config, or give it a default"
+
+
+# The flags that change a run config's own key in train and train-from-best (final runs also set epochs).
+_FLAGS = {"epochs": "--epochs", "seed": "--seed", "device": "--device"}
+
+
+def _run_config_key(name: str, cfg: RunConfig) -> str | None:
+    """Where a parameter named as a key the run config already has (`epochs`, the optimizer's `lr`) is read
+    from: it was told to set the key again under trainer:, where --epochs, a final run's epochs and a searched
+    optimizer.lr would never reach it."""
+    if name in type(cfg).model_fields and name != "trainer":
+        flag = f", which {_FLAGS[name]} also sets" if name in _FLAGS else ""
+        return f"take run_config and read run_config.{name} (the run config's {name}: key{flag}), or give it a default"
+    for section in ("data", "model", "optimizer", "scheduler", "loss"):
+        if name in getattr(cfg, section).kwargs:
+            return (
+                f"read {name} from config[{section!r}][{name!r}] (the run config's {section}.{name}, which "
+                f"search_space sets where it searches {section}.{name}), or give it a default"
+            )
+    return None
 
 
 def schedule_note(cfg: RunConfig) -> str | None:

@@ -89,8 +89,8 @@ def _train(
                 runs_dir = default_runs_dir(cfg)
             except HpoError as exc:
                 raise HpoError(f"{run_config}: {exc}") from None
-        if unused := check_run(cfg, str(run_config)):  # labels 1..K: as optimize says before trial 0
-            print_note(unused)
+        for data_note in check_run(cfg, str(run_config)):  # labels 1..K, channels last: as optimize says
+            print_note(data_note)
         if cfg.trainer is not None:
             from hpotool.user_trainer_checks import schedule_note
 
