@@ -3463,4 +3463,51 @@ CASES = [
         "error: run.yaml: trainer.function: required key is missing; the trainer section names its function with function:, not name: (write function: mypkg.train:fit)",
         run={"trainer": {"name": "mypkg.train:fit"}},
     ),
+    Case(
+        "search-space-all-commented-out",
+        "a search space whose every parameter is commented out (YAML reads the section as null); before: "
+        "'expected a mapping, got null', where search_space: {} said it was empty",
+        "error: optimize.yaml: search_space: the search space is empty (nothing under search_space:, or every line commented out); add at least one parameter, such as optimizer.lr: {type: float, low: 1.0e-4, high: 1.0e-2, log: true}",
+        optimize_text="study_name: tiny\nsearch_space:\n  # optimizer.lr: {type: float, low: 1.0e-4, high: 1.0e-2, log: true}\n",
+    ),
+    Case(
+        "search-space-missing",
+        "an optimize config without a search_space: section; before: 'required key is missing' alone",
+        "error: optimize.yaml: search_space: required key is missing; add search_space: with the parameters to search under it, such as optimizer.lr: {type: float, low: 1.0e-4, high: 1.0e-2, log: true}",
+        optimize={"search_space": None},
+    ),
+    Case(
+        "config-in-the-folder-above",
+        "a relative config path run from a subfolder of the folder it was written for; before: 'no such file' "
+        "alone",
+        "error: run.yaml: no such file here; ../run.yaml exists: run hpotool from there (cd ..)",
+        run_in="sub",
+    ),
+    Case(
+        "config-path-from-inside-its-folder",
+        "-r configs/run.yaml run from inside configs/; before: 'no such file' alone",
+        "error: configs/my_run.yaml: no such file here; ../configs/my_run.yaml exists: run hpotool from there (cd ..)",
+        command=(
+            "optimize",
+            "--run-config",
+            "configs/my_run.yaml",
+            "--optimize-config",
+            "configs/my_opt.yaml",
+        ),
+        files={
+            "configs/my_run.yaml": yaml.safe_dump(RUN, sort_keys=False),
+            "configs/my_opt.yaml": _optimize_text(),
+        },
+        run_in="configs",
+    ),
+    Case(
+        "config-in-a-subfolder",
+        "-r my_run.yaml where the file is in configs/; before: 'no such file' alone",
+        "error: my_run.yaml: no such file here; configs/my_run.yaml exists: give configs/my_run.yaml",
+        command=("optimize", "--run-config", "my_run.yaml", "--optimize-config", "configs/my_opt.yaml"),
+        files={
+            "configs/my_run.yaml": yaml.safe_dump(RUN, sort_keys=False),
+            "configs/my_opt.yaml": _optimize_text(),
+        },
+    ),
 ]
