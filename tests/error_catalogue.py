@@ -3510,4 +3510,17 @@ CASES = [
             "configs/my_opt.yaml": _optimize_text(),
         },
     ),
+    Case(
+        "choices-without-brackets",
+        "categorical choices written without the brackets of a list (choices: relu, tanh); before: 'Input should "
+        "be a valid list, got relu, tanh', without what to write",
+        'error: optimize.yaml: search_space.model.activation.choices: expected a list, got the text "relu, tanh"; write choices: [relu, tanh]',
+        optimize_text="study_name: tiny\nsearch_space:\n  model.activation:\n    type: categorical\n    choices: relu, tanh\n",
+    ),
+    Case(
+        "choices-one-number",
+        "categorical choices given as one number instead of a list; before: 'Input should be a valid list, got 64'",
+        "error: optimize.yaml: search_space.batch_size.choices: expected a list, got 64; write choices: [64]",
+        optimize={"search_space": {"batch_size": {"type": "categorical", "choices": 64}}},
+    ),
 ]
