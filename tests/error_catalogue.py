@@ -3537,4 +3537,64 @@ CASES = [
         run={"trainer": {"function": "epoch_fit:fit"}},
         files={"epoch_fit.py": "def fit(config, report, epochs):\n    return {'val_accuracy': 0.5}\n"},
     ),
+    Case(
+        "search-space-all-commented-out",
+        "a search space whose every parameter is commented out (YAML reads the section as null); before: "
+        "'expected a mapping, got null', where search_space: {} said it was empty",
+        "error: optimize.yaml: search_space: the search space is empty (nothing under search_space:, or every line commented out); add at least one parameter, such as optimizer.lr: {type: float, low: 1.0e-4, high: 1.0e-2, log: true}",
+        optimize_text="study_name: tiny\nsearch_space:\n  # optimizer.lr: {type: float, low: 1.0e-4, high: 1.0e-2, log: true}\n",
+    ),
+    Case(
+        "search-space-missing",
+        "an optimize config without a search_space: section; before: 'required key is missing' alone",
+        "error: optimize.yaml: search_space: required key is missing; add search_space: with the parameters to search under it, such as optimizer.lr: {type: float, low: 1.0e-4, high: 1.0e-2, log: true}",
+        optimize={"search_space": None},
+    ),
+    Case(
+        "config-in-the-folder-above",
+        "a relative config path run from a subfolder of the folder it was written for; before: 'no such file' "
+        "alone",
+        "error: run.yaml: no such file here; ../run.yaml exists: run hpotool from there (cd ..)",
+        run_in="sub",
+    ),
+    Case(
+        "config-path-from-inside-its-folder",
+        "-r configs/run.yaml run from inside configs/; before: 'no such file' alone",
+        "error: configs/my_run.yaml: no such file here; ../configs/my_run.yaml exists: run hpotool from there (cd ..)",
+        command=(
+            "optimize",
+            "--run-config",
+            "configs/my_run.yaml",
+            "--optimize-config",
+            "configs/my_opt.yaml",
+        ),
+        files={
+            "configs/my_run.yaml": yaml.safe_dump(RUN, sort_keys=False),
+            "configs/my_opt.yaml": _optimize_text(),
+        },
+        run_in="configs",
+    ),
+    Case(
+        "config-in-a-subfolder",
+        "-r my_run.yaml where the file is in configs/; before: 'no such file' alone",
+        "error: my_run.yaml: no such file here; configs/my_run.yaml exists: give configs/my_run.yaml",
+        command=("optimize", "--run-config", "my_run.yaml", "--optimize-config", "configs/my_opt.yaml"),
+        files={
+            "configs/my_run.yaml": yaml.safe_dump(RUN, sort_keys=False),
+            "configs/my_opt.yaml": _optimize_text(),
+        },
+    ),
+    Case(
+        "choices-without-brackets",
+        "categorical choices written without the brackets of a list (choices: relu, tanh); before: 'Input should "
+        "be a valid list, got relu, tanh', without what to write",
+        'error: optimize.yaml: search_space.model.activation.choices: expected a list, got the text "relu, tanh"; write choices: [relu, tanh]',
+        optimize_text="study_name: tiny\nsearch_space:\n  model.activation:\n    type: categorical\n    choices: relu, tanh\n",
+    ),
+    Case(
+        "choices-one-number",
+        "categorical choices given as one number instead of a list; before: 'Input should be a valid list, got 64'",
+        "error: optimize.yaml: search_space.batch_size.choices: expected a list, got 64; write choices: [64]",
+        optimize={"search_space": {"batch_size": {"type": "categorical", "choices": 64}}},
+    ),
 ]

@@ -123,6 +123,30 @@ def test_an_out_the_lines_suggest_pastes_into_a_shell_as_it_is(tmp_path: Path) -
     ), report.stderr
 
 
+def test_studies_lists_the_files_under_studies_with_numbers_in_order(tmp_path: Path) -> None:
+    # As strings digits10.db came before digits2.db (and run10.log before run9.log): a sweep of numbered
+    # studies listed out of order.
+    from hpotool.storage import make_storage
+
+    (tmp_path / "studies").mkdir(exist_ok=True)
+    for n in (10, 2, 1):
+        _plain_study(f"sqlite:///studies/digits{n}.db", f"digits{n}", "minimize", [1.0])
+    for n in (10, 9):
+        study = optuna.create_study(study_name=f"run{n}", storage=make_storage(f"journal:studies/run{n}.log"))
+        study.optimize(lambda t: t.suggest_float("x", 0, 1), n_trials=1)
+    rows, notes = study_rows(None)
+    assert [r["name"] for r in rows] == ["digits1", "digits2", "digits10", "run9", "run10"]
+    assert notes == []
+    result = runner.invoke(app, ["studies", "--json"], catch_exceptions=False)
+    assert [r["name"] for r in json.loads(result.stdout)] == [
+        "digits1",
+        "digits2",
+        "digits10",
+        "run9",
+        "run10",
+    ]
+
+
 def test_studies_in_one_storage_and_a_missing_storage(tmp_path: Path) -> None:
     url = f"sqlite:///{tmp_path / 'a.db'}"
     _plain_study(url, "only", "minimize", [1.0])

@@ -14,6 +14,7 @@ from optuna.trial import FrozenTrial, TrialState
 from hpotool.durations import trial_start
 from hpotool.errors import HpoError
 from hpotool.fingerprint import stored_config
+from hpotool.formatting import natural_key
 from hpotool.ranking import is_feasible, state_counts
 from hpotool.sqlite_files import is_optuna_sqlite, sqlite_damage
 from hpotool.stop_note import kept
@@ -108,7 +109,8 @@ def study_rows(
         return storage_studies(storage_url), []
     rows: list[dict[str, Any]] = []
     notes: list[str] = []
-    for path in sorted(folder.glob("*.db")):
+    # Numbers in names as numbers: as strings, digits10.db came before digits2.db.
+    for path in sorted(folder.glob("*.db"), key=lambda p: natural_key(p.name)):
         if not is_optuna_sqlite(path):
             damage = sqlite_damage(path)
             notes.append(
@@ -122,7 +124,7 @@ def study_rows(
         except HpoError as exc:
             notes.append(f"{path}: skipped: {exc}")
     # Journal files people keep beside them (`--storage journal:studies/NAME.log`); other logs are not ours.
-    for path in sorted(folder.glob("*.log")):
+    for path in sorted(folder.glob("*.log"), key=lambda p: natural_key(p.name)):
         if path.is_file() and path.stat().st_size and is_optuna_journal(path):
             try:
                 rows += storage_studies(f"journal:{path}")

@@ -171,7 +171,12 @@ def _message(err: Any, loc: tuple[str | int, ...], root: type[BaseModel]) -> str
     if kind == "extra_forbidden":
         return _unknown_key(loc, root)
     if kind == "missing":
-        return f"required key is missing{misspelt_missing_key(err)}"
+        hint = misspelt_missing_key(err) or (
+            f"; add search_space: with the parameters to search under it, {_A_PARAMETER}"
+            if loc == ("search_space",)
+            else ""
+        )
+        return f"required key is missing{hint}"
     if kind == "union_tag_invalid":
         given = err.get("input")
         return _unknown_type(
@@ -200,6 +205,9 @@ def _unknown_key(loc: tuple[str | int, ...], root: type[BaseModel]) -> str:
     return msg
 
 
+_A_PARAMETER = "such as optimizer.lr: {type: float, low: 1.0e-4, high: 1.0e-2, log: true}"
+
+
 def _not_a_name(key: Any) -> str:
     """A key YAML reads as a number, a boolean or null, where keys are names: pydantic said "1: Keys should be
     strings, got true" (the key true shown as 1, null as None) and how to fix it nowhere."""
@@ -225,6 +233,12 @@ def _unknown_type(tag: Any) -> str:
 def _not_a_mapping(value: Any, loc: tuple[str | int, ...], root: type[BaseModel]) -> str:
     """A section or parameter given as something else than a mapping, with how to write it."""
     msg = f"expected a mapping, got {format_choice(value)}"
+    if loc == ("search_space",) and value is None:
+        # Every parameter commented out (YAML reads what is left as null), as `search_space: {}` is refused.
+        return (
+            "the search space is empty (nothing under search_space:, or every line commented out); add at "
+            f"least one parameter, {_A_PARAMETER}"
+        )
     if len(loc) == 2 and loc[0] == "search_space":
         msg += _param_hint(str(loc[1]), value)
     elif len(loc) == 1 and isinstance(value, str) and value.strip() and root is RunConfig:  # not {name: }

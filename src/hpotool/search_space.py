@@ -7,6 +7,7 @@ Suggesting them on a trial is `suggestion`; the values a parameter takes (grid, 
 
 from __future__ import annotations
 
+import json
 import math
 from collections.abc import Mapping
 from decimal import Decimal, InvalidOperation
@@ -179,7 +180,14 @@ class CategoricalParam(_Param):
     @field_validator("choices", mode="before")
     @classmethod
     def _plain_data(cls, choices: Any) -> Any:
-        """One line for a choice YAML can hold but a config cannot (a date, a mapping with number keys)."""
+        """One line for a choice YAML can hold but a config cannot (a date, a mapping with number keys), and
+        for one value or a bare `relu, gelu` where the list goes ("Input should be a valid list" said neither
+        what to write)."""
+        if isinstance(choices, str | int | float) and not str(choices).lstrip().startswith("["):
+            items = [c.strip() for c in choices.split(",")] if isinstance(choices, str) else [choices]
+            listed = ", ".join(c if isinstance(c, str) else format_choice(c) for c in items)
+            given = f"the text {json.dumps(choices)}" if isinstance(choices, str) else format_choice(choices)
+            raise ValueError(f"expected a list, got {given}; write choices: [{listed}]")
         for c in choices if isinstance(choices, list) else []:
             if not _plain(c):
                 raise ValueError(

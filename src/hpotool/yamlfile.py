@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import glob
 import re
 from pathlib import Path
 from typing import Any
@@ -170,12 +171,30 @@ def _not_utf8(path: Path, exc: UnicodeDecodeError) -> str:
     )
 
 
+def _found_elsewhere(path: Path) -> str:
+    """Where a relative config path does lead, for one run from another folder than the paths were written
+    for: `-r configs/run.yaml` from inside configs/ (or a folder under the project), `-r configs/run.yaml`
+    with the file here, `-r run.yaml` with it in configs/. "no such file" alone left the user to look."""
+    if path.is_absolute():
+        return ""
+    for up in range(1, 4):
+        above = "/".join([".."] * up)
+        if (Path(above) / path).is_file():
+            return f" here; {above}/{path} exists: run hpotool from there (cd {above})"
+    if path.parent != Path(".") and not path.parent.is_dir() and Path(path.name).is_file():
+        return f" here; {path.name} is in this folder: give {path.name}"
+    beside = sorted(p for p in Path().glob(f"*/{glob.escape(path.name)}") if p.is_file())
+    if path.parent == Path(".") and beside:
+        return f" here; {beside[0]} exists: give {beside[0]}"
+    return ""
+
+
 def read_yaml_mapping(path: Path) -> dict[str, Any]:
     """Read a YAML file that must hold a mapping at the top level."""
     try:
         text = path.read_text(encoding="utf-8")
     except FileNotFoundError:
-        raise HpoError(f"{path}: no such file") from None
+        raise HpoError(f"{path}: no such file{_found_elsewhere(path)}") from None
     except IsADirectoryError:
         raise HpoError(f"{path}: is a directory, expected a YAML file") from None
     except UnicodeDecodeError as exc:
