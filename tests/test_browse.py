@@ -11,6 +11,7 @@ from typer.testing import CliRunner
 
 from hpotool.browse import study_rows, trial_rows
 from hpotool.cli import app
+from hpotool.report_page import _header_rows
 
 from .tiny_study import run_tiny_study
 
@@ -1036,6 +1037,37 @@ def test_studies_shows_the_size_of_a_multi_objective_studys_pareto_front(
     assert table.exit_code == 0
     assert re.search(r"│ complete 3 +│ Pareto: 2 +│", table.stdout), table.stdout
     assert max(len(line) for line in table.stdout.splitlines()[:-1]) <= 80, table.stdout
+
+
+def test_studies_and_trials_count_the_states_in_the_reports_order(tmp_path: Path) -> None:
+    """`studies` gave the states in the order of each one's first trial (`fail 2, complete 1, pruned 1`),
+    the report in Optuna's; every command gives them in one order now."""
+    from optuna.trial import TrialState
+
+    from hpotool.report_info import report_info
+
+    url = f"sqlite:///{tmp_path / 'mixed.db'}"
+    study = optuna.create_study(study_name="mixed", storage=url, direction="maximize")
+    x = {"x": optuna.distributions.FloatDistribution(0, 1)}
+    for state in (
+        TrialState.FAIL,
+        TrialState.FAIL,
+        TrialState.COMPLETE,
+        TrialState.PRUNED,
+        TrialState.RUNNING,
+    ):
+        value = 0.5 if state == TrialState.COMPLETE else None
+        study.add_trial(
+            optuna.trial.create_trial(state=state, value=value, params={"x": 0.5}, distributions=x)
+        )
+    counts = "running 1, complete 1, pruned 1, fail 2"
+    assert dict(_header_rows(report_info(study, url)))["trials"] == counts
+    table = runner.invoke(app, ["studies", "--storage", url], env={"COLUMNS": "200"}, catch_exceptions=False)
+    assert table.exit_code == 0 and f"│ {counts} " in table.stdout, table.stdout
+    (row,) = json.loads(runner.invoke(app, ["studies", "--storage", url, "--json"]).stdout)
+    assert ", ".join(f"{k} {v}" for k, v in row["trials"].items()) == counts
+    result = runner.invoke(app, ["trials", "--study-name", "mixed", "--storage", url, "--state", "waiting"])
+    assert result.exit_code == 0 and result.stdout == f"study mixed has no waiting trial ({counts})\n"
 
 
 def test_trials_on_a_dumb_terminal_takes_its_width_from_columns(

@@ -181,6 +181,38 @@ def test_an_empty_study_is_a_report_not_a_crash() -> None:
     assert "no complete trial yet" in render_html(info, make_figures(study, info))
 
 
+@pytest.mark.parametrize("pruner", ["median", "nop"])
+def test_the_report_of_a_study_whose_trials_all_failed_counts_no_epochs(
+    tmp_path: Path,
+    run_dict: dict[str, Any],
+    opt_dict: dict[str, Any],
+    pruner: str,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Its header said "epochs: 0 run of 0 a study without pruning would have run": no trial ran to be
+    counted, and there was nothing to compare."""
+    monkeypatch.chdir(tmp_path)
+    run_dict["model"] = {"name": "tests.helpers:ExplodingModel"}
+    opt_dict["pruner"] = {"name": pruner}
+    opt_dict["search_space"] = {"optimizer.lr": {"type": "float", "low": 0.001, "high": 0.1}}
+    summary = run_study(
+        prepare_study(
+            write_yaml(tmp_path / "run.yaml", run_dict), write_yaml(tmp_path / "opt.yaml", opt_dict)
+        ),
+        max_failures=2,
+    )
+    assert summary.counts == {"fail": 2}
+    storage = opt_dict["storage"]
+    for out in ("r.html", "r.json"):
+        result = runner.invoke(app, ["report", "--study-name", "tiny", "--storage", storage, "--out", out])
+        assert result.exit_code == 0, result.output
+    page = (tmp_path / "r.html").read_text()
+    assert "<th>epochs</th><td>none counted: no trial completed or was pruned</td>" in page
+    # the data says the same: nothing ran, nothing to compare, nothing saved
+    epochs = json.loads((tmp_path / "r.json").read_text())["epochs"]
+    assert epochs == {"run": 0, "planned": 0, "saved_fraction": None, "not_recorded": None}
+
+
 @pytest.mark.parametrize("optimize_config", ["oops", {"metric": "val_loss", "pruner": {"name": "median"}}])
 def test_a_study_whose_stored_configs_are_no_mapping_is_read_as_a_plain_study(
     tmp_path: Path, optimize_config: Any

@@ -4,6 +4,7 @@ trials that meet the constraints best first, and, where there is no best trial y
 from __future__ import annotations
 
 import math
+from collections import Counter
 from collections.abc import Iterable
 
 import optuna
@@ -244,9 +245,8 @@ def _all_failed_plain_error(study: optuna.Study, failed: int, shown: str) -> Hpo
 
 
 def state_counts(trials: Iterable[FrozenTrial]) -> dict[str, int]:
-    """How many of `trials` are in each state ("complete", "pruned", ...), the states in order of the first
-    trial in each."""
-    counts: dict[str, int] = {}
-    for t in trials:
-        counts[t.state.name.lower()] = counts.get(t.state.name.lower(), 0) + 1
-    return counts
+    """How many of `trials` are in each state ("complete", "pruned", ...), the states in Optuna's order
+    (running, complete, pruned, fail, waiting), as the report and the run summary give them (in the order
+    of each state's first trial, `studies` gave "fail 3, complete 4" and "complete 4, fail 3")."""
+    by_state = Counter(t.state for t in trials)
+    return {s.name.lower(): by_state[s] for s in TrialState if by_state[s]}

@@ -19,7 +19,7 @@ from hpotool.fingerprint import config_of, stored_config
 from hpotool.importance import EVALUATOR, Basis, basis, param_importances
 from hpotool.optimize_sections import is_nop_pruner
 from hpotool.pruning import pruned_rows
-from hpotool.ranking import ranked_trials
+from hpotool.ranking import ranked_trials, state_counts
 from hpotool.report_figures import FigureInfo, figure_infos, importance_target
 from hpotool.trial_table import epochs_count, trial_params
 
@@ -176,7 +176,7 @@ def report_info(study: optuna.Study, storage: str) -> ReportInfo:
         study_name=study.study_name,
         storage=storage,
         objectives=objectives,
-        counts={s.name.lower(): n for s in TrialState if (n := sum(t.state == s for t in trials))},
+        counts=state_counts(trials),
         best=best,
         time=_time(trials),
         epochs=_epochs(study, trials, run, pruner),

@@ -80,6 +80,8 @@ def _header_rows(info: ReportInfo) -> list[tuple[str, str]]:
     e = info.epochs
     if e["run"] is None:
         rows.append(("epochs", f"not recorded ({e['not_recorded']})"))
+    elif not (info.counts.get("complete") or info.counts.get("pruned")):  # all failed, or none ended yet
+        rows.append(("epochs", "none counted: no trial completed or was pruned"))
     elif not prunes(info.pruner):  # several objectives, or pruning off
         rows.append(("epochs", f"{e['run']} run (no pruning)"))
     else:
