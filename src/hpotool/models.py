@@ -30,7 +30,7 @@ def _listened() -> bool:
         or mod._global_forward_pre_hooks
         or mod._global_backward_hooks
         or mod._global_backward_pre_hooks
-        or torch._C._get_tracing_state()
+        or torch.jit.is_tracing()
     )
 
 
@@ -63,7 +63,7 @@ def run_layers(net: nn.Sequential, x: torch.Tensor) -> torch.Tensor:
     four layers were ~8% of a training step. Any hook (global, on `net` or on a layer), a compiled layer or a
     TorchScript trace goes through `net(x)` as before.
     """
-    layers = net._modules.values()
+    layers = tuple(net)  # what Sequential.forward iterates
     if _listened() or not _plain(net) or not all(_plain(layer) for layer in layers):
         return net(x)
     for layer in layers:
