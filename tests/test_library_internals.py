@@ -62,6 +62,10 @@ def test_a_module_s_own_hooks_and_compiled_call() -> None:
     layer = net[0]
     _has(layer, ["_forward_hooks", "_forward_pre_hooks", "_backward_hooks", "_backward_pre_hooks"], user)
     _has(layer, ["_compiled_call_impl"], user)
+    _has(net, ["_modules"], "hpotool.models (run_layers)")
+    assert list(net._modules.values()) == list(net), (
+        f"torch: Sequential no longer runs its _modules in order: adapt {user}"
+    )
     assert layer._compiled_call_impl is None
     x = torch.ones(2, 3)
     assert direct_call(net) == net.forward and torch.equal(run_layers(net, x), net(x))
