@@ -230,10 +230,10 @@ def test_on_mysql_the_report_s_timeline_bars_span_the_seconds_the_trials_took(
 
 
 def _study_with_a_dead_worker_s_trials(path: Path) -> tuple[str, optuna.Study]:
-    """A study whose trials all started at one moment and were ended 637 s later: one hpotool ran and
-    measured (1.5 s), two whose worker died unobserved and were failed by a stale check and by the
-    dead-worker check, one a stale check failed whose live worker still recorded its seconds (2.5 s), and
-    one whose own run failed without recording them (Optuna's 637 s stand)."""
+    """A study whose trials all started at one moment and were ended 637 s later (the dead, 900 s): one
+    hpotool ran and measured (1.5 s), two whose worker died unobserved and were failed by a stale check and
+    by the dead-worker check, one a stale check failed whose live worker still recorded its seconds (2.5 s),
+    and one whose own run failed without recording them (Optuna's 637 s stand)."""
     from datetime import datetime, timedelta
 
     from optuna.distributions import FloatDistribution
@@ -255,7 +255,7 @@ def _study_with_a_dead_worker_s_trials(path: Path) -> tuple[str, optuna.Study]:
             state=state,
             value=0.5 if state == TrialState.COMPLETE else None,
             datetime_start=start,
-            datetime_complete=start + timedelta(seconds=637),
+            datetime_complete=start + timedelta(seconds=900 if number in (1, 2) else 637),  # found dead later
             params={"lr": 0.01},
             distributions={"lr": FloatDistribution(1e-4, 1.0, log=True)},
             user_attrs=user_attrs,
@@ -299,6 +299,7 @@ def test_a_trial_whose_worker_died_unobserved_shows_no_seconds_everywhere(tmp_pa
     info = report_info(study, url)
     assert info.time["trials_total_s"] == pytest.approx(1.5 + 2.5 + 637.0)
     assert info.time["unobserved"] == 2
+    assert info.time["wall_s"] == 637.0  # to the last finish seen, not to when the dead were found
     time_row = dict(_header_rows(info))["time"]
     assert time_row.endswith("(2 trials whose worker died unobserved not counted: seconds unknown)"), time_row
 

@@ -105,7 +105,8 @@ def _time(trials: list[FrozenTrial]) -> dict[str, float | None]:
     unobserved = sum(map(ended_unobserved, trials))
     # When hpotool recorded them (`durations`): Optuna's datetimes are whole seconds on MySQL
     starts = [s for s in map(trial_start, trials) if s is not None]
-    ends = [e for e in map(trial_end, trials) if e is not None]
+    # The last finish seen: a trial that ended unobserved ended when nothing recorded, not when found dead
+    ends = [e for t in trials if not ended_unobserved(t) and (e := trial_end(t)) is not None]
     return {
         "trials_total_s": sum(durations) if durations else None,
         "per_trial_mean_s": statistics.fmean(durations) if durations else None,
