@@ -227,3 +227,95 @@ def test_on_mysql_the_report_s_timeline_bars_span_the_seconds_the_trials_took(
     assert list(bars.base) == [
         datetime.fromtimestamp(t.system_attrs[STARTED_ATTR]).isoformat() for t in trials
     ]
+
+
+def _study_with_a_dead_worker_s_trials(path: Path) -> tuple[str, optuna.Study]:
+    """A study whose trials all started at one moment and were ended 637 s later (the dead, 900 s): one
+    hpotool ran and measured (1.5 s), two whose worker died unobserved and were failed by a stale check and
+    by the dead-worker check, one a stale check failed whose live worker still recorded its seconds (2.5 s),
+    and one whose own run failed without recording them (Optuna's 637 s stand)."""
+    from datetime import datetime, timedelta
+
+    from optuna.distributions import FloatDistribution
+    from optuna.trial import FrozenTrial
+
+    url = f"sqlite:///{path / 'dead.db'}"
+    study = optuna.create_study(study_name="dead", storage=url)
+    start = datetime(2026, 12, 7, 8, 0, 0)
+    cases: list[tuple[TrialState, dict[str, Any], dict[str, Any]]] = [
+        (TrialState.COMPLETE, {}, {SECONDS_ATTR: 1.5}),
+        (TrialState.FAIL, {"fail_reason": "stale: no heartbeat for 60 s (its worker died, or lost the storage)"}, {}),
+        (TrialState.FAIL, {"fail_reason": "worker died (pid 4242)"}, {}),
+        (TrialState.FAIL, {"fail_reason": "stale: marked failed by fail-stale"}, {SECONDS_ATTR: 2.5}),
+        (TrialState.FAIL, {"fail_reason": "CUDA out of memory"}, {}),
+    ]  # fmt: skip
+    for number, (state, user_attrs, system_attrs) in enumerate(cases):
+        trial = FrozenTrial(
+            number=number,
+            state=state,
+            value=0.5 if state == TrialState.COMPLETE else None,
+            datetime_start=start,
+            datetime_complete=start + timedelta(seconds=900 if number in (1, 2) else 637),  # found dead later
+            params={"lr": 0.01},
+            distributions={"lr": FloatDistribution(1e-4, 1.0, log=True)},
+            user_attrs=user_attrs,
+            system_attrs=system_attrs,
+            intermediate_values={},
+            trial_id=number,
+        )
+        study._storage.create_new_trial(study._study_id, template_trial=trial)
+    return url, optuna.load_study(study_name="dead", storage=url)
+
+
+def test_a_trial_whose_worker_died_unobserved_shows_no_seconds_everywhere(tmp_path: Path) -> None:
+    """A trial failed by a stale check or the dead-worker check showed as its seconds the time from its start
+    until it was found dead (637 s for one killed after 1.5 s), read as training time: `hpotool trials`,
+    its --json, trials.csv and trials.json leave them blank, and the report counts it in no time figure and
+    says so. A measured trial's seconds stand, and so do Optuna's for a failure its own process wrote."""
+    from hpotool.report_info import report_info
+    from hpotool.report_page import _header_rows
+    from hpotool.trial_table import trial_records, trials_csv
+
+    url, study = _study_with_a_dead_worker_s_trials(tmp_path)
+    expected = {0: 1.5, 1: None, 2: None, 3: 2.5, 4: 637.0}
+    assert {t.number: trial_seconds(t) for t in study.trials} == expected
+
+    runner = CliRunner()
+    result = runner.invoke(app, ["trials", "--study-name", "dead", "--storage", url, "--json"])
+    assert result.exit_code == 0, result.output
+    assert {r["number"]: r["duration_s"] for r in json.loads(result.stdout)} == expected
+    table = runner.invoke(app, ["trials", "--study-name", "dead", "--storage", url]).stdout
+    seconds_column = {
+        int(cells[0]): cells[5]
+        for line in table.splitlines()
+        if line.startswith("│ ") and (cells := [c.strip() for c in line.strip("│ ").split("│")])[0].isdigit()
+    }
+    assert seconds_column == {0: "1.5", 1: "-", 2: "-", 3: "2.5", 4: "637"}, table
+
+    assert {r["number"]: r["duration_s"] for r in trial_records(study)} == expected
+    rows = csv.DictReader(io.StringIO(trials_csv(study)))
+    assert {int(r["number"]): r["duration_s"] for r in rows} == {0: "1.5", 1: "", 2: "", 3: "2.5", 4: "637.0"}
+
+    info = report_info(study, url)
+    assert info.time["trials_total_s"] == pytest.approx(1.5 + 2.5 + 637.0)
+    assert info.time["unobserved"] == 2
+    assert info.time["wall_s"] == 637.0  # to the last finish seen, not to when the dead were found
+    time_row = dict(_header_rows(info))["time"]
+    assert time_row.endswith("(2 trials whose worker died unobserved not counted: seconds unknown)"), time_row
+
+
+def test_the_live_line_of_a_trial_whose_worker_died_unobserved_says_its_seconds_are_unknown(
+    tmp_path: Path,
+) -> None:
+    """The main process shows the trials a stale check failed: such a trial read 0.00s, as if it had run
+    for no time at all."""
+    _, study = _study_with_a_dead_worker_s_trials(tmp_path)
+    out = io.StringIO()
+    observer = RichObserver(Console(file=out, width=300, color_system=None), "value")
+    observer.study_started(study, 5, 0)
+    for trial in study.trials:
+        observer.trial_finished(study, trial)
+    observer.progress.stop()
+    lines = {int(line.split()[1]): line for line in out.getvalue().splitlines() if line.startswith("trial ")}
+    assert [n for n, line in lines.items() if "seconds unknown" in line] == [1, 2], out.getvalue()
+    assert "1.5s" in lines[0] and "2.5s" in lines[3] and "637.0s" in lines[4]

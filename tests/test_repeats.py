@@ -135,3 +135,35 @@ def test_a_plain_optuna_study_s_repeats_are_named_without_advice() -> None:
     assert repeats_note(study.trials, {}) == (
         "1 trial repeated a configuration already run (#1 = #0), training it again for the same result"
     )
+
+
+def _ran_by(trial: optuna.trial.FrozenTrial, host: str, pid: int) -> optuna.trial.FrozenTrial:
+    trial.set_user_attr("worker", {"host": host, "pid": pid})
+    return trial
+
+
+def test_a_continuous_repeat_from_another_process_is_said_to_be_two_processes_seeded_alike() -> None:
+    """An exact repeat of a continuous value by a trial another process ran than the one it repeated was
+    called "sampler tpe's own doing": the likelier cause is two processes whose samplers were seeded alike
+    (as two that resumed a study at once were, before). Repeats within one process keep the old words."""
+    values = {"model.dropout": 0.0, "optimizer.lr": 0.01}
+    study = _study(
+        _ran_by(_trial(0.5, **values), "a", 1),
+        _ran_by(_trial(0.5, **values), "b", 1),  # another machine, the same pid
+        _ran_by(_trial(0.5, **values), "a", 1),  # the first trial's own process
+    )
+    note = repeats_note(study.trials[:2], _attrs(_CONTINUOUS, "tpe"))
+    assert note is not None and note.endswith(
+        "grid and bruteforce cannot run the space, and each of these repeats ran in another process than the "
+        "trial it repeated: processes seeded alike draw the same values, the likelier cause than sampler tpe"
+    ), note
+    note = repeats_note(study.trials, _attrs(_CONTINUOUS, "tpe"))
+    assert note is not None and note.endswith(
+        "grid and bruteforce cannot run the space; #1 ran in another process than the trial it repeated: "
+        "processes seeded alike draw the same values, and the other repeats are sampler tpe's own doing: "
+        "another sampler (random) draws each configuration afresh"
+    ), note
+    alone = _study(_ran_by(_trial(0.5, **values), "a", 1), _ran_by(_trial(0.5, **values), "a", 1))
+    note = repeats_note(alone.trials, _attrs(_CONTINUOUS, "tpe"))
+    assert note is not None and note.endswith("these repeats are sampler tpe's own doing: another sampler "
+                                              "(random) draws each configuration afresh")  # fmt: skip

@@ -18,6 +18,10 @@ if TYPE_CHECKING:  # no heavy import: the tracking and the CLI's tables use it
     import optuna
     from optuna.trial import FrozenTrial
 
+# The start of the `fail_reason` another process gives a trial whose worker it found dead: the heartbeat's
+# stale check and `fail-stale` (`heartbeat.fail_stale_trials`), the dead-worker check (`dead_trials`).
+# Optuna's datetimes then span from its start to that mark: 637 s for a trial killed after 1.5 s.
+_FOUND_DEAD = ("stale:", "worker died")
 # The trial's system attrs holding its measured wall time, in seconds, and when it was asked, in seconds
 # since the epoch (`time.time()`).
 SECONDS_ATTR = "hpotool:seconds"
@@ -44,11 +48,29 @@ def _recorded(trial: FrozenTrial, key: str) -> float | None:
 
 def trial_seconds(trial: FrozenTrial) -> float | None:
     """The seconds `trial` took: hpotool's measured wall time where it ran the trial, else Optuna's
-    `duration` (a plain Optuna script's trials, or an interrupted `ask`); None while it has not finished."""
+    `duration` (a plain Optuna script's trials, or an interrupted `ask`); None while it has not finished,
+    and for one that ended unobserved (`ended_unobserved`): nobody measured how long it ran."""
     seconds = _recorded(trial, SECONDS_ATTR)
     if seconds is not None:
         return max(seconds, 0.0)
+    if ended_unobserved(trial):
+        return None
     return trial.duration.total_seconds() if trial.duration is not None else None
+
+
+def ended_unobserved(trial: FrozenTrial) -> bool:
+    """Whether `trial` is FAIL because another process found its worker dead (`_FOUND_DEAD`) and its own
+    process recorded no seconds: it died at some moment after its start that nothing recorded, and Optuna's
+    `duration` runs on to when it was found, minutes later, which read as training time."""
+    from optuna.trial import TrialState
+
+    reason = trial.user_attrs.get("fail_reason")
+    return (
+        trial.state == TrialState.FAIL
+        and _recorded(trial, SECONDS_ATTR) is None
+        and isinstance(reason, str)
+        and reason.startswith(_FOUND_DEAD)
+    )
 
 
 def trial_start(trial: FrozenTrial) -> float | None:

@@ -198,7 +198,7 @@ class RichObserver:
             self.progress.advance(self.trials_task)
         # As `hpotool trials` and the exports show it: this run's trials and other workers' alike (Optuna's
         # duration on MySQL is whole seconds: another worker's trials showed 0.00s).
-        seconds = trial_seconds(trial) or 0.0
+        seconds = trial_seconds(trial)  # None: it ended unobserved (`durations.ended_unobserved`)
         style = _STATE_STYLE.get(trial.state, "white")
         if trial.state == TrialState.COMPLETE:
             detail = ", ".join(format_value(v) for v in trial.values or [])
@@ -226,7 +226,7 @@ class RichObserver:
         # A pruned trial's parameters are noise in the stream (most trials of a pruned study end so):
         # `hpotool trials --state pruned` lists them, as Optuna's own log says only "Trial N pruned".
         params = "" if trial.state == TrialState.PRUNED else f"{escape(format_params(study, trial))}  "
-        took = duration(seconds)
+        took = "seconds unknown" if seconds is None else duration(seconds)
         # With --workers this process shows every trial the study finishes: another command's or another
         # machine's, on a shared study, were listed as this run's (the summary's "run now" left them out).
         elsewhere = ran_elsewhere(trial)

@@ -89,14 +89,32 @@ def repeats_note(trials: Iterable[FrozenTrial], study_attrs: dict[str, Any]) -> 
             f"training it again; {named} measured another result than the trial {it} repeated, so training "
             f"with the same values does not reproduce a result here"
         )
-    fix = _fix(study_attrs, [by_number[n] for n, _ in pairs])
+    fix = _fix(study_attrs, [by_number[n] for n, _ in pairs], _across_processes(pairs, by_number))
     return f"{len(pairs)} {did} a configuration already run ({shown}), {result}{fix}"
 
 
-def _fix(study_attrs: dict[str, Any], repeats: list[FrozenTrial]) -> str:
+def _process(trial: FrozenTrial) -> tuple[Any, ...] | None:
+    """The process that ran `trial` (its `worker` record: host, PID namespace, pid), or None unrecorded."""
+    who = trial.user_attrs.get("worker")
+    return (who.get("host"), who.get("pidns"), who.get("pid")) if isinstance(who, dict) else None
+
+
+def _across_processes(pairs: list[tuple[int, int]], by_number: dict[int, FrozenTrial]) -> list[int]:
+    """The repeating trials of `pairs` that another process ran than the trial each repeated (both
+    recorded): two processes whose samplers were seeded alike draw the same values."""
+    return [
+        n
+        for n, m in pairs
+        if None not in (a := _process(by_number[n]), b := _process(by_number[m])) and a != b
+    ]
+
+
+def _fix(study_attrs: dict[str, Any], repeats: list[FrozenTrial], across: list[int]) -> str:
     """What the study's space and sampler make of its `repeats`, as the note's last clause ("" where the
     study stored no search space: a plain Optuna study). With a continuous parameter, a repeat that drew it
-    is the sampler's quirk; one that did not lies where a `when:` left it out."""
+    is the sampler's quirk, unless it ran in another process than the trial it repeated (`across`): then
+    the likelier cause is two processes seeded alike; one that did not draw it lies where a `when:` left it
+    out."""
     from hpotool.fingerprint import stored_config
     from hpotool.param_values import value_count
     from hpotool.space_notes import configurations_text
@@ -117,8 +135,15 @@ def _fix(study_attrs: dict[str, Any], repeats: list[FrozenTrial]) -> str:
     if not all(any(path in t.params for path in continuous) for t in repeats):
         return f"; {cannot}: the configurations repeated are those a `when:` leaves it out of"
     others = ", ".join(other for other in ("tpe", "random") if other != name)  # not the one that repeated
-    return (
-        f"; as {', '.join(continuous)} {'is' if len(continuous) == 1 else 'are'} continuous, grid and "
-        f"bruteforce cannot run the space, and these repeats are {which}'s own doing: another sampler "
-        f"({others}) draws each configuration afresh"
-    )
+    are = f"; as {', '.join(continuous)} {'is' if len(continuous) == 1 else 'are'} continuous, grid and "
+    are += "bruteforce cannot run the space"
+    # An exact repeat of a continuous value from another process: more likely two processes whose samplers
+    # were seeded alike (as they were, before, when two resumed a study at once) than the sampler's own.
+    seeded = "ran in another process than the trial it repeated: processes seeded alike draw the same values"
+    if len(across) == len(repeats):
+        return f"{are}, and each of these repeats {seeded}, the likelier cause than {which}"
+    own = f"{which}'s own doing: another sampler ({others}) draws each configuration afresh"
+    if not across:
+        return f"{are}, and these repeats are {own}"
+    named = ", ".join(f"#{n}" for n in across[:_SHOWN]) + (", ..." if len(across) > _SHOWN else "")
+    return f"{are}; {named} {seeded}, and the other repeats are {own}"

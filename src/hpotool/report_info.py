@@ -14,7 +14,7 @@ from optuna.distributions import CategoricalDistribution
 from optuna.trial import FrozenTrial, TrialState
 
 from hpotool.audit import audit_findings, few_trials_caveat
-from hpotool.durations import trial_end, trial_seconds, trial_start
+from hpotool.durations import ended_unobserved, trial_end, trial_seconds, trial_start
 from hpotool.fingerprint import config_of, stored_config
 from hpotool.importance import EVALUATOR, Basis, basis, param_importances
 from hpotool.optimize_sections import is_nop_pruner
@@ -101,13 +101,17 @@ def prunes(pruner: dict[str, Any] | None) -> bool:
 
 def _time(trials: list[FrozenTrial]) -> dict[str, float | None]:
     durations = [s for s in map(trial_seconds, trials) if s is not None]
+    # Trials whose worker died unobserved have no seconds: counted in none of the figures, but said.
+    unobserved = sum(map(ended_unobserved, trials))
     # When hpotool recorded them (`durations`): Optuna's datetimes are whole seconds on MySQL
     starts = [s for s in map(trial_start, trials) if s is not None]
-    ends = [e for e in map(trial_end, trials) if e is not None]
+    # The last finish seen: a trial that ended unobserved ended when nothing recorded, not when found dead
+    ends = [e for t in trials if not ended_unobserved(t) and (e := trial_end(t)) is not None]
     return {
         "trials_total_s": sum(durations) if durations else None,
         "per_trial_mean_s": statistics.fmean(durations) if durations else None,
         "wall_s": max(ends) - min(starts) if starts and ends else None,
+        "unobserved": unobserved,
     }
 
 

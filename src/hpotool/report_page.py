@@ -8,7 +8,7 @@ import json
 import math
 from typing import TYPE_CHECKING, Any
 
-from hpotool.formatting import format_param
+from hpotool.formatting import counted, format_param
 from hpotool.report_figures import FigureInfo
 from hpotool.report_info import ReportInfo, prunes
 from hpotool.strict_json import json_safe
@@ -44,6 +44,13 @@ def _seconds(s: float | None) -> str:
     return "–" if s is None else f"{s:.1f} s"
 
 
+def _unobserved(count: float | None) -> str:
+    """The time row's word on the trials whose worker died unobserved, which its figures leave out."""
+    if not count:
+        return ""
+    return f" ({counted(int(count), 'trial')} whose worker died unobserved not counted: seconds unknown)"
+
+
 def _table(rows: list[tuple[str, str]]) -> str:
     body = "".join(f"<tr><th>{html.escape(k)}</th><td>{html.escape(v)}</td></tr>" for k, v in rows)
     return f"<table class='kv'>{body}</table>"
@@ -74,7 +81,7 @@ def _header_rows(info: ReportInfo) -> list[tuple[str, str]]:
         (
             "time",
             f"{_seconds(t['trials_total_s'])} in trials, {_seconds(t['per_trial_mean_s'])} per trial, "
-            f"{_seconds(t['wall_s'])} first start to last finish",
+            f"{_seconds(t['wall_s'])} first start to last finish" + _unobserved(t.get("unobserved")),
         )
     )
     e = info.epochs
