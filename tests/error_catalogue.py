@@ -802,7 +802,7 @@ CASES = [
     Case(
         "bad-direction",
         "a direction that is neither minimize nor maximize",
-        "error: optimize.yaml: direction: Input should be minimize or maximize, got max",
+        "error: optimize.yaml: direction: Input should be minimize or maximize, got max (did you mean 'maximize'?)",
         optimize={"direction": "max"},
     ),
     Case(
@@ -3596,5 +3596,12 @@ CASES = [
         "categorical choices given as one number instead of a list; before: 'Input should be a valid list, got 64'",
         "error: optimize.yaml: search_space.batch_size.choices: expected a list, got 64; write choices: [64]",
         optimize={"search_space": {"batch_size": {"type": "categorical", "choices": 64}}},
+    ),
+    Case(
+        "direction-british-spelling",
+        "direction: minimise, the British spelling; before: 'Input should be minimize or maximize, got minimise', "
+        "with no did-you-mean",
+        "error: optimize.yaml: direction: Input should be minimize or maximize, got minimise (did you mean 'minimize'?)",
+        optimize={"direction": "minimise"},
     ),
 ]

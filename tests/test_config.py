@@ -193,6 +193,19 @@ def test_pruner_null_means_no_pruning(tmp_path: Path) -> None:
         ({"study_name": "a" * 245}, "study_name: is 245 characters long; give at most 244"),
         ({"n_trials": 0}, "n_trials: Input should be greater than 0"),
         ({"direction": "up"}, "direction: Input should be minimize or maximize, got up"),
+        # a British spelling, or the start alone (Ray Tune's mode: max), got no "did you mean"
+        (
+            {"direction": "minimise"},
+            "direction: Input should be minimize or maximize, got minimise (did you mean 'minimize'?)",
+        ),
+        (
+            {"directions": ["minimize", "Maximise"]},
+            "directions.1: Input should be minimize or maximize, got Maximise (did you mean 'maximize'?)",
+        ),
+        (
+            {"direction": "max"},
+            "direction: Input should be minimize or maximize, got max (did you mean 'maximize'?)",
+        ),
         ({"n_trial": 3}, "unknown key 'n_trial' (did you mean 'n_trials'?)"),
         (
             {"search_space": {}},

@@ -279,6 +279,18 @@ def test_a_misspelt_constraint_names_the_value_meant(tmp_path: Path, monkeypatch
     ) in " ".join(result.stderr.split())
 
 
+def test_a_constraint_a_prefix_away_from_a_returned_value_names_it(tmp_path: Path) -> None:
+    """`loss <= 1` beside the val_loss a training function returns: the study metric's line finds a name a
+    prefix away (f1 for val_f1), the constraint's line found only a typo, so it gave no hint."""
+    from hpotool.trainer_contract import unmeasured_constraint
+
+    error = unmeasured_constraint("m:fit", {"val_loss": 0.3, "epoch_time": 1.0}, "loss <= 1", "loss", True)
+    assert str(error) == (
+        "m:fit returned {val_loss}, without loss, which constraints: loss <= 1 reads (did you mean 'val_loss', "
+        "which it returned?); return it from fit, such as {'loss': 0.5}, or drop the constraint"
+    )
+
+
 def test_a_constraint_at_the_edge_of_its_value_s_range_runs(tmp_path: Path) -> None:
     """`val_accuracy >= 1` and `epoch_time <= 0` can be met (by a perfect model, a clock that did not move):
     they run."""

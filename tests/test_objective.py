@@ -1708,8 +1708,17 @@ def test_enqueue_from_says_when_it_queues_fewer_than_top(
     source.tell(source.ask(lr), state=optuna.trial.TrialState.PRUNED)
     rp, op = write_configs(tmp_path, run_dict, opt_dict)
 
-    def warm(top: str) -> tuple[str, list[dict]]:
-        args = ["optimize", "-r", str(rp), "-o", str(op), "--dry-run", "--json", "--top", top]
+    def warm(top: str | None) -> tuple[str, list[dict]]:
+        args = [
+            "optimize",
+            "-r",
+            str(rp),
+            "-o",
+            str(op),
+            "--dry-run",
+            "--json",
+            *(["--top", top] if top else []),
+        ]
         result = CliRunner().invoke(app, [*args, "--enqueue-from", "few", "--enqueue-from-storage", url])
         assert result.exit_code == 0, result.output
         return result.stderr, json.loads(result.stdout)["optimize_config"]["enqueue"]
@@ -1722,6 +1731,13 @@ def test_enqueue_from_says_when_it_queues_fewer_than_top(
     )
     stderr, enqueued = warm("2")
     assert len(enqueued) == 2 and stderr == ""
+    # without --top, the note named a "--top 5" the user never gave: 5 is its default
+    stderr, enqueued = warm(None)
+    assert len(enqueued) == 2
+    assert stderr == (
+        "note: --enqueue-from few: queued 2 of its best trials, not 5 (--top's default): 'few' has only 2 "
+        "complete trials that meet its constraints (of 3 complete)\n"
+    )
 
 
 def test_enqueue_from_failures_give_the_real_reason(tmp_path: Path, run_dict: dict, opt_dict: dict) -> None:

@@ -437,3 +437,31 @@ def test_a_trial_s_new_best_mark_is_judged_as_that_trial_finished() -> None:
     study = optuna.create_study(direction="maximize")
     lines = _lines_seen_late(study, [0.8, 0.9, 0.7, 0.9])  # 0 and 1 each the best as it finished; 3 ties 1
     assert [line.endswith("  new best") for line in lines] == [True, True, False, False], lines
+
+
+@pytest.mark.parametrize("flag", ["-q", "--json"])
+def test_quiet_and_json_runs_say_they_resume_a_study_as_they_say_they_create_one(
+    tmp_path: Path, run_dict: dict, opt_dict: dict, flag: str
+) -> None:
+    """`-q` (and `--json`, which shows no progress either) kept the `new study` line and dropped the
+    `resuming study` one, which came with the live display: a run appending to an existing study read as
+    one that started it. README: -q keeps the new study's line, or the resuming one."""
+    import json
+
+    from typer.testing import CliRunner
+
+    from hpotool.cli import app
+
+    from .conftest import write_yaml
+
+    runner = CliRunner()
+    args = ["optimize", "-r", str(write_yaml(tmp_path / "run.yaml", run_dict)), flag]
+    args += ["-o", str(write_yaml(tmp_path / "opt.yaml", {**opt_dict, "n_trials": 1}))]
+    first = runner.invoke(app, args, catch_exceptions=False)
+    assert first.exit_code == 0, first.output
+    assert first.stderr.startswith("new study 'tiny'"), first.stderr
+    again = runner.invoke(app, [*args, "--n-trials", "2"], catch_exceptions=False)
+    assert again.exit_code == 0, again.output
+    assert again.stderr.startswith("resuming study tiny: 1/2 trials done\n"), again.stderr
+    if flag == "--json":  # on stderr: stdout holds the JSON alone
+        assert json.loads(again.stdout)["study_name"] == "tiny"

@@ -262,11 +262,21 @@ def _with_input(msg: str, err: Any) -> str:
     shown = shown if len(shown) < 60 else shown[:57] + "..."
     # "got a number with a fractional part": the value goes after it, not in a second "got"
     msg = f"{msg} ({shown})" if ", got " in msg else f"{msg}, got {shown}"
+    if kind == "literal_error" and isinstance(err["input"], str):
+        msg += _word_meant(err["input"], re.findall(r"'([^']*)'", err["ctx"]["expected"]))
     msg += yaml_bool_hint(err["input"], kind)
     if kind == "list_type" and isinstance(err["input"], str) and err["input"].lstrip().startswith("["):
         msg = msg.replace(f"got {shown}", f"got the text {json.dumps(err['input'])}")
         msg += "; drop the quotes around the list"
     return msg
+
+
+def _word_meant(given: str, words: list[str]) -> str:
+    """ " (did you mean 'maximize'?)" for a word of a fixed set misspelt (minimise, British, for minimize), or
+    the start of one alone (max, as Ray Tune's mode spells it), which is too short to look alike; else ""."""
+    near = did_you_mean(given, words, ignore_case=True)
+    starts = [w for w in words if given and w.casefold().startswith(given.casefold())]
+    return near or (f" (did you mean {starts[0]!r}?)" if len(starts) == 1 else "")
 
 
 def _one_line_per_missing_package(lines: list[str]) -> list[str]:

@@ -146,6 +146,46 @@ class RunProgress:
         )
 
 
+def resume_line(study: optuna.Study, target: int | None, already_done: int, joined: bool) -> str | None:
+    """`resuming study NAME: 3/20 trials done` (rich markup) for a study this command did not start, as
+    `StudyObserver.study_started` is told of it; None for one it created, or one holding its target."""
+    # A study holding its target already: the summary's note says so, with how to run more (said here too,
+    # it printed the same fact twice, in two wordings). One whose trials all failed (Ctrl-C in its first
+    # trial) is resumed too, though none is done: said nothing, the run read as a study started over. One
+    # joined with no trial finished yet is said too: a second machine started with the first said nothing
+    # of the study it joined.
+    failed = bool(study.get_trials(deepcopy=False, states=(TrialState.FAIL,)))
+    if (already_done or failed or joined) and (target is None or already_done < target):
+        of = "" if target is None else f"/{target}"
+        return f"resuming study [bold]{escape(study.study_name)}[/]: {already_done}{of} trials done"
+    return None
+
+
+class QuietObserver:
+    """What --quiet and --json show as the study runs: the `resuming study` line alone. They keep the `new
+    study` line, and dropped this one with the bars: a run adding trials to an existing study read as one
+    that started it."""
+
+    def __init__(self, console: Console) -> None:
+        self.console = console
+
+    def study_started(
+        self, study: optuna.Study, target: int | None, already_done: int, joined: bool = False
+    ) -> None:
+        line = resume_line(study, target, already_done, joined)
+        if line is not None:
+            say(self.console, line)
+
+    def trial_started(self, number: int, params: Mapping[str, Any], epochs: int) -> None:
+        """Nothing per trial: the summary lists them."""
+
+    def epoch_ended(self, number: int, result: EpochResult) -> None:
+        """Nothing per epoch."""
+
+    def trial_finished(self, study: optuna.Study, trial: FrozenTrial) -> None:
+        """Nothing per trial: the summary lists them."""
+
+
 class RichObserver:
     """Two bars (trials of the study, epochs of the current trial) and one line per finished trial."""
 
@@ -171,18 +211,9 @@ class RichObserver:
         self.progress.start()
         self.trials_task = self.progress.add_task("trials", total=target, completed=already_done, info="")
         self.epochs_task = self.progress.add_task("epochs", total=1, info="", visible=False)
-        # A study holding its target already: the summary's note says so, with how to run more (said here too,
-        # it printed the same fact twice, in two wordings). One whose trials all failed (Ctrl-C in its first
-        # trial) is resumed too, though none is done: said nothing, the run read as a study started over. One
-        # joined with no trial finished yet is said too: a second machine started with the first said nothing
-        # of the study it joined.
-        failed = bool(study.get_trials(deepcopy=False, states=(TrialState.FAIL,)))
-        if (already_done or failed or joined) and (target is None or already_done < target):
-            of = "" if target is None else f"/{target}"
-            say(
-                self.console,
-                f"resuming study [bold]{escape(study.study_name)}[/]: {already_done}{of} trials done",
-            )
+        line = resume_line(study, target, already_done, joined)
+        if line is not None:
+            say(self.console, line)
 
     def trial_started(self, number: int, params: Mapping[str, Any], epochs: int) -> None:
         self.progress.reset(self.epochs_task, total=epochs, visible=True, info="")

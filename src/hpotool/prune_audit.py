@@ -19,6 +19,7 @@ from hpotool.fingerprint import stored_config
 from hpotool.optimize_sections import is_nop_pruner
 from hpotool.param_findings import position
 from hpotool.pruners import predict_final
+from hpotool.storage import study_options
 from hpotool.stored_space import stored_space
 
 if TYPE_CHECKING:
@@ -224,10 +225,11 @@ def audit_pruning(
     Raises:
         HpoError: `study` has several objectives (such studies do not prune), or the two studies differ.
     """
-    if len(study.directions) > 1:
+    if len(study.directions) > 1:  # said only that: what to look at instead, and why, were left to guess
         raise HpoError(
             f"study {study.study_name!r} has {len(study.directions)} objectives, and multi-objective studies "
-            f"do not prune: there is no pruner to audit"
+            f"do not prune (Optuna's Trial.report takes one objective): there is no pruner to audit; "
+            f"hpotool report {study_options(study)} shows each trial's learning curve and the Pareto front"
         )
     return {
         "study": study.study_name,

@@ -87,7 +87,9 @@ def unmeasured_constraint(
 ) -> TrainerOutputError:
     """The mistake of a function whose returned dict lacks the value `metric` that `constraint` reads."""
     returned = [k for k in metrics if not (reported and k == "epoch_time")]
-    near = _misspelt(metric, returned)  # a constraint misspelt (val_r3 for the val_r2 fit returns)
+    # A constraint misspelt (val_r3 for the val_r2 fit returns), or a prefix away (loss for val_loss), as the
+    # study metric's line finds it: the constraint's line found only the typo
+    near = _meant(metric, returned)
     meant = f" (did you mean {near!r}, which it returned?)" if near else ""
     return TrainerOutputError(
         f"{function} returned {{{', '.join(returned)}}}, without {metric}, which constraints: {constraint} "

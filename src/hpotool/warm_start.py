@@ -233,10 +233,13 @@ def left_out_note(source: str, left_out: Mapping[str, list[str]], n_trials: int)
     )
 
 
-def short_of_top_note(source: str, top: int, queued: int, ranked: int, complete: int) -> str | None:
+def short_of_top_note(
+    source: str, top: int, queued: int, ranked: int, complete: int, top_given: bool
+) -> str | None:
     """One line saying why `--top top` queued only `queued` points from study `source`, which has `complete`
     complete trials, `ranked` of them meeting its constraints (`with_warm_start` reads each of those when it
-    queues fewer than `top`); None where it queued `top`."""
+    queues fewer than `top`); None where it queued `top`. `top_given`: the user gave --top (else `top` is
+    its default)."""
     if queued >= top:
         return None
     why = []
@@ -250,6 +253,8 @@ def short_of_top_note(source: str, top: int, queued: int, ranked: int, complete:
             f"{n} of {'them' if ranked < top else f'its {ranked} complete trials'} gave no point inside this "
             f"space, or one queued already"
         )
+    if not top_given:  # the note named a "--top 5" the user never typed
+        return f"--enqueue-from {source}: queued {queued} of its best trials, not {top} (--top's default): {'; '.join(why)}"
     return f"--top {top}: queued {queued} of the best trials of {source!r}, not {top}: {'; '.join(why)}"
 
 

@@ -197,7 +197,8 @@ def _on_open(outcome: Outcome, plan: StudyPlan, redraws: str | None) -> Callable
 
 
 def _run(outcome: Outcome, plan: StudyPlan, args: OptimizeArgs, redraws: str | None) -> StudySummary:
-    """Run the plan's trials, here or in --workers processes, with progress unless --quiet or --json."""
+    """Run the plan's trials, here or in --workers processes, with progress unless --quiet or --json (which
+    say only that the study is resumed)."""
     from hpotool.study_run import run_study
 
     opened = _on_open(outcome, plan, redraws)
@@ -216,7 +217,9 @@ def _run(outcome: Outcome, plan: StudyPlan, args: OptimizeArgs, redraws: str | N
     outcome.opening = shown_url(plan.storage_url)
     with saying_lock_waits(plan.storage_url, print_note):  # not a silent minute behind another's lock
         if args.quiet or args.as_json:
-            return run()
+            from hpotool.progress import QuietObserver  # the resuming line, kept as the new study's is
+
+            return run(QuietObserver(err_console()))
         from hpotool.progress import RichObserver
 
         with RichObserver(err_console(), plan.opt.objectives[0]) as observer:

@@ -67,7 +67,7 @@ MaxFailuresOpt = Annotated[
 QuietOpt = Annotated[
     bool,
     typer.Option(
-        "--quiet", "-q", help="No progress: only the final summary (and notes, and where a new study is)."
+        "--quiet", "-q", help="No progress: only the final summary (and notes, and the new or resumed study)."
     ),
 ]
 SummaryJsonOpt = Annotated[bool, typer.Option("--json", help="Print a machine-readable summary to stdout.")]

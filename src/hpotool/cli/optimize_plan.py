@@ -56,7 +56,9 @@ def checked_plan(args: OptimizeArgs) -> tuple[StudyPlan, str | None]:
     redraws: str | None = None  # --enqueue-from a study this one would sample as
     if args.enqueue_from is not None:
         top = TOP_DEFAULT if args.top is None else args.top
-        plan, redraws = _with_warm_start(plan, args.enqueue_from, args.enqueue_from_storage, top)
+        plan, redraws = _with_warm_start(
+            plan, args.enqueue_from, args.enqueue_from_storage, top, top_given=args.top is not None
+        )
     from hpotool.storage import check_storage
     from hpotool.storage_url import storage_origin
 
@@ -89,10 +91,10 @@ def _plan(args: OptimizeArgs) -> StudyPlan:
 
 
 def _with_warm_start(
-    plan: StudyPlan, enqueue_from: str, enqueue_from_storage: str | None, top: int
+    plan: StudyPlan, enqueue_from: str, enqueue_from_storage: str | None, top: int, top_given: bool
 ) -> tuple[StudyPlan, str | None]:
     """`plan` with the `top` best trials of study `enqueue_from` queued first, and the note that the study
-    draws new values where it would sample as that one (None otherwise)."""
+    draws new values where it would sample as that one (None otherwise). `top_given`: the user gave --top."""
     from hpotool.enqueue_from import with_warm_start
     from hpotool.study_lookup import find_study
 
@@ -109,7 +111,7 @@ def _with_warm_start(
             raise
         raise HpoError(f"--enqueue-from: {exc}") from None
     plan = with_warm_start(plan, source, top)
-    short = _short_of_top(plan, source, top)
+    short = _short_of_top(plan, source, top, top_given)
     if short:
         plan = replace(plan, notes=(*plan.notes, short))
     from hpotool.fingerprint import stored_config
@@ -143,7 +145,7 @@ def _refuse_itself(plan: StudyPlan, enqueue_from: str, enqueue_from_storage: str
         )
 
 
-def _short_of_top(plan: Any, source: Any, top: int) -> str | None:
+def _short_of_top(plan: Any, source: Any, top: int, top_given: bool) -> str | None:
     """The note saying why --enqueue-from queued fewer than --top points, or None."""
     from optuna.trial import TrialState
 
@@ -152,7 +154,7 @@ def _short_of_top(plan: Any, source: Any, top: int) -> str | None:
 
     queued = len(plan.opt.enqueue) - (plan.config_enqueue or 0)
     complete = len(source.get_trials(deepcopy=False, states=(TrialState.COMPLETE,)))
-    return short_of_top_note(source.study_name, top, queued, len(ranked_trials(source)), complete)
+    return short_of_top_note(source.study_name, top, queued, len(ranked_trials(source)), complete, top_given)
 
 
 def _may_train_with_torch(run_config: Path | None) -> bool:
