@@ -16,9 +16,9 @@ from hpotool.sections import switchable
 def carry_settings(
     opt: dict[str, Any], stage_run: RunConfig, space: dict[str, Param], changes: list[str]
 ) -> None:
-    """Make the study's OptimizeConfig `opt` the stage's (in place): a grid its sampler's kwargs give kept to
-    the stage's `space`, the sampler seeded one on, the final overrides fitted to the stage. Each change is
-    added to `changes`."""
+    """Make the study's OptimizeConfig `opt` the stage's (in place): a grid, fixed_params and CMA-ES's x0 its
+    sampler's kwargs give kept to the stage's `space`, the sampler seeded one on, the final overrides fitted to
+    the stage. Each change is added to `changes`."""
     _fit_grid(opt, space, changes)
     _fit_fixed_params(opt, space, changes)
     _fit_cmaes_x0(opt, space, changes)
