@@ -126,13 +126,13 @@ def check_sampler_samples(opt: OptimizeConfig, fixed: Mapping[str, Any]) -> None
         objectives = f"{len(opt.objectives)} objectives" if opt.multi_objective else "one objective"
         where = user_frame(exc)
         # Optuna's own sampler refused the objectives ('CmaEsSampler cannot be used.'): name those that take them
-        others = opt.multi_objective and not where
+        objectives_refused = opt.multi_objective and not where
         said = f"{type(exc).__name__}: {exc}"
         raise HpoError(
             f"sampler: {opt.sampler.name!r} cannot sample this study ({objectives}): "
             + (
                 f"{said.rstrip('.')}; for several objectives use tpe, nsga2, nsga3, gp, random or qmc"
-                if others
+                if objectives_refused
                 else said
             )
             + (f" (at {where})" if where else "")
