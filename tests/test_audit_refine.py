@@ -1988,6 +1988,8 @@ def test_refine_widens_and_fixes_only_by_trials_that_ran_under_the_base_the_stag
         "--allow-changed-config changed it, and would not reproduce their values under the current one; refine "
         "builds the next stage from the 40 that ran under the current one alone." in audit.findings
     ), audit.findings
+    bare = audit_study(study, next_stage=False, notes=False)  # refine's: it reads the parameters' findings
+    assert bare.mixed_bases is None and bare.repeats is None and bare.params == audit.params
     assert not any(
         "ran under an earlier run config" in f
         for f in audit_study(synthetic_study("one_base", SPACE, 10, seed=0)).findings

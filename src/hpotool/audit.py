@@ -178,10 +178,16 @@ def _planned_epochs(study: optuna.Study, trials: list[FrozenTrial]) -> set[int]:
 
 
 def audit_study(
-    study: optuna.Study, importances: dict[str, float] | None = None, *, next_stage: bool = True
+    study: optuna.Study,
+    importances: dict[str, float] | None = None,
+    *,
+    next_stage: bool = True,
+    notes: bool = True,
 ) -> AuditReport:
     """Audit a single-objective study created by hpotool (`importances`: when already computed). Where it no
-    longer improves and `next_stage`, the advice is what refine will do with it (`_refine_advice`).
+    longer improves and `next_stage`, the advice is what refine will do with it (`_refine_advice`). Without
+    `notes` (refine, which reads the parameters' findings alone), the mixed-bases and repeats notes are left
+    out, sparing their reads of every trial.
 
     Raises:
         HpoError: for a multi-objective study, a study without a stored space, or no complete trial.
@@ -229,8 +235,8 @@ def audit_study(
         params=findings,
         importance_note=note,
         shadowed=shadowed_keys(space),
-        mixed_bases=_mixed_bases(study, on),
-        repeats=repeats_note(trials, study.user_attrs),
+        mixed_bases=_mixed_bases(study, on) if notes else None,
+        repeats=repeats_note(trials, study.user_attrs) if notes else None,
     )
     if next_stage and improving is False:
         report.improvement = _refine_advice(study, report)

@@ -170,6 +170,13 @@ def channels_last_note(data: PreparedData, cfg: RunConfig) -> str | None:
     )
 
 
+def data_notes(data: PreparedData, cfg: RunConfig) -> tuple[str, ...]:
+    """The notes on the data that optimize prints before trial 0, and train before it trains: class labels
+    that skip ids (`unused_classes_note`), images with their channels last (`channels_last_note`)."""
+    notes = (unused_classes_note(data, cfg.data.name), channels_last_note(data, cfg))
+    return tuple(note for note in notes if note)
+
+
 def load_checked(cfg: RunConfig, source: str) -> PreparedData:
     """`load_data`, with a failure as an `HpoError` naming `source` (the config file) and its data section."""
     try:

@@ -72,9 +72,8 @@ def _may_have_accelerator() -> bool:
 def _absent_device(spec: str, why: str, source: str | None) -> str:
     if source == "--device":  # the flag wins over the config's device: the fix is the flag
         return f"--device {spec}: {why}; give --device auto or cpu"
-    if (
-        source == "device="
-    ):  # a Python call's argument (load_model): "use device: auto" is a config's spelling
+    # a Python call's argument (load_model): "use device: auto" is a config's spelling
+    if source == "device=":
         return f"device={spec!r}: {why}; give device='auto' or device='cpu'"
     where = f"{source}: " if source else ""
     return f"{where}device: {spec} was asked for but {why}; use device: auto or cpu"

@@ -75,8 +75,8 @@ def run_trials(
     a row fail in this run, or the sampler has nothing left to try (the last two set `stop`). `tracker`
     (`make_tracker`) logs each trial this process ran. `alone_since`: the trials no process had asked for
     when this process opened the study seeing no other process (`Unasked`: its sampler's seeds are
-    reproducible ones, `study_sampler.study_sampler`), None where its seeds are its own already. `streak_of`: the run's failed
-    trials in a row, where other processes share the run (`FailureGuard`).
+    reproducible ones, `study_sampler.study_sampler`), None where its seeds are its own already.
+    `streak_of`: the run's failed trials in a row, where other processes share the run (`FailureGuard`).
 
     Returns:
         The failure guard, which says whether failures or the sampler stopped the loop, and the first error.

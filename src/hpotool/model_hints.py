@@ -210,9 +210,8 @@ def fixed_width_hint(cfg: RunConfig, columns: int, width: int) -> str:
         params = inspect.signature(resolve_component("model", cfg.model.name)).parameters
     except (TypeError, ValueError):
         return ""
-    if any(p.kind is inspect.Parameter.VAR_KEYWORD for p in params.values()):
-        return ""
-    if "out_features" in params or any(name in params for name in WIDTH_NAMES):
+    takes_width = any(name in params for name in ("out_features", *WIDTH_NAMES))
+    if takes_width or any(p.kind is inspect.Parameter.VAR_KEYWORD for p in params.values()):
         return ""
     return (
         f"; {cfg.model.name} takes no out_features, so its output width is fixed in its code: take "

@@ -14,13 +14,7 @@ from hpotool.config import OptimizeConfig, RunConfig
 from hpotool.config_errors import validate_config
 from hpotool.config_files import load_optimize_config, load_run_config
 from hpotool.constraints import unsteered_note
-from hpotool.data import (
-    PreparedData,
-    channels_last_note,
-    check_batch_size,
-    load_checked,
-    unused_classes_note,
-)
+from hpotool.data import PreparedData, check_batch_size, data_notes, load_checked
 from hpotool.device import device_name, resolve_device
 from hpotool.errors import HpoError, RunCheckError
 from hpotool.final_rules import check_final
@@ -207,12 +201,10 @@ def _prepare(
     check_space(run, opt, data, opt_path)  # every searched batch_size is a valid one after this
     _check_batch_sizes(run, opt, data, run_path, opt_path)
     plan = _plan(run, opt, data, opt_path, overrides)
-    unused = unused_classes_note(data, run.data.name)
-    layout = channels_last_note(data, run)
-    idle = None  # a pruner the config names, in trials of 1 epoch
-    if pruner_chosen and not opt.multi_objective and not opt.pruner.is_nop:
+    extra = data_notes(data, run)
+    if pruner_chosen and not opt.multi_objective and not opt.pruner.is_nop:  # a pruner the config names
         idle = never_asked_note(opt.pruner.name, most_epochs(run.epochs, opt.search_space), opt_path)
-    extra = tuple(note for note in (unused, layout, idle) if note)
+        extra += (idle,) if idle else ()  # in trials of 1 epoch
     return replace(plan, notes=(*plan.notes, *extra)) if extra else plan
 
 

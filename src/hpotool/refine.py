@@ -92,7 +92,7 @@ def refine_study(
     attrs = study.user_attrs  # read once: each read queries the storage
     current, earlier = _current_base_view(study, attrs)
     if report is None or earlier:  # one given (audit's) rests on every trial, an earlier base's among them
-        report = audit_study(current, next_stage=False)
+        report = audit_study(current, next_stage=False, notes=False)
     space = stored_space(study)
     run = stored_run_config(study)  # names a component that fails to import, or what else is wrong
     stored_opt = dict(attrs["optimize_config"])

@@ -35,9 +35,8 @@ def _candidates(kind: str, trials: list[FrozenTrial], objective: int = 0) -> lis
     if kind == "intermediate":
         return [t for t in trials if t.intermediate_values and t.state in _CURVE_STATES]
     complete = [t for t in trials if t.state == TrialState.COMPLETE]
-    if (
-        kind == "contour"
-    ):  # Optuna leaves out a trial whose value is inf or nan: it would take a drawn one's place
+    # Optuna leaves out a trial whose value is inf or nan: it would take a drawn one's place
+    if kind == "contour":
         return [t for t in complete if t.values and math.isfinite(t.values[objective])]
     return complete
 

@@ -147,8 +147,7 @@ section.figure{margin:1em 0;overflow-x:auto}
 
 def _with_code(text: str) -> str:
     """`text` as HTML, its `backticked` commands as <code>: the note under the command that reproduces the
-    best trial names others so, as the JSON report keeps it, and the page showed the
-    backticks."""
+    best trial names others so, as the JSON report keeps it, and the page showed the backticks."""
     parts = [html.escape(part) for part in text.split("`")]
     return "".join(f"<code>{part}</code>" if i % 2 else part for i, part in enumerate(parts))
 

@@ -73,8 +73,7 @@ def check_run(cfg: RunConfig, source: str) -> tuple[str, ...]:
     for the device and whether hpotool can call it.
 
     Returns:
-        The notes `optimize` prints before trial 0 on the data: class labels that skip ids
-        (`unused_classes_note`), images with their channels last (`channels_last_note`).
+        The notes `optimize` prints before trial 0 on the data (`data_notes`).
     """
     device_name(cfg.device, source)  # a user's training function is handed the device too
     if cfg.trainer is not None:
@@ -85,7 +84,7 @@ def check_run(cfg: RunConfig, source: str) -> tuple[str, ...]:
         except HpoError as exc:
             raise HpoError(f"{source}: {exc}") from None
         return ()
-    from hpotool.data import channels_last_note, check_batch_size, load_checked, unused_classes_note
+    from hpotool.data import check_batch_size, data_notes, load_checked
     from hpotool.preflight import dry_run
 
     data = load_checked(cfg, source)
@@ -94,8 +93,7 @@ def check_run(cfg: RunConfig, source: str) -> tuple[str, ...]:
     except RunCheckError as exc:
         raise HpoError(f"{source}: {exc}") from None
     check_batch_size(cfg.batch_size, data, f"{source}: batch_size")  # after the step, as optimize does
-    notes = (unused_classes_note(data, cfg.data.name), channels_last_note(data, cfg))
-    return tuple(note for note in notes if note)
+    return data_notes(data, cfg)
 
 
 def train_run(

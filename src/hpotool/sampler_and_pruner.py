@@ -125,16 +125,12 @@ def check_sampler_samples(opt: OptimizeConfig, fixed: Mapping[str, Any]) -> None
     except Exception as exc:  # a user's sampler may raise anything (a RuntimeError was a traceback)
         objectives = f"{len(opt.objectives)} objectives" if opt.multi_objective else "one objective"
         where = user_frame(exc)
-        # Optuna's own sampler refused the objectives ('CmaEsSampler cannot be used.'): name those that take them
-        others = opt.multi_objective and not where
         said = f"{type(exc).__name__}: {exc}"
+        # Optuna's own sampler refused the objectives ('CmaEsSampler cannot be used.'): name those that take them
+        if opt.multi_objective and not where:
+            said = f"{said.rstrip('.')}; for several objectives use tpe, nsga2, nsga3, gp, random or qmc"
         raise HpoError(
-            f"sampler: {opt.sampler.name!r} cannot sample this study ({objectives}): "
-            + (
-                f"{said.rstrip('.')}; for several objectives use tpe, nsga2, nsga3, gp, random or qmc"
-                if others
-                else said
-            )
+            f"sampler: {opt.sampler.name!r} cannot sample this study ({objectives}): {said}"
             + (f" (at {where})" if where else "")
         ) from None
     finally:

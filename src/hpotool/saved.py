@@ -404,9 +404,8 @@ def load_model(path: Path | str, device: str = "cpu") -> tuple[nn.Module, RunCon
     # torch's error lists its 20 device types; "cpu:0" failed in torch.load
     if not DEVICE_PATTERN.match(device):
         raise HpoError(f"device: must be auto, cpu, cuda, cuda:N or mps, got {format_choice(device)}")
-    target = resolve_device(
-        device, "device="
-    )  # a device this machine lacks is said so, not blamed on the file
+    # a device this machine lacks is said so, not blamed on the file
+    target = resolve_device(device, "device=")
     try:
         payload = torch.load(path, map_location=target, weights_only=True)
     except FileNotFoundError:

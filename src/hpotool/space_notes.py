@@ -197,8 +197,11 @@ def configurations_text(space: Mapping[str, Param]) -> str | None:
     """`configuration_count(space)` in words, "at most" where a parameter is conditional (it takes no value
     where its condition fails); None for a space with a continuous parameter."""
     total = configuration_count(space)
-    if total is None:
-        return None
+    return None if total is None else _in_words(space, total)
+
+
+def _in_words(space: Mapping[str, Param], total: int) -> str:
+    """`total`, the count of `space`'s configurations, in words (`configurations_text`)."""
     at_most = "at most " if any(p.when for p in space.values()) else ""
     return f"{at_most}{total:,} configuration{'' if total == 1 else 's'}"
 
@@ -211,18 +214,17 @@ def repeat_notes(opt: OptimizeConfig, sampler: BaseSampler, opt_path: str) -> tu
     configuration), and `gp` over only categorical parameters (it may propose a configuration it has run; 32
     configurations ran 15 in 25 trials, TPE 18). Where a parameter is continuous, no configuration repeats."""
     space = opt.search_space
-    configurations = configurations_text(space)
-    if configurations is None:
+    total = configuration_count(space)
+    if total is None:
         return ()
-    counts = {path: value_count(p) for path, p in space.items()}
-    total = configuration_count(space) or 0
+    configurations = _in_words(space, total)
     if isinstance(sampler, optuna.samplers.CmaEsSampler) and total <= _FEW_CONFIGURATIONS:
         few = [
             f"{path} ({n} values)"
             for path, p in space.items()
             if isinstance(p, IntParam | FloatParam)
             and not p.when
-            and 1 < (n := counts[path] or 0) <= _FEW_VALUES
+            and 1 < (n := value_count(p) or 0) <= _FEW_VALUES
         ]
         if few:
             return (

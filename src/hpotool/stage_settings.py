@@ -16,27 +16,28 @@ from hpotool.sections import switchable
 def carry_settings(
     opt: dict[str, Any], stage_run: RunConfig, space: dict[str, Param], changes: list[str]
 ) -> None:
-    """Make the study's OptimizeConfig `opt` the stage's (in place): a grid its sampler's kwargs give kept to
-    the stage's `space`, the sampler seeded one on, the final overrides fitted to the stage. Each change is
-    added to `changes`."""
-    _fit_grid(opt, space, changes)
-    _fit_fixed_params(opt, space, changes)
-    _fit_cmaes_x0(opt, space, changes)
+    """Make the study's OptimizeConfig `opt` the stage's (in place): a grid, fixed_params and CMA-ES's x0 its
+    sampler's kwargs give kept to the stage's `space`, the sampler seeded one on, the final overrides fitted to
+    the stage. Each change is added to `changes`."""
+    sampler: dict[str, Any] = opt.get("sampler") or {}
+    kwargs = dict(sampler.get("kwargs") or {})  # each fitted in place
+    _fit_grid(kwargs, space, changes)
+    _fit_fixed_params(kwargs, space, changes)
+    _fit_cmaes_x0(kwargs, space, changes)
+    if kwargs != (sampler.get("kwargs") or {}):
+        opt["sampler"] = {**sampler, "kwargs": kwargs}
     _next_seed(opt, changes)
     if opt.get("final"):
         opt["final"] = _stage_final(opt["final"], stage_run, space, changes)
 
 
-def _fit_grid(opt: dict[str, Any], space: dict[str, Param], changes: list[str]) -> None:
-    """A grid given as values in the sampler's kwargs kept to the stage's `space` (in place, in `opt`): the
-    stage refuses values outside its ranges. Its change is added to `changes`."""
-    sampler: dict[str, Any] = opt.get("sampler") or {}
-    kwargs: dict[str, Any] = sampler.get("kwargs") or {}
+def _fit_grid(kwargs: dict[str, Any], space: dict[str, Param], changes: list[str]) -> None:
+    """A grid given as values in the sampler's `kwargs` kept to the stage's `space` (in place): the stage
+    refuses values outside its ranges. Its change is added to `changes`."""
     grid = kwargs.get("search_space")
     if not isinstance(grid, dict):
         return
-    stage_grid = _stage_grid(grid, space)
-    opt["sampler"] = {**sampler, "kwargs": {**kwargs, "search_space": stage_grid}}
+    kwargs["search_space"] = stage_grid = _stage_grid(grid, space)
     if stage_grid != {k: v for k, v in grid.items() if k in space}:
         changes.append(
             "sampler.kwargs.search_space: the grid keeps its values inside the new ranges, and each widened "
@@ -44,33 +45,29 @@ def _fit_grid(opt: dict[str, Any], space: dict[str, Param], changes: list[str]) 
         )
 
 
-def _fit_fixed_params(opt: dict[str, Any], space: dict[str, Param], changes: list[str]) -> None:
+def _fit_fixed_params(kwargs: dict[str, Any], space: dict[str, Param], changes: list[str]) -> None:
     """The sampler's `fixed_params` (PartialFixedSampler's) kept to the parameters the stage still searches (in
-    place, in `opt`): one the stage fixes in its run config (every trial drew the sampler's one value, so
-    it barely mattered) left a fixed_params key outside the search space, which optimize refused. Its change
-    is added to `changes`."""
-    sampler: dict[str, Any] = opt.get("sampler") or {}
-    kwargs: dict[str, Any] = sampler.get("kwargs") or {}
+    place, in its `kwargs`): one the stage fixes in its run config (every trial drew the sampler's one value,
+    so it barely mattered) left a fixed_params key outside the search space, which optimize refused. Its
+    change is added to `changes`."""
     fixed = kwargs.get("fixed_params")
     if not isinstance(fixed, dict):
         return
     gone = [k for k in fixed if k not in space]
     if not gone:
         return
-    kept = {k: v for k, v in fixed.items() if k in space}
-    opt["sampler"] = {**sampler, "kwargs": {**kwargs, "fixed_params": kept}}
+    kwargs["fixed_params"] = {k: v for k, v in fixed.items() if k in space}
     changes.append(
         f"sampler.kwargs.fixed_params: dropped {', '.join(gone)}, no longer searched (the run config fixes "
         f"{'it' if len(gone) == 1 else 'them'})"
     )
 
 
-def _fit_cmaes_x0(opt: dict[str, Any], space: dict[str, Param], changes: list[str]) -> None:
-    """CMA-ES's start point `x0` kept to the stage (in place, in `opt`): a value outside a narrowed range moved
-    to its nearer end, where the stage refused it (before: CMA-ES failed every trial after the first, 'invalid
-    bounds'); one of a parameter no longer searched dropped. Its change is added to `changes`."""
-    sampler: dict[str, Any] = opt.get("sampler") or {}
-    kwargs: dict[str, Any] = sampler.get("kwargs") or {}
+def _fit_cmaes_x0(kwargs: dict[str, Any], space: dict[str, Param], changes: list[str]) -> None:
+    """CMA-ES's start point `x0` kept to the stage (in place, in the sampler's `kwargs`): a value outside a
+    narrowed range moved to its nearer end, where the stage refused it (before: CMA-ES failed every trial after
+    the first, 'invalid bounds'); one of a parameter no longer searched dropped. Its change is added to
+    `changes`."""
     x0 = kwargs.get("x0")
     if not isinstance(x0, dict):
         return
@@ -86,7 +83,7 @@ def _fit_cmaes_x0(opt: dict[str, Any], space: dict[str, Param], changes: list[st
             kept[path] = p.low if value < p.low else p.high
             said.append(f"{path} {value:g} -> {kept[path]:g}, the nearer end of its new range")
     if said:
-        opt["sampler"] = {**sampler, "kwargs": {**kwargs, "x0": kept}}
+        kwargs["x0"] = kept
         changes.append(f"sampler.kwargs.x0 (CMA-ES's start point): {'; '.join(said)}")
 
 

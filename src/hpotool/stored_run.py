@@ -75,9 +75,8 @@ def trial_run_config(study: optuna.Study, trial: FrozenTrial, *, check_component
 
 
 def _trial_run_config(study: optuna.Study, trial: FrozenTrial, check_components: bool) -> RunConfig:
-    base = stored_run_config(
-        study, check_components=check_components, trial_number=trial.number
-    )  # names the study
+    # names the study
+    base = stored_run_config(study, check_components=check_components, trial_number=trial.number)
     try:
         params = trial_params(study.user_attrs, trial)
         return apply_overrides(base, params, check_components=check_components)

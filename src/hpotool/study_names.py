@@ -22,9 +22,7 @@ def same_series(a: str, b: str) -> bool:
     a trailing number or date (exp and exp2, digits_mlp and digits_mlp_v2): a series named on purpose,
     where a did-you-mean on each new one is noise, as it is on the stage `hpotool refine` lettered beside an
     earlier one (digits_stage2 and digits_stage2b); a typo (digits_mpl, digts_mlp) is not one."""
-    if _STAGE_LETTER.sub(r"\1", a) == _STAGE_LETTER.sub(
-        r"\1", b
-    ):  # refine's digits_stage2 and digits_stage2b
+    if _STAGE_LETTER.sub(r"\1", a) == _STAGE_LETTER.sub(r"\1", b):  # digits_stage2 and digits_stage2b
         return True
     return _NUMBER.sub("#", a) == _NUMBER.sub("#", b) or _TRAILING_NUMBER.sub("", a) == _TRAILING_NUMBER.sub(
         "", b

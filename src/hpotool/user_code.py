@@ -42,11 +42,8 @@ def user_line(exc: BaseException) -> str:
     import traceback
 
     library = _library_dirs()
-    for frame in reversed(traceback.extract_tb(exc.__traceback__)):
-        path = os.path.abspath(frame.filename)
-        if not frame.filename.startswith("<") and not path.startswith(library) and os.path.isfile(path):
-            return frame.line or ""
-    return ""
+    frames = reversed(traceback.extract_tb(exc.__traceback__))
+    return next((f.line or "" for f in frames if _users_file(f.filename, library)), "")
 
 
 def calling_user_frame() -> str | None:
@@ -61,12 +58,18 @@ def _innermost_user_frame(frames: list[tuple[str, int | None, str | None]]) -> s
     """The innermost of `frames` (outermost first) in a file of the user's, as `path:line in function`."""
     library = _library_dirs()
     for filename, lineno, name in reversed(frames):
-        path = os.path.abspath(filename)
-        if filename.startswith("<") or path.startswith(library) or not os.path.isfile(path):
-            continue  # not a file of the user's: a compiled module's frame names its source relatively
-        shown = os.path.relpath(path) if path.startswith(os.getcwd() + os.sep) else path
-        return f"{shown}:{lineno}" + (f" in {name}" if name and name != "<module>" else "")
+        if _users_file(filename, library):
+            path = os.path.abspath(filename)
+            shown = os.path.relpath(path) if path.startswith(os.getcwd() + os.sep) else path
+            return f"{shown}:{lineno}" + (f" in {name}" if name and name != "<module>" else "")
     return None
+
+
+def _users_file(filename: str, library: tuple[str, ...]) -> bool:
+    """Whether a frame's `filename` is a file of the user's: outside the `library` folders, and a file (a
+    compiled module's frame names its source relatively, `<frozen ...>` none)."""
+    path = os.path.abspath(filename)
+    return not filename.startswith("<") and not path.startswith(library) and os.path.isfile(path)
 
 
 def first_line(exc: BaseException) -> str:

@@ -78,9 +78,8 @@ class OwnerlessNote:
         if say and young:  # the run looks again then, whether or not the study changed meanwhile
             self.note_in = max(min(young), 0.0)
         old = {n: s for n, s in left.items() if self.grace - s >= after}
-        if (
-            say and old and not old.keys() <= self.said and max(old.values()) > 0
-        ):  # one past it: failed next look
+        # one past it: failed next look
+        if say and old and not old.keys() <= self.said and max(old.values()) > 0:
             self.said |= old.keys()
             one = len(old) == 1
             _log.warning(

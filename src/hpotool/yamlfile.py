@@ -181,12 +181,11 @@ def _found_elsewhere(path: Path) -> str:
         above = "/".join([".."] * up)
         if (Path(above) / path).is_file():
             return f" here; {above}/{path} exists: run hpotool from there (cd {above})"
-    if path.parent != Path(".") and not path.parent.is_dir() and Path(path.name).is_file():
-        return f" here; {path.name} is in this folder: give {path.name}"
+    if path.parent != Path("."):  # a folder given: is the file here, the folder not?
+        here = not path.parent.is_dir() and Path(path.name).is_file()
+        return f" here; {path.name} is in this folder: give {path.name}" if here else ""
     beside = sorted(p for p in Path().glob(f"*/{glob.escape(path.name)}") if p.is_file())
-    if path.parent == Path(".") and beside:
-        return f" here; {beside[0]} exists: give {beside[0]}"
-    return ""
+    return f" here; {beside[0]} exists: give {beside[0]}" if beside else ""
 
 
 def read_yaml_mapping(path: Path) -> dict[str, Any]:

@@ -286,7 +286,6 @@ def main() -> None:
     left the hidden temporary file of a file being written (`export-best`, `report`, `refine`) and the
     folder made for it, as only SIGKILL may.
     """
-
     from hpotool.interrupts import exit_code, interrupt, interrupt_behind, signal_of
     from hpotool.pipes import guard_streams, pipe_closed
 

@@ -155,9 +155,8 @@ def fits(table: Table) -> bool:
     """
     from rich.measure import Measurement
 
-    unbounded = out_console().options.update_width(
-        1_000_000
-    )  # Measurement.get clamps to the terminal's width
+    # Measurement.get clamps to the terminal's width
+    unbounded = out_console().options.update_width(1_000_000)
     least: list[int] = []
     most: list[int] = []
     for column in table.columns:
