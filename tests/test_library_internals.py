@@ -6,12 +6,18 @@ torch and PyMySQL offer no public way to do what these do (see each test); a rel
 any of them: the test that fails names the hpotool module that depends on the part, so an upgrade fails here,
 once and clearly, instead of in users' runs or as a silent slowdown (lean_step and models fall back to
 torch's own calls where a part is missing). psycopg, redis and SQLAlchemy are used through their public
-APIs only (Optuna's Redis backend's `_redis` and `_prefix` are Optuna's: tests/test_optuna_internals.py)."""
+APIs only (Optuna's Redis backend's `_redis` and `_prefix` are Optuna's: tests/test_optuna_internals.py).
+
+Of the standard library hpotool uses `multiprocessing.forkserver._forkserver` and `atexit._run_exitfuncs`,
+and of typer the click it vendors (`typer._click`, whose exceptions typer does not export); rich, pydantic,
+plotly and PyYAML through their public APIs only (a namedtuple's `_replace` is its public API)."""
 
 from __future__ import annotations
 
 import importlib
 import inspect
+import subprocess
+import sys
 import warnings
 from typing import Any
 
@@ -30,7 +36,9 @@ def _private(module: str, name: str, user: str, library: str = "torch") -> Any:
 
 
 def _version(library: str) -> str:
-    """torch's version, or PyMySQL's own (its `__version__` is the MySQLdb one it poses as)."""
+    """torch's version, or PyMySQL's own (its `__version__` is the MySQLdb one it poses as), or Python's."""
+    if library == "Python":
+        return sys.version.split()[0]
     module = importlib.import_module(library.lower())
     return str(getattr(module, "VERSION_STRING", module.__version__))
 
@@ -326,3 +334,102 @@ def test_a_watched_pymysql_connection_reads_through_read_packet() -> None:
     finally:
         conn.close()
     assert PyMySQLDriver.socket(conn) == -1
+
+
+# The standard library
+
+
+def test_the_forkserver_s_pid_and_stop() -> None:
+    """forkserver._replace_server and _stop_server read the running worker server's pid,
+    `multiprocessing.forkserver._forkserver._forkserver_pid`, kill it and `_stop()` it (forget it, so that
+    `ensure_running` starts another with other preloads): multiprocessing has no public pid or stop for it.
+    Without them, a server started without torch would serve a run that needs it, and one left at exit
+    holds the command's output open (`hpotool ... | tee log`)."""
+    user = "hpotool.forkserver (_replace_server, _stop_server)"
+    server = _private("multiprocessing.forkserver", "_forkserver", user, "Python")
+    _has(server, ["_forkserver_pid", "_stop"], user, "Python")
+    assert callable(server._stop)
+    # In a process of its own: it starts and kills a server, as a command does.
+    script = """
+import os
+from multiprocessing import forkserver
+from hpotool.forkserver import START_METHOD, _replace_server, _stop_server, start_worker_server
+assert START_METHOD == "forkserver", START_METHOD
+start_worker_server(uses_torch=False)
+pid = forkserver._forkserver._forkserver_pid
+assert isinstance(pid, int) and pid > 0, pid
+os.kill(pid, 0)
+_replace_server()
+assert forkserver._forkserver._forkserver_pid is None, "not forgotten"
+try:
+    os.kill(pid, 0)
+except ProcessLookupError:
+    pass
+else:
+    raise AssertionError("still running")
+start_worker_server(uses_torch=False)
+again = forkserver._forkserver._forkserver_pid
+assert isinstance(again, int) and again != pid, (again, pid)
+_stop_server()
+try:
+    os.kill(again, 0)
+except ProcessLookupError:
+    print("ok")
+"""
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=60)
+    assert done.stdout.strip() == "ok", f"Python {_version('Python')}: {done.stderr[-2000:]}: adapt {user}"
+
+
+def test_atexit_s_run_exitfuncs() -> None:
+    """cli.root.main runs the exit handlers itself, `atexit._run_exitfuncs()`, before it flushes the
+    outputs and ends the process with `os._exit` (no interpreter teardown, ~0.7 s after torch): atexit has
+    no public "run them now". Without it, main fails at the end of every command."""
+    user = "hpotool.cli.root (main)"
+    run = _private("atexit", "_run_exitfuncs", user, "Python")
+    assert callable(run)
+    # In a process of its own (this one's handlers are pytest's): main runs a handler registered before it,
+    # once, and exits with the command's code.
+    script = """
+import atexit, sys
+atexit.register(lambda: print("handler ran", flush=True))
+sys.argv = ["hpotool", "--version"]
+from hpotool.cli.root import main
+main()
+print("not reached")
+"""
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=60)
+    assert (
+        done.returncode == 0 and done.stdout.count("handler ran") == 1 and "not reached" not in done.stdout
+    ), (
+        f"Python {_version('Python')}: main's exit handlers: {done.stdout!r} {done.stderr[-2000:]}: adapt {user}"
+    )
+
+
+# typer
+
+
+def test_the_usage_error_typer_vendors_from_click() -> None:
+    """cli.root replaces `UsageError.show` of the click typer vendors (`typer._click.exceptions`, found as
+    a base of typer.BadParameter: typer exports neither it nor NoSuchOption, known by name) to print a
+    mistake on the command line as one line. Without it, such mistakes print click's four lines."""
+    import typer
+    from typer.testing import CliRunner
+
+    import hpotool.cli.root as root
+    from hpotool.cli import app
+
+    user = "hpotool.cli.root (_USAGE_ERROR, _show_usage_error)"
+    version = f"typer {_version('typer')}"
+    usage = [c for c in typer.BadParameter.__mro__ if c.__name__ == "UsageError"]
+    assert usage and usage[0] is root._USAGE_ERROR, (
+        f"{version}: BadParameter has no UsageError base: adapt {user}"
+    )
+    show = inspect.signature(root._USAGE_ERROR.show)
+    assert list(show.parameters)[:2] == ["self", "file"], f"{version}: UsageError.show{show}: adapt {user}"
+    no_such = _private("typer._click.exceptions", "NoSuchOption", user, "typer")
+    assert issubclass(no_such, root._USAGE_ERROR) and no_such.__name__ == "NoSuchOption"
+    result = CliRunner().invoke(app, ["--debg", "studies"], prog_name="hpotool")
+    lines = result.output.strip().splitlines()
+    assert result.exit_code == 2 and lines == [
+        "error: No such option: --debg. Did you mean --debug? (see hpotool --help)"
+    ], f"{version}: an unknown option printed {lines}: adapt {user}"
