@@ -1,4 +1,4 @@
-"""The private parts of torch and PyMySQL that hpotool relies on, one test each: the symbol exists, has the
+"""The private parts of torch, PyMySQL, the standard library and typer that hpotool relies on, one test each: the symbol exists, has the
 shape hpotool uses, and behaves as hpotool expects, checked through hpotool's own function (as
 tests/test_optuna_internals.py does for Optuna's).
 

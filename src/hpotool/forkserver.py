@@ -105,7 +105,8 @@ _LEAK_WARNING_OFF = "ignore::UserWarning:multiprocessing.resource_tracker"
 
 def _replace_server() -> None:
     """Kill the worker server this process started and forget it, so that the next start starts another:
-    its preloads are imported when it starts, and cannot change after."""
+    its preloads are imported when it starts, and cannot change after. multiprocessing has no public pid or
+    stop for the server: tests/test_library_internals.py guards the private ones read here and below."""
     import os
     import signal
     from multiprocessing import forkserver

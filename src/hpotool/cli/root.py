@@ -97,7 +97,8 @@ def _bad_option_value(error: Any) -> str | None:
     return f"{flag}: {found[0]['msg']}, got {shown}"
 
 
-# click's UsageError, which typer vendors (typer._click) and exports only as BadParameter's base class.
+# click's UsageError, which typer vendors (typer._click) and exports only as BadParameter's base class
+# (tests/test_library_internals.py guards it, and atexit._run_exitfuncs in main).
 _USAGE_ERROR: Any = next(c for c in typer.BadParameter.__mro__ if c.__name__ == "UsageError")
 _USAGE_ERROR.show = _show_usage_error
 
