@@ -319,3 +319,24 @@ def test_the_live_line_of_a_trial_whose_worker_died_unobserved_says_its_seconds_
     lines = {int(line.split()[1]): line for line in out.getvalue().splitlines() if line.startswith("trial ")}
     assert [n for n, line in lines.items() if "seconds unknown" in line] == [1, 2], out.getvalue()
     assert "1.5s" in lines[0] and "2.5s" in lines[3] and "637.0s" in lines[4]
+
+
+def test_the_report_s_timeline_leaves_out_the_trials_whose_worker_died_unobserved_and_says_so(
+    tmp_path: Path,
+) -> None:
+    """The timeline drew a trial failed by a stale check or the dead-worker check as a bar from its start to
+    when it was found dead (900 s), which the report's times and tables leave out: nothing recorded when it
+    died. Its bar is left out, and the figure's note says so; every other trial's bar stands."""
+    from hpotool.report_drawing import make_figures
+    from hpotool.report_figures import _timeline_figure
+    from hpotool.report_info import report_info
+
+    url, study = _study_with_a_dead_worker_s_trials(tmp_path)
+    figure = make_figures(study, report_info(study, url))["timeline"]
+    drawn = {y: x for trace in figure.data for y, x in zip(trace.y, trace.x, strict=True)}
+    assert sorted(drawn) == [0, 3, 4]
+    assert max(drawn.values()) == pytest.approx(637_000)  # no bar runs to when the dead were found
+    info = _timeline_figure(study.trials)
+    assert info.reason is None
+    assert info.note == "2 trials whose worker died unobserved left out: nothing recorded when it died"
+    assert _timeline_figure([study.trials[1]]).reason is not None

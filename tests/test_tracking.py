@@ -549,3 +549,59 @@ def test_mlflow_logs_a_text_choice_yaml_reads_as_a_list_apart_from_the_list_choi
     _tracked(tmp_path, run_dict, opt_dict, uri, 2)
     logged = _logged_trials(uri, "tiny")
     assert [logged[n].data.params["model.tag"] for n in ("0", "1")] == ['"[1,2]"', "[1, 2]"]
+
+
+def test_a_trial_whose_worker_died_unobserved_logs_a_run_that_ends_as_it_started(tmp_path: Path) -> None:
+    """A trial failed by a stale check or the dead-worker check, without seconds of its own, shows no seconds
+    elsewhere; its MLflow run lasted from its start to when it was found dead (900 s), read as its training
+    time. Its run, logged, or ended where its dead process left it RUNNING, ends as it started; the others'
+    runs last the seconds they took."""
+    import subprocess
+    import sys
+    from datetime import datetime, timedelta
+
+    from optuna.trial import FrozenTrial, TrialState
+
+    from hpotool.optimize_sections import MlflowConfig
+    from hpotool.owners import owner
+    from hpotool.tracking import MlflowTracker
+
+    from .test_durations import _study_with_a_dead_worker_s_trials
+
+    _, study = _study_with_a_dead_worker_s_trials(tmp_path)
+    dead = subprocess.Popen([sys.executable, "-c", "pass"])
+    dead.wait()
+    start = datetime(2026, 12, 7, 9, 0, 0)
+    study.add_trial(  # its process died as it logged it, unobserved: the dead-worker check failed it
+        FrozenTrial(
+            number=5,
+            state=TrialState.FAIL,
+            value=None,
+            datetime_start=start,
+            datetime_complete=start + timedelta(seconds=900),
+            params={},
+            distributions={},
+            user_attrs={
+                "fail_reason": f"worker died (pid {dead.pid})",
+                "worker": owner() | {"pid": dead.pid},
+            },
+            system_attrs={},
+            intermediate_values={},
+            trial_id=5,
+        )
+    )
+    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    tracker = MlflowTracker(MlflowConfig(tracking_uri=uri), "dead")
+    for trial in study.trials[:-1]:  # not the last, whose process died as it logged it
+        tracker(study, trial)
+    client = mlflow.MlflowClient(tracking_uri=uri)
+    left = client.create_run(  # as the dead process left it
+        tracker.experiment_id,
+        start_time=round(start.timestamp() * 1000),
+        tags={"hpotool.study": "dead", "hpotool.trial": "5"},
+    )
+    tracker.end_cut_off_runs(study)
+    assert client.get_run(left.info.run_id).info.status == "FAILED"  # the premise: it was ended
+    runs = client.search_runs([tracker.experiment_id])
+    lasted = {int(r.data.tags["hpotool.trial"]): r.info.end_time - r.info.start_time for r in runs}
+    assert lasted == {0: 1500, 1: 0, 2: 0, 3: 2500, 4: 637_000, 5: 0}

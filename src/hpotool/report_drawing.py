@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any
 import optuna
 from optuna.trial import FrozenTrial, TrialState
 
-from hpotool.durations import measured_trial
+from hpotool.durations import ended_unobserved, measured_trial
 from hpotool.figure_labels import labelled_trials, yaml_hovertext, yaml_labels
 from hpotool.importance import FEW_IN_REGIME, LOW_TARGET_IS_BETTER, basis, make_evaluator
 from hpotool.report_figures import curve_trials, figure_target, importance_target, sample_trials
@@ -165,7 +165,8 @@ class _ReversedRunning(logging.Filter):
 
 def _timeline(study: optuna.Study, trials: list[FrozenTrial]) -> go.Figure:
     """Optuna's timeline, its bars spanning the times hpotool measured where it recorded them
-    (`measured_trial`), with every RUNNING trial's bar reaching the time the report was made.
+    (`measured_trial`), with every RUNNING trial's bar reaching the time the report was made, without the
+    trials whose worker died unobserved (`ended_unobserved`): their bars ran on to when they were found dead.
 
     Optuna's datetimes are whole seconds on MySQL: every short trial there was a bar of 0 s or 1 s.
 
@@ -180,7 +181,8 @@ def _timeline(study: optuna.Study, trials: list[FrozenTrial]) -> go.Figure:
     quiet = _ReversedRunning(running)
     logger.addFilter(quiet)
     try:
-        figure = vis.plot_timeline(StudySnapshot(study, [measured_trial(t) for t in trials]))
+        shown = [measured_trial(t) for t in trials if not ended_unobserved(t)]  # said in the figure's note
+        figure = vis.plot_timeline(StudySnapshot(study, shown))
     finally:
         logger.removeFilter(quiet)
     now = datetime.now()  # naive local time, as Optuna stores a trial's start

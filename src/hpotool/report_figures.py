@@ -15,6 +15,8 @@ from dataclasses import dataclass
 import optuna
 from optuna.trial import FrozenTrial, TrialState
 
+from hpotool.durations import ended_unobserved
+from hpotool.formatting import counted
 from hpotool.ranking import is_feasible
 
 # Figures that draw one line (or grid cell) per trial are drawn from a sample of a big study: the best
@@ -156,10 +158,24 @@ def figure_infos(
         contour = sample_trials("contour", trials, study.directions, i)
         figs += _objective_figures(i, objectives, done, trials, contour, importances[i], importance)
     figs.append(_curves_figure(study, trials, objectives))
-    figs.append(
-        FigureInfo("timeline", "timeline", "Timeline", reason=None if trials else "the study has no trials")
-    )
+    figs.append(_timeline_figure(trials))
     return figs
+
+
+def _timeline_figure(trials: list[FrozenTrial]) -> FigureInfo:
+    """The timeline, which leaves out the trials whose worker died unobserved (`ended_unobserved`) and says
+    so: nothing recorded when they died, and Optuna's bar ran on to when they were found dead (637 s for a
+    trial killed after 1.5 s)."""
+    unobserved = sum(map(ended_unobserved, trials))
+    reason = None
+    if not trials:
+        reason = "the study has no trials"
+    elif unobserved == len(trials):
+        reason = "every trial's worker died unobserved: nothing recorded when they ran"
+    note = None
+    if unobserved and reason is None:
+        note = f"{counted(unobserved, 'trial')} whose worker died unobserved left out: nothing recorded when it died"
+    return FigureInfo("timeline", "timeline", "Timeline", reason=reason, note=note)
 
 
 def _suffix(i: int, objectives: list[dict[str, str]]) -> str:

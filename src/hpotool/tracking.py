@@ -16,7 +16,7 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any, TypeAlias
 
-from hpotool.durations import trial_end, trial_seconds, trial_start
+from hpotool.durations import ended_unobserved, trial_end, trial_seconds, trial_start
 from hpotool.errors import HpoError
 
 if TYPE_CHECKING:
@@ -235,9 +235,7 @@ class MlflowTracker:
                     if tags.get("hpotool.study") != study.study_name or trial is None:
                         continue
                     if trial.state.is_finished() and died_here(trial):
-                        self.client.set_terminated(
-                            run.info.run_id, status="FAILED", end_time=_ms(trial_end(trial))
-                        )
+                        self.client.set_terminated(run.info.run_id, status="FAILED", end_time=_span(trial)[1])
                         self.client.set_tag(
                             run.info.run_id,
                             "hpotool.log_error",
@@ -250,8 +248,12 @@ class MlflowTracker:
 def _span(trial: FrozenTrial) -> tuple[int | None, int | None]:
     """The trial's start and end in MLflow's milliseconds: when hpotool asked it (`trial_start`), and the
     seconds it took after that (`trial_seconds`), since MySQL keeps Optuna's datetimes in whole seconds (a
-    0.3 s trial lasted 0 s, started at its whole second)."""
+    0.3 s trial lasted 0 s, started at its whole second). One whose worker died unobserved
+    (`ended_unobserved`) ends as it started, as it shows no seconds elsewhere: its Optuna end is when another
+    process found it dead (637 s for a trial killed after 1.5 s)."""
     start, seconds = trial_start(trial), trial_seconds(trial)
+    if start is not None and ended_unobserved(trial):
+        return _ms(start), _ms(start)
     if start is None or seconds is None:
         return _ms(start), _ms(trial_end(trial))
     return _ms(start), _ms(start + seconds)
