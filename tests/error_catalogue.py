@@ -477,7 +477,7 @@ CASES = [
     Case(
         "fixed-param-outside-range",
         "PartialFixedSampler's fixed_params with a value outside the parameter's range",
-        "error: optimize.yaml: sampler.kwargs.fixed_params.model.hidden.0: 12 lies outside search_space.model.hidden.0 ([8, 32], step 8); give a value within it, or widen the search space",
+        "error: optimize.yaml: sampler.kwargs.fixed_params.model.hidden.0: 12 lies outside search_space.model.hidden.0 ([8, 32], step 8); give a value within it, or widen search_space.model.hidden.0",
         optimize={
             "sampler": {
                 "name": "optuna.samplers.PartialFixedSampler",
@@ -3500,7 +3500,7 @@ CASES = [
         "cmaes-x0-outside-the-range",
         "CMA-ES's start point x0 outside a parameter's range (a stage refine narrowed); before: trial 0 ran, "
         "and every later trial failed in its sample_relative ('invalid bounds')",
-        "error: optimize.yaml: sampler.kwargs.x0.optimizer.lr: 0.5 lies outside search_space.optimizer.lr ([0.001, 0.1], log), where CMA-ES starts; give a value within it, or widen the search space",
+        "error: optimize.yaml: sampler.kwargs.x0.optimizer.lr: 0.5 lies outside search_space.optimizer.lr ([0.001, 0.1], log), where CMA-ES starts; give a value within it, or widen search_space.optimizer.lr",
         optimize={
             "sampler": {"name": "cmaes", "kwargs": {"x0": {"optimizer.lr": 0.5, "model.hidden.0": 16}}}
         },

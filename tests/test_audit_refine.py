@@ -1163,7 +1163,7 @@ def test_refined_bounds_are_the_four_digit_decimals_the_changes_show() -> None:
 
 def test_refining_a_grid_given_as_values_keeps_the_values_inside_the_new_ranges() -> None:
     # The stage kept the study's grid (sampler.kwargs.search_space) whole, and optimize refused it:
-    # "sampler.kwargs.search_space.optimizer.lr: 0.0001 lies outside search_space.optimizer.lr".
+    # "sampler.kwargs.search_space.optimizer.lr: 0.0001 lies outside search_space.optimizer.lr (...)".
     from hpotool.factories import make_sampler
 
     study = synthetic_study("synth", SPACE, 40, seed=0)

@@ -39,6 +39,17 @@ def _check_grid_size(sizes: Mapping[str, int], where: str, key: str = "sampler")
         )
 
 
+def _outside(where: str, path: str, value: Any, p: Param, starts: str = "", drop: bool = False) -> HpoError:
+    """The refusal of `value`, given at `where` for the searched parameter `path`, outside its range `p`: one
+    wording for fixed_params, CMA-ES's x0 and a grid's values, with what is particular to each (`starts`, said
+    after the range; `drop`, a grid's value may also be dropped)."""
+    widen = f"widen search_space.{path}, or drop the value" if drop else f"or widen search_space.{path}"
+    return HpoError(
+        f"{where}: {format_choice(value)} lies outside search_space.{path} ({values_text(p)}){starts}; "
+        f"give a value within it, {widen}"
+    )
+
+
 def check_fixed_params(fixed: Mapping[str, Any], space: Mapping[str, Param], key: str = "sampler") -> None:
     """PartialFixedSampler's `fixed_params` name searched parameters, each with a value of its range: a
     misspelt key fixed nothing (the parameter was sampled as before), and a value outside the range was
@@ -52,10 +63,7 @@ def check_fixed_params(fixed: Mapping[str, Any], space: Mapping[str, Param], key
                 f"correct the key or drop it"
             )
         if not contains(space[path], value):
-            raise HpoError(
-                f"{where}.{path}: {format_choice(value)} lies outside search_space.{path} "
-                f"({values_text(space[path])}); give a value within it, or widen the search space"
-            )
+            raise _outside(f"{where}.{path}", path, value, space[path])
 
 
 def check_cmaes_x0(x0: Mapping[str, Any], space: Mapping[str, Param], key: str = "sampler") -> None:
@@ -74,11 +82,7 @@ def check_cmaes_x0(x0: Mapping[str, Any], space: Mapping[str, Param], key: str =
         )
     for path in sampled:
         if not contains(space[path], x0[path]):  # CMA-ES failed every trial after the first: "invalid bounds"
-            raise HpoError(
-                f"{key}.kwargs.x0.{path}: {format_choice(x0[path])} lies outside search_space.{path} "
-                f"({values_text(space[path])}), where CMA-ES starts; give a value within it, or widen the search "
-                f"space"
-            )
+            raise _outside(f"{key}.kwargs.x0.{path}", path, x0[path], space[path], ", where CMA-ES starts")
 
 
 def fixed_labels(fixed: Mapping[str, Any], space: Mapping[str, Param]) -> dict[str, Any]:
@@ -105,9 +109,7 @@ def _check_grid(grid: Any, space: Mapping[str, Param], key: str = "sampler") -> 
             )
         outside = [v for v in values if not taken_as(space[path], v)]  # 16.0: the int 16, as in fixed_params
         if outside:
-            raise HpoError(
-                f"{where}.{path}: {format_choice(outside[0])} lies outside search_space.{path}; widen the range or drop the value"
-            )
+            raise _outside(f"{where}.{path}", path, outside[0], space[path], drop=True)
         _check_grid_once(values, space[path], f"{where}.{path}")
     missing = [path for path in space if path not in grid]
     if missing:
