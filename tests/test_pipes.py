@@ -4,8 +4,10 @@ Unix tool, and `optimize` leaves its study as Ctrl-C does. Real pipes, through `
 from __future__ import annotations
 
 import os
+import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
 from typing import Any
 
@@ -115,6 +117,81 @@ def test_a_worker_s_output_into_a_closed_pipe_goes_nowhere_and_leaves_the_stop_t
         guarded.flush()
         assert pipes.pipe_closed()
         assert os.readlink(f"/proc/self/fd/{stream.fileno()}") == os.devnull
+
+
+def test_the_main_process_finds_stderr_s_reader_gone_without_writing(monkeypatch: pytest.MonkeyPatch) -> None:
+    # The main process of `optimize --workers 2 |& head -n 1` writes only when a trial ends: it now looks
+    # at each of its looks whether stderr's reader has gone (POLLERR on the pipe), and stops as the write
+    # would have stopped it.
+    from hpotool import pipes
+    from hpotool.interrupts import Interrupted
+
+    monkeypatch.setattr(pipes, "_closed", [])
+    read, write = os.pipe()
+    with os.fdopen(write, "w") as stream:
+        monkeypatch.setattr(sys, "stderr", pipes._Guarded(stream))
+        pipes.look_for_a_gone_reader()  # the reader is there: nothing happens
+        assert not pipes.pipe_closed()
+        os.close(read)
+        with pytest.raises(Interrupted) as raised:
+            pipes.look_for_a_gone_reader()
+        assert raised.value.signum == signal.SIGPIPE
+        assert pipes.stderr_closed()
+        assert os.readlink(f"/proc/self/fd/{stream.fileno()}") == os.devnull
+        pipes.look_for_a_gone_reader()  # found once: /dev/null from then on
+
+
+def test_a_file_or_an_unguarded_stream_is_not_looked_at(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from hpotool import pipes
+
+    monkeypatch.setattr(pipes, "_closed", [])
+    with (tmp_path / "log").open("w") as stream:
+        monkeypatch.setattr(sys, "stderr", pipes._Guarded(stream))
+        pipes.look_for_a_gone_reader()
+    read, write = os.pipe()
+    os.close(read)
+    with os.fdopen(write, "w") as stream:
+        monkeypatch.setattr(
+            sys, "stderr", stream
+        )  # a test's or a library's own stream: not hpotool's to stop
+        pipes.look_for_a_gone_reader()
+    assert not pipes.pipe_closed()
+
+
+def test_workers_on_long_trials_stop_when_the_reader_goes_not_when_a_trial_ends(
+    tmp_path: Path, run_dict: dict[str, Any], opt_dict: dict[str, Any]
+) -> None:
+    # `hpotool optimize --workers 2 ... |& head -n 1` on trials of hours: the main process wrote nothing
+    # until a trial ended, so the workers trained on for as long as their trials took (and a study of short
+    # trials ran to its end between two looks: CI saw all 40 of 40 run). Now the next look stops them.
+    run_dict["epochs"] = 10**6
+    write_configs(tmp_path, run_dict, opt_dict)
+    read, write = os.pipe()
+    command = [sys.executable, "-m", "hpotool", *_OPTIMIZE, "--n-trials", "2", "--workers", "2"]
+    proc = subprocess.Popen(command, cwd=tmp_path, stdout=write, stderr=write, start_new_session=True)
+    try:
+        os.close(write)
+        with os.fdopen(read, "rb") as reader:
+            assert reader.readline().startswith(b"new study 'tiny'")
+            _wait_for_running(opt_dict, 2)  # the reader goes while both workers train
+        assert proc.wait(timeout=300) == 141
+    finally:
+        if proc.poll() is None:  # before the fix: the trials run for hours; end them and their workers
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait()
+    trials = load_study(opt_dict).get_trials(deepcopy=False)
+    assert trials and {t.state for t in trials} == {TrialState.FAIL}
+    assert {t.user_attrs.get("fail_reason") for t in trials} == {"interrupted"}
+
+
+def _wait_for_running(opt_dict: dict[str, Any], n: int) -> None:
+    """Until the study has `n` trials RUNNING (a bound of 300 s against a hang, not a measure)."""
+    deadline = time.monotonic() + 300
+    while sum(t.state == TrialState.RUNNING for t in load_study(opt_dict).get_trials(deepcopy=False)) < n:
+        assert time.monotonic() < deadline, f"{n} trials never ran at once"
+        time.sleep(0.05)
 
 
 def test_a_run_stopped_by_a_closed_pipe_says_why_where_the_study_is_read_next(

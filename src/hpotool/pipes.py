@@ -17,7 +17,9 @@ code prints meanwhile goes to stderr.
 from __future__ import annotations
 
 import os
+import select
 import signal
+import stat
 import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -94,6 +96,28 @@ def _reader_gone(stream: TextIO, stop: bool) -> None:
     _closed.append(fd)
     if stop:
         interrupt(signal.SIGPIPE)
+
+
+def look_for_a_gone_reader() -> None:
+    """Stop as a write into the closed pipe would, where stderr is a pipe whose reader has gone: the main
+    process of `optimize --workers N |& head -n 1` writes only when a trial ends, and its workers ran on
+    until one did (a long trial: for as long as it took; short ones: the whole study, between two looks).
+    Linux reports the write end of a pipe with no reader as POLLERR, found without writing to it; where
+    it is not reported, the next trial line finds the pipe closed, as before."""
+    stream = sys.stderr
+    if not isinstance(stream, _Guarded) or not hasattr(select, "poll"):
+        return
+    try:
+        fd = stream.fileno()
+        if fd in _closed or not stat.S_ISFIFO(os.fstat(fd).st_mode):
+            return
+        poller = select.poll()
+        poller.register(fd, select.POLLOUT)
+        gone = any(events & select.POLLERR for _, events in poller.poll(0))
+    except (AttributeError, OSError, ValueError):
+        return
+    if gone:
+        _reader_gone(stream._stream, stream._stop)
 
 
 def guard_streams(stop: bool = True) -> None:

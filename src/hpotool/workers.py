@@ -34,6 +34,7 @@ from hpotool.interrupts import (
 )
 from hpotool.loop import run_deadline
 from hpotool.objective import StudyObserver
+from hpotool.pipes import look_for_a_gone_reader
 from hpotool.plan import StudyPlan
 from hpotool.storage_faults import lost_cause, lost_connection, storage_lost, study_deleted
 from hpotool.storage_settings import heartbeat_settings
@@ -238,6 +239,7 @@ def _follow(run: WorkerRun) -> None:
     while True:
         raise_dropped()  # Ctrl-C, SIGTERM a finalizer swallowed
         with deferred():
+            look_for_a_gone_reader()
             run.monitor.poll()
             run.gather()
             look_for_a_wait(
