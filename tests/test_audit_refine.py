@@ -1213,6 +1213,60 @@ def test_refining_a_partial_fixed_sampler_drops_the_fixed_params_the_stage_no_lo
     )
 
 
+def test_refining_a_partial_fixed_sampler_reaches_a_fixed_value_the_narrowed_range_left_out() -> None:
+    # The range of a parameter fixed_params fixes narrowed around top trials that ran other values (trials
+    # before fixed_params was set, or enqueued ones), and optimize refused the stage: "sampler.kwargs.
+    # fixed_params.model.dropout: 0.5 lies outside search_space.model.dropout ([0.1, 0.3])".
+    from hpotool.factories import make_sampler
+
+    study = synthetic_study("synth", SPACE, 40, seed=0)
+    stored = study.user_attrs["optimize_config"]
+    sampler = {
+        "name": "optuna.samplers.PartialFixedSampler",
+        "kwargs": {"fixed_params": {"model.dropout": 0.5}, "base_sampler": "tpe"},
+    }
+    study.set_user_attr("optimize_config", {**stored, "sampler": sampler})
+    ref = refine_study(study)
+    opt = OptimizeConfig.model_validate(ref.optimize)
+    assert opt.sampler.kwargs["fixed_params"] == {"model.dropout": 0.5}  # the user's value, kept
+    dropout = opt.search_space["model.dropout"]
+    assert dropout.high == 0.5 and dropout.low > 0.0  # narrowed from below, reaching 0.5 above
+    make_sampler(
+        opt.sampler.name, opt.sampler.kwargs, seed=opt.seed, space=opt.search_space
+    )  # optimize takes it
+    said = next(c for c in ref.changes if "fixed_params fixes" in c)
+    assert (
+        said.startswith(f"model.dropout: [{dropout.low:g}, ")
+        and f"-> [{dropout.low:g}, 0.5], to reach 0.5" in said
+    )
+
+
+def test_refining_a_partial_fixed_sampler_adds_back_a_fixed_choice_the_narrowed_choices_left_out() -> None:
+    # As a range's: the choices narrowed to those the top trials made left out the one fixed_params fixes.
+    from hpotool.factories import make_sampler
+
+    space = {**SPACE, "batch_size": {"type": "categorical", "choices": [16, 32, 64, 128, 256]}}
+    opt1, study = stored_study("cat", space, seed=0)
+    for size, dropout in ((32, 0.2), (64, 0.21), (32, 0.19)):  # the top trials, the best inside the choices
+        study.enqueue_trial({"optimizer.lr": 1e-2, "model.dropout": dropout, "batch_size": size})
+    study.optimize(
+        lambda t: loss(suggest(t, opt1.search_space)) + (t.params["batch_size"] not in (32, 64)), 40
+    )
+    sampler = {
+        "name": "optuna.samplers.PartialFixedSampler",
+        "kwargs": {"fixed_params": {"batch_size": 128}, "base_sampler": "tpe"},
+    }
+    study.set_user_attr("optimize_config", {**study.user_attrs["optimize_config"], "sampler": sampler})
+    imp = {"optimizer.lr": 0.3, "model.dropout": 0.3, "optimizer.weight_decay": 0.1, "batch_size": 0.3}
+    ref = refine_study(study, keep_top=0.05, report=audit_study(study, importances=imp))  # none negligible
+    opt = OptimizeConfig.model_validate(ref.optimize)
+    assert opt.search_space["batch_size"].choices == [32, 64, 128]
+    make_sampler(opt.sampler.name, opt.sampler.kwargs, seed=opt.seed, space=opt.search_space)
+    assert "batch_size: [32, 64] -> [32, 64, 128], to reach 128, which sampler.kwargs.fixed_params" in (
+        " ".join(ref.changes)
+    )
+
+
 def test_refining_a_cmaes_study_keeps_its_start_point_inside_the_new_ranges() -> None:
     # x0 kept whole: a value outside a narrowed range failed every CMA-ES trial after the first
     # ('invalid bounds'), and a parameter the stage fixed stayed in it.

@@ -126,7 +126,7 @@ def refine_study(
             f"would not reproduce their values"
         )
     n_trials = _room_for_new_trials(stored_opt.get("n_trials"), len(enqueue), changes)
-    carry_settings(stored_opt, stage_run, new_space, changes)
+    carry_settings(stored_opt, stage_run, new_space, changes, space)
     name = next_study_name(study.study_name)
     optimize = {
         **stored_opt,

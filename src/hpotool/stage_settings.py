@@ -8,21 +8,27 @@ from typing import Any
 
 from hpotool.config import RunConfig
 from hpotool.final_rules import component_arg, unfit_overrides
-from hpotool.param_values import contains
+from hpotool.param_values import contains, taken_as
 from hpotool.search_space import CategoricalParam, Param
 from hpotool.sections import switchable
+from hpotool.stage_ranges import range_text, value_text
 
 
 def carry_settings(
-    opt: dict[str, Any], stage_run: RunConfig, space: dict[str, Param], changes: list[str]
+    opt: dict[str, Any],
+    stage_run: RunConfig,
+    space: dict[str, Param],
+    changes: list[str],
+    study_space: dict[str, Param],
 ) -> None:
     """Make the study's OptimizeConfig `opt` the stage's (in place): a grid, fixed_params and CMA-ES's x0 its
-    sampler's kwargs give kept to the stage's `space`, the sampler seeded one on, the final overrides fitted to
-    the stage. Each change is added to `changes`."""
+    sampler's kwargs give kept to the stage's `space` (a range a fixed value lies outside reaching it, in
+    `space`; `study_space`: the study's own), the sampler seeded one on, the final overrides fitted to the
+    stage. Each change is added to `changes`."""
     sampler: dict[str, Any] = opt.get("sampler") or {}
     kwargs = dict(sampler.get("kwargs") or {})  # each fitted in place
     _fit_grid(kwargs, space, changes)
-    _fit_fixed_params(kwargs, space, changes)
+    _fit_fixed_params(kwargs, space, changes, study_space)
     _fit_cmaes_x0(kwargs, space, changes)
     if kwargs != (sampler.get("kwargs") or {}):
         opt["sampler"] = {**sampler, "kwargs": kwargs}
@@ -45,14 +51,22 @@ def _fit_grid(kwargs: dict[str, Any], space: dict[str, Param], changes: list[str
         )
 
 
-def _fit_fixed_params(kwargs: dict[str, Any], space: dict[str, Param], changes: list[str]) -> None:
+def _fit_fixed_params(
+    kwargs: dict[str, Any], space: dict[str, Param], changes: list[str], study_space: dict[str, Param]
+) -> None:
     """The sampler's `fixed_params` (PartialFixedSampler's) kept to the parameters the stage still searches (in
     place, in its `kwargs`): one the stage fixes in its run config (every trial drew the sampler's one value,
-    so it barely mattered) left a fixed_params key outside the search space, which optimize refused. Its
-    change is added to `changes`."""
+    so it barely mattered) left a fixed_params key outside the search space, which optimize refused. A range
+    narrowed around top trials that ran other values (enqueued ones, or trials before fixed_params was set)
+    is made to reach the value fixed, in `space` (before, optimize refused the stage: "0.002 lies outside
+    search_space.optimizer.lr"): the user fixed it, and the sampler draws no other value for it. Each change
+    is added to `changes`."""
     fixed = kwargs.get("fixed_params")
     if not isinstance(fixed, dict):
         return
+    for path, value in fixed.items():
+        if path in space and not contains(space[path], value):
+            _reach_fixed(path, value, space, changes, study_space)
     gone = [k for k in fixed if k not in space]
     if not gone:
         return
@@ -60,6 +74,34 @@ def _fit_fixed_params(kwargs: dict[str, Any], space: dict[str, Param], changes: 
     changes.append(
         f"sampler.kwargs.fixed_params: dropped {', '.join(gone)}, no longer searched (the run config fixes "
         f"{'it' if len(gone) == 1 else 'them'})"
+    )
+
+
+def _reach_fixed(
+    path: str, value: Any, space: dict[str, Param], changes: list[str], study_space: dict[str, Param]
+) -> None:
+    """The stage's range of `path` made to reach `value`, which fixed_params fixes and the range left out: a
+    range stretched to it, a choice of the study's added back in its place. Its change is added to
+    `changes`."""
+    p = space[path]
+    if isinstance(p, CategoricalParam):
+        old = study_space.get(path)
+        choice = taken_as(old, value) if isinstance(old, CategoricalParam) else []
+        if not isinstance(old, CategoricalParam) or not choice:  # optimize names what is wrong with it
+            return
+        choices = [c for c in old.choices if c is choice[0] or c in p.choices]  # in the study's order
+        reached: Param = CategoricalParam.model_validate(p.model_dump() | {"choices": choices})
+    elif isinstance(value, int | float) and not isinstance(value, bool):
+        ends = {"low": min(p.low, value), "high": max(p.high, value)}
+        reached = type(p).model_validate(p.model_dump() | ends)
+    else:
+        return
+    if not contains(reached, value):  # off the step grid: optimize names it
+        return
+    space[path] = reached
+    changes.append(
+        f"{path}: {range_text(p)} -> {range_text(reached)}, to reach {value_text(p, value)}, which "
+        f"sampler.kwargs.fixed_params fixes (the sampler draws no other value for it)"
     )
 
 
