@@ -1073,3 +1073,23 @@ def test_a_number_setting_refuses_a_boolean_and_a_float_one_nan(
     else:
         with pytest.raises(ValidationError, match=re.escape(refused)):
             field.validate_python(value)
+
+
+def test_a_quoted_bound_is_its_number_log_yes_is_true_and_a_quoted_text_is_refused_in_one_line(
+    tmp_path: Path,
+) -> None:
+    # On purpose, as the README's search space section says: a config written for YAML 1.1 quotes 1e-4 (which
+    # PyYAML reads unquoted as text), and YAML reads an unquoted yes as true. A quoted text that is no number is
+    # refused in one line naming the file and the key.
+    head = "study_name: s\nsearch_space:\n  optimizer.lr: {type: float, "
+    path = tmp_path / "optimize.yaml"
+    path.write_text(head + 'low: "1e-4", high: "0.1", log: yes}\n')
+    lr = load_optimize_config(path).search_space["optimizer.lr"]
+    assert (lr.low, lr.high, lr.log) == (1e-4, 0.1, True)
+    path.write_text(head + 'low: "abc", high: 0.1, log: yes}\n')
+    with pytest.raises(HpoError) as err:
+        load_optimize_config(path)
+    assert str(err.value) == (
+        f"{path}: search_space.optimizer.lr.low: Input should be a valid number, unable to parse string as a "
+        f"number, got abc"
+    )
