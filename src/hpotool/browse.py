@@ -16,6 +16,7 @@ from hpotool.errors import HpoError
 from hpotool.fingerprint import stored_config
 from hpotool.formatting import natural_key
 from hpotool.ranking import is_feasible, state_counts
+from hpotool.silent_fails import silent_fail_reasons
 from hpotool.sqlite_files import is_optuna_sqlite, sqlite_damage
 from hpotool.stop_note import kept
 from hpotool.storage import make_storage
@@ -181,8 +182,11 @@ def trial_rows(study: optuna.Study, top: int | None = None, state: str | None = 
         trials = trials[:top]
     rows, attrs = [], study.user_attrs
     reports, now = _reports_epochs(study), time.time()
+    silent = silent_fail_reasons(study, trials)  # failed by plain Optuna, which gives no reason
     for t in trials:
         row = trial_record(t, attrs)
+        if t.number in silent:
+            row["fail_reason"] = silent[t.number]
         row["epochs_reported"], row["elapsed_s"] = _progress(t, reports, now)
         del row["history"]
         row["state"] = row["state"].lower()

@@ -59,17 +59,19 @@ def trial_seconds(trial: FrozenTrial) -> float | None:
 
 
 def ended_unobserved(trial: FrozenTrial) -> bool:
-    """Whether `trial` is FAIL because another process found its worker dead (`_FOUND_DEAD`) and its own
-    process recorded no seconds: it died at some moment after its start that nothing recorded, and Optuna's
-    `duration` runs on to when it was found, minutes later, which read as training time."""
+    """Whether `trial` is FAIL because another process found its worker dead (`_FOUND_DEAD`), or failed it
+    without a reason (plain Optuna's heartbeat check: `silent_fails`), and its own process recorded no
+    seconds: it died at some moment after its start that nothing recorded, and Optuna's `duration` runs on to
+    when it was found, minutes later, which read as training time."""
     from optuna.trial import TrialState
+
+    from hpotool.silent_fails import failed_without_reason
 
     reason = trial.user_attrs.get("fail_reason")
     return (
         trial.state == TrialState.FAIL
         and _recorded(trial, SECONDS_ATTR) is None
-        and isinstance(reason, str)
-        and reason.startswith(_FOUND_DEAD)
+        and ((isinstance(reason, str) and reason.startswith(_FOUND_DEAD)) or failed_without_reason(trial))
     )
 
 

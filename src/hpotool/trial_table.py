@@ -17,6 +17,7 @@ from hpotool.fingerprint import config_of, stored_config
 from hpotool.formatting import format_param
 from hpotool.ranking import is_multi_objective, objective_names
 from hpotool.search_space import decode_params
+from hpotool.silent_fails import silent_fail_reasons
 from hpotool.strict_json import json_safe
 from hpotool.suggestion import on_step
 
@@ -124,7 +125,11 @@ def epochs_count(value: Any) -> int | None:
 def trial_records(study: optuna.Study) -> list[dict[str, Any]]:
     """Every trial of the study, in trial order (`trials.json`)."""
     attrs = study.user_attrs
-    records = [trial_record(t, attrs) for t in study.get_trials(deepcopy=False)]
+    trials = study.get_trials(deepcopy=False)
+    records = [trial_record(t, attrs) for t in trials]
+    silent = silent_fail_reasons(study, trials)  # failed by plain Optuna, which gives no reason
+    for record in records:
+        record["fail_reason"] = silent.get(record["number"], record["fail_reason"])
     if is_multi_objective(study):  # which trials make the front (that meet the constraints, as Optuna has it)
         front = {t.number for t in study.best_trials}
         for record in records:
@@ -168,6 +173,11 @@ def trials_frame(study: optuna.Study) -> pd.DataFrame:
     out["duration_s"] = [trial_seconds(t) for t in trials]
     for name in ("epochs_run", "prune_reason", "fail_reason"):
         out[name] = attrs.get(name, pd.Series([None] * len(trials)))
+    silent = silent_fail_reasons(study, trials)  # failed by plain Optuna, which gives no reason
+    if silent:
+        out["fail_reason"] = [
+            silent.get(t.number, reason) for t, reason in zip(trials, out["fail_reason"], strict=True)
+        ]
     out.update(_metric_columns(trials))
     out["datetime_start"] = raw[("datetime_start", "")]
     out["datetime_complete"] = raw[("datetime_complete", "")]
