@@ -652,6 +652,71 @@ def test_a_trial_another_machine_failed_as_stale_keeps_the_result_its_live_owner
     assert "ran it to COMPLETE: its result is kept as trial #1 (result_of: 0)" in caplog.text
 
 
+def test_a_trial_another_machine_failed_as_stale_keeps_the_seconds_its_live_owner_measured(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    # A live worker (paused past the grace period) whose trial a stale check failed, and whose run then
+    # failed too, so that no trial keeps its result: the trial showed no seconds, as if its worker had died
+    # unobserved, though this one measured them. Now they are written on it; its state, reason and retry
+    # stand as the stale check wrote them.
+    import warnings
+
+    from hpotool.durations import SECONDS_ATTR, STARTED_ATTR, trial_seconds
+    from hpotool.heartbeat import fail_stale_trials
+    from hpotool.trial_run import run_trial
+
+    url = f"sqlite:///{tmp_path / 's.db'}"
+    study = optuna.create_study(study_name="s", storage=make_storage(url))
+    other = optuna.load_study(study_name="s", storage=make_storage(url))
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", UserWarning)  # "heartbeat ... supposed to be used with optimize"
+        trial = study.ask()
+
+    def objective(trial: optuna.Trial) -> float:
+        trial.suggest_float("x", 0.0, 1.0)
+        backend = other._storage._backend  # type: ignore[attr-defined]
+        backend.record_heartbeat(trial._trial_id)  # (its thread may not have beaten yet)
+        backend.grace_period = -1  # the database's clock counts whole seconds: this makes any beat stale
+        assert fail_stale_trials(other) == [0]
+        raise RuntimeError("CUDA out of memory")
+
+    run_trial(study, trial, objective, asked=time.perf_counter())  # as the loop gives it
+    first, retry = optuna.load_study(study_name="s", storage=url).trials
+    assert first.state == TrialState.FAIL and first.user_attrs["fail_reason"].startswith(
+        "stale: no heartbeat"
+    )
+    seconds = first.system_attrs[SECONDS_ATTR]
+    assert seconds > 0 and trial_seconds(first) == seconds
+    assert first.system_attrs[STARTED_ATTR] == pytest.approx(first.datetime_start.timestamp(), abs=2)
+    assert retry.state == TrialState.WAITING and SECONDS_ATTR not in retry.system_attrs
+    assert "trial #0 was ended as FAIL (stale: no heartbeat" in caplog.text
+
+
+def test_seconds_are_written_on_no_trial_but_a_failed_one_and_never_over_its_own(tmp_path: Path) -> None:
+    # The write the live owner of a failed trial makes: never on a trial of another state, never over
+    # seconds the trial has (inserted, all or none).
+    import warnings
+
+    from hpotool.durations import SECONDS_ATTR, STARTED_ATTR
+
+    storage = make_storage(f"sqlite:///{tmp_path / 's.db'}")
+    backend = storage._backend  # type: ignore[attr-defined]
+    study = optuna.create_study(storage=storage)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", UserWarning)  # "heartbeat ... supposed to be used with optimize"
+        done, failed = study.ask(), study.ask()
+    study.tell(done, 1.0)
+    study.tell(failed, state=TrialState.FAIL)
+    attrs = {STARTED_ATTR: 100.0, SECONDS_ATTR: 2.5}
+    assert not backend.add_to_failed_trial(done._trial_id, attrs)
+    assert backend.add_to_failed_trial(failed._trial_id, attrs)
+    assert not backend.add_to_failed_trial(failed._trial_id, {STARTED_ATTR: 1.0, SECONDS_ATTR: 9.0})
+    assert not backend.add_to_failed_trial(failed._trial_id, {"other": 1.0, SECONDS_ATTR: 9.0})
+    stored = optuna.load_study(study_name=study.study_name, storage=make_storage(backend.url)).trials
+    assert SECONDS_ATTR not in stored[0].system_attrs
+    assert {k: stored[1].system_attrs.get(k) for k in (*attrs, "other")} == {**attrs, "other": None}
+
+
 def test_a_result_its_live_owner_keeps_takes_the_place_of_the_retry_queued_for_it(
     caplog: pytest.LogCaptureFixture, shared_study: SharedStudy
 ) -> None:

@@ -52,3 +52,21 @@ def set_system_attr(trial: optuna.Trial, key: str, value: float) -> None:
     with contextlib.suppress(UpdateFinishedTrialError):
         trial.storage.set_trial_system_attr(trial._trial_id, key, value)
     trial._cached_frozen_trial.system_attrs[key] = value
+
+
+def record_seconds_of_failed(trial: optuna.Trial) -> None:
+    """The seconds this process measured for `trial` (`durations.record_seconds`), and when it was asked,
+    written on it where another process failed it as this one ran it (a stale check that took this live
+    worker for dead) and its result is kept nowhere (`kept_results.keep_result`): before, the trial showed no
+    seconds, as if its worker had died unobserved, though this one measured them. Only on SQLite,
+    PostgreSQL and MySQL (`rdb.FastReadRDBStorage.add_to_failed_trial`): the journal storages (Redis,
+    journal files) skip every record on a finished trial as they replay the log. Where the result is kept
+    (in a retry, or a new trial), that trial carries them: written here too, they would be counted twice."""
+    from hpotool.durations import SECONDS_ATTR, STARTED_ATTR
+    from hpotool.rdb import FastReadRDBStorage
+
+    backend = getattr(trial.storage, "_backend", trial.storage)
+    measured = trial._cached_frozen_trial.system_attrs
+    attrs = {key: measured[key] for key in (STARTED_ATTR, SECONDS_ATTR) if key in measured}
+    if isinstance(backend, FastReadRDBStorage) and len(attrs) == 2:
+        backend.add_to_failed_trial(trial._trial_id, attrs)

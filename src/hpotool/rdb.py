@@ -158,6 +158,33 @@ class FastReadRDBStorage(RDBStorage):
             return False
         return True
 
+    def add_to_failed_trial(self, trial_id: int, system_attrs: Mapping[str, Any]) -> bool:
+        """Write `system_attrs` on FAIL trial `trial_id`, which has none of them, all in one transaction;
+        whether they were written (False: it is not FAIL, or has one of them already). For the seconds the
+        live owner of a trial another process failed measured (`kept_writes.record_seconds_of_failed`):
+        Optuna refuses every write to a finished trial, the run's as much as a stale check's overwriting
+        one. They are inserted, never overwritten: the table's unique key (trial, key) refuses the second of
+        two writes, and the trial's state is read in the same transaction."""
+        import json
+
+        import sqlalchemy as sa
+        from optuna.storages._rdb import models
+        from optuna.storages._rdb.storage import _create_scoped_session
+
+        attrs_t = models.TrialSystemAttributeModel.__table__
+        try:
+            with _create_scoped_session(self.scoped_session) as session:
+                trial = models.TrialModel.find_or_raise_by_id(trial_id, session, for_update=True)
+                if trial.state != TrialState.FAIL:
+                    return False
+                for key, value in system_attrs.items():
+                    session.connection().execute(
+                        sa.insert(attrs_t).values(trial_id=trial_id, key=key, value_json=json.dumps(value))
+                    )
+        except sa.exc.IntegrityError:
+            return False
+        return True
+
 
 class _Snapshot:
     def __init__(self, trials: list[FrozenTrial]) -> None:

@@ -16,6 +16,7 @@ from hpotool.durations import record_seconds
 from hpotool.failed_trials import fail_trial
 from hpotool.interrupts import deferred, let_go, raise_dropped
 from hpotool.kept_results import keep_result
+from hpotool.kept_writes import record_seconds_of_failed
 from hpotool.objective import StorageLostInTrial, reason_of
 from hpotool.owners import owner
 from hpotool.plan import StudyPlan
@@ -173,6 +174,8 @@ def _tell(
             kept = keep_result(
                 study, trial, study._storage.get_trial(trial._trial_id), ended.value, ended.state
             )
+            if kept is None:  # its seconds are on no trial: on the failed one, where the storage takes them
+                record_seconds_of_failed(trial)
     return kept, told
 
 
