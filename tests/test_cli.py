@@ -1252,6 +1252,34 @@ def test_the_readme_commands_block_names_every_command_and_option_as_help_has_th
         params = [set(p.opts) for p in cmd.params if "--help" not in p.opts]
         assert not [p for p in params if not p & shown[name]], (name, "not in the README")
         assert not [o for o in shown[name] if not any(o in p for p in params)], (name, "not an option")
+    # hpotool's own options (--debug, --version) come in a line under the block: --version was in no line
+    below = readme.split("## Commands\n\n```\n", 1)[1].split("```", 1)[1].split("\n\n", 2)[1]
+    root = [o for p in group.params for o in p.opts if o.startswith("--") and o != "--help"]
+    assert root and all(f"`hpotool {o}" in below for o in root), (root, below)
+
+
+def test_optimize_help_says_its_storage_overrides_the_optimize_configs() -> None:
+    """optimize's --storage said only "(default: SQLite under studies/)", where --n-trials, --timeout and
+    --seed say what they override: it wins over the optimize config's `storage:`, whose default it is not."""
+    result = runner.invoke(app, ["optimize", "--help"], catch_exceptions=False, terminal_width=200)
+    text = " ".join(result.output.split())
+    assert (
+        "--storage <str> Override storage (default: the optimize config's storage:, else "
+        "sqlite:///studies/<study-name>.db)." in text
+    ), text
+
+
+def test_every_help_names_a_studys_own_folder_as_export_best_does() -> None:
+    """export-best's --out said studies/<study-name>/, report's --out and optimize's --report studies/<name>/
+    for the same folder: the --study-name given."""
+    import typer.main
+
+    group: Any = typer.main.get_command(app)
+    for name in group.commands:
+        result = runner.invoke(app, [name, "--help"], catch_exceptions=False, terminal_width=200)
+        assert "studies/<name>/" not in result.output, (name, result.output)
+    result = runner.invoke(app, ["report", "--help"], catch_exceptions=False, terminal_width=200)
+    assert "studies/<study-name>/report.<format>" in result.output
 
 
 def test_a_device_this_machine_lacks_names_the_flag_or_the_file_that_asked_for_it(
