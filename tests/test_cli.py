@@ -1426,6 +1426,37 @@ def test_a_new_study_of_a_name_close_to_a_stored_one_says_which_it_may_have_mean
     assert other.stderr.splitlines()[0] == f"new study 'resnet' in {tmp_path / 'studies' / 'digits_mlp.db'}"
 
 
+def test_a_dry_run_of_a_new_study_of_a_name_close_to_a_stored_one_says_which_it_may_have_meant(
+    tmp_path: Path, run_dict: dict, opt_dict: dict
+) -> None:
+    """`--dry-run`, the way to check configs before a run, printed "20 in all" for a misspelt study_name, the
+    run then creating a second study beside the one meant; it says now, in the note the new study's line
+    carries, and still writes nothing (its own file, or the file of the study meant)."""
+    del opt_dict["storage"]  # the default: studies/<name>.db, one file per study
+    opt_dict.update(study_name="digits_mlp", n_trials=1)
+    args = [*_optimize_args(tmp_path, run_dict, opt_dict), "-q"]
+    assert runner.invoke(app, args, catch_exceptions=False).exit_code == 0
+    meant = tmp_path / "studies" / "digits_mlp.db"
+    before = sorted((p.name, p.read_bytes()) for p in meant.parent.iterdir())
+    dry = runner.invoke(app, [*args, "--study-name", "digts_mlp", "--dry-run"], catch_exceptions=False)
+    assert dry.exit_code == 0, dry.output
+    assert dry.stderr.splitlines()[0] == (
+        f"note: no study 'digts_mlp' in sqlite:///studies/digts_mlp.db yet: the run would create it (did you "
+        f"mean 'digits_mlp', in {meant}?)"
+    ), dry.stderr
+    shared = ["--storage", "sqlite:///studies/digits_mlp.db"]  # one storage holding several studies
+    dry = runner.invoke(app, [*args, *shared, "--study-name", "digits_mpl", "--dry-run", "--json"])
+    assert dry.exit_code == 0 and json.loads(dry.stdout)["finished_trials"] == 0, dry.output
+    assert dry.stderr.splitlines()[0] == (
+        f"note: no study 'digits_mpl' in sqlite:///studies/digits_mlp.db yet: the run would create it (did you "
+        f"mean 'digits_mlp', in {meant}?)"
+    ), dry.stderr
+    assert sorted((p.name, p.read_bytes()) for p in meant.parent.iterdir()) == before
+    for name in ("digits_mlp", "resnet"):  # the study itself, and a name near none: no note
+        dry = runner.invoke(app, [*args, *shared, "--study-name", name, "--dry-run"], catch_exceptions=False)
+        assert dry.exit_code == 0 and "note: no study" not in dry.stderr, dry.stderr
+
+
 def test_a_typo_is_told_the_name_it_swapped_letters_of_not_another_as_close_to_difflib(
     tmp_path: Path, run_dict: dict, opt_dict: dict
 ) -> None:
