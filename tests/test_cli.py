@@ -464,6 +464,28 @@ def test_a_file_leaving_the_budget_to_the_command_line_runs_with_timeout_or_n_tr
     )
 
 
+def test_a_file_leaving_the_budget_to_the_command_line_takes_it_beside_other_flags(
+    tmp_path: Path, run_dict: dict, opt_dict: dict
+) -> None:
+    """The README's `n_trials: null` with `--timeout S`, given beside --study-name or --storage (applied one
+    flag at a time, before --timeout), was refused as "error: command line: n_trials: null runs trials until
+    the timeout, and timeout is null too", naming neither the file nor the flag that gave the timeout."""
+    opt_dict.update(n_trials=None, timeout=None)
+    args = [*_optimize_args(tmp_path, run_dict, opt_dict), "--dry-run", "--json"]
+    other = f"sqlite:///{tmp_path / 'other.db'}"
+    for flags in (["--study-name", "tiny2"], ["--storage", other], ["--seed", "3"]):
+        for budget, planned in ((["--timeout", "7"], ("timeout", 7)), (["--n-trials", "4"], ("n_trials", 4))):
+            result = runner.invoke(app, [*args, *flags, *budget])
+            assert result.exit_code == 0, (flags, budget, result.output)
+            key, value = planned
+            assert json.loads(result.stdout)["optimize_config"][key] == value, result.stdout
+    neither = runner.invoke(app, [*args, "--study-name", "tiny2"])
+    assert (
+        neither.exit_code == 2
+        and "optimize.yaml: n_trials: null runs trials until the timeout" in neither.stderr
+    )
+
+
 def test_an_endless_timeout_is_refused_naming_the_key_or_flag(
     tmp_path: Path, run_dict: dict, opt_dict: dict
 ) -> None:
