@@ -464,6 +464,28 @@ def test_a_file_leaving_the_budget_to_the_command_line_runs_with_timeout_or_n_tr
     )
 
 
+def test_a_file_leaving_the_budget_to_the_command_line_takes_it_beside_other_flags(
+    tmp_path: Path, run_dict: dict, opt_dict: dict
+) -> None:
+    """The README's `n_trials: null` with `--timeout S`, given beside --study-name or --storage (applied one
+    flag at a time, before --timeout), was refused as "error: command line: n_trials: null runs trials until
+    the timeout, and timeout is null too", naming neither the file nor the flag that gave the timeout."""
+    opt_dict.update(n_trials=None, timeout=None)
+    args = [*_optimize_args(tmp_path, run_dict, opt_dict), "--dry-run", "--json"]
+    other = f"sqlite:///{tmp_path / 'other.db'}"
+    for flags in (["--study-name", "tiny2"], ["--storage", other], ["--seed", "3"]):
+        for budget, planned in ((["--timeout", "7"], ("timeout", 7)), (["--n-trials", "4"], ("n_trials", 4))):
+            result = runner.invoke(app, [*args, *flags, *budget])
+            assert result.exit_code == 0, (flags, budget, result.output)
+            key, value = planned
+            assert json.loads(result.stdout)["optimize_config"][key] == value, result.stdout
+    neither = runner.invoke(app, [*args, "--study-name", "tiny2"])
+    assert (
+        neither.exit_code == 2
+        and "optimize.yaml: n_trials: null runs trials until the timeout" in neither.stderr
+    )
+
+
 def test_an_endless_timeout_is_refused_naming_the_key_or_flag(
     tmp_path: Path, run_dict: dict, opt_dict: dict
 ) -> None:
@@ -1252,6 +1274,34 @@ def test_the_readme_commands_block_names_every_command_and_option_as_help_has_th
         params = [set(p.opts) for p in cmd.params if "--help" not in p.opts]
         assert not [p for p in params if not p & shown[name]], (name, "not in the README")
         assert not [o for o in shown[name] if not any(o in p for p in params)], (name, "not an option")
+    # hpotool's own options (--debug, --version) come in a line under the block: --version was in no line
+    below = readme.split("## Commands\n\n```\n", 1)[1].split("```", 1)[1].split("\n\n", 2)[1]
+    root = [o for p in group.params for o in p.opts if o.startswith("--") and o != "--help"]
+    assert root and all(f"`hpotool {o}" in below for o in root), (root, below)
+
+
+def test_optimize_help_says_its_storage_overrides_the_optimize_configs() -> None:
+    """optimize's --storage said only "(default: SQLite under studies/)", where --n-trials, --timeout and
+    --seed say what they override: it wins over the optimize config's `storage:`, whose default it is not."""
+    result = runner.invoke(app, ["optimize", "--help"], catch_exceptions=False, terminal_width=200)
+    text = " ".join(result.output.split())
+    assert (
+        "--storage <str> Override storage (default: the optimize config's storage:, else "
+        "sqlite:///studies/<study-name>.db)." in text
+    ), text
+
+
+def test_every_help_names_a_studys_own_folder_as_export_best_does() -> None:
+    """export-best's --out said studies/<study-name>/, report's --out and optimize's --report studies/<name>/
+    for the same folder: the --study-name given."""
+    import typer.main
+
+    group: Any = typer.main.get_command(app)
+    for name in group.commands:
+        result = runner.invoke(app, [name, "--help"], catch_exceptions=False, terminal_width=200)
+        assert "studies/<name>/" not in result.output, (name, result.output)
+    result = runner.invoke(app, ["report", "--help"], catch_exceptions=False, terminal_width=200)
+    assert "studies/<study-name>/report.<format>" in result.output
 
 
 def test_a_device_this_machine_lacks_names_the_flag_or_the_file_that_asked_for_it(
@@ -1396,6 +1446,37 @@ def test_a_new_study_of_a_name_close_to_a_stored_one_says_which_it_may_have_mean
     )
     other = runner.invoke(app, [*args, *shared, "--study-name", "resnet"], catch_exceptions=False)
     assert other.stderr.splitlines()[0] == f"new study 'resnet' in {tmp_path / 'studies' / 'digits_mlp.db'}"
+
+
+def test_a_dry_run_of_a_new_study_of_a_name_close_to_a_stored_one_says_which_it_may_have_meant(
+    tmp_path: Path, run_dict: dict, opt_dict: dict
+) -> None:
+    """`--dry-run`, the way to check configs before a run, printed "20 in all" for a misspelt study_name, the
+    run then creating a second study beside the one meant; it says now, in the note the new study's line
+    carries, and still writes nothing (its own file, or the file of the study meant)."""
+    del opt_dict["storage"]  # the default: studies/<name>.db, one file per study
+    opt_dict.update(study_name="digits_mlp", n_trials=1)
+    args = [*_optimize_args(tmp_path, run_dict, opt_dict), "-q"]
+    assert runner.invoke(app, args, catch_exceptions=False).exit_code == 0
+    meant = tmp_path / "studies" / "digits_mlp.db"
+    before = sorted((p.name, p.read_bytes()) for p in meant.parent.iterdir())
+    dry = runner.invoke(app, [*args, "--study-name", "digts_mlp", "--dry-run"], catch_exceptions=False)
+    assert dry.exit_code == 0, dry.output
+    assert dry.stderr.splitlines()[0] == (
+        f"note: no study 'digts_mlp' in sqlite:///studies/digts_mlp.db yet: the run would create it (did you "
+        f"mean 'digits_mlp', in {meant}?)"
+    ), dry.stderr
+    shared = ["--storage", "sqlite:///studies/digits_mlp.db"]  # one storage holding several studies
+    dry = runner.invoke(app, [*args, *shared, "--study-name", "digits_mpl", "--dry-run", "--json"])
+    assert dry.exit_code == 0 and json.loads(dry.stdout)["finished_trials"] == 0, dry.output
+    assert dry.stderr.splitlines()[0] == (
+        f"note: no study 'digits_mpl' in sqlite:///studies/digits_mlp.db yet: the run would create it (did you "
+        f"mean 'digits_mlp', in {meant}?)"
+    ), dry.stderr
+    assert sorted((p.name, p.read_bytes()) for p in meant.parent.iterdir()) == before
+    for name in ("digits_mlp", "resnet"):  # the study itself, and a name near none: no note
+        dry = runner.invoke(app, [*args, *shared, "--study-name", name, "--dry-run"], catch_exceptions=False)
+        assert dry.exit_code == 0 and "note: no study" not in dry.stderr, dry.stderr
 
 
 def test_a_typo_is_told_the_name_it_swapped_letters_of_not_another_as_close_to_difflib(

@@ -103,9 +103,14 @@ def _with_overrides(run: RunConfig, opt: OptimizeConfig, o: Overrides) -> tuple[
         }.items()
         if v is not None
     }
+    # A file that leaves n_trials and timeout null takes its budget from the flags: the flags before
+    # --timeout (--study-name, --storage) were refused as "timeout is null too" before it was applied.
+    budget_given = o.n_trials is not None or o.timeout is not None
     for key, value in changes.items():  # one at a time, so a refusal names its flag
         try:
-            opt = validate_config(OptimizeConfig, {**opt.model_dump(), key: value}, "command line")
+            opt = validate_config(
+                OptimizeConfig, {**opt.model_dump(), key: value}, "command line", budget_given=budget_given
+            )
         except HpoError as exc:
             raise HpoError(
                 str(exc).replace(f"command line: {key}: ", f"--{key.replace('_', '-')}: ")

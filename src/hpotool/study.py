@@ -146,14 +146,15 @@ def check_objectives(existing: optuna.Study, plan: StudyPlan) -> None:
 
 def _near_study(plan: StudyPlan, storage: Any) -> str:
     """` (did you mean 'NAME', in WHERE?)` for a study of a name close to the one just created, in its storage
-    or (default storage) in a studies/NAME.db beside its file: a misspelt study_name or --study-name started
-    a new study instead of resuming that one; "" when there is none."""
+    (None: a file not there yet) or (default storage) in a studies/NAME.db beside its file: a misspelt
+    study_name or --study-name started a new study instead of resuming that one; "" when there is none."""
     from hpotool.near_names import closest
     from hpotool.storage_url import default_storage_url
 
     name = plan.opt.study_name
     try:
-        here = {n: location(plan.storage_url) for n in study_names(storage) if n != name}
+        names = [] if storage is None else study_names(storage)
+        here = {n: location(plan.storage_url) for n in names if n != name}
     except Exception:  # a hint only: a storage that stops answering now fails the run where it writes
         here = {}
     default = Path("studies") / f"{name}.db"
@@ -261,6 +262,27 @@ def nothing_to_run(done: int, target: int) -> str:
         f"--n-trials {done + 10}, say, "
         f"runs 10 more"
     )
+
+
+def new_study_note(plan: StudyPlan) -> str | None:
+    """For `optimize --dry-run` of configs whose study is not in its SQLite or journal file (or the file is not
+    there yet): the note that the run would create it, where a study of a near name is there (or, by default,
+    in studies/), as the new study's line says it (`_near_study`); None otherwise. The dry run's plan said
+    only "20 in all": a misspelt study_name went unseen until the run had created the study beside the one
+    meant. Read only (the dry run's `storage.reading_only`); a server is not asked, as the dry run asks none."""
+    url = plan.storage_url
+    path = storage_file(url)
+    if path is None:
+        return None
+    storage = None
+    if path.exists():
+        storage = make_storage(url, create=False)
+        if plan.opt.study_name in study_names(storage):
+            return None
+    near = _near_study(plan, storage)
+    if not near:
+        return None
+    return f"no study {plan.opt.study_name!r} in {shown_url(url)} yet: the run would create it{near}"
 
 
 def finished_so_far(plan: StudyPlan, *, ask_server: bool) -> tuple[int | None, bool]:

@@ -176,6 +176,12 @@ def _print_dry_run(plan: StudyPlan, args: OptimizeArgs) -> None:
 
     # Joining by name, the storage was read already; a config's server is not asked.
     done, complete = finished_so_far(plan, ask_server=args.run_config is None)
+    if done == 0 and args.run_config is not None:
+        from hpotool.study import new_study_note
+
+        note = new_study_note(plan)
+        if note is not None:
+            print_note(note)
     print_plan(plan, args.as_json, done, complete=complete)
 
 

@@ -53,7 +53,7 @@ TimeoutOpt = Annotated[
     ),
 ]
 DeviceOverrideOpt = Annotated[
-    str | None, typer.Option("--device", help="Override device: auto, cpu, cuda, cuda:N, mps.")
+    str | None, typer.Option("--device", help="Override the device: auto, cpu, cuda, cuda:N, mps.")
 ]
 SeedOpt = Annotated[int | None, typer.Option("--seed", help="Override the sampler seed.")]
 MaxFailuresOpt = Annotated[
@@ -71,7 +71,9 @@ QuietOpt = Annotated[
     ),
 ]
 SummaryJsonOpt = Annotated[bool, typer.Option("--json", help="Print a machine-readable summary to stdout.")]
-ReportOpt = Annotated[bool, typer.Option("--report", help="Write studies/<name>/report.html at the end.")]
+ReportOpt = Annotated[
+    bool, typer.Option("--report", help="Write studies/<study-name>/report.html at the end.")
+]
 WorkersOpt = Annotated[
     int, typer.Option("--workers", min=1, help="Worker processes on this machine sharing the study.")
 ]

@@ -76,7 +76,11 @@ StudyNameOpt = Annotated[
     typer.Option("--study-name", help="Override study_name; without -r and -o: the stored study to join."),
 ]
 StorageOpt = Annotated[
-    str | None, typer.Option("--storage", help="Optuna storage URL (default: SQLite under studies/).")
+    str | None,
+    typer.Option(
+        "--storage",
+        help="Override storage (default: the optimize config's storage:, else sqlite:///studies/<study-name>.db).",
+    ),
 ]
 
 

@@ -230,7 +230,7 @@ def report(
         out_option(
             "a file, e.g. --out report.html",
             "<path>",
-            "Output file (default: studies/<name>/report.<format>), or - for stdout; "
+            "Output file (default: studies/<study-name>/report.<format>), or - for stdout; "
             "a .json or .html suffix sets the format.",
             file_name="report.html",
         ),
