@@ -104,9 +104,27 @@ def _front_as_of(study: optuna.Study, trial: FrozenTrial) -> list[FrozenTrial]:
 
 def _new_best(study: optuna.Study, trial: FrozenTrial) -> bool:
     """Whether `trial` was the single-objective study's best as it finished: the first to reach the best
-    value of the trials finished by then (a later tie is no news)."""
-    front = _front_as_of(study, trial)
-    return bool(front) and min(front, key=_finished_order).number == trial.number
+    value of the trials finished by then (a later tie is no news), of those that meet the constraints, as
+    `study.best_trial` counts them (a trial without constraints meets them). One pass over the complete
+    trials: the Pareto front of them all (`_front_as_of`) took 50 ms a trial at 5,000."""
+    if trial.datetime_complete is None or trial.value is None or not _feasible(trial):
+        return False
+    minimize = study.direction == optuna.study.StudyDirection.MINIMIZE
+    value, when = trial.value, _finished_order(trial)
+    return not any(
+        t.number != trial.number
+        and t.datetime_complete is not None
+        and t.value is not None
+        and (t.value <= value if minimize else t.value >= value)
+        and _finished_order(t) <= when
+        and _feasible(t)
+        for t in study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))
+    )
+
+
+def _feasible(trial: FrozenTrial) -> bool:
+    """Whether `trial` meets its constraints, as Optuna's best trial counts them: all of them 0 or less."""
+    return all(c <= 0.0 for c in trial.constraints.values())
 
 
 class RunProgress:
