@@ -356,20 +356,14 @@ def test_a_start_wait_that_gives_up_on_a_trial_still_waits_for_the_trials_asked_
     assert len(sleeps) == draws_at, len(sleeps)  # before: 101, the limit, trial 1 not drawn
 
 
-@pytest.mark.parametrize("storage", ["journal", "redis"], indirect=True)
-def test_a_run_waiting_for_other_machines_says_so_once_its_wait_has_lasted_the_grace_period(
-    held_by_another_machine: Callable[..., _Held], monkeypatch: pytest.MonkeyPatch
-) -> None:
-    # On a storage without heartbeat (journal files, Redis) a run whose every slot another machine's trial
-    # holds says so once, after the heartbeat's grace period (5 s here): never, before; at once would be
-    # noise for the usual short wait. The clock is the test's own (a sleep moves it on), so nothing races.
+def _wait_notes_said(
+    study: optuna.Study, plan: StudyPlan, stop: threading.Event, sleeps: list[float]
+) -> list[float]:
+    """Run `study`'s trials until `stop` is set; the test's clock (`_fake_clock`'s `sleeps`) as each note that
+    the run waits for the study's last trials was said."""
     import logging
 
-    monkeypatch.setenv("HPOTOOL_HEARTBEAT_GRACE", "5")
-    plan, study, _, held = held_by_another_machine()
-    stop = threading.Event()
-    sleeps = _fake_clock(monkeypatch, lambda n: sum(sleeps) >= 20 and stop.set())
-    said: list[float] = []  # the test's clock as each note on the wait is said
+    said: list[float] = []
 
     class Said(logging.Handler):
         def emit(self, record: logging.LogRecord) -> None:
@@ -382,6 +376,22 @@ def test_a_run_waiting_for_other_machines_says_so_once_its_wait_has_lasted_the_g
         run_trials(study, plan, stop)
     finally:
         logging.getLogger("hpotool").removeHandler(handler)
+    return said
+
+
+@pytest.mark.parametrize("storage", ["journal", "redis"], indirect=True)
+def test_a_run_waiting_for_other_machines_says_so_once_its_wait_has_lasted_the_grace_period(
+    held_by_another_machine: Callable[..., _Held], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # On a storage without heartbeat (journal files, Redis) a run whose every slot another machine's trial
+    # holds says so once, after the heartbeat's grace period (5 s here): never, before; at once would be
+    # noise for the usual short wait. The clock is the test's own (a sleep moves it on), so nothing races.
+
+    monkeypatch.setenv("HPOTOOL_HEARTBEAT_GRACE", "5")
+    plan, study, _, held = held_by_another_machine()
+    stop = threading.Event()
+    sleeps = _fake_clock(monkeypatch, lambda n: sum(sleeps) >= 20 and stop.set())
+    said = _wait_notes_said(study, plan, stop, sleeps)
     assert len(said) == 1, said  # once, however long the wait
     assert 5 <= said[0] <= 5 + POLL_S, said  # as the wait's grace ended, not before, nor a poll later
     assert [t.state for t in study.get_trials()] == [TrialState.RUNNING] and held.number == 0
@@ -399,7 +409,6 @@ def test_the_note_on_waiting_for_other_machines_counts_each_wait_from_its_own_st
     # again said "note: waiting for the study's last trials ..." before the second wait had lasted the grace
     # period (5 s here). Every slot of 3 is another machine's; 3 s into the wait one fails, and the run
     # trains a trial in its slot, then waits again. The clock is the test's own: nothing races.
-    import logging
 
     from tests.test_workers import _study_configs
 
@@ -421,19 +430,7 @@ def test_the_note_on_waiting_for_other_machines_counts_each_wait_from_its_own_st
             stop.set()
 
     sleeps = _fake_clock(monkeypatch, on_call)
-    said: list[float] = []  # the test's clock as each note on the wait is said
-
-    class Said(logging.Handler):
-        def emit(self, record: logging.LogRecord) -> None:
-            if record.getMessage().startswith("note: waiting for the study's last trials"):
-                said.append(sum(sleeps))
-
-    handler = Said()
-    logging.getLogger("hpotool").addHandler(handler)
-    try:
-        run_trials(study, plan, stop)
-    finally:
-        logging.getLogger("hpotool").removeHandler(handler)
+    said = _wait_notes_said(study, plan, stop, sleeps)
     states = [t.state for t in other.get_trials()]
     assert states == [TrialState.FAIL, TrialState.RUNNING, TrialState.RUNNING, TrialState.COMPLETE], states
     assert len(said) == 1, said
