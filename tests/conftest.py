@@ -8,6 +8,7 @@ import signal
 import subprocess
 import sys
 import uuid
+import warnings
 import weakref
 from collections.abc import Callable, Generator, Iterator
 from dataclasses import dataclass
@@ -78,6 +79,14 @@ def write_yaml(path: Path, data: dict[str, Any]) -> Path:
 def write_configs(folder: Path, run: dict[str, Any], opt: dict[str, Any]) -> tuple[Path, Path]:
     """`run` and `opt` written to folder/run.yaml and folder/optimize.yaml, as a test has just set them."""
     return write_yaml(folder / "run.yaml", run), write_yaml(folder / "optimize.yaml", opt)
+
+
+def ask_with_heartbeat(study: optuna.Study) -> optuna.Trial:
+    """`study.ask()` on a storage with a heartbeat, without Optuna's UserWarning that heartbeats are
+    meant for `Study.optimize` (the tests ask trials up as a worker's loop would)."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", UserWarning)
+        return study.ask()
 
 
 def load_study(opt: dict[str, Any]) -> optuna.Study:

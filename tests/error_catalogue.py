@@ -3604,4 +3604,11 @@ CASES = [
         "error: optimize.yaml: direction: Input should be minimize or maximize, got minimise (did you mean 'minimize'?)",
         optimize={"direction": "minimise"},
     ),
+    Case(
+        "choices-blank",
+        "categorical choices left blank as a text (choices: \"\"); before: 'write choices: []', a list refused in "
+        "turn (at least 1 item)",
+        'error: optimize.yaml: search_space.model.activation.choices: expected a list, got the text ""; write the values to choose from as a list: [a, b]',
+        optimize_text='study_name: tiny\nsearch_space:\n  model.activation:\n    type: categorical\n    choices: ""\n',
+    ),
 ]

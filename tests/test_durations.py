@@ -21,7 +21,7 @@ from hpotool.cli import app
 from hpotool.durations import SECONDS_ATTR, record_seconds, trial_seconds
 from hpotool.progress import RichObserver
 from tests.cli_run import optimize
-from tests.conftest import write_configs
+from tests.conftest import ask_with_heartbeat, write_configs
 from tests.test_workers import _server_url
 
 
@@ -340,3 +340,23 @@ def test_the_report_s_timeline_leaves_out_the_trials_whose_worker_died_unobserve
     assert info.reason is None
     assert info.note == "2 trials whose worker died unobserved left out: nothing recorded when it died"
     assert _timeline_figure([study.trials[1]]).reason is not None
+
+
+def test_a_trial_failed_as_abandoned_ended_unobserved_and_shows_no_seconds(tmp_path: Path) -> None:
+    """A trial whose process ended before it recorded its owner is failed 'abandoned: ...' by whoever finds it
+    (`fail_ownerless_trials`, a grace later): as for a stale check's or the dead-worker check's, nothing
+    recorded when it ended, and Optuna's duration ran on to when it was found (a grace of 300 s and more),
+    which read as its training time."""
+    from hpotool.dead_trials import fail_ownerless_trials
+    from hpotool.durations import ended_unobserved
+    from hpotool.storage import make_storage
+
+    study = optuna.create_study(
+        study_name="abandoned", storage=make_storage(f"sqlite:///{tmp_path / 'a.db'}")
+    )
+    ask_with_heartbeat(study)  # its process ends here, before it records itself
+    assert fail_ownerless_trials(study, grace_s=0) == [0]
+    (trial,) = study.get_trials(states=(TrialState.FAIL,))
+    assert trial.user_attrs["fail_reason"].startswith("abandoned: ")
+    assert trial.duration is not None  # Optuna's, from its start to when it was found
+    assert ended_unobserved(trial) and trial_seconds(trial) is None

@@ -1002,3 +1002,21 @@ def test_a_cmaes_start_point_without_a_parameter_it_samples_is_refused() -> None
         lambda t: suggest(t, space)["model.dropout"], n_trials=3
     )  # the start point it samples from
     assert all(t.state == optuna.trial.TrialState.COMPLETE for t in study.trials)
+
+
+def test_a_cmaes_start_point_needs_no_value_for_a_range_of_one_value() -> None:
+    """CMA-ES leaves out of its model a parameter of one value (`low: 4, high: 4`, as a refined stage may
+    narrow it to): its trials run without a start value for it. x0 was refused for lacking one, "every trial
+    after the first would fail"."""
+    from hpotool.suggestion import suggest
+
+    space: dict[str, Param] = {
+        "optimizer.lr": FloatParam(type="float", low=1e-3, high=1e-1, log=True),
+        "model.layers": IntParam(type="int", low=4, high=4),
+        "model.dropout": FloatParam(type="float", low=0.2, high=0.2),
+    }
+    sampler = make_sampler("cmaes", {"x0": {"optimizer.lr": 0.01}}, seed=0, space=space)
+    study = optuna.create_study(sampler=sampler)
+    study.optimize(lambda t: suggest(t, space)["optimizer.lr"], n_trials=4)
+    assert [t.state for t in study.trials] == [optuna.trial.TrialState.COMPLETE] * 4
+    assert {(t.params["model.layers"], t.params["model.dropout"]) for t in study.trials} == {(4, 0.2)}

@@ -925,3 +925,42 @@ def test_a_saved_run_whose_config_yaml_has_a_misspelt_key_names_it(
     again = _train_from_best(opt_dict["storage"])
     assert again.exit_code == 0, again.output
     assert f"note: already saved in final, not trained again: trial{best}-seed0\n" in again.stderr
+
+
+RENAMED_ARGUMENT = """
+from torch import nn
+
+
+class Net(nn.Module):
+    def __init__(self, in_features, out_features, hidden=8, hidden_size=None):
+        super().__init__()
+        width = hidden_size or hidden
+        self.net = nn.Sequential(nn.Flatten(), nn.Linear(in_features, width), nn.ReLU(), nn.Linear(width, out_features))
+
+    def forward(self, x):
+        return self.net(x)
+"""
+
+
+def test_a_saved_run_whose_model_took_another_argument_is_another_config_not_a_misspelt_key(
+    tmp_path: Path, run_dict: dict
+) -> None:
+    """A component's own arguments are the user's to name: a saved run whose model took `hidden` where this
+    config's takes `hidden_size` (renamed in the user's code) was said to have a misspelt key in its
+    config.yaml, "unknown key 'model.hidden' (did you mean 'model.hidden_size'?); correct it", the record of
+    a run to edit by hand. It is a run of another config."""
+    from hpotool.config import RunConfig
+    from hpotool.run_folders import saved_run_of
+    from hpotool.saved import train_and_save
+
+    (tmp_path / "renamed.py").write_text(RENAMED_ARGUMENT)
+    info = {"study_name": "tiny", "trial_number": 0}
+    run_dict.update(epochs=1, model={"name": "renamed:Net", "hidden": 8})
+    train_and_save(RunConfig.model_validate(run_dict), tmp_path / "run", info=info)
+    now = RunConfig.model_validate({**run_dict, "model": {"name": "renamed:Net", "hidden_size": 8}})
+    with pytest.raises(HpoError) as refused:
+        saved_run_of(tmp_path / "run", now, info)
+    assert str(refused.value) == (
+        f"{tmp_path / 'run'}: already holds a saved run of another config (model.hidden_size: null saved, 8 "
+        "now); choose another --out"
+    )

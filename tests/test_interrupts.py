@@ -21,7 +21,7 @@ from hpotool.plan import Overrides, prepare_study
 from hpotool.storage import make_storage
 from hpotool.study_run import run_study
 
-from .conftest import SharedStudy, load_study, write_configs, write_yaml
+from .conftest import SharedStudy, ask_with_heartbeat, load_study, write_configs, write_yaml
 from .test_workers import (
     _error_line,
     _hpotool,
@@ -995,7 +995,6 @@ def test_an_interrupted_retry_s_values_queued_again_keep_its_retry_count(tmp_pat
     # MAX_RETRY; the values of such a retry that Ctrl-C interrupted were queued again with `retry_of` alone,
     # so the count started afresh: each interrupt bought the point MAX_RETRY more deaths. Now the queued
     # trial carries the interrupted one's count on, and an interrupt is no death of its own.
-    import warnings
 
     from hpotool.heartbeat import retry_stale_trial
     from hpotool.resume import _queue_interrupted_points
@@ -1006,9 +1005,7 @@ def test_an_interrupted_retry_s_values_queued_again_keep_its_retry_count(tmp_pat
 
     def run(state_reason: str) -> optuna.trial.FrozenTrial:
         """Take the next queued trial (or a new one), draw x, and end it FAIL for `state_reason`."""
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", UserWarning)  # "heartbeat ... supposed to be used with optimize"
-            trial = study.ask()
+        trial = ask_with_heartbeat(study)
         trial.suggest_float("x", 0.0, 1.0)
         trial.set_user_attr("fail_reason", state_reason)
         study.tell(trial, state=TrialState.FAIL)
@@ -1035,7 +1032,6 @@ def test_an_interrupted_point_two_resumes_queue_at_once_is_queued_once(shared_st
     # a later trial holding them, found none, then queued them (check, then queue), and the point ran twice.
     # Now a resume queues them only where it is the first to claim the interrupted trial, by one insert
     # the database lets one process make (a study system attribute, unique per study and key).
-    import warnings
 
     import sqlalchemy
 
@@ -1043,9 +1039,7 @@ def test_an_interrupted_point_two_resumes_queue_at_once_is_queued_once(shared_st
 
     study, mine = shared_study.study, shared_study.mine
     study.enqueue_trial({"x": 0.5})  # a warm start, interrupted
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", UserWarning)  # "heartbeat ... supposed to be used with optimize"
-        trial = study.ask()
+    trial = ask_with_heartbeat(study)
     trial.suggest_float("x", 0.0, 1.0)
     trial.set_user_attr("fail_reason", "interrupted")
     study.tell(trial, state=TrialState.FAIL)
@@ -1075,7 +1069,6 @@ def test_a_warm_start_two_resumes_queue_at_once_is_queued_once(
     # enqueue-list point, found none, then queued it (check, then queue): the point ran twice. Now a process
     # queues it only where it is the first to claim it (`_claim`), and a resume after its trial was
     # interrupted queues it again.
-    import warnings
 
     import sqlalchemy
 
@@ -1098,9 +1091,7 @@ def test_a_warm_start_two_resumes_queue_at_once_is_queued_once(
     sqlalchemy.event.remove(engine, "before_cursor_execute", the_other_starts_first)
     assert started
     assert len(study.get_trials(states=(TrialState.WAITING,))) == 1  # before: 2, the same point
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", UserWarning)  # "heartbeat ... supposed to be used with optimize"
-        trial = study.ask()
+    trial = ask_with_heartbeat(study)
     trial.set_user_attr("fail_reason", "interrupted")
     study.tell(trial, state=TrialState.FAIL)
     queue_interrupted(study, plan)  # the interrupted point never ran: queued again, once
@@ -1170,16 +1161,13 @@ def test_an_interrupted_trial_another_process_ends_at_once_keeps_the_reason_of_t
     # the point for one never run. Now the reason goes with the FAIL in one write: whichever process ends the
     # trial, its reason is the trial's (on SQLite the other process here, on the servers this one: the
     # other waits on the row lock this one's write holds).
-    import warnings
 
     import sqlalchemy
 
     from hpotool.trial_run import run_trial
 
     other = _OtherEndsItAsTheReasonIsWritten(shared_study)
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", UserWarning)  # "heartbeat ... supposed to be used with optimize"
-        trial = shared_study.study.ask()
+    trial = ask_with_heartbeat(shared_study.study)
 
     def objective(trial: optuna.Trial) -> float:
         trial.suggest_float("x", 0.0, 1.0)
@@ -1256,7 +1244,6 @@ def test_a_trial_two_processes_fail_at_once_is_failed_and_queued_again_once(
     # UpdateFinishedTrialError, which fail_ownerless_trials and fail-stale's look at every running trial let
     # out of the command as a traceback. Now the second is told another process got there first: it fails
     # nothing and queues nothing, and the trial's values are queued again once.
-    import warnings
 
     from hpotool import dead_trials, failed_trials
     from hpotool.heartbeat import fail_stale_trials
@@ -1268,9 +1255,7 @@ def test_a_trial_two_processes_fail_at_once_is_failed_and_queued_again_once(
 
     study = shared_study.study
     study.enqueue_trial({"x": 0.5})
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", UserWarning)  # "heartbeat ... supposed to be used with optimize"
-        study.ask()  # takes the queued trial up; its process dies before it records itself
+    ask_with_heartbeat(study)  # takes the queued trial up; its process dies before it records itself
     real_fail, theirs = failed_trials.fail_trial, []
 
     def the_other_looks_first(*args: Any) -> bool:
@@ -1353,7 +1338,6 @@ def test_a_signal_that_cuts_a_storage_read_short_still_ends_the_trial_as_interru
     # the trial's FAIL failed at once with 'database is locked' where another worker had written since: the
     # worker exited on that error, and its trial ended 'worker died (pid ...)' (test_pipes, once in ten runs
     # under load). Now the trial ends as interrupted.
-    import warnings
 
     import sqlalchemy.orm.loading
 
@@ -1375,9 +1359,7 @@ def test_a_signal_that_cuts_a_storage_read_short_still_ends_the_trial_as_interru
         trial.set_user_attr("epochs_run", 1)  # reads the trial, then writes
         return 1.0
 
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", UserWarning)  # "heartbeat ... supposed to be used with optimize"
-        trial = study.ask()
+    trial = ask_with_heartbeat(study)
     with signals_interrupt(), pytest.raises(Interrupted):
         run_trial(study, trial, objective, asked=time.perf_counter())  # its seconds written first
     stored = optuna.load_study(storage=url, study_name="s").trials[trial.number]
@@ -1389,7 +1371,6 @@ def test_a_signal_that_lands_in_a_pydantic_serializer_ends_the_trial_as_interrup
     # a SIGTERM landing in a config section's serializer (`run_sections`) as a worker's trial dumped its
     # config ended the trial as a failed run, 'PydanticSerializationError: Error calling function
     # `_leave_out_quiet_defaults`: Interrupted: SIGTERM' (test_pipes, once in twenty runs under load).
-    import warnings
 
     from pydantic import BaseModel, SerializerFunctionWrapHandler, model_serializer
 
@@ -1409,9 +1390,7 @@ def test_a_signal_that_lands_in_a_pydantic_serializer_ends_the_trial_as_interrup
 
     url = f"sqlite:///{tmp_path / 'study.db'}"
     study = optuna.create_study(storage=make_storage(url), study_name="s")
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", UserWarning)  # "heartbeat ... supposed to be used with optimize"
-        trial = study.ask()
+    trial = ask_with_heartbeat(study)
     with signals_interrupt(), pytest.raises(Interrupted):
         run_trial(study, trial, objective)
     stored = optuna.load_study(storage=url, study_name="s").trials[trial.number]

@@ -21,7 +21,7 @@ from optuna.trial import FrozenTrial, TrialState
 
 from hpotool.storage import make_storage
 
-from .conftest import SharedStudy, write_configs, write_yaml
+from .conftest import SharedStudy, ask_with_heartbeat, write_configs, write_yaml
 from .test_workers import _in_this_process, _server_url
 
 SRC = Path(__file__).resolve().parents[1] / "src"
@@ -621,7 +621,6 @@ def test_a_trial_another_machine_failed_as_stale_keeps_the_result_its_live_owner
     # found its trial failed by another machine's stale check as it told its result: the tell raised
     # ("Cannot tell a FAIL trial", or UpdateFinishedTrialError in a race), the worker died with a traceback
     # and the trial it completed was lost. Now it says so in one line and keeps the result, as a new trial.
-    import warnings
 
     from hpotool.heartbeat import fail_stale_trials
     from hpotool.trial_run import run_trial
@@ -629,9 +628,7 @@ def test_a_trial_another_machine_failed_as_stale_keeps_the_result_its_live_owner
     url = f"sqlite:///{tmp_path / 's.db'}"
     study = optuna.create_study(study_name="s", storage=make_storage(url))
     other = optuna.load_study(study_name="s", storage=make_storage(url))
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", UserWarning)  # "heartbeat ... supposed to be used with optimize"
-        trial = study.ask()
+    trial = ask_with_heartbeat(study)
 
     def objective(trial: optuna.Trial) -> float:
         trial.suggest_float("x", 0.0, 1.0)
@@ -724,15 +721,12 @@ def test_a_result_its_live_owner_keeps_takes_the_place_of_the_retry_queued_for_i
     # retry the stale check had queued (WAITING) still ran the same values: the point ran twice and the
     # study one trial over n_trials. Now the owner takes up that retry itself and finishes it with its
     # result: one trial holds the point, none is left waiting.
-    import warnings
 
     from hpotool.heartbeat import fail_stale_trials
     from hpotool.trial_run import run_trial
 
     study, other = shared_study.study, shared_study.seen_by_other()
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", UserWarning)  # "heartbeat ... supposed to be used with optimize"
-        trial = study.ask()
+    trial = ask_with_heartbeat(study)
 
     def objective(trial: optuna.Trial) -> float:
         trial.suggest_float("x", 0.0, 1.0)
@@ -761,23 +755,18 @@ def test_a_result_its_live_owner_keeps_counts_the_values_once_when_another_worke
     # died in turn and its own retry waited: the values counted twice, one trial over n_trials. Now a retry
     # another worker runs or ran keeps the point (this result is not kept), and a waiting retry of a retry
     # takes the result, as the first retry would.
-    import warnings
 
     from hpotool.heartbeat import fail_stale_trials
     from hpotool.trial_run import run_trial
 
     study, (other, backend) = shared_study.study, shared_study.seen_by_a_stale_check()
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", UserWarning)  # "heartbeat ... supposed to be used with optimize"
-        trial = study.ask()
+    trial = ask_with_heartbeat(study)
 
     def objective(trial: optuna.Trial) -> float:
         trial.suggest_float("x", 0.0, 1.0)
         backend.record_heartbeat(trial._trial_id)
         assert fail_stale_trials(other) == [0]  # and queues #1 to run x again
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", UserWarning)
-            taken = other.ask()  # another worker takes #1 up
+        taken = ask_with_heartbeat(other)  # another worker takes #1 up
         assert taken.number == 1
         if retry == "finished":
             other.tell(taken, 0.5)
@@ -822,7 +811,6 @@ def test_a_result_not_kept_because_another_worker_ran_its_retry_is_no_failure_of
     # worker took up and ran: its result (COMPLETE) is not kept, and the trial it ran stays FAIL. Its failure streak
     # (--max-failures) counted that FAIL as a failure of the training, so --max-failures 1 stopped the run,
     # "stopped after 1 failed trials in a row", exit 1, though its training never failed. Now it does not.
-    import warnings
 
     from hpotool import trial_run
     from hpotool.heartbeat import fail_stale_trials
@@ -836,9 +824,7 @@ def test_a_result_not_kept_because_another_worker_ran_its_retry_is_no_failure_of
         real_record_seconds(trial, seconds)  # the objective has returned: the trial is being told
         backend.record_heartbeat(trial._trial_id)
         assert fail_stale_trials(other) == [trial.number]  # and queues its values again
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", UserWarning)  # "heartbeat ... supposed to be used with optimize"
-            taken = other.ask()  # another worker takes the retry up and runs it
+        taken = ask_with_heartbeat(other)  # another worker takes the retry up and runs it
         other.tell(taken, 0.5)
 
     monkeypatch.setattr(trial_run, "record_seconds", taken_for_dead_as_it_is_told)
@@ -857,7 +843,6 @@ def test_a_result_not_kept_is_no_failure_in_the_streak_of_a_run_of_workers(share
     # result is not kept and the trial stays FAIL. Its own process did not count it, but the storage's count
     # did once a failed trial followed: --max-failures 2 stopped the run after one failure of the training.
     # Now the streak counts the trials their own process told FAIL as their run failed.
-    import warnings
     from datetime import datetime, timedelta
     from functools import partial
 
@@ -875,9 +860,7 @@ def test_a_result_not_kept_is_no_failure_in_the_streak_of_a_run_of_workers(share
 
     def run(objective: Callable[[optuna.Trial], float]) -> None:
         """Run one trial of `objective` in a worker of the run, counted as `loop.run_trials` counts it."""
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", UserWarning)  # "heartbeat ... supposed to be used with optimize"
-            trial = study.ask()
+        trial = ask_with_heartbeat(study)
         trial.set_user_attr("worker", {**owner(), "main": main})
         ran = run_trial(study, trial, objective)
         frozen = study._storage.get_trial(trial._trial_id)
@@ -887,9 +870,8 @@ def test_a_result_not_kept_is_no_failure_in_the_streak_of_a_run_of_workers(share
         trial.suggest_float("x", 0.0, 1.0)
         backend.record_heartbeat(trial._trial_id)
         assert fail_stale_trials(other) == [trial.number]  # and queues its values again
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", UserWarning)
-            assert other.ask().number == trial.number + 1  # another worker takes the retry up, and runs it
+        # another worker takes the retry up, and runs it
+        assert ask_with_heartbeat(other).number == trial.number + 1
         return 0.25
 
     def fails(trial: optuna.Trial) -> float:
@@ -974,7 +956,6 @@ def test_a_result_kept_as_a_resume_queues_its_interrupted_retry_again_holds_the_
     # before the kept one was there and queued #1's values again: the point was held twice (the kept result,
     # and a retry that runs it again). Now the owner claims #1's requeue as the resume does (an insert the
     # database lets one process make): one of the two holds the point.
-    import warnings
 
     from hpotool import kept_results
     from hpotool.failed_trials import fail_trial
@@ -983,17 +964,13 @@ def test_a_result_kept_as_a_resume_queues_its_interrupted_retry_again_holds_the_
     from hpotool.trial_run import run_trial
 
     study, (other, backend) = shared_study.study, shared_study.seen_by_a_stale_check()
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", UserWarning)  # "heartbeat ... supposed to be used with optimize"
-        trial = study.ask()
+    trial = ask_with_heartbeat(study)
 
     def objective(trial: optuna.Trial) -> float:
         trial.suggest_float("x", 0.0, 1.0)
         backend.record_heartbeat(trial._trial_id)
         assert fail_stale_trials(other) == [0]  # and queues #1 to run x again
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", UserWarning)
-            taken = other.ask()  # another worker takes #1 up, and Ctrl-C interrupts it
+        taken = ask_with_heartbeat(other)  # another worker takes #1 up, and Ctrl-C interrupts it
         assert fail_trial(other._storage, taken._trial_id, "interrupted")
         return 0.25
 
@@ -1191,15 +1168,12 @@ def test_a_result_told_as_a_stale_check_fails_its_trial_holds_the_values_once(
     # queued the retry, which ran the values a second time (one trial over n_trials). Now the two claim the
     # values' next run (`hpotool:retried:0`): where the worker claims first, the check queues no retry; where
     # the check does, the worker waits for its retry and fills it.
-    import warnings
 
     from hpotool import claims, heartbeat, kept_results, trial_run
     from hpotool.heartbeat import fail_stale_trials
 
     study, (other, backend) = shared_study.study, shared_study.seen_by_a_stale_check()
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", UserWarning)  # "heartbeat ... supposed to be used with optimize"
-        trial = study.ask()
+    trial = ask_with_heartbeat(study)
     failed, kept, looked = threading.Event(), threading.Event(), threading.Event()
     real_retry, real_keep, real_retries_of = (
         heartbeat.retry_stale_trial,
@@ -1367,7 +1341,6 @@ def test_a_result_whose_values_another_process_claimed_to_queue_but_never_did_is
     # The stale check that failed a live worker's trial claimed to queue its values again, then ended before
     # it queued them (killed, its storage gone). The worker, which lost that claim, waits for the retry to
     # fill it and, where none comes, keeps no trial of its own: the check may still queue it.
-    import warnings
 
     from hpotool import kept_results
     from hpotool.claims import RETRIED, claim
@@ -1376,9 +1349,7 @@ def test_a_result_whose_values_another_process_claimed_to_queue_but_never_did_is
 
     monkeypatch.setattr(kept_results, "RETRY_WAIT_S", 0.5)
     study, other = shared_study.study, shared_study.seen_by_other()
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", UserWarning)  # "heartbeat ... supposed to be used with optimize"
-        trial = study.ask()
+    trial = ask_with_heartbeat(study)
 
     def objective(trial: optuna.Trial) -> float:
         trial.suggest_float("x", 0.0, 1.0)
@@ -1404,7 +1375,6 @@ def test_fail_stale_all_running_ending_the_retry_a_result_fills_leaves_its_value
     # UpdateFinishedTrialError left the run as a traceback. Now the worker says in one line that its result
     # is not kept, the retry stays FAIL with the other process's reason, and its values run again in the
     # retry that process queued (which claims no result: `result_of` is a run's, not its values').
-    import warnings
 
     from hpotool.heartbeat import fail_stale_trials
     from hpotool.trial_run import run_trial
@@ -1413,9 +1383,7 @@ def test_fail_stale_all_running_ending_the_retry_a_result_fills_leaves_its_value
     mine = make_storage(url)
     study = optuna.create_study(study_name="s", storage=mine)
     other = optuna.load_study(study_name="s", storage=make_storage(url))  # `fail-stale`'s process
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", UserWarning)  # "heartbeat ... supposed to be used with optimize"
-        trial = study.ask()
+    trial = ask_with_heartbeat(study)
     looks: list[list[int]] = []
     real_set_user_attr = mine.set_trial_user_attr
 

@@ -528,6 +528,36 @@ def test_a_process_that_took_a_queued_trial_first_is_seen_by_one_resuming_beside
     assert drawn != trials[2].params
 
 
+@pytest.mark.filterwarnings("ignore:Heartbeat of storage")
+def test_a_queued_retry_the_resume_drops_is_no_trial_another_process_asked(
+    tmp_path: Path, run_dict: dict, opt_dict: dict, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # A process resuming a study alone keeps its sampler's reproducible seeds. A queued retry whose value the
+    # space no longer holds is marked FAIL as the resume begins ('dropped: ...'): it left the queue, but no
+    # process asked it (it never started), and the process took it for another's trial and seeded itself
+    # apart, its pid in the salt: the same resume drew other values each time.
+    from hpotool import trial_setup
+
+    opt_dict["sampler"] = {"name": "random"}
+    rp, op = write_configs(tmp_path, run_dict, opt_dict)
+    assert run_study(prepare_study(rp, op, Overrides(n_trials=1))).counts == {"complete": 1}
+    study = load_study(opt_dict)
+    study.enqueue_trial({**study.trials[0].params, "optimizer.lr": 0.5}, user_attrs={"retry_of": 0})
+    reseeded: list[int] = []
+    real_own_seeds = trial_setup._own_seeds
+
+    def own_seeds(study: optuna.Study, trial: optuna.Trial, *args: Any) -> None:
+        reseeded.append(trial.number)
+        real_own_seeds(study, trial, *args)
+
+    monkeypatch.setattr(trial_setup, "_own_seeds", own_seeds)
+    run_study(prepare_study(rp, op, Overrides(n_trials=3)))
+    trials = load_study(opt_dict).trials
+    assert trials[1].state == TrialState.FAIL and trials[1].user_attrs["fail_reason"].startswith("dropped: ")
+    assert trials[2].state == TrialState.COMPLETE
+    assert reseeded == []
+
+
 def _missing_once(load: Any) -> Any:
     calls = []
 

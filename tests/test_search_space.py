@@ -124,6 +124,16 @@ def test_valid_params(spec: dict[str, Any], expected: Param) -> None:
             {"type": "float", "low": 0, "high": 1, "when": {}},
             "when\n.*is empty .{}., which holds in every trial; give the condition",
         ),
+        # a list's brackets left out: the fix names the list, an empty place left out (it said `[relu, , gelu]`)
+        (
+            {"type": "categorical", "choices": "relu,, gelu"},
+            'got the text "relu,, gelu"; write choices: .relu, gelu.',
+        ),
+        # blank: the fix said `choices: []`, which is refused in turn (at least 1 item)
+        (
+            {"type": "categorical", "choices": " "},
+            'got the text " "; write the values to choose from as a list',
+        ),
     ],
 )
 def test_invalid_params(spec: dict[str, Any], message: str) -> None:

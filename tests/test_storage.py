@@ -9,7 +9,6 @@ import signal
 import sqlite3
 import subprocess
 import threading
-import warnings
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -23,7 +22,7 @@ from hpotool.errors import HpoError
 from hpotool.plan import prepare_study
 from hpotool.storage import load_study, make_storage
 
-from .conftest import write_yaml
+from .conftest import ask_with_heartbeat, write_yaml
 from .test_workers import _beat_an_hour_ago, _hpotool, _kill_session
 
 
@@ -283,9 +282,7 @@ def _study_with_a_dead_trial(url: str) -> None:
     dead = subprocess.Popen([sys.executable, "-c", "pass"])
     dead.wait()
     study = optuna.create_study(study_name="s", storage=make_storage(url))
-    with warnings.catch_warnings():  # "Heartbeat of storage is supposed to be used with Study.optimize."
-        warnings.simplefilter("ignore", UserWarning)
-        trial = study.ask()
+    trial = ask_with_heartbeat(study)
     trial.set_user_attr("worker", {**owner(), "pid": dead.pid})
     _close_sqlite_storages()
 

@@ -6,7 +6,6 @@ from __future__ import annotations
 import os
 import threading
 import time
-import warnings
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -22,16 +21,8 @@ from hpotool.plan import StudyPlan, prepare_study
 from hpotool.storage import make_storage
 from hpotool.study import open_study
 from hpotool.worker_monitor import Monitor
+from tests.conftest import ask_with_heartbeat
 from tests.test_workers import _study_configs, storage  # noqa: F401 (the storage fixture)
-
-
-def _ask(study: optuna.Study) -> optuna.trial.Trial:
-    """`study.ask()`, as another machine's process asks, without its "Heartbeat ... supposed to be used with
-    Study.optimize" UserWarning."""
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", UserWarning)
-        return study.ask()
-
 
 _Held = tuple[StudyPlan, optuna.Study, optuna.Study, optuna.trial.Trial]
 
@@ -51,7 +42,7 @@ def held_by_another_machine(
         plan = prepare_study(*_study_configs(tmp_path, run_dict, opt_dict, storage, 1))
         study, _ = open_study(plan)
         other = optuna.load_study(study_name=storage[1], storage=make_storage(storage[0]))
-        trial = _ask(other)
+        trial = ask_with_heartbeat(other)
         if owned:
             trial.set_user_attr("worker", {"host": "machine-b.example", "pid": 4242})
         return plan, study, other, trial
@@ -307,14 +298,14 @@ def test_a_start_wait_that_ran_out_on_a_trial_does_not_wait_for_it_again(
     plan = prepare_study(*write_configs(tmp_path, run_dict, opt_dict))
     study, _ = open_study(plan)
     other = optuna.load_study(study_name=storage[1], storage=make_storage(storage[0]))
-    dead = _ask(other)  # the other machine's trial: asked, its process gone before it drew
+    dead = ask_with_heartbeat(other)  # the other machine's trial: asked, its process gone before it drew
     dead.set_user_attr("worker", {"host": "machine-b.example", "pid": 4242})
     sleeps = _fake_clock(monkeypatch, lambda n: None)
 
     def start_a_trial() -> list[float]:
         """The sleeps of a trial of this process as it starts (asks, waits for earlier draws, draws)."""
         before = len(sleeps)
-        trial = _ask(study)  # the grid's wait is in its before_trial
+        trial = ask_with_heartbeat(study)  # the grid's wait is in its before_trial
         if sampler == "bruteforce":
             _wait_for_earlier_draws(study, trial.number, plan, POLL_S)
         trial.suggest_categorical("model.activation", choices)
@@ -347,10 +338,13 @@ def test_a_start_wait_that_gives_up_on_a_trial_still_waits_for_the_trials_asked_
     plan = prepare_study(*write_configs(tmp_path, run_dict, opt_dict))
     study, _ = open_study(plan)
     other = optuna.load_study(study_name=plan.opt.study_name, storage=study._storage)
-    dead, waiting = _ask(other), _ask(other)  # another machine's trials: 0 dead, 1 waiting for it
+    dead, waiting = (
+        ask_with_heartbeat(other),
+        ask_with_heartbeat(other),
+    )  # another machine's trials: 0 dead, 1 waiting for it
     for t in (dead, waiting):
         t.set_user_attr("worker", {"host": "machine-b.example", "pid": 4242})
-    trial = _ask(study)
+    trial = ask_with_heartbeat(study)
     draws_at = round(DRAW_WAIT_S / POLL_S) + 3  # the sleep after which trial 1 draws: its wait ran out
 
     def on_call(n: int) -> None:
@@ -362,20 +356,14 @@ def test_a_start_wait_that_gives_up_on_a_trial_still_waits_for_the_trials_asked_
     assert len(sleeps) == draws_at, len(sleeps)  # before: 101, the limit, trial 1 not drawn
 
 
-@pytest.mark.parametrize("storage", ["journal", "redis"], indirect=True)
-def test_a_run_waiting_for_other_machines_says_so_once_its_wait_has_lasted_the_grace_period(
-    held_by_another_machine: Callable[..., _Held], monkeypatch: pytest.MonkeyPatch
-) -> None:
-    # On a storage without heartbeat (journal files, Redis) a run whose every slot another machine's trial
-    # holds says so once, after the heartbeat's grace period (5 s here): never, before; at once would be
-    # noise for the usual short wait. The clock is the test's own (a sleep moves it on), so nothing races.
+def _wait_notes_said(
+    study: optuna.Study, plan: StudyPlan, stop: threading.Event, sleeps: list[float]
+) -> list[float]:
+    """Run `study`'s trials until `stop` is set; the test's clock (`_fake_clock`'s `sleeps`) as each note that
+    the run waits for the study's last trials was said."""
     import logging
 
-    monkeypatch.setenv("HPOTOOL_HEARTBEAT_GRACE", "5")
-    plan, study, _, held = held_by_another_machine()
-    stop = threading.Event()
-    sleeps = _fake_clock(monkeypatch, lambda n: sum(sleeps) >= 20 and stop.set())
-    said: list[float] = []  # the test's clock as each note on the wait is said
+    said: list[float] = []
 
     class Said(logging.Handler):
         def emit(self, record: logging.LogRecord) -> None:
@@ -388,6 +376,22 @@ def test_a_run_waiting_for_other_machines_says_so_once_its_wait_has_lasted_the_g
         run_trials(study, plan, stop)
     finally:
         logging.getLogger("hpotool").removeHandler(handler)
+    return said
+
+
+@pytest.mark.parametrize("storage", ["journal", "redis"], indirect=True)
+def test_a_run_waiting_for_other_machines_says_so_once_its_wait_has_lasted_the_grace_period(
+    held_by_another_machine: Callable[..., _Held], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # On a storage without heartbeat (journal files, Redis) a run whose every slot another machine's trial
+    # holds says so once, after the heartbeat's grace period (5 s here): never, before; at once would be
+    # noise for the usual short wait. The clock is the test's own (a sleep moves it on), so nothing races.
+
+    monkeypatch.setenv("HPOTOOL_HEARTBEAT_GRACE", "5")
+    plan, study, _, held = held_by_another_machine()
+    stop = threading.Event()
+    sleeps = _fake_clock(monkeypatch, lambda n: sum(sleeps) >= 20 and stop.set())
+    said = _wait_notes_said(study, plan, stop, sleeps)
     assert len(said) == 1, said  # once, however long the wait
     assert 5 <= said[0] <= 5 + POLL_S, said  # as the wait's grace ended, not before, nor a poll later
     assert [t.state for t in study.get_trials()] == [TrialState.RUNNING] and held.number == 0
@@ -405,7 +409,6 @@ def test_the_note_on_waiting_for_other_machines_counts_each_wait_from_its_own_st
     # again said "note: waiting for the study's last trials ..." before the second wait had lasted the grace
     # period (5 s here). Every slot of 3 is another machine's; 3 s into the wait one fails, and the run
     # trains a trial in its slot, then waits again. The clock is the test's own: nothing races.
-    import logging
 
     from tests.test_workers import _study_configs
 
@@ -413,7 +416,7 @@ def test_the_note_on_waiting_for_other_machines_counts_each_wait_from_its_own_st
     plan = prepare_study(*_study_configs(tmp_path, run_dict, opt_dict, storage, 3))
     study, _ = open_study(plan)
     other = optuna.load_study(study_name=storage[1], storage=make_storage(storage[0]))
-    held = [_ask(other) for _ in range(3)]
+    held = [ask_with_heartbeat(other) for _ in range(3)]
     for trial in held:
         trial.set_user_attr("worker", {"host": "machine-b.example", "pid": 4242})
     stop = threading.Event()
@@ -427,19 +430,7 @@ def test_the_note_on_waiting_for_other_machines_counts_each_wait_from_its_own_st
             stop.set()
 
     sleeps = _fake_clock(monkeypatch, on_call)
-    said: list[float] = []  # the test's clock as each note on the wait is said
-
-    class Said(logging.Handler):
-        def emit(self, record: logging.LogRecord) -> None:
-            if record.getMessage().startswith("note: waiting for the study's last trials"):
-                said.append(sum(sleeps))
-
-    handler = Said()
-    logging.getLogger("hpotool").addHandler(handler)
-    try:
-        run_trials(study, plan, stop)
-    finally:
-        logging.getLogger("hpotool").removeHandler(handler)
+    said = _wait_notes_said(study, plan, stop, sleeps)
     states = [t.state for t in other.get_trials()]
     assert states == [TrialState.FAIL, TrialState.RUNNING, TrialState.RUNNING, TrialState.COMPLETE], states
     assert len(said) == 1, said

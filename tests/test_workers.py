@@ -13,7 +13,6 @@ import sys
 import threading
 import time
 import uuid
-import warnings
 from collections.abc import Callable, Iterator
 from datetime import datetime
 from pathlib import Path
@@ -39,7 +38,7 @@ from hpotool.study_run import run_study
 from hpotool.trial_setup import has_slot
 from hpotool.worker_args import worker_device, worker_threads
 from hpotool.workers import run_workers
-from tests.conftest import unique_name, write_yaml
+from tests.conftest import ask_with_heartbeat, unique_name, write_yaml
 
 REPO = Path(__file__).resolve().parents[1]
 SERVERS = {
@@ -2191,9 +2190,7 @@ def test_warm_starts_another_host_queued_stay_queued_while_the_study_is_in_use(
     study, _ = open_study(plan)
     point = {"optimizer.lr": 0.005, "model.hidden.0": 16}
     if running is not None:
-        with warnings.catch_warnings():  # "Heartbeat of storage is supposed to be used with Study.optimize."
-            warnings.simplefilter("ignore", UserWarning)
-            trial = study.ask()
+        trial = ask_with_heartbeat(study)
         trial.set_user_attr("worker", {"host": "elsewhere", "pid": 4242})
         study._storage.record_heartbeat(trial._trial_id)
         if running == "stale":
@@ -2477,9 +2474,7 @@ def test_the_run_s_streak_passes_over_the_fail_trials_whose_run_did_not_fail(
     main = os.getpid()
 
     def ended(reason: str, *, run_failed: bool) -> None:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", UserWarning)  # "heartbeat ... supposed to be used with optimize"
-            trial = study.ask()
+        trial = ask_with_heartbeat(study)
         trial.set_user_attr("worker", {**owner(), "main": main})
         assert fail_trial(study._storage, trial._trial_id, reason, run_failed=run_failed)
 

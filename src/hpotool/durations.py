@@ -19,9 +19,10 @@ if TYPE_CHECKING:  # no heavy import: the tracking and the CLI's tables use it
     from optuna.trial import FrozenTrial
 
 # The start of the `fail_reason` another process gives a trial whose worker it found dead: the heartbeat's
-# stale check and `fail-stale` (`heartbeat.fail_stale_trials`), the dead-worker check (`dead_trials`).
+# stale check and `fail-stale` (`heartbeat.fail_stale_trials`), the dead-worker check and the check for trials
+# whose process ended before it recorded itself or beat (`dead_trials`: "abandoned").
 # Optuna's datetimes then span from its start to that mark: 637 s for a trial killed after 1.5 s.
-_FOUND_DEAD = ("stale:", "worker died")
+_FOUND_DEAD = ("stale:", "worker died", "abandoned:")
 # The trial's system attrs holding its measured wall time, in seconds, and when it was asked, in seconds
 # since the epoch (`time.time()`).
 SECONDS_ATTR = "hpotool:seconds"

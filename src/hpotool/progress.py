@@ -83,10 +83,10 @@ def _finished_order(trial: FrozenTrial) -> tuple[Any, int]:
 
 
 def _front_as_of(study: optuna.Study, trial: FrozenTrial) -> list[FrozenTrial]:
-    """The study's Pareto front (`study.best_trials`, constraints respected as Optuna does; with one
-    objective, the trials of the best value) of the trials that had finished when `trial` did: with --workers
-    a trial's line is printed once the main process sees it, when later trials may have finished too (trial
-    0's line said "Pareto front: 2 trials", counting trial 1, and had no "new best" when trial 1 beat it)."""
+    """The study's Pareto front (`study.best_trials`, constraints respected as Optuna does) of the trials that
+    had finished when `trial` did: with --workers a trial's line is printed once the main process sees it,
+    when later trials may have finished too (trial 0's line said "Pareto front: 2 trials", counting trial 1).
+    A single-objective study's "new best" is found so too, in one pass (`_new_best`)."""
     from optuna.study._multi_objective import _get_pareto_front_trials_by_trials
 
     if trial.datetime_complete is None:
@@ -104,9 +104,28 @@ def _front_as_of(study: optuna.Study, trial: FrozenTrial) -> list[FrozenTrial]:
 
 def _new_best(study: optuna.Study, trial: FrozenTrial) -> bool:
     """Whether `trial` was the single-objective study's best as it finished: the first to reach the best
-    value of the trials finished by then (a later tie is no news)."""
-    front = _front_as_of(study, trial)
-    return bool(front) and min(front, key=_finished_order).number == trial.number
+    value of the trials finished by then (a later tie is no news), of those that meet the constraints, as
+    `study.best_trial` counts them (a trial without constraints meets them): with --workers, trial 0's line
+    had no "new best" where trial 1 beat it before the line was printed. One pass over the complete trials:
+    their Pareto front (`_front_as_of`) took 40 ms a finished trial at 5,000 trials."""
+    if trial.datetime_complete is None or trial.value is None or not _feasible(trial):
+        return False
+    minimize = study.direction == optuna.study.StudyDirection.MINIMIZE
+    value, when = trial.value, _finished_order(trial)
+    return not any(
+        t.number != trial.number
+        and t.datetime_complete is not None
+        and t.value is not None
+        and (t.value <= value if minimize else t.value >= value)
+        and _finished_order(t) <= when
+        and _feasible(t)
+        for t in study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))
+    )
+
+
+def _feasible(trial: FrozenTrial) -> bool:
+    """Whether `trial` meets its constraints, as Optuna's best trial counts them: all of them 0 or less."""
+    return all(c <= 0.0 for c in trial.constraints.values())
 
 
 class RunProgress:

@@ -168,7 +168,7 @@ def saved_run_of(folder: Path, cfg: RunConfig, info: dict[str, Any]) -> SavedRun
     now = yaml.safe_load(dump_yaml(cfg.model_dump(mode="json")))  # as config.yaml reads back
     shown = [(k, summary.get(k), v) for k, v in info.items() if summary.get(k) != v]
     difference = shown[0] if shown else _difference(saved, now)
-    if difference is not None and (misspelt := _misspelt(saved, now)) is not None:
+    if difference is not None and (misspelt := _misspelt(saved, now, cfg)) is not None:
         # a key edited by hand (`batchsize`) read as another config: "(batch_size: null saved, 32 now)"
         typo, meant = misspelt
         raise HpoError(
@@ -197,20 +197,28 @@ def _difference(saved: Any, now: Any, path: str = "") -> tuple[str, Any, Any] | 
     return None if saved == now else (path or "config", saved, now)
 
 
-def _misspelt(saved: Any, now: Any, path: str = "") -> tuple[str, str] | None:
-    """The first key of a saved config dict that is a misspelling of a key of `now` it lacks, and that key,
-    as dotted paths; None where there is none. A section of another component (its `name` differs) is not
-    searched: its arguments differ by right."""
+def _misspelt(saved: Any, now: Any, model: Any, path: str = "") -> tuple[str, str] | None:
+    """The first key of a saved config dict that is a misspelling of a key of `now` (the dump of `model`, a
+    RunConfig or one of its sections) it lacks, and that key, as dotted paths; None where there is none. Only
+    the keys the models declare are looked for: a component's own arguments (`model: {name: my.pkg:Net,
+    hidden: 8}`) and a training function's keys are the user's to name, and a saved run whose model took
+    `hidden` where this config's takes `hidden_size` is another config, not a typo in its config.yaml. A
+    section of another component (its `name` differs) is not searched: its arguments differ by right."""
+    from pydantic import BaseModel
+
     from hpotool.near_names import closest
 
     if not (isinstance(saved, dict) and isinstance(now, dict)) or saved.get("name") != now.get("name"):
         return None
-    lacked = [key for key in now if key not in saved]
+    declared = type(model).model_fields
+    lacked = [key for key in now if key not in saved and key in declared]
     for key in saved:
-        near = closest(str(key), lacked, n=1) if key not in now else []
+        near = closest(str(key), lacked, n=1) if key not in now and key not in declared else []
         if near:
             return f"{path}{key}", f"{path}{near[0]}"
-        found = _misspelt(saved[key], now.get(key), f"{path}{key}.")
-        if found is not None:
-            return found
+        section = getattr(model, key) if key in declared else None
+        if isinstance(section, BaseModel):
+            found = _misspelt(saved[key], now.get(key), section, f"{path}{key}.")
+            if found is not None:
+                return found
     return None

@@ -184,10 +184,18 @@ class CategoricalParam(_Param):
         for one value or a bare `relu, gelu` where the list goes ("Input should be a valid list" said neither
         what to write)."""
         if isinstance(choices, str | int | float) and not str(choices).lstrip().startswith("["):
-            items = [c.strip() for c in choices.split(",")] if isinstance(choices, str) else [choices]
+            # the text's places left empty (`relu,, gelu`, or blank) left out: `choices: []` is refused too
+            items = (
+                [c.strip() for c in choices.split(",") if c.strip()]
+                if isinstance(choices, str)
+                else [choices]
+            )
             listed = ", ".join(c if isinstance(c, str) else format_choice(c) for c in items)
             given = f"the text {json.dumps(choices)}" if isinstance(choices, str) else format_choice(choices)
-            raise ValueError(f"expected a list, got {given}; write choices: [{listed}]")
+            fix = (
+                f"write choices: [{listed}]" if items else "write the values to choose from as a list: [a, b]"
+            )
+            raise ValueError(f"expected a list, got {given}; {fix}")
         for c in choices if isinstance(choices, list) else []:
             if not _plain(c):
                 raise ValueError(

@@ -112,10 +112,16 @@ def has_slot(study: optuna.Study, trial: optuna.Trial, target: int) -> bool:
 
 def _others_asked(study: optuna.Study, unasked: Unasked, mine: int) -> bool:
     """Whether another process has asked a trial since this one opened the study (a trial `unasked` names,
-    other than this process's first, `mine`, has left the queue or was created)."""
+    other than this process's first, `mine`, was created, or was taken from the queue: started). A queued
+    trial the resume marked FAIL as it waited ('dropped: ...', never started) was asked by no process: taken
+    for another's, it seeded a process resuming alone apart, and the same resume drew other values each time."""
     asked = (TrialState.RUNNING, TrialState.COMPLETE, TrialState.PRUNED, TrialState.FAIL)
     trials = study._storage.get_all_trials(study._study_id, deepcopy=False, states=asked)
-    return any(t.number != mine and (t.number >= unasked.since or t.number in unasked.queued) for t in trials)
+    return any(
+        t.number != mine
+        and (t.number >= unasked.since or (t.number in unasked.queued and t.datetime_start is not None))
+        for t in trials
+    )
 
 
 def _own_seeds(study: optuna.Study, trial: optuna.Trial, plan: StudyPlan, existing: int) -> None:
