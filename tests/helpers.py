@@ -184,19 +184,32 @@ class TorchvisionStyle(nn.Module):
 
 
 class SlowModel(nn.Module):
-    """A linear model that sleeps in every forward pass, so a trial is still running when a test acts."""
+    """A linear model that sleeps in every forward pass, so a trial is still running when a test acts. With
+    `hold` (a file's path), a forward pass finding that file waits while it is there, and says so by making
+    `hold.held`: a test acting then knows a trial is mid-training, however slow the machine. Only a training
+    batch larger than the check's before any trial (`preflight.DRY_RUN_SAMPLES`) is held."""
 
-    def __init__(self, in_features: int, out_features: int, width: int = 8, sleep: float = 0.02) -> None:
+    def __init__(
+        self, in_features: int, out_features: int, width: int = 8, sleep: float = 0.02, hold: str = ""
+    ) -> None:
         super().__init__()
         self.sleep = sleep
+        self.hold = hold
         self.net = nn.Sequential(
             nn.Flatten(), nn.Linear(in_features, width), nn.ReLU(), nn.Linear(width, out_features)
         )
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        import os
         import time
 
         time.sleep(self.sleep)
+        from hpotool.preflight import DRY_RUN_SAMPLES
+
+        if self.hold and self.training and x.shape[0] > DRY_RUN_SAMPLES and os.path.exists(self.hold):
+            open(f"{self.hold}.held", "w").close()
+            while os.path.exists(self.hold):
+                time.sleep(0.01)
         return self.net(x)
 
 

@@ -29,7 +29,6 @@ from .test_workers import (
     _kill_session,
     _optimize_args,
     _running_with_epochs,
-    _signal_in_trials,
     _study_of,
     _study_or_none,
     _wait_for,
@@ -50,32 +49,42 @@ def _signal_after(monkeypatch: pytest.MonkeyPatch, owner: Any, name: str) -> Non
     monkeypatch.setattr(owner, name, then_ctrl_c)
 
 
-def _configs(tmp_path: Path, run_dict: dict[str, Any], opt_dict: dict[str, Any], n: int) -> list[str]:
-    run = {**run_dict, "epochs": 4, "model": {"name": "tests.helpers:SlowModel", "sleep": 0.05}}
+def _configs(
+    tmp_path: Path, run_dict: dict[str, Any], opt_dict: dict[str, Any], n: int, hold: Path | None = None
+) -> list[str]:
+    model = {"name": "tests.helpers:SlowModel", "sleep": 0.05, **({"hold": str(hold)} if hold else {})}
+    run = {**run_dict, "epochs": 4, "model": model}
     opt = {**opt_dict, "n_trials": n, "search_space": {"model.width": {"type": "int", "low": 4, "high": 64}}}
     paths = write_yaml(tmp_path / "run.yaml", run), write_yaml(tmp_path / "optimize.yaml", opt)
     return ["optimize", "-r", str(paths[0]), "-o", str(paths[1]), "-q"]
 
 
 def _interrupt_mid_trial(
-    tmp_path: Path, args: list[str], url: str, how: signal.Signals
-) -> tuple[int, str, optuna.Study]:
+    tmp_path: Path, run_dict: dict[str, Any], opt_dict: dict[str, Any], how: signal.Signals
+) -> tuple[list[str], int, str, optuna.Study]:
+    """`optimize` of 3 trials in a process of its own, `how` sent to it while its first trial trains (held
+    in a forward pass: a trial found RUNNING in the storage could be ending, its signal then coming between
+    trials under load); the args, its exit code, what it printed, and the study. The hold is let go after."""
+    hold = tmp_path / "hold"
+    hold.touch()
+    args = _configs(tmp_path, run_dict, opt_dict, 3, hold)
     proc = _hpotool(args, tmp_path)
     try:
-        study = _study_of(url)
-        _signal_in_trials(study, how)  # the trial runs in the command itself (no workers)
+        _wait_for(lambda: proc.poll() is not None or Path(f"{hold}.held").exists(), timeout=300)
+        assert proc.poll() is None, proc.communicate()[0]
+        os.kill(proc.pid, how)
         output, _ = proc.communicate(timeout=60)
     finally:
         proc.kill()
-    return proc.returncode, output, study
+        hold.unlink()
+    return args, proc.returncode, output, _study_of(opt_dict["storage"])
 
 
 @pytest.mark.parametrize(("how", "code"), [(signal.SIGINT, 130), (signal.SIGTERM, 143)])
 def test_a_signal_ends_the_trial_as_interrupted_and_the_study_resumes(
     tmp_path: Path, run_dict: dict[str, Any], opt_dict: dict[str, Any], how: signal.Signals, code: int
 ) -> None:
-    args = _configs(tmp_path, run_dict, opt_dict, 3)
-    returncode, output, study = _interrupt_mid_trial(tmp_path, args, opt_dict["storage"], how)
+    args, returncode, output, study = _interrupt_mid_trial(tmp_path, run_dict, opt_dict, how)
     assert returncode == code, output
     assert "interrupted: the running trial ended as FAIL" in output and "Traceback" not in output
     # 'run now' counts the interrupted trial too: '0/3 finished, 1 run now' read as one trial running
@@ -92,8 +101,7 @@ def test_a_signal_ends_the_trial_as_interrupted_and_the_study_resumes(
 def test_after_kill_9_the_dead_trial_is_failed_and_rerun(
     tmp_path: Path, run_dict: dict[str, Any], opt_dict: dict[str, Any]
 ) -> None:
-    args = _configs(tmp_path, run_dict, opt_dict, 3)
-    returncode, _, study = _interrupt_mid_trial(tmp_path, args, opt_dict["storage"], signal.SIGKILL)
+    args, returncode, _, study = _interrupt_mid_trial(tmp_path, run_dict, opt_dict, signal.SIGKILL)
     assert returncode == -signal.SIGKILL
     (stuck,) = [t for t in study.get_trials(deepcopy=False) if t.state == TrialState.RUNNING]
     _in_this_process(args)  # the resume: no signal to send it, so no process of its own
