@@ -97,6 +97,25 @@ def test_output_into_a_closed_pipe_stops_quietly_with_141(
         assert [t.state for t in trials] == [TrialState.COMPLETE] * 3
 
 
+def test_bars_forced_onto_a_closed_pipe_stop_quietly_with_141(
+    tmp_path: Path, run_dict: dict[str, Any], opt_dict: dict[str, Any]
+) -> None:
+    # FORCE_COLOR=1 (set by many CI services) makes rich draw the progress bars on a pipe: with `|& head -n 1`
+    # the closed pipe's interrupt came as the bars hid the cursor, their start cut off before rich's Live
+    # hooked into its console, and taking them away raised IndexError: exit 1, not 141.
+    write_configs(tmp_path, run_dict, opt_dict)
+    read, write = os.pipe()
+    command = [sys.executable, "-m", "hpotool", *_OPTIMIZE, "--n-trials", "40"]
+    env = {**os.environ, "FORCE_COLOR": "1"}
+    with subprocess.Popen(command, cwd=tmp_path, stdout=write, stderr=write, env=env) as proc:
+        os.close(write)
+        with os.fdopen(read, "rb") as reader:
+            assert reader.readline().startswith(b"new study 'tiny'")
+        assert proc.wait(timeout=120) == 141
+    trials = load_study(opt_dict).get_trials(deepcopy=False)
+    assert len(trials) < 40 and not [t.number for t in trials if t.state == TrialState.RUNNING]
+
+
 def test_a_worker_s_output_into_a_closed_pipe_goes_nowhere_and_leaves_the_stop_to_its_main_process(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
