@@ -179,22 +179,24 @@ def test_a_file_or_an_unguarded_stream_is_not_looked_at(
     assert not pipes.pipe_closed()
 
 
-def test_workers_on_long_trials_stop_when_the_reader_goes_not_when_a_trial_ends(
-    tmp_path: Path, run_dict: dict[str, Any], opt_dict: dict[str, Any]
+@pytest.mark.parametrize("workers", [(), ("--workers", "2")], ids=["one-process", "workers"])
+def test_long_trials_stop_when_the_reader_goes_not_when_a_trial_ends(
+    tmp_path: Path, run_dict: dict[str, Any], opt_dict: dict[str, Any], workers: tuple[str, ...]
 ) -> None:
     # `hpotool optimize --workers 2 ... |& head -n 1` on trials of hours: the main process wrote nothing
     # until a trial ended, so the workers trained on for as long as their trials took (and a study of short
     # trials ran to its end between two looks: CI saw all 40 of 40 run). Now the next look stops them.
+    # Without workers the trial's own epochs look (before, it trained on until its end too).
     run_dict["epochs"] = 10**6
     write_configs(tmp_path, run_dict, opt_dict)
     read, write = os.pipe()
-    command = [sys.executable, "-m", "hpotool", *_OPTIMIZE, "--n-trials", "2", "--workers", "2"]
+    command = [sys.executable, "-m", "hpotool", *_OPTIMIZE, "--n-trials", "2", *workers]
     proc = subprocess.Popen(command, cwd=tmp_path, stdout=write, stderr=write, start_new_session=True)
     try:
         os.close(write)
         with os.fdopen(read, "rb") as reader:
             assert reader.readline().startswith(b"new study 'tiny'")
-            _wait_for_running(opt_dict, 2)  # the reader goes while both workers train
+            _wait_for_running(opt_dict, 2 if workers else 1)  # the reader goes while every trial trains
         assert proc.wait(timeout=300) == 141
     finally:
         if proc.poll() is None:  # before the fix: the trials run for hours; end them and their workers
