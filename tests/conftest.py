@@ -23,6 +23,22 @@ from hypothesis import settings
 
 import hpotool.cli.terminal
 
+# What a user's shell may carry into `make test` and would change what the commands the tests run print, or
+# how long they wait: hpotool's own settings (HPOTOOL_HEARTBEAT_GRACE=5 made every "stale: no heartbeat for
+# 60 s" a "5 s"; the tests that need one set it), and rich's terminal settings (FORCE_COLOR=1, which many CI
+# services set, drew progress bars into every command's captured stderr; COLUMNS and LINES sized its tables).
+# The suite's own switches (HPOTOOL_REQUIRE_*, HPOTOOL_WRITE_ERRORS_DOC, HPOTOOL_TEST_*) are kept.
+_SUITE_SWITCHES = ("HPOTOOL_REQUIRE_", "HPOTOOL_WRITE_ERRORS_DOC", "HPOTOOL_TEST_")
+for _name in list(os.environ):
+    if (_name.startswith("HPOTOOL_") and not _name.startswith(_SUITE_SWITCHES)) or _name in (
+        "FORCE_COLOR",
+        "TTY_COMPATIBLE",
+        "TTY_INTERACTIVE",
+        "COLUMNS",
+        "LINES",
+    ):
+        del os.environ[_name]
+
 # Wide, colourless output so messages are asserted whole (fastapi-cli widens its console the same way).
 os.environ["NO_COLOR"] = "1"
 for _console in (hpotool.cli.terminal.out_console(), hpotool.cli.terminal.err_console()):

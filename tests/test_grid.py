@@ -333,7 +333,7 @@ def test_a_worker_waits_for_the_last_brute_force_point_another_runs_instead_of_r
 
 @pytest.mark.filterwarnings("ignore:Heartbeat of storage is supposed to be used with Study.optimize")
 def test_a_brute_force_trial_draws_its_values_after_the_trial_another_worker_asked_before_it(
-    tmp_path: Path, run_dict: dict[str, Any], opt_dict: dict[str, Any]
+    tmp_path: Path, run_dict: dict[str, Any], opt_dict: dict[str, Any], monkeypatch: pytest.MonkeyPatch
 ) -> None:
     # Two workers asking at the same moment both drew from the trials stored before either had drawn: with
     # --workers 2 a 3-point brute force ran 6 trials, each point twice. Here the other worker's trial is
@@ -342,6 +342,13 @@ def test_a_brute_force_trial_draws_its_values_after_the_trial_another_worker_ask
     import threading
     import time
 
+    import hpotool.trial_setup
+
+    # The run waits for the other trial to draw (the thread below draws it, a second after this process has
+    # asked): up to DRAW_WAIT_S, 10 s, which a thread starved that long on a loaded machine outlasts (the
+    # run then draws first, and the thread copies its point). An hour here: the thread always draws within
+    # its own bounds, 61 s.
+    monkeypatch.setattr(hpotool.trial_setup, "DRAW_WAIT_S", 3600.0)
     plan, study = _opened(tmp_path, run_dict, opt_dict, "bruteforce", ACTIVATIONS)
     other = study.ask()  # asked before this process's first trial, its value not yet drawn
     other.set_user_attr("worker", ELSEWHERE)

@@ -97,6 +97,25 @@ def test_output_into_a_closed_pipe_stops_quietly_with_141(
         assert [t.state for t in trials] == [TrialState.COMPLETE] * 3
 
 
+def test_bars_forced_onto_a_closed_pipe_stop_quietly_with_141(
+    tmp_path: Path, run_dict: dict[str, Any], opt_dict: dict[str, Any]
+) -> None:
+    # FORCE_COLOR=1 (set by many CI services) makes rich draw the progress bars on a pipe: with `|& head -n 1`
+    # the closed pipe's interrupt came as the bars hid the cursor, their start cut off before rich's Live
+    # hooked into its console, and taking them away raised IndexError: exit 1, not 141.
+    write_configs(tmp_path, run_dict, opt_dict)
+    read, write = os.pipe()
+    command = [sys.executable, "-m", "hpotool", *_OPTIMIZE, "--n-trials", "40"]
+    env = {**os.environ, "FORCE_COLOR": "1"}
+    with subprocess.Popen(command, cwd=tmp_path, stdout=write, stderr=write, env=env) as proc:
+        os.close(write)
+        with os.fdopen(read, "rb") as reader:
+            assert reader.readline().startswith(b"new study 'tiny'")
+        assert proc.wait(timeout=120) == 141
+    trials = load_study(opt_dict).get_trials(deepcopy=False)
+    assert len(trials) < 40 and not [t.number for t in trials if t.state == TrialState.RUNNING]
+
+
 def test_a_worker_s_output_into_a_closed_pipe_goes_nowhere_and_leaves_the_stop_to_its_main_process(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
@@ -160,22 +179,24 @@ def test_a_file_or_an_unguarded_stream_is_not_looked_at(
     assert not pipes.pipe_closed()
 
 
-def test_workers_on_long_trials_stop_when_the_reader_goes_not_when_a_trial_ends(
-    tmp_path: Path, run_dict: dict[str, Any], opt_dict: dict[str, Any]
+@pytest.mark.parametrize("workers", [(), ("--workers", "2")], ids=["one-process", "workers"])
+def test_long_trials_stop_when_the_reader_goes_not_when_a_trial_ends(
+    tmp_path: Path, run_dict: dict[str, Any], opt_dict: dict[str, Any], workers: tuple[str, ...]
 ) -> None:
     # `hpotool optimize --workers 2 ... |& head -n 1` on trials of hours: the main process wrote nothing
     # until a trial ended, so the workers trained on for as long as their trials took (and a study of short
     # trials ran to its end between two looks: CI saw all 40 of 40 run). Now the next look stops them.
+    # Without workers the trial's own epochs look (before, it trained on until its end too).
     run_dict["epochs"] = 10**6
     write_configs(tmp_path, run_dict, opt_dict)
     read, write = os.pipe()
-    command = [sys.executable, "-m", "hpotool", *_OPTIMIZE, "--n-trials", "2", "--workers", "2"]
+    command = [sys.executable, "-m", "hpotool", *_OPTIMIZE, "--n-trials", "2", *workers]
     proc = subprocess.Popen(command, cwd=tmp_path, stdout=write, stderr=write, start_new_session=True)
     try:
         os.close(write)
         with os.fdopen(read, "rb") as reader:
             assert reader.readline().startswith(b"new study 'tiny'")
-            _wait_for_running(opt_dict, 2)  # the reader goes while both workers train
+            _wait_for_running(opt_dict, 2 if workers else 1)  # the reader goes while every trial trains
         assert proc.wait(timeout=300) == 141
     finally:
         if proc.poll() is None:  # before the fix: the trials run for hours; end them and their workers

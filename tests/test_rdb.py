@@ -43,7 +43,9 @@ def test_make_storage_wraps_every_rdb_url(tmp_path: Path) -> None:
 
 
 def test_reports_of_a_fast_trial_are_written_together_and_before_it_finishes(tmp_path: Path) -> None:
-    url, study = _buffered_study(tmp_path)
+    # "Fast": its reports all come within the flush interval, here an hour, so that a machine stalled for a
+    # second (FLUSH_S, the default) between `ask` and the last report cannot write one early.
+    url, study = _buffered_study(tmp_path, flush_s=3600.0)
     trial = study.ask()
     for step in range(5):
         trial.report(float(step), step)
@@ -100,6 +102,7 @@ def test_a_read_of_a_trial_another_process_ended_drops_its_buffered_reports(
     from hpotool.failed_trials import fail_trial
 
     study = shared_study.study
+    shared_study.mine.flush_s = 3600.0  # buffered however long `ask` takes on a loaded server (FLUSH_S: 1 s)
     trial = study.ask()
     trial.report(0.5, 0)  # buffered
     assert fail_trial(shared_study.other, trial._trial_id, "stale: no heartbeat")

@@ -2383,17 +2383,16 @@ def test_max_failures_counts_the_failed_trials_in_a_row_of_all_workers(
 
 def test_max_failures_with_workers_names_the_run_s_first_error_as_one_process_does(tmp_path: Path) -> None:
     # One process names the first failed trial's error where --max-failures stops the run; --workers named
-    # the run's last. The first trial to fail fails at once, the others a second later: the first to end.
+    # the run's last. The first trial to fail fails at once, the others once it has ended: the first to end.
     marker = tmp_path / "failed_once"
-    run = write_yaml(
-        tmp_path / "r.yaml",
-        {"epochs": 1, "trainer": {"function": "tests.trainers:fails_first_alone", "marker": str(marker)}},
-    )
     space = {"optimizer.lr": {"type": "float", "low": 0.001, "high": 0.1}}
     url = f"sqlite:///{tmp_path / 'm.db'}"
     opt = write_yaml(tmp_path / "o.yaml", {"study_name": "m", "n_trials": 10, "search_space": space})
     for workers in ("1", "2"):
         marker.unlink(missing_ok=True)
+        trainer = {"function": "tests.trainers:fails_first_alone", "marker": str(marker)}
+        trainer.update(storage=url, study=f"m{workers}")
+        run = write_yaml(tmp_path / "r.yaml", {"epochs": 1, "trainer": trainer})
         args = ["optimize", "-r", str(run), "-o", str(opt), "--storage", url, "--study-name", f"m{workers}"]
         with contextlib.chdir(REPO):
             result = _in_this_process([*args, "--workers", workers, "--max-failures", "3", "-q"], exit_code=1)

@@ -246,16 +246,28 @@ def reports_its_imports(report: Report, x: float = 0.5) -> dict[str, float]:
     return metrics
 
 
-def fails_first_alone(report: Report, marker: str) -> dict[str, float]:
+def fails_first_alone(report: Report, marker: str, storage: str, study: str) -> dict[str, float]:
     """Fails every trial: the first to create the file `marker` at once ('the first failure'), every other
-    one a second later ('a later failure'), so the first failure is the first trial to end."""
+    one once that trial has ended FAIL in study `study` at `storage` ('a later failure'), so the first
+    failure is the first trial to end. (It was a second later: a first trial that took longer to write its
+    FAIL, on a loaded machine or behind the SQLite lock, ended after a later one.)"""
     import os
     import time
+
+    import optuna
+    from optuna.trial import TrialState
 
     try:
         os.close(os.open(marker, os.O_CREAT | os.O_EXCL | os.O_WRONLY))
     except FileExistsError:
-        time.sleep(1.0)
+        deadline = time.monotonic() + 120  # a bound against a hang, not a measure
+        while time.monotonic() < deadline:
+            ended = optuna.load_study(study_name=study, storage=storage).get_trials(
+                deepcopy=False, states=(TrialState.FAIL,)
+            )
+            if any("the first failure" in str(t.user_attrs.get("fail_reason")) for t in ended):
+                break
+            time.sleep(0.05)
         raise RuntimeError("a later failure") from None
     raise RuntimeError("the first failure")
 

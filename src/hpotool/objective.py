@@ -18,6 +18,7 @@ from hpotool.data import MEASURES
 from hpotool.epoch import EpochResult, NonFiniteLossError
 from hpotool.interrupts import deferred, raise_dropped
 from hpotool.overrides import apply_overrides, leaf_values
+from hpotool.pipes import look_for_a_gone_reader
 from hpotool.plan import StudyPlan
 from hpotool.runner import RunResult, train_run
 from hpotool.sampler_hooks import failed_hook, hook_reason, sampling_method
@@ -119,6 +120,9 @@ class _Objective:
             if observer is not None:
                 observer.epoch_ended(trial.number, result)
             raise_dropped()  # Ctrl-C, SIGTERM a finalizer swallowed while this epoch trained
+            # `optimize ... |& head -n 1`: stderr's reader gone, found at the epoch's end, not once the trial
+            # has ended and its line is written (a trial of hours trained on for hours)
+            look_for_a_gone_reader()
             for name in watched:  # pruned before Optuna sees a NaN it would report or store as a value
                 value = result.metrics.get(name)
                 if value is not None and not math.isfinite(value):

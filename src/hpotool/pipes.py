@@ -101,7 +101,8 @@ def _reader_gone(stream: TextIO, stop: bool) -> None:
 def look_for_a_gone_reader() -> None:
     """Stop as a write into the closed pipe would, where stderr is a pipe whose reader has gone: the main
     process of `optimize --workers N |& head -n 1` writes only when a trial ends, and its workers ran on
-    until one did (a long trial: for as long as it took; short ones: the whole study, between two looks).
+    until one did (a long trial: for as long as it took; short ones: the whole study, between two looks);
+    so did `optimize` without workers, whose trials look at each epoch's end now.
     Linux reports the write end of a pipe with no reader as POLLERR, found without writing to it; where
     it is not reported, the next trial line finds the pipe closed, as before."""
     stream = sys.stderr

@@ -70,6 +70,20 @@ def _is_terminal(stream: Any) -> bool:
         return False
 
 
+def start(progress: Progress) -> None:
+    """Show the bars. A start cut off before rich's Live hooked itself into its console (the interrupt of a
+    closed pipe as it hid the cursor, with FORCE_COLOR on a pipe; a Ctrl-C at that instant) left it marked
+    started: `stop` then failed with IndexError (pop from empty list), and the command exited 1 where it
+    owed 141 or 130. It is hooked in then, so that `stop` takes it away whole (the cursor shown again)."""
+    live = progress.live
+    try:
+        progress.start()
+    except BaseException:
+        if live.is_started and live not in live.console._render_hooks:
+            live.console.push_render_hook(live)
+        raise
+
+
 def stop(progress: Progress) -> None:
     """Take the bars away. `Progress.stop()` also prints an empty line where stderr is no terminal (a log
     file, a pipe), where the transient bars showed nothing: a blank line after the last trial's or run's
@@ -140,7 +154,11 @@ class RunProgress:
         self.task = self.progress.add_task("", total=1, info="", visible=False)
 
     def __enter__(self) -> RunProgress:
-        self.progress.start()
+        try:
+            start(self.progress)
+        except BaseException:
+            stop(self.progress)  # `with` calls no __exit__ for an __enter__ that raised
+            raise
         return self
 
     def __exit__(self, *exc: object) -> None:
@@ -227,7 +245,7 @@ class RichObserver:
     ) -> None:
         """`target` None: no trial count, the timeout ends the study (the bar counts up, n/?). `joined`: the
         study existed before this command opened it (another machine created it, or a resume)."""
-        self.progress.start()
+        start(self.progress)
         self.trials_task = self.progress.add_task("trials", total=target, completed=already_done, info="")
         self.epochs_task = self.progress.add_task("epochs", total=1, info="", visible=False)
         line = resume_line(study, target, already_done, joined)
