@@ -255,7 +255,7 @@ CASES = [
     Case(
         "wrong-type",
         "a value of the wrong type",
-        "error: run.yaml: epochs: Input should be a valid integer, unable to parse string as an integer, got many",
+        "error: run.yaml: epochs: Input should be a valid integer, got many; write a whole number",
         run={"epochs": "many"},
     ),
     Case(
@@ -291,7 +291,7 @@ CASES = [
     Case(
         "empty-choices",
         "an empty choices list",
-        "error: optimize.yaml: search_space.model.activation.choices: List should have at least 1 item after validation, not 0, got []",
+        "error: optimize.yaml: search_space.model.activation.choices: must have at least 1 item, got []",
         optimize={"search_space": {"model.activation": {"type": "categorical", "choices": []}}},
     ),
     Case(
@@ -442,7 +442,7 @@ CASES = [
     Case(
         "sampler-kwarg-type",
         "a sampler argument of the wrong type (1e3 is read as 1000.0 and converted to 1000, as config fields are)",
-        "error: optimize.yaml: sampler.kwargs: sampler 'tpe' argument 'seed': Input should be a valid integer, got a number with a fractional part (1.5)",
+        "error: optimize.yaml: sampler.kwargs: sampler 'tpe' argument 'seed': Input should be a valid integer, got a number with a fractional part (1.5); write a whole number",
         optimize={"sampler": {"name": "tpe", "kwargs": {"seed": 1.5}}},
     ),
     Case(
@@ -740,7 +740,7 @@ CASES = [
     Case(
         "invalid-value",
         "a search value that fails RunConfig validation",
-        "error: optimize.yaml: search_space.epochs: with epochs=0: epochs: Input should be greater than or equal to 1, got 0",
+        "error: optimize.yaml: search_space.epochs: with epochs=0: epochs: must be 1 or more, got 0",
         optimize={"search_space": {"epochs": {"type": "int", "low": 0, "high": 3}}},
     ),
     Case(
@@ -808,7 +808,7 @@ CASES = [
     Case(
         "zero-trials",
         "n_trials <= 0",
-        "error: optimize.yaml: n_trials: Input should be greater than 0, got 0",
+        "error: optimize.yaml: n_trials: must be above 0, got 0",
         optimize={"n_trials": 0},
     ),
     Case(
@@ -820,13 +820,13 @@ CASES = [
     Case(
         "zero-trials-flag",
         "--n-trials 0",
-        "error: --n-trials: Input should be greater than 0, got 0",
+        "error: --n-trials: must be above 0, got 0",
         args=("--n-trials", "0"),
     ),
     Case(
         "zero-workers-flag",
         "--workers 0",
-        "error: --workers: Input should be greater than or equal to 1, got 0",
+        "error: --workers: must be 1 or more, got 0",
         args=("--workers", "0"),
     ),
     Case(
@@ -1688,7 +1688,7 @@ CASES = [
     Case(
         "section-choice-bad-value",
         "a whole-section choice with a value its section refuses",
-        "error: optimize.yaml: search_space.optimizer.choices.0.lr: Input should be greater than 0, got -0.1",
+        "error: optimize.yaml: search_space.optimizer.choices.0.lr: must be above 0, got -0.1",
         optimize={
             "search_space": {
                 "optimizer": {

@@ -684,7 +684,7 @@ def test_python_m_hpotool_exits_with_the_commands_code_after_a_caught_ctrl_c(tmp
         (["optimise"], "error: No such command 'optimise'. Did you mean 'optimize'? (see hpotool --help)"),
         (
             ["trials", "--study-name", "x", "--top", "0"],
-            "error: --top: Input should be greater than or equal to 1, got 0",
+            "error: --top: must be 1 or more, got 0",
         ),
         (
             ["optimize", "-r", "run.yaml"],
@@ -712,12 +712,12 @@ def test_python_m_hpotool_exits_with_the_commands_code_after_a_caught_ctrl_c(tmp
         (
             # -1 ("never", as the help's 0 is) stopped the study at its first failed trial
             ["optimize", "-r", "run.yaml", "-o", "opt.yaml", "--max-failures", "-1"],
-            "error: --max-failures: Input should be greater than or equal to 0, got -1",
+            "error: --max-failures: must be 0 or more, got -1",
         ),
         (
             # read "Invalid value for '--workers': ..." without the value, unlike --n-trials 0 (got 0)
             ["optimize", "-r", "run.yaml", "-o", "opt.yaml", "--workers", "0"],
-            "error: --workers: Input should be greater than or equal to 1, got 0",
+            "error: --workers: must be 1 or more, got 0",
         ),
         (
             ["optimize", "-r", "run.yaml", "-o", "opt.yaml", "--timeout", "1h"],

@@ -98,11 +98,11 @@ def test_a_misspelt_key_of_the_section_itself_is_suggested(section: dict[str, An
         ({"optimizr": {}}, "run.yaml: unknown key 'optimizr' (did you mean 'optimizer'?)"),
         ({"optimizer": {"name": "adamx"}}, "unknown optimizer 'adamx' (did you mean 'adam'?)"),
         ({"epochs": "many"}, "run.yaml: epochs: Input should be a valid integer"),
-        ({"epochs": 0}, "run.yaml: epochs: Input should be greater than or equal to 1"),
+        ({"epochs": 0}, "run.yaml: epochs: must be 1 or more"),
         ({"device": "gpu"}, "run.yaml: device: must be auto, cpu, cuda, cuda:N or mps, got gpu"),
         ({"model": {"name": "mlp", "hiden": 3}}, "did you mean 'hidden'?"),
         ({"model": {"name": "mlp", "in_features": 3}}, "'in_features' is set by hpotool"),
-        ({"data": {"val_fraction": 1.5}}, "run.yaml: data.val_fraction: Input should be less than 1"),
+        ({"data": {"val_fraction": 1.5}}, "run.yaml: data.val_fraction: must be below 1, got 1.5"),
         ({"model": {"name": "nomodule.x:Y"}}, "cannot import 'nomodule.x:Y': No module named 'nomodule'"),
         ({"model": "mlp"}, "run.yaml: model: expected a mapping, got mlp; write model: {name: mlp}"),
         (
@@ -191,7 +191,7 @@ def test_pruner_null_means_no_pruning(tmp_path: Path) -> None:
             "study_name: 'x.' ends in '.' (its file would be studies/x..db); drop the final '.'",
         ),
         ({"study_name": "a" * 245}, "study_name: is 245 characters long; give at most 244"),
-        ({"n_trials": 0}, "n_trials: Input should be greater than 0"),
+        ({"n_trials": 0}, "n_trials: must be above 0"),
         ({"direction": "up"}, "direction: Input should be minimize or maximize, got up"),
         # a British spelling, or the start alone (Ray Tune's mode: max), got no "did you mean"
         (
@@ -230,7 +230,7 @@ def test_pruner_null_means_no_pruning(tmp_path: Path) -> None:
         ),
         (
             {"search_space": {"x": {"type": "categorical", "choices": []}}},
-            "search_space.x.choices: List should have at least 1 item",
+            "search_space.x.choices: must have at least 1 item",
         ),
         (
             {"search_space": {"x": {"type": "int", "low": 1, "high": 10, "step": 4}}},
@@ -917,7 +917,7 @@ def test_an_argument_near_name_beside_a_name_is_not_suggested_name(tmp_path: Pat
     [
         (  # passed the config and the dry run; every trial failed "Overflow when unpacking long long"
             {"torch_threads": 10**30},
-            "torch_threads: Input should be less than or equal to 2147483647, got 1000000000000000000000000000000",
+            "torch_threads: must be 2147483647 or less, got 1000000000000000000000000000000",
         ),
         (  # passed the config: Optuna's steps (epochs) are 32-bit integers on PostgreSQL and MySQL
             {"epochs": 10**30},

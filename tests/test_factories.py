@@ -297,12 +297,12 @@ def test_optuna_spelling_of_a_sampler_names_hpotools(name: str, message: str) ->
         (
             lambda: make_sampler("tpe", {"seed": 1.5}, seed=0, space=SPACE),
             "sampler.kwargs: sampler 'tpe' argument 'seed': Input should be a valid integer, got a number with a "
-            "fractional part (1.5)",
+            "fractional part (1.5); write a whole number",
         ),
         (  # "'<' not supported between instances of 'int' and 'str'" once the study sampled
             lambda: make_sampler("tpe", {"n_startup_trials": "ten"}, seed=0, space=SPACE),
-            "sampler.kwargs: sampler 'tpe' argument 'n_startup_trials': Input should be a valid integer, unable "
-            "to parse string as an integer, got ten",
+            "sampler.kwargs: sampler 'tpe' argument 'n_startup_trials': Input should be a valid integer, got ten; "
+            "write a whole number",
         ),
         # A quoted number for an argument that also takes a text ('auto'): Optuna's own line read "The value
         # of `min_resource` is 1, but must be either `min_resource` >= 1 or 'auto'".

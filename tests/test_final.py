@@ -353,13 +353,13 @@ def test_bad_final_overrides_fail_before_the_study_starts(
         ),
         (
             {"overrides": {"data.subset_fraction": 2.0}},
-            "final.overrides: with data.subset_fraction=2.0: data.subset_fraction: Input should be less than or equal to 1",
+            "final.overrides: with data.subset_fraction=2.0: data.subset_fraction: must be 1 or less",
         ),
         (
             {"epochs": 3, "overrides": {"epochs": 5}},
             "final: epochs is given both as final.epochs and in final.overrides",
         ),
-        ({"seeds": 0}, "final.seeds: Input should be greater than or equal to 1"),
+        ({"seeds": 0}, "final.seeds: must be 1 or more"),
         (  # a value the model refuses as it is built: found now, not by train-from-best after the study
             {"overrides": {"model.dropout": 1.5}},
             "final.overrides: with model.dropout=1.5: dropout must be in [0, 1), got 1.5",

@@ -597,7 +597,7 @@ def test_reopening_with_another_direction_or_metric_is_refused(
         (
             {},
             {"search_space": {"epochs": {"type": "int", "low": 0, "high": 3}}},
-            "search_space.epochs: with epochs=0: epochs: Input should be greater than or equal to 1",
+            "search_space.epochs: with epochs=0: epochs: must be 1 or more",
         ),
         ({"batch_size": 4096}, {}, "batch_size: 4096 is larger than the 144 training samples"),
         (  # every trial trained the same one-layer model (val_accuracy 0.3788 three times)

@@ -61,7 +61,7 @@ def test_a_condition_reads_a_mapping_the_run_config_sets() -> None:
 
 
 def test_override_values_are_validated_again() -> None:
-    with pytest.raises(HpoError, match=r"with epochs=0: epochs: Input should be greater than or equal to 1"):
+    with pytest.raises(HpoError, match=r"with epochs=0: epochs: must be 1 or more"):
         apply_overrides(RunConfig(), {"epochs": 0})
     with pytest.raises(HpoError, match="optimizer 'adam' takes no argument 'momentum'"):
         apply_overrides(RunConfig(), {"optimizer.momentum": 0.9})

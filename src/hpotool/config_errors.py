@@ -12,7 +12,7 @@ from pydantic import BaseModel, ValidationError
 from hpotool.config import RunConfig
 from hpotool.config_fields import BUDGET_GIVEN, CHECK_COMPONENTS, Frozen
 from hpotool.errors import HpoError
-from hpotool.formatting import format_choice, yaml_bool_hint
+from hpotool.formatting import format_choice, refused_with_value, yaml_bool_hint
 from hpotool.key_hints import key_suggestion, misplaced_key_hint, misspelt_missing_key, valid_keys
 from hpotool.near_names import did_you_mean
 from hpotool.nested_space import PARAM_KEYS
@@ -188,7 +188,7 @@ def _message(err: Any, loc: tuple[str | int, ...], root: type[BaseModel]) -> str
         return _not_a_mapping(err["input"], loc, root)
     msg = err["msg"].removeprefix("Value error, ").removeprefix("Assertion failed, ")
     if "input" in err and not kind.startswith("value_error") and kind != "assertion_error":
-        return _with_input(msg, err)
+        return _with_input(err)
     return msg
 
 
@@ -253,15 +253,15 @@ def _not_a_mapping(value: Any, loc: tuple[str | int, ...], root: type[BaseModel]
     return msg
 
 
-def _with_input(msg: str, err: Any) -> str:
+def _with_input(err: Any) -> str:
     """Pydantic's message with the value it refused, spelt as YAML (and a hint for a quoted list)."""
     kind = err["type"]
+    words = None
     if kind == "literal_error":  # pydantic quotes the allowed words as Python does: spell them as YAML
-        msg = f"Input should be {err['ctx']['expected'].replace(chr(39), '')}"
+        words = f"Input should be {err['ctx']['expected'].replace(chr(39), '')}"
+    msg = refused_with_value(err, words)
     shown = format_choice(err["input"])
     shown = shown if len(shown) < 60 else shown[:57] + "..."
-    # "got a number with a fractional part": the value goes after it, not in a second "got"
-    msg = f"{msg} ({shown})" if ", got " in msg else f"{msg}, got {shown}"
     if kind == "literal_error" and isinstance(err["input"], str):
         msg += _word_meant(err["input"], re.findall(r"'([^']*)'", err["ctx"]["expected"]))
     msg += yaml_bool_hint(err["input"], kind)
