@@ -488,7 +488,7 @@ CASES = [
     Case(
         "trainer-key-not-in-run-config",
         "a training function's key searched that the run config's trainer section does not set",
-        "error: optimize.yaml: search_space.trainer.alpha: the RunConfig has no such path; a training function's keys are those the run config's trainer: section sets: add alpha: <its default> under trainer:",
+        "error: optimize.yaml: search_space.trainer.alpha: the run config has no such key; a training function's keys are those the run config's trainer: section sets: add alpha: <its default> under trainer:",
         run={"trainer": {"function": "tests.trainers:adds_its_options"}},
         optimize={
             "metric": "val_loss",
@@ -681,7 +681,7 @@ CASES = [
     Case(
         "missing-path",
         "a search path the RunConfig does not have",
-        "error: optimize.yaml: search_space.optimiser.lr: the RunConfig has no such path; did you mean 'optimizer.lr', 'optimizer.eps', 'optimizer.name'?",
+        "error: optimize.yaml: search_space.optimiser.lr: the run config has no such key; did you mean 'optimizer.lr', 'optimizer.eps', 'optimizer.name'?",
         optimize={"search_space": {"optimiser.lr": {"type": "float", "low": 0.001, "high": 0.1}}},
     ),
     Case(
@@ -752,19 +752,19 @@ CASES = [
     Case(
         "metric-not-produced",
         "a metric the trainer does not produce for the task",
-        "error: optimize.yaml: metric: 'val_rmse' is not produced for this classification task; choose one of: train_loss, val_loss, val_accuracy, n_params, epoch_time",
+        "error: optimize.yaml: metric: 'val_rmse' is not measured for this classification task; choose one of: train_loss, val_loss, val_accuracy, n_params, epoch_time",
         optimize={"metric": "val_rmse", "direction": "minimize"},
     ),
     Case(
         "metric-of-your-own",
         "a metric of the user's own (F1) with hpotool's Trainer, which does not measure it",
-        "error: optimize.yaml: metric: 'val_f1' is not produced for this classification task; choose one of: train_loss, val_loss, val_accuracy, n_params, epoch_time (hpotool's Trainer measures only these; for a metric of your own such as val_f1, train with a function of yours that computes it, reports it each epoch and returns it: trainer: {function: mypkg.train:fit} in the run config)",
+        "error: optimize.yaml: metric: 'val_f1' is not measured for this classification task; choose one of: train_loss, val_loss, val_accuracy, n_params, epoch_time (hpotool's Trainer measures only these; for a metric of your own such as val_f1, train with a function of yours that computes it, reports it each epoch and returns it: trainer: {function: mypkg.train:fit} in the run config)",
         optimize={"metric": "val_f1", "direction": "maximize"},
     ),
     Case(
         "metric-of-your-own-regression",
         "a metric of the user's own (F1) with hpotool's Trainer on a regression, no built-in name close to it",
-        "error: optimize.yaml: metric: 'val_f1' is not produced for this regression task; choose one of: train_loss, val_loss, val_rmse, val_mae, n_params, epoch_time (hpotool's Trainer measures only these; for a metric of your own such as val_f1, train with a function of yours that computes it, reports it each epoch and returns it: trainer: {function: mypkg.train:fit} in the run config)",
+        "error: optimize.yaml: metric: 'val_f1' is not measured for this regression task; choose one of: train_loss, val_loss, val_rmse, val_mae, n_params, epoch_time (hpotool's Trainer measures only these; for a metric of your own such as val_f1, train with a function of yours that computes it, reports it each epoch and returns it: trainer: {function: mypkg.train:fit} in the run config)",
         run={"data": {"name": "regression"}},
         optimize={"metric": "val_f1", "direction": "maximize"},
     ),
@@ -1361,7 +1361,7 @@ CASES = [
     Case(
         "float-labels",
         "class labels stored as floats, with a classification metric",
-        "error: optimize.yaml: metric: 'val_accuracy' is not produced for this regression task; choose one of: train_loss, val_loss, val_rmse, val_mae, n_params, epoch_time (the targets of 'tests.helpers:labels_read_as_floats' are floating-point numbers, which make a regression task: give class labels as integers for classification, or set loss: {name: bce_with_logits} for these 0/1 labels)",
+        "error: optimize.yaml: metric: 'val_accuracy' is not measured for this regression task; choose one of: train_loss, val_loss, val_rmse, val_mae, n_params, epoch_time (the targets of 'tests.helpers:labels_read_as_floats' are floating-point numbers, which make a regression task: give class labels as integers for classification, or set loss: {name: bce_with_logits} for these 0/1 labels)",
         run={"data": {"name": "tests.helpers:labels_read_as_floats"}},
     ),
     Case(
@@ -1391,14 +1391,14 @@ CASES = [
     Case(
         "integer-targets-regression-metric",
         "numbers to predict stored as integers, with a regression metric",
-        "error: optimize.yaml: metric: 'val_rmse' is not produced for this classification task; choose one of: train_loss, val_loss, val_accuracy, n_params, epoch_time (the targets of 'tests.helpers:ages_as_integers' are integers, which make a classification task of 53 classes: to predict them as numbers give y as floats for regression, y.float() or y.astype('float32'))",
+        "error: optimize.yaml: metric: 'val_rmse' is not measured for this classification task; choose one of: train_loss, val_loss, val_accuracy, n_params, epoch_time (the targets of 'tests.helpers:ages_as_integers' are integers, which make a classification task of 53 classes: to predict them as numbers give y as floats for regression, y.float() or y.astype('float32'))",
         run={"data": {"name": "tests.helpers:ages_as_integers"}},
         optimize={"metric": "val_rmse", "direction": "minimize"},
     ),
     Case(
         "bce-labels-regression-metric",
         "a regression metric for 0/1 float labels that bce_with_logits makes two classes",
-        "error: optimize.yaml: metric: 'val_rmse' is not produced for this classification task; choose one of: train_loss, val_loss, val_accuracy, n_params, epoch_time ('bce_with_logits' reads the 0/1 float targets of 'tests.helpers:labels_read_as_floats' as two classes, a classification task, where other losses make them a regression that measures val_rmse: set loss: {name: mse} for val_rmse, or measure val_accuracy)",
+        "error: optimize.yaml: metric: 'val_rmse' is not measured for this classification task; choose one of: train_loss, val_loss, val_accuracy, n_params, epoch_time ('bce_with_logits' reads the 0/1 float targets of 'tests.helpers:labels_read_as_floats' as two classes, a classification task, where other losses make them a regression that measures val_rmse: set loss: {name: mse} for val_rmse, or measure val_accuracy)",
         run={"data": {"name": "tests.helpers:labels_read_as_floats"}, "loss": {"name": "bce_with_logits"}},
         optimize={"metric": "val_rmse", "direction": "minimize"},
     ),
@@ -1411,7 +1411,7 @@ CASES = [
     Case(
         "condition-typo",
         "a condition on a path that does not exist",
-        "error: optimize.yaml: search_space.optimizer.weight_decay.when: 'optimizer.nam' is neither a searched parameter nor a RunConfig path; did you mean 'optimizer.name', 'optimizer.lr', 'optimizer.amsgrad'?",
+        "error: optimize.yaml: search_space.optimizer.weight_decay.when: 'optimizer.nam' is neither a searched parameter nor a run config key; did you mean 'optimizer.name', 'optimizer.lr', 'optimizer.amsgrad'?",
         optimize={
             "search_space": {
                 "optimizer.weight_decay": {
@@ -1584,7 +1584,7 @@ CASES = [
     Case(
         "searched-dataset-task",
         "a searched dataset whose task does not measure the metric",
-        "error: optimize.yaml: search_space.data.name: with data.name=regression: this regression task does not measure val_accuracy; it measures: train_loss, val_loss, val_rmse, val_mae, n_params, epoch_time",
+        "error: optimize.yaml: search_space.data.name: with data.name=regression: this regression task does not measure val_accuracy; it measures: train_loss, val_loss, val_rmse, val_mae, n_params, epoch_time; search only datasets that measure val_accuracy, or optimize a metric every task measures, such as val_loss",
         optimize={
             "search_space": {"data.name": {"type": "categorical", "choices": ["digits", "regression"]}}
         },
@@ -3112,7 +3112,7 @@ CASES = [
     Case(
         "trainer-key-without-trainer",
         "trainer.epochs searched (as Lightning names its Trainer's settings) where the run config has no trainer: section",
-        "error: optimize.yaml: search_space.trainer.epochs: the RunConfig has no such path; did you mean 'epochs'? (hpotool's Trainer takes it at the top of the run config)",
+        "error: optimize.yaml: search_space.trainer.epochs: the run config has no such key; did you mean 'epochs'? (hpotool's Trainer takes it at the top of the run config)",
         optimize={"search_space": {"trainer.epochs": {"type": "int", "low": 1, "high": 3}}},
     ),
     Case(

@@ -936,7 +936,7 @@ def test_a_whole_section_is_a_categorical_choice(tmp_path: Path, run_dict: dict,
     """`optimizer: {type: categorical, choices: [{name: sgd, ...}, {name: adam, ...}]}` chooses the whole
     section: the choice replaces it (keys it leaves out at the section's defaults, not the run config's), a
     key searched below it applies after it, and export-best, train-from-best and `hpotool trials` give the
-    chosen section back. It was refused: "search_space.optimizer: the RunConfig has no such path"."""
+    chosen section back. It was refused: "search_space.optimizer: the run config has no such key"."""
     import yaml
 
     from hpotool.config_files import load_run_config

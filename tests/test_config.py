@@ -491,7 +491,7 @@ def test_components_of_a_package_that_does_not_import_are_one_line(
 
 def test_an_argument_of_the_auto_loss_says_to_name_the_loss(run_dict: dict[str, Any]) -> None:
     """`loss: {name: auto, label_smoothing: 0.1}` said "it takes: no arguments", and searching
-    loss.label_smoothing "the RunConfig has no such path", neither saying that cross_entropy takes it."""
+    loss.label_smoothing "the run config has no such key", neither saying that cross_entropy takes it."""
     with pytest.raises(
         HpoError, match=r"loss: loss 'auto' takes no arguments; to give it label_smoothing, name "
     ):

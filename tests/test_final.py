@@ -349,7 +349,7 @@ def test_bad_final_overrides_fail_before_the_study_starts(
     cases = [
         (
             {"overrides": {"data.subset_fractoin": 1.0}},
-            "final.overrides.data.subset_fractoin: the RunConfig has no such path; did you mean 'data.subset_fraction'",
+            "final.overrides.data.subset_fractoin: the run config has no such key; did you mean 'data.subset_fraction'",
         ),
         (
             {"overrides": {"data.subset_fraction": 2.0}},
@@ -600,7 +600,7 @@ def test_a_final_override_no_choice_takes_is_refused_before_trial_0(
     opt_dict["final"] = {"overrides": {"optimizer.momentum": 0.5}}
     rp, op = write_yaml(tmp_path / "run.yaml", run_dict), write_yaml(tmp_path / "optimize.yaml", opt_dict)
     with pytest.raises(
-        HpoError, match=r"final\.overrides\.optimizer\.momentum: the RunConfig has no such path"
+        HpoError, match=r"final\.overrides\.optimizer\.momentum: the run config has no such key"
     ):
         prepare_study(rp, op)
 

@@ -576,12 +576,12 @@ def test_reopening_with_another_direction_or_metric_is_refused(
         (
             {},
             {"metric": "val_rmse", "direction": "minimize"},
-            "metric: 'val_rmse' is not produced for this classification task; choose one of: train_loss, val_loss, val_accuracy",
+            "metric: 'val_rmse' is not measured for this classification task; choose one of: train_loss, val_loss, val_accuracy",
         ),
         (  # a misspelling gets the closest name; val_rmse above, the other task's metric, gets none
             {},
             {"metric": "val_acuracy", "direction": "maximize"},
-            "metric: 'val_acuracy' is not produced for this classification task (did you mean 'val_accuracy'?); "
+            "metric: 'val_acuracy' is not measured for this classification task (did you mean 'val_accuracy'?); "
             "choose one of: train_loss, val_loss, val_accuracy",
         ),
         (

@@ -417,7 +417,7 @@ def test_monitor_is_left_out_of_a_dump_when_unset_so_stored_studies_keep_their_f
 
 
 def test_monitor_can_be_searched_and_overridden_though_a_dump_leaves_it_out() -> None:
-    """search_space.scheduler.monitor was refused: 'the RunConfig has no such path'."""
+    """search_space.scheduler.monitor was refused: 'the run config has no such key'."""
     from hpotool.overrides import apply_overrides, config_paths
 
     cfg = RunConfig.model_validate({"scheduler": {"name": "plateau"}})
@@ -766,7 +766,7 @@ def test_a_schedules_last_epoch_is_neither_suggested_nor_taken(
     from hpotool.overrides import check_path, config_paths
 
     run = RunConfig.model_validate({"scheduler": {"name": "torch.optim.lr_scheduler:StepLR", "step_size": 1}})
-    with pytest.raises(HpoError) as info:  # nor searched: it said "the RunConfig has no such path"
+    with pytest.raises(HpoError) as info:  # nor searched: it said "the run config has no such key"
         check_path("scheduler.last_epoch", config_paths(run))
     assert str(info.value).startswith(
         "search_space.scheduler.last_epoch: scheduler argument 'last_epoch' resumes a schedule part-way"

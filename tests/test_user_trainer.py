@@ -765,7 +765,7 @@ def test_a_training_function_that_breaks_the_contract_stops_the_study_at_the_fir
 
 def test_a_mapping_of_the_run_config_is_searched_as_a_whole_choice(tmp_path: Path) -> None:
     """README: a categorical choice may be a whole mapping. trainer.opts, a mapping in the run config, was
-    refused as a search-space path ("the RunConfig has no such path; did you mean 'trainer.opts.a'")."""
+    refused as a search-space path ("the run config has no such key; did you mean 'trainer.opts.a'")."""
     run = {
         "project": "u",
         "epochs": 1,
@@ -845,7 +845,7 @@ def test_whole_trainer_sections_are_a_categorical_choice(tmp_path: Path) -> None
     """`trainer: {type: categorical, choices: [{function: ..., opts: ...}, ...]}` chooses the whole section,
     each choice's function checked as the run config's is (a pruner the file sets needs `report`; with the
     default one, a function without it runs the study unpruned, the note naming it). It was refused:
-    "search_space.trainer: the RunConfig has no such path"."""
+    "search_space.trainer: the run config has no such key"."""
     import yaml
 
     from hpotool.search_space import choice_label

@@ -37,9 +37,13 @@ def _check_data(run: RunConfig, opt: OptimizeConfig, where: str) -> None:
         raise HpoError(f"{where}: {data_failure(run.data, exc)}") from None
     missing = [m for m in opt.objectives if m not in data.metrics]
     if missing:
-        why = ""
+        shown = ", ".join(missing)
+        why = (  # another dataset, of another task
+            f"; search only datasets that measure {shown}, or optimize a metric every task measures, such as "
+            "val_loss"
+        )
         if one_logit(run, data) and load_data(run.data).task == "regression":
-            shown, name = ", ".join(missing), run.loss.name
+            name = run.loss.name
             fix = (
                 f"drop {name} from its choices to compare regression losses by {shown}, or compare "
                 f"classification losses by val_accuracy"
@@ -51,7 +55,7 @@ def _check_data(run: RunConfig, opt: OptimizeConfig, where: str) -> None:
                 f"losses make them a regression that measures {shown}; {fix})"
             )
         raise HpoError(
-            f"{where}: this {data.task} task does not measure {', '.join(missing)}; it measures: "
+            f"{where}: this {data.task} task does not measure {shown}; it measures: "
             f"{', '.join(data.metrics)}{why}"
         )
     check_batch_size(run.batch_size, data, f"{where}: batch_size")
