@@ -81,13 +81,13 @@ CASES = [
     Case(
         "missing-file",
         "a config file that does not exist",
-        "error: missing.yaml: no such file",
+        "error: missing.yaml: no such file; check the path (a relative one is read from the folder hpotool runs in)",
         args=("--run-config", "missing.yaml"),
     ),
     Case(
         "directory",
         "a folder where a file should be",
-        "error: studies: is a directory, expected a YAML file",
+        "error: studies: is a folder, not a YAML file; give the path of the config file in it",
         args=("--optimize-config", "studies"),
     ),
     Case(
@@ -99,7 +99,7 @@ CASES = [
     Case(
         "yaml-syntax",
         "a YAML syntax error",
-        "error: run.yaml: line 2, column 1: expected ',' or ']', but got '<stream end>'",
+        "error: run.yaml: line 2, column 1: expected ',' or ']', but got the end of the file; a [ or { opened on this line or above is not closed: close it (] or }), or quote a value that holds one of , [ ] { }",
         run_text="epochs: [1, 2\n",
     ),
     Case(
@@ -171,19 +171,19 @@ CASES = [
     Case(
         "yaml-tag",
         "a YAML tag such as !!python/object",
-        "error: run.yaml: line 1, column 9: could not determine a constructor for the tag 'tag:yaml.org,2002:python/object/apply:os.system' (configs are loaded safely: YAML tags such as !!python/object are not allowed)",
+        "error: run.yaml: line 1, column 9: the YAML tag !!python/object/apply:os.system is not allowed: configs are loaded safely, without tags that build Python objects; remove the tag and write the value itself",
         run_text="epochs: !!python/object/apply:os.system ['true']\n",
     ),
     Case(
         "duplicate-key",
         "a key given twice",
-        "error: run.yaml: duplicate key 'epochs' (line 2, column 1)",
+        "error: run.yaml: line 2, column 1: duplicate key 'epochs', given earlier in the same mapping; keep one of the two",
         run_text="epochs: 2\nepochs: 3\n",
     ),
     Case(
         "empty-file",
         "an empty config file",
-        "error: run.yaml: the file is empty; expected a YAML mapping",
+        "error: run.yaml: the file is empty (or holds only comments); write the config in it, one key: value a line",
         run_text="",
     ),
     Case(
@@ -3603,5 +3603,12 @@ CASES = [
         "with no did-you-mean",
         "error: optimize.yaml: direction: Input should be minimize or maximize, got minimise (did you mean 'minimize'?)",
         optimize={"direction": "minimise"},
+    ),
+    Case(
+        "top-level-list",
+        "a config written as a YAML list (each line starting with '- '); before: 'expected a YAML mapping at the "
+        "top level, got list', Python's word, without what to write",
+        "error: run.yaml: holds a list, where a config is key: value lines (a YAML mapping); write each setting as key: value at the start of its line (epochs: 10)",
+        run_text="- epochs: 2\n- batch_size: 16\n",
     ),
 ]
