@@ -110,7 +110,7 @@ def test_missing_empty_and_non_mapping_files(tmp_path: Path) -> None:
     with pytest.raises(HpoError, match="no such file; check the path"):
         read_yaml_mapping(tmp_path / "nope.yaml")
     (tmp_path / "empty.yaml").write_text("")
-    with pytest.raises(HpoError, match="the file is empty .*; write the config in it"):
+    with pytest.raises(HpoError, match=r"the file is empty .*; write the config in it"):
         read_yaml_mapping(tmp_path / "empty.yaml")
     (tmp_path / "list.yaml").write_text("- 1\n- 2\n")
     # it said "got list" (Python's name) and not what to write
