@@ -261,13 +261,13 @@ CASES = [
     Case(
         "low-above-high",
         "low > high",
-        "error: optimize.yaml: search_space.optimizer.lr: low must be <= high, got low=0.1 > high=0.001",
+        "error: optimize.yaml: search_space.optimizer.lr: low must be at most high, got low: 0.1, high: 0.001; swap them (low: 0.001, high: 0.1)",
         optimize=_space(type="float", low=0.1, high=0.001),
     ),
     Case(
         "log-low-zero",
         "log with low <= 0",
-        "error: optimize.yaml: search_space.optimizer.lr: low must be > 0 when log is true, got 0.0",
+        "error: optimize.yaml: search_space.optimizer.lr: low must be above 0 with log: true (a log scale has no 0), got 0.0; give a low above 0, such as 1.0e-5, or drop log: true",
         optimize=_space(type="float", low=0.0, high=0.1, log=True),
     ),
     Case(
@@ -746,7 +746,7 @@ CASES = [
     Case(
         "unbuildable-value",
         "a search value the component rejects",
-        "error: optimize.yaml: search_space.model.dropout: with model.dropout=1.5: dropout must be in [0, 1), got 1.5",
+        "error: optimize.yaml: search_space.model.dropout: with model.dropout=1.5: dropout must be from 0 up to but not including 1, got 1.5; give a value such as 0.1 (0: no dropout)",
         optimize={"search_space": {"model.dropout": {"type": "float", "low": 0.0, "high": 1.5}}},
     ),
     Case(
@@ -1637,7 +1637,7 @@ CASES = [
     Case(
         "list-choice-refused",
         "a whole list as a choice that the run config refuses",
-        "error: optimize.yaml: search_space.model.hidden: with model.hidden=[32, 0]: hidden widths must be >= 1, got [32, 0]",
+        "error: optimize.yaml: search_space.model.hidden: with model.hidden=[32, 0]: hidden widths must be 1 or more, got [32, 0]; give each hidden layer 1 unit or more",
         optimize={"search_space": {"model.hidden": {"type": "categorical", "choices": [[16], [32, 0]]}}},
     ),
     Case(
@@ -1983,7 +1983,7 @@ CASES = [
     Case(
         "model-value",
         "a model argument the model refuses",
-        "error: run.yaml: model: dropout must be in [0, 1), got 1.5",
+        "error: run.yaml: model: dropout must be from 0 up to but not including 1, got 1.5; give a value such as 0.1 (0: no dropout)",
         run={"model": {"name": "mlp", "hidden": [16], "dropout": 1.5}},
     ),
     Case(
@@ -2065,13 +2065,13 @@ CASES = [
     Case(
         "enqueue-outside",
         "a warm-start value outside the space",
-        "error: optimize.yaml: enqueue.0: optimizer.lr=0.5 lies outside its search space ([0.001, 0.1], log)",
+        "error: optimize.yaml: enqueue.0: optimizer.lr=0.5 lies outside its search space ([0.001, 0.1], log); give a value within it, or widen search_space.optimizer.lr",
         optimize={"enqueue": [{LR: 0.5}]},
     ),
     Case(
         "enqueue-not-a-choice",
         "a warm-start value that is not one of its categorical's choices",
-        "error: optimize.yaml: enqueue.0: model.activation=gelu lies outside its search space (one of relu, tanh)",
+        "error: optimize.yaml: enqueue.0: model.activation=gelu lies outside its search space (one of relu, tanh); give one of its choices, or add it to search_space.model.activation's choices",
         optimize={
             "search_space": {"model.activation": {"type": "categorical", "choices": ["relu", "tanh"]}},
             "enqueue": [{"model.activation": "gelu"}],
@@ -2927,7 +2927,7 @@ CASES = [
     Case(
         "schedule-lr-not-positive",
         "a schedule argument that would take the lr to 0 or below (onecycle max_lr, cosine eta_min, step gamma)",
-        "error: run.yaml: scheduler: max_lr must be greater than 0 (the peak lr of the cycle), got 0",
+        "error: run.yaml: scheduler: max_lr must be above 0 (the peak lr of the cycle), got 0; give the peak, or drop max_lr for a cycle that peaks at optimizer.lr",
         run={"scheduler": {"name": "onecycle", "max_lr": 0.0}},
     ),
     Case(
@@ -3137,7 +3137,7 @@ CASES = [
         "regression-negative-noise",
         "a negative noise for the built-in regression dataset (the standard deviation of the noise on y); before: "
         "it ran, drawing the same data as the positive value",
-        "error: run.yaml: data: loading 'regression' failed: noise is the standard deviation of the noise added to y, so it must be >= 0 (0: none), got -0.5",
+        "error: run.yaml: data: loading 'regression' failed: noise is the standard deviation of the noise added to y, so it must be 0 or more (0: none), got -0.5; give data.noise 0 or more",
         run={"data": {"name": "regression", "noise": -0.5}},
         optimize={"metric": "val_loss", "direction": "minimize"},
     ),

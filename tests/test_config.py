@@ -222,11 +222,11 @@ def test_pruner_null_means_no_pruning(tmp_path: Path) -> None:
         ({"search_space": {"x": {"low": 1, "high": 2}}}, "search_space.x: a parameter needs a 'type'"),
         (
             {"search_space": {"x": {"type": "float", "low": 0, "high": 1, "log": True}}},
-            "search_space.x: low must be > 0 when log is true, got 0.0",
+            "search_space.x: low must be above 0 with log: true (a log scale has no 0), got 0.0; give a low above 0, such as 1.0e-5, or drop log: true",
         ),
         (
             {"search_space": {"x": {"type": "float", "low": 2, "high": 1}}},
-            "search_space.x: low must be <= high, got low=2.0 > high=1.0",
+            "search_space.x: low must be at most high, got low: 2.0, high: 1.0; swap them (low: 1.0, high: 2.0)",
         ),
         (
             {"search_space": {"x": {"type": "categorical", "choices": []}}},

@@ -69,7 +69,7 @@ def test_the_regression_datasets_noise_is_a_standard_deviation_of_0_or_more() ->
     )
     assert _check_refusal({"data": {"name": "regression", "noise": -0.5}, "device": "cpu"}) == (
         "run.yaml: data: loading 'regression' failed: noise is the standard deviation of the noise added to y, so "
-        "it must be >= 0 (0: none), got -0.5"
+        "it must be 0 or more (0: none), got -0.5; give data.noise 0 or more"
     )
 
 
@@ -151,9 +151,18 @@ def test_a_misspelt_choice_names_the_closest(kwargs: dict[str, str], message: st
 @pytest.mark.parametrize(
     ("kwargs", "message"),
     [
-        ({"dropout": 1.0}, "dropout must be in [0, 1), got 1.0"),
-        ({"dropout": -0.1}, "dropout must be in [0, 1), got -0.1"),
-        ({"hidden": 0}, "hidden must be >= 1 (the width of the fully connected layer), got 0"),
+        (
+            {"dropout": 1.0},
+            "dropout must be from 0 up to but not including 1, got 1.0; give a value such as 0.1 (0: no dropout)",
+        ),
+        (
+            {"dropout": -0.1},
+            "dropout must be from 0 up to but not including 1, got -0.1; give a value such as 0.1 (0: no dropout)",
+        ),
+        (
+            {"hidden": 0},
+            "hidden must be 1 or more (the width of the fully connected layer), got 0; give its units",
+        ),
         ({"channels": [8, 0]}, "channels must each be >= 1, got [8, 0]"),
     ],
 )

@@ -362,7 +362,7 @@ def test_bad_final_overrides_fail_before_the_study_starts(
         ({"seeds": 0}, "final.seeds: must be 1 or more"),
         (  # a value the model refuses as it is built: found now, not by train-from-best after the study
             {"overrides": {"model.dropout": 1.5}},
-            "final.overrides: with model.dropout=1.5: dropout must be in [0, 1), got 1.5",
+            "final.overrides: with model.dropout=1.5: dropout must be from 0 up to but not including 1, got 1.5; give a value such as 0.1 (0: no dropout)",
         ),
         (
             {"overrides": {"optimizer.lr": 0.01, "optimizer.betas": [0.9, 1.5]}},

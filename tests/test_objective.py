@@ -592,7 +592,7 @@ def test_reopening_with_another_direction_or_metric_is_refused(
         (
             {},
             {"search_space": {"model.dropout": {"type": "float", "low": 0.0, "high": 1.5}}},
-            "search_space.model.dropout: with model.dropout=1.5: dropout must be in [0, 1), got 1.5",
+            "search_space.model.dropout: with model.dropout=1.5: dropout must be from 0 up to but not including 1, got 1.5; give a value such as 0.1 (0: no dropout)",
         ),
         (
             {},

@@ -185,19 +185,19 @@ def test_a_step_size_below_one_is_refused(step_size: int) -> None:
         ),
         (
             {"name": "onecycle", "max_lr": 0.0},
-            "max_lr must be greater than 0 (the peak lr of the cycle), got 0",
+            "max_lr must be above 0 (the peak lr of the cycle), got 0; give the peak, or drop max_lr for a cycle that peaks at optimizer.lr",
         ),
         (
             {"name": "onecycle", "max_lr": -0.1},
-            "max_lr must be greater than 0 (the peak lr of the cycle), got -0.1",
+            "max_lr must be above 0 (the peak lr of the cycle), got -0.1; give the peak, or drop max_lr for a cycle that peaks at optimizer.lr",
         ),
         (
             {"name": "onecycle", "div_factor": 0},
-            "div_factor must be greater than 0 (the cycle starts at max_lr / div_factor), got 0",
+            "div_factor must be above 0 (the cycle starts at max_lr / div_factor), got 0; drop it for its default, 25",
         ),
         (
             {"name": "onecycle", "final_div_factor": -2},
-            "final_div_factor must be greater than 0 (the cycle ends at its start / final_div_factor), got -2",
+            "final_div_factor must be above 0 (the cycle ends at its start / final_div_factor), got -2; drop it for its default, 1e4",
         ),
     ],
 )

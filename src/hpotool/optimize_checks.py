@@ -18,7 +18,7 @@ from hpotool.formatting import format_choice, format_params
 from hpotool.metrics import minimized_by_default
 from hpotool.near_names import did_you_mean
 from hpotool.param_values import contains, values_text
-from hpotool.search_space import Param
+from hpotool.search_space import CategoricalParam, Param
 from hpotool.suggestion import as_written
 
 if TYPE_CHECKING:
@@ -29,6 +29,13 @@ _STUDY_NAME = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.\-]*$")
 # studies/a.db.db, and hpotool commands given `--study-name a` found no study.
 _DATABASE_SUFFIXES = ("db", "sqlite", "sqlite3")
 _STUDY_NAME_MAX = 255 - len(".db-journal")  # SQLite writes its journal beside the file
+
+
+def _outside_fix(param: Param, path: str) -> str:
+    """What to do with a queued value outside `path`'s search space: a value in it, or a space that has it."""
+    if isinstance(param, CategoricalParam):
+        return f"give one of its choices, or add it to search_space.{path}'s choices"
+    return f"give a value within it, or widen search_space.{path}"
 
 
 def one_trial_count(data: Any) -> Any:
@@ -314,7 +321,7 @@ def check_enqueue(enqueue: list[dict[str, Any]], search_space: dict[str, Param])
             if not contains(param, value):
                 raise ValueError(
                     f"enqueue.{i}: {format_params({path: value})} lies outside its search space "
-                    f"({values_text(param)})"
+                    f"({values_text(param)}); {_outside_fix(param, path)}"
                 )
             for on, condition in (param.when or {}).items():
                 ref = search_space.get(on)  # a stepped float as the YAML writes it: a refined stage queues

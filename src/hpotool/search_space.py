@@ -126,7 +126,7 @@ class FloatParam(_Param):
         if not (math.isfinite(self.low) and math.isfinite(self.high)):
             raise ValueError(f"low and high must be finite numbers, got [{self.low}, {self.high}]")
         if self.low > self.high:
-            raise ValueError(f"low must be <= high, got low={self.low} > high={self.high}")
+            raise ValueError(_swapped(self.low, self.high))
         if not math.isfinite(self.high - self.low):  # Optuna's samplers failed on it ("OverflowError: Range
             # exceeds valid bounds"), a line that named neither the parameter nor what to change
             raise ValueError(
@@ -134,14 +134,25 @@ class FloatParam(_Param):
                 f"no sampler can draw from it; narrow it"
             )
         if self.log and self.low <= 0:
-            raise ValueError(f"low must be > 0 when log is true, got {self.low}")
+            raise ValueError(
+                f"low must be above 0 with log: true (a log scale has no 0), got {self.low}; give a low above 0, "
+                "such as 1.0e-5, or drop log: true"
+            )
         if self.step is not None:
             if self.log:
                 raise ValueError("step and log cannot be used together; drop one of them")
             if self.step <= 0:
-                raise ValueError(f"step must be > 0, got {self.step}")
+                raise ValueError(
+                    f"step must be above 0, got {self.step}; give a positive step, or leave step out"
+                )
             _check_step_divides(self.low, self.high, self.step)
         return self
+
+
+def _swapped(low: float, high: float) -> str:
+    """A range written the wrong way round, with the one meant."""
+    lo, hi = format_choice(low), format_choice(high)
+    return f"low must be at most high, got low: {lo}, high: {hi}; swap them (low: {hi}, high: {lo})"
 
 
 class IntParam(_Param):
@@ -156,11 +167,16 @@ class IntParam(_Param):
     @model_validator(mode="after")
     def _check(self) -> IntParam:
         if self.low > self.high:
-            raise ValueError(f"low must be <= high, got low={self.low} > high={self.high}")
+            raise ValueError(_swapped(self.low, self.high))
         if self.log and self.low < 1:
-            raise ValueError(f"low must be >= 1 when log is true, got {self.low}")
+            raise ValueError(
+                f"low must be 1 or more with log: true (a log scale has no 0), got {self.low}; give low: 1, or "
+                "drop log: true"
+            )
         if self.step < 1:
-            raise ValueError(f"step must be >= 1, got {self.step}")
+            raise ValueError(
+                f"step must be 1 or more, got {self.step}; give a larger one, or leave step out (1: every integer)"
+            )
         if self.log and self.step != 1:
             raise ValueError("step and log cannot be used together; drop one of them")
         _check_step_divides(self.low, self.high, self.step)
