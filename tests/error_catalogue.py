@@ -454,13 +454,13 @@ CASES = [
     Case(
         "pruner-value-optuna-refuses",
         "a pruner argument's value Optuna's constructor refuses: the key, the value and Optuna's text",
-        "error: optimize.yaml: pruner.kwargs.percentile: 'percentile' rejected 150.0: Percentile must be between 0 and 100 inclusive, but got percentile=150.0.",
+        "error: optimize.yaml: pruner.kwargs.percentile: 'percentile' rejected 150.0: Percentile must be between 0 and 100 inclusive, but got percentile=150.0; give percentile a value it takes",
         optimize={"pruner": {"name": "percentile", "kwargs": {"percentile": 150}}},
     ),
     Case(
         "sampler-kwarg-optuna-ignores",
         "a sampler argument Optuna takes but ignores (CmaEs's restart_strategy, deprecated in Optuna 4.4)",
-        "error: optimize.yaml: sampler.kwargs.restart_strategy: Optuna's CmaEsSampler ignores it since Optuna 4.4 (restart_strategy falls back to None, no restarts; restarts moved to OptunaHub): drop it",
+        "error: optimize.yaml: sampler.kwargs.restart_strategy: Optuna's CmaEsSampler ignores it since Optuna 4.4 (it runs no restarts whatever restart_strategy says; restarts moved to OptunaHub): drop it",
         optimize={"sampler": {"name": "cmaes", "kwargs": {"restart_strategy": "ipop"}}},
     ),
     Case(
@@ -669,7 +669,7 @@ CASES = [
     Case(
         "sampler-kwarg-function",
         "a number for a sampler argument that takes a function (TPE's gamma)",
-        "error: optimize.yaml: sampler.kwargs.gamma: sampler 'tpe' takes Callable[[int], int] | None here, which a YAML value cannot be (got 0.1); drop gamma, or build the sampler in your own module and give its import path (package.module:Name) as name",
+        "error: optimize.yaml: sampler.kwargs.gamma: sampler 'tpe' takes a function here, which a YAML value cannot be (got 0.1); drop gamma, or build the sampler in your own module and give its import path (package.module:Name) as name",
         optimize={"sampler": {"name": "tpe", "kwargs": {"gamma": 0.1}}},
     ),
     Case(
@@ -2136,7 +2136,7 @@ CASES = [
     Case(
         "join-wait-not-seconds",
         "joining a study with HPOTOOL_JOIN_WAIT (how long to wait for it to be created) not a number",
-        "error: HPOTOOL_JOIN_WAIT='soon': give the seconds to wait for the study, e.g. 120 (0: no wait)",
+        "error: environment variable HPOTOOL_JOIN_WAIT='soon': give the seconds to wait for the study, e.g. 120 (0: no wait), or unset it",
         args=("--study-name", "tiny", "--storage", "sqlite:///studies/tiny.db"),
         without_configs=True,
         env={"HPOTOOL_JOIN_WAIT": "soon"},
