@@ -1185,7 +1185,7 @@ CASES = [
         "data-argument-quoted-number",
         "a quoted number for an argument of a dataset function of the user's, which torch refuses in its code; "
         "before: the line of the user's code alone, naming no key",
-        "error: run.yaml: data: loading 'moons_data:moons' failed: TypeError: rand(): argument 'size' (position 1) must be tuple of ints, not str (at moons_data.py:5 in moons); data.n_samples is the text '600': write 600 without quotes, a number",
+        "error: run.yaml: data: loading 'moons_data:moons' failed: TypeError: rand(): argument 'size' (position 1) must be tuple of ints, not str (at moons_data.py:5 in moons); data.n_samples is the text \"600\": write 600 without quotes, a number",
         run={"data": {"name": "moons_data:moons", "n_samples": "600"}},
         files={
             "moons_data.py": "import torch\n\n\ndef moons(n_samples=600):\n"
@@ -2712,7 +2712,7 @@ CASES = [
     Case(
         "model-count-as-text",
         "a model argument that counts written as quoted text, '8'",
-        "error: run.yaml: model: TypeError: empty(): argument 'size' (position 1) must be tuple of ints, but found element of type str at pos 0 (at conv_width_text.py:7 in __init__); model.width is the text '8': write 8 without quotes, a number",
+        "error: run.yaml: model: TypeError: empty(): argument 'size' (position 1) must be tuple of ints, but found element of type str at pos 0 (at conv_width_text.py:7 in __init__); model.width is the text \"8\": write 8 without quotes, a number",
         run={"model": {"name": "conv_width_text:Net", "width": "8"}},
         files={
             "conv_width_text.py": "from torch import nn\n\n\nclass Net(nn.Module):\n"
@@ -2889,7 +2889,7 @@ CASES = [
     Case(
         "optimizer-argument-quoted-number",
         "a quoted number for an argument of a torch optimizer, which torch refuses deep inside, naming no key",
-        "error: run.yaml: optimizer: TypeError: '<' not supported between instances of 'str' and 'float'; optimizer.momentum is the text '0.9': write 0.9 without quotes, a number",
+        "error: run.yaml: optimizer: TypeError: '<' not supported between instances of 'str' and 'float'; optimizer.momentum is the text \"0.9\": write 0.9 without quotes, a number",
         run={"optimizer": {"name": "sgd", "lr": 0.01, "momentum": "0.9"}},
     ),
     Case(
@@ -3039,7 +3039,7 @@ CASES = [
     Case(
         "constraints-not-a-list",
         "constraints given as one text instead of a list",
-        "error: optimize.yaml: constraints: expected a list, got the text 'n_params <= 20000'; write constraints: ['n_params <= 20000'], a list even of one",
+        'error: optimize.yaml: constraints: expected a list, got the text "n_params <= 20000"; write constraints: ["n_params <= 20000"], a list even of one',
         optimize={"constraints": "n_params <= 20000"},
     ),
     Case(
@@ -3242,7 +3242,7 @@ CASES = [
         "a quoted number for a pruner argument that takes a number or a text (successive halving's min_resource, "
         "whose text is auto); before: Optuna's \"The value of `min_resource` is 1, but must be either "
         "`min_resource` >= 1 or 'auto'\"",
-        "error: optimize.yaml: pruner.kwargs: pruner 'successive_halving' argument 'min_resource' is the text '1': write 1 without quotes, a number",
+        "error: optimize.yaml: pruner.kwargs: pruner 'successive_halving' argument 'min_resource' is the text \"1\": write 1 without quotes, a number",
         optimize={"pruner": {"name": "successive_halving", "kwargs": {"min_resource": "1"}}},
     ),
     Case(

@@ -640,8 +640,8 @@ def test_a_misspelt_key_of_an_optional_section_is_one_line_naming_its_spelling(
     [
         (
             "n_params <= 20000",
-            "opt.yaml: constraints: expected a list, got the text 'n_params <= 20000'; write "
-            "constraints: ['n_params <= 20000'], a list even of one",
+            'opt.yaml: constraints: expected a list, got the text "n_params <= 20000"; write '
+            'constraints: ["n_params <= 20000"], a list even of one',
         ),
         (
             [{"n_params": "<= 20000"}],

@@ -821,7 +821,7 @@ def test_a_training_step_that_fails_in_the_optimizer_says_so_not_to_check_the_lo
         (  # a quoted gamma: torch's ExponentialLR multiplies the lr by the text as it steps
             {"scheduler": {"name": "torch.optim.lr_scheduler:ExponentialLR", "gamma": "0.9"}},
             "TypeError: can't multiply sequence by non-int of type 'float'; the scheduler's step() raised it: "
-            "scheduler.gamma is the text '0.9': write 0.9 without quotes, a number",
+            'scheduler.gamma is the text "0.9": write 0.9 without quotes, a number',
         ),
         (  # three betas: torch's Adam builds, and its fused step (hpotool's LeanStep) unpacks two
             {"optimizer": {"name": "torch.optim:Adam", "lr": 0.01, "betas": [0.9, 0.99, 0.1]}},
@@ -846,7 +846,7 @@ def test_a_training_step_that_fails_in_the_schedule_or_the_optimizer_names_its_a
         (
             {"optimizer": {"name": "sgd", "lr": 0.01, "momentum": "0.9"}},
             "optimizer: TypeError: '<' not supported between instances of 'str' and 'float'; optimizer.momentum "
-            "is the text '0.9': write 0.9 without quotes, a number",
+            'is the text "0.9": write 0.9 without quotes, a number',
         ),
         (
             {"optimizer": {"name": "torch.optim:Adam", "lr": 0.01, "betas": 0.9}},
@@ -871,7 +871,7 @@ def test_an_argument_torch_refuses_as_it_builds_the_optimizer_or_schedule_is_nam
 @pytest.mark.parametrize(
     ("n", "hint"),
     [
-        ("120", "data.n is the text '120': write 120 without quotes, a number"),
+        ("120", 'data.n is the text "120": write 120 without quotes, a number'),
         (120.0, "data.n is 120.0, a float, where 120, its default, is an int: write 120"),
     ],
 )

@@ -308,12 +308,12 @@ def test_optuna_spelling_of_a_sampler_names_hpotools(name: str, message: str) ->
         # of `min_resource` is 1, but must be either `min_resource` >= 1 or 'auto'".
         (
             lambda: make_pruner("successive_halving", {"min_resource": "1"}),
-            "pruner.kwargs: pruner 'successive_halving' argument 'min_resource' is the text '1': "
+            "pruner.kwargs: pruner 'successive_halving' argument 'min_resource' is the text \"1\": "
             "write 1 without quotes, a number",
         ),
         (
             lambda: make_pruner("hyperband", {"max_resource": " 20 "}),
-            "pruner.kwargs: pruner 'hyperband' argument 'max_resource' is the text ' 20 ': write 20 "
+            "pruner.kwargs: pruner 'hyperband' argument 'max_resource' is the text \" 20 \": write 20 "
             "without quotes, a number",
         ),
         (  # pydantic would read true as 1

@@ -3,7 +3,6 @@ line per error, with how to fix it) and `validate_config` (validate, or one `Hpo
 
 from __future__ import annotations
 
-import json
 import re
 from typing import Any
 
@@ -12,7 +11,7 @@ from pydantic import BaseModel, ValidationError
 from hpotool.config import RunConfig
 from hpotool.config_fields import BUDGET_GIVEN, CHECK_COMPONENTS, Frozen
 from hpotool.errors import HpoError
-from hpotool.formatting import format_choice, refused_with_value, yaml_bool_hint
+from hpotool.formatting import format_choice, quoted_text, refused_with_value, yaml_bool_hint
 from hpotool.key_hints import key_suggestion, misplaced_key_hint, misspelt_missing_key, valid_keys
 from hpotool.near_names import did_you_mean
 from hpotool.nested_space import PARAM_KEYS
@@ -266,7 +265,7 @@ def _with_input(err: Any) -> str:
         msg += _word_meant(err["input"], re.findall(r"'([^']*)'", err["ctx"]["expected"]))
     msg += yaml_bool_hint(err["input"], kind)
     if kind == "list_type" and isinstance(err["input"], str) and err["input"].lstrip().startswith("["):
-        msg = msg.replace(f"got {shown}", f"got the text {json.dumps(err['input'])}")
+        msg = msg.replace(f"got {shown}", f"got the text {quoted_text(err['input'])}")
         msg += "; drop the quotes around the list"
     return msg
 

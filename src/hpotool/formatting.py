@@ -219,6 +219,11 @@ def _float_text(v: float) -> str:
     return text.replace("e", ".0e") if "e" in text and "." not in text else text
 
 
+def quoted_text(text: str) -> str:
+    """A text value as every line shows one, "the text \"0.9\"": double-quoted as a config writes it."""
+    return _quoted(text)
+
+
 def _quoted(text: str) -> str:
     """`text` double-quoted as YAML reads it back: JSON's escapes, and a character YAML would not keep
     (a line separator, an emoji JSON writes as two surrogates) as its \\u or \\U escape."""

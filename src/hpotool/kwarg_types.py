@@ -11,7 +11,13 @@ import typing
 from collections.abc import Callable, Mapping
 from typing import Any
 
-from hpotool.formatting import format_choice, quoted_collection_hint, refused_with_value, yaml_bool_hint
+from hpotool.formatting import (
+    format_choice,
+    quoted_collection_hint,
+    quoted_text,
+    refused_with_value,
+    yaml_bool_hint,
+)
 
 
 @functools.cache
@@ -86,7 +92,7 @@ def coerce_scalars(obj: Callable[..., Any], kwargs: Mapping[str, Any], what: str
         quoted = _quoted_number(hint, value)
         if quoted is not None:
             raise ValueError(
-                f"{what} argument {key!r} is the text {value!r}: write {quoted} without quotes, a number"
+                f"{what} argument {key!r} is the text {quoted_text(value)}: write {quoted} without quotes, a number"
             )
         if isinstance(value, bool) and bool not in (typing.get_args(hint) or (hint,)):  # read as 1 otherwise
             raise ValueError(

@@ -7,7 +7,6 @@ Suggesting them on a trial is `suggestion`; the values a parameter takes (grid, 
 
 from __future__ import annotations
 
-import json
 import math
 from collections.abc import Mapping
 from decimal import Decimal, InvalidOperation
@@ -17,7 +16,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator, model_valida
 
 from hpotool.conditions import check_condition, text_condition_hint
 from hpotool.config_fields import Boolean, Integer, Number, no_boolean_or_nan
-from hpotool.formatting import format_choice, sorted_keys
+from hpotool.formatting import format_choice, quoted_text, sorted_keys
 
 Scalar = None | bool | int | float | str
 Choice = Scalar | list[Any] | dict[str, Any]
@@ -202,7 +201,7 @@ class CategoricalParam(_Param):
         if isinstance(choices, str | int | float) and not str(choices).lstrip().startswith("["):
             items = [c.strip() for c in choices.split(",")] if isinstance(choices, str) else [choices]
             listed = ", ".join(c if isinstance(c, str) else format_choice(c) for c in items)
-            given = f"the text {json.dumps(choices)}" if isinstance(choices, str) else format_choice(choices)
+            given = f"the text {quoted_text(choices)}" if isinstance(choices, str) else format_choice(choices)
             raise ValueError(f"expected a list, got {given}; write choices: [{listed}]")
         for c in choices if isinstance(choices, list) else []:
             if not _plain(c):
