@@ -2570,13 +2570,13 @@ CASES = [
     Case(
         "scheduler-returns-other",
         "a scheduler factory that returns no schedule",
-        "error: run.yaml: scheduler: scheduler 'tests.helpers:not_a_scheduler' returned int, not a learning-rate schedule (an object with a step() method, such as torch.optim.lr_scheduler.StepLR)",
+        "error: run.yaml: scheduler: scheduler 'tests.helpers:not_a_scheduler' returned int, not a learning-rate schedule (an object with a step() method, such as torch.optim.lr_scheduler.StepLR); return the schedule it builds",
         run={"scheduler": {"name": "tests.helpers:not_a_scheduler"}},
     ),
     Case(
         "loss-returns-other",
         "a loss factory that returns no loss",
-        "error: run.yaml: loss: loss 'tests.helpers:not_a_loss' returned str, not a loss (a torch.nn.Module or function called with the prediction and the target)",
+        "error: run.yaml: loss: loss 'tests.helpers:not_a_loss' returned str, not a loss (a torch.nn.Module or function called with the prediction and the target); return the loss it builds",
         run={"loss": {"name": "tests.helpers:not_a_loss"}},
     ),
     Case(

@@ -707,7 +707,7 @@ def test_an_optimizer_factory_returning_something_else_is_refused_before_trainin
     run = {**SMALL, "optimizer": {"name": "tests.helpers:not_an_optimizer"}, "device": "cpu"}
     assert _check_refusal(run) == (
         "run.yaml: optimizer: optimizer 'tests.helpers:not_an_optimizer' returned list, not a "
-        "torch.optim.Optimizer"
+        "torch.optim.Optimizer; return the optimizer it builds"
     )
 
 
@@ -717,7 +717,8 @@ def test_an_optimizer_factory_returning_something_else_is_refused_before_trainin
         (
             {"scheduler": {"name": "tests.helpers:not_a_scheduler"}},
             "run.yaml: scheduler: scheduler 'tests.helpers:not_a_scheduler' returned int, not a "
-            "learning-rate schedule (an object with a step() method, such as torch.optim.lr_scheduler.StepLR)",
+            "learning-rate schedule (an object with a step() method, such as torch.optim.lr_scheduler.StepLR); "
+            "return the schedule it builds",
         ),
         # the optimizer itself has a step(): it was taken for a schedule, and stepped a second time each epoch
         (
@@ -730,7 +731,7 @@ def test_an_optimizer_factory_returning_something_else_is_refused_before_trainin
         (
             {"loss": {"name": "tests.helpers:not_a_loss"}},
             "run.yaml: loss: loss 'tests.helpers:not_a_loss' returned str, not a loss (a "
-            "torch.nn.Module or function called with the prediction and the target)",
+            "torch.nn.Module or function called with the prediction and the target); return the loss it builds",
         ),
     ],
 )

@@ -497,7 +497,7 @@ def test_reporting_a_bare_number_fails_the_trial_saying_how_to_report(
     [
         (
             "forgets_to_return",
-            "error: training failed: tests.trainers:forgets_to_return returned NoneType; it must return a dict "
+            "error: training failed: tests.trainers:forgets_to_return returned None (no return statement?); it must return a dict "
             "of final metrics, such as {'val_loss': 0.5}",
         ),
         (

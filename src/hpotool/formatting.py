@@ -219,6 +219,12 @@ def _float_text(v: float) -> str:
     return text.replace("e", ".0e") if "e" in text and "." not in text else text
 
 
+def returned_kind(value: Any) -> str:
+    """What a user's function returned where an object was due, by its type's name (`int`), None as a
+    function without a return statement returns it: "returned int", "returned None (no return statement?)"."""
+    return "None (no return statement?)" if value is None else type(value).__name__
+
+
 def quoted_text(text: str) -> str:
     """A text value as every line shows one, "the text \"0.9\"": double-quoted as a config writes it."""
     return _quoted(text)
