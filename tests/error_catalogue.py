@@ -924,19 +924,19 @@ CASES = [
     Case(
         "study-name-slash",
         "a study name with /",
-        "error: optimize.yaml: study_name: 'a/b' may hold only ASCII letters, digits, '_', '-' and '.', starting with a letter, digit or '_' (no '/', '..', spaces or control characters), since it names files under studies/",
+        "error: optimize.yaml: study_name: 'a/b' may hold only ASCII letters, digits, '_', '-' and '.', starting with a letter, digit or '_' (no '/', '..', spaces or control characters), since it names files under studies/; name it 'a_b', say",
         optimize={"study_name": "a/b"},
     ),
     Case(
         "study-name-dots",
         "a study name with ..",
-        "error: optimize.yaml: study_name: 'x..y' may hold only ASCII letters, digits, '_', '-' and '.', starting with a letter, digit or '_' (no '/', '..', spaces or control characters), since it names files under studies/",
+        "error: optimize.yaml: study_name: 'x..y' may hold only ASCII letters, digits, '_', '-' and '.', starting with a letter, digit or '_' (no '/', '..', spaces or control characters), since it names files under studies/; name it 'x.y', say",
         optimize={"study_name": "x..y"},
     ),
     Case(
         "study-name-control",
         "a study name with a control character",
-        "error: optimize.yaml: study_name: 'a\\x07b' may hold only ASCII letters, digits, '_', '-' and '.', starting with a letter, digit or '_' (no '/', '..', spaces or control characters), since it names files under studies/",
+        "error: optimize.yaml: study_name: 'a\\x07b' may hold only ASCII letters, digits, '_', '-' and '.', starting with a letter, digit or '_' (no '/', '..', spaces or control characters), since it names files under studies/; name it 'a_b', say",
         optimize={"study_name": "a\x07b"},
     ),
     Case(

@@ -245,6 +245,23 @@ def test_optimize_config_errors(change: dict[str, Any], message: str) -> None:
     assert message in str(err.value)
 
 
+@pytest.mark.parametrize(
+    ("name", "suggested"),
+    [("a/b", "a_b"), ("x..y", "x.y"), ("..x", "x"), ("my study", "my_study"), ("-x", "x"), ("ü", "mnist")],
+)
+def test_a_study_name_refused_for_its_characters_suggests_one_that_is_taken(
+    name: str, suggested: str
+) -> None:
+    """It said which characters a name may hold, and no name to give."""
+    data = {"study_name": name, "search_space": SPACE_DOTTED}
+    with pytest.raises(HpoError) as err:
+        validate_config(OptimizeConfig, data, "opt.yaml")
+    assert str(err.value).endswith(f"; name it {suggested!r}, say")
+    assert (
+        validate_config(OptimizeConfig, {**data, "study_name": suggested}, "opt.yaml").study_name == suggested
+    )
+
+
 def test_loaders_name_the_file(tmp_path: Path) -> None:
     path = write_yaml(tmp_path / "opt.yaml", {"study_name": "s"})
     with pytest.raises(HpoError, match=r"opt.yaml: search_space: required key is missing"):

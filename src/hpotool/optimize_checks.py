@@ -53,6 +53,13 @@ def bare_name(v: Any, field_name: str | None) -> Any:
     return {"name": v} if isinstance(v, str) else v
 
 
+def _a_study_name(v: str) -> str:
+    """`v` made a study name: each character it may not hold an '_', '..' one '.', without the characters a
+    name may not start or end with ('a/b' is 'a_b'; 'mnist' where nothing is left)."""
+    name = re.sub(r"\.{2,}", ".", re.sub(r"[^A-Za-z0-9_.\-]", "_", v)).lstrip(".-").rstrip(".")
+    return name if name.strip("_") else "mnist"
+
+
 def check_study_name(v: str) -> str:
     """A name that names its SQLite file under studies/."""
     if not v:
@@ -60,7 +67,8 @@ def check_study_name(v: str) -> str:
     if not _STUDY_NAME.match(v) or ".." in v:
         raise ValueError(
             f"{v!r} may hold only ASCII letters, digits, '_', '-' and '.', starting with a letter, "
-            f"digit or '_' (no '/', '..', spaces or control characters), since it names files under studies/"
+            f"digit or '_' (no '/', '..', spaces or control characters), since it names files under studies/; "
+            f"name it {_a_study_name(v)!r}, say"
         )
     if v.endswith("."):
         raise ValueError(f"{v!r} ends in '.' (its file would be studies/{v}.db); drop the final '.'")
