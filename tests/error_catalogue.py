@@ -2499,7 +2499,7 @@ CASES = [
     Case(
         "storage-file-missing",
         "a command that reads a study from a --storage file that is not there",
-        "error: --storage: 'sqlite:///runs/tiny.db': no such SQLite file '<cwd>/runs/tiny.db'",
+        "error: --storage: 'sqlite:///runs/tiny.db': no such SQLite file '<cwd>/runs/tiny.db'; check the path (a relative one is read from the folder hpotool runs in)",
         command=("trials", "--study-name", "tiny", "--storage", "sqlite:///runs/tiny.db"),
     ),
     Case(

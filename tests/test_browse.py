@@ -941,7 +941,8 @@ def test_a_relative_storage_read_from_a_subfolder_names_the_folder_above_that_ho
     # a file above that does not hold the study: only where the path was read
     result = CliRunner().invoke(app, ["trials", "--study-name", "t", "--storage", "sqlite:///studies/s.db"])
     assert result.exit_code == 2 and result.stderr == (
-        f"error: --storage: 'sqlite:///studies/s.db': no such SQLite file {str(here / 'studies' / 's.db')!r}\n"
+        f"error: --storage: 'sqlite:///studies/s.db': no such SQLite file {str(here / 'studies' / 's.db')!r}; "
+        "check the path (a relative one is read from the folder hpotool runs in)\n"
     )
     assert not (here / "studies").exists()
 

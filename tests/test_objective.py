@@ -1784,7 +1784,8 @@ def test_enqueue_from_failures_give_the_real_reason(tmp_path: Path, run_dict: di
     # A storage refused names the option it came from, once ("storage 'x'" did not say which option).
     gone = f"sqlite:///{tmp_path / 'gone.db'}"
     assert warm("tight", gone) == (
-        f"error: --enqueue-from-storage: {gone!r}: no such SQLite file {str(tmp_path / 'gone.db')!r}\n"
+        f"error: --enqueue-from-storage: {gone!r}: no such SQLite file {str(tmp_path / 'gone.db')!r}; check "
+        "the path\n"
     )
     assert not (tmp_path / "studies" / "tiny.db").exists()  # refused before the study was made
 

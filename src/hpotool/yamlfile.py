@@ -123,6 +123,15 @@ _SECOND_DOCUMENT = (
 )
 
 
+def missing_path_fix(path: str | Path) -> str:
+    """What to do about a file that is not where `path` leads (a config, a storage's file): check it, and a
+    relative one against the folder it is read from."""
+    relative = (
+        " (a relative one is read from the folder hpotool runs in)" if not Path(path).is_absolute() else ""
+    )
+    return f"check the path{relative}"
+
+
 def _tag_refused(problem: str) -> str:
     """PyYAML's "could not determine a constructor for the tag 'tag:yaml.org,2002:python/object/apply:os.system'"
     as the tag was written (!!python/object/apply:os.system), with what to do."""
@@ -221,10 +230,7 @@ def read_yaml_mapping(path: Path) -> dict[str, Any]:
     try:
         text = path.read_text(encoding="utf-8")
     except FileNotFoundError:
-        elsewhere = (
-            _found_elsewhere(path)
-            or "; check the path (a relative one is read from the folder hpotool runs in)"
-        )
+        elsewhere = _found_elsewhere(path) or f"; {missing_path_fix(path)}"
         raise HpoError(f"{path}: no such file{elsewhere}") from None
     except IsADirectoryError:
         raise HpoError(
