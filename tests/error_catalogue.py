@@ -297,7 +297,7 @@ CASES = [
     Case(
         "unknown-type",
         "an unknown parameter type",
-        "error: optimize.yaml: search_space.optimizer.lr: unknown type 'flaot' (did you mean 'float'?); use one of: float, int, categorical",
+        "error: optimize.yaml: search_space.optimizer.lr: unknown type 'flaot' (did you mean 'float'?); choose one of: float, int, categorical",
         optimize=_space(type="flaot", low=0.001, high=0.1),
     ),
     Case(
@@ -2633,7 +2633,7 @@ CASES = [
     Case(
         "loss-nan-before-training",
         "a loss that is NaN before any step",
-        "error: run.yaml: loss: it returned nan for the untrained model's finite output on 8 samples, before any step: check the loss function",
+        "error: run.yaml: loss: it returned nan for the untrained model's finite output on 8 samples, before any step, so the loss itself computes it: guard its log, division or sqrt against 0 (torch.log(p + 1e-8), or torch.nn.functional.log_softmax in place of log(softmax))",
         run={"loss": {"name": "tests.helpers:loss_that_is_nan"}},
     ),
     Case(

@@ -226,7 +226,7 @@ def test_trials_command_filters_by_state(tmp_path: Path, run_dict: dict, opt_dic
     result = runner.invoke(app, ["trials", "--study-name", "tiny", "--storage", storage, "--state", "done"])
     assert result.exit_code == 2
     assert result.stderr == (
-        "error: --state: 'done' is not a trial state; use one of: complete, pruned, fail, running, waiting\n"
+        "error: --state: 'done' is not a trial state; choose one of: complete, pruned, fail, running, waiting\n"
     )
     # Its Optuna name with an ending (completed, failed), or pruning, as people say it: read "use one of" alone
     for given, meant in (("completed", "complete"), ("failed", "fail"), ("pruning", "pruned")):
@@ -235,7 +235,7 @@ def test_trials_command_filters_by_state(tmp_path: Path, run_dict: dict, opt_dic
         )
         assert result.exit_code == 2
         assert result.stderr == (
-            f"error: --state: {given!r} is not a trial state (did you mean {meant!r}?); use one of: complete, "
+            f"error: --state: {given!r} is not a trial state (did you mean {meant!r}?); choose one of: complete, "
             f"pruned, fail, running, waiting\n"
         )
 

@@ -531,7 +531,7 @@ def test_user_error_is_one_line_exit_2_no_traceback(configs: tuple[Path, Path], 
     assert result.exit_code == 2
     assert result.stderr == (
         f"error: {opt_path}: search_space.optimizer.lr: unknown type 'flaot' (did you mean 'float'?); "
-        "use one of: float, int, categorical\n"
+        "choose one of: float, int, categorical\n"
     )
     assert "Traceback" not in result.output
     assert not (tmp_path / "studies").exists()

@@ -213,7 +213,7 @@ def test_pruner_null_means_no_pruning(tmp_path: Path) -> None:
         ),
         (
             {"search_space": {"x": {"type": "flaot", "low": 1, "high": 2}}},
-            "search_space.x: unknown type 'flaot' (did you mean 'float'?); use one of: float, int, categorical",
+            "search_space.x: unknown type 'flaot' (did you mean 'float'?); choose one of: float, int, categorical",
         ),
         (
             {"search_space": {"x": {"type": "float", "lwo": 1, "high": 2}}},
@@ -1053,7 +1053,7 @@ def test_a_parameter_type_that_is_no_name_is_shown_as_written(given: Any, shown:
             "optimize.yaml",
         )
     assert str(err.value) == (
-        f"optimize.yaml: search_space.optimizer.lr: unknown type {shown}, not a name; use one of: float, int, "
+        f"optimize.yaml: search_space.optimizer.lr: unknown type {shown}, not a name; choose one of: float, int, "
         "categorical"
     )
 

@@ -126,6 +126,22 @@ def test_a_layer_size_torch_cannot_hold_is_refused(make: Any, message: str) -> N
 
 @pytest.mark.parametrize(
     ("kwargs", "message"),
+    [
+        ({"layers": -1}, "layers must be 0 or more, got -1; give 0 for no hidden layer"),
+        (
+            {"hidden": [32, 0]},
+            "hidden widths must be 1 or more, got [32, 0]; give each hidden layer 1 unit or more",
+        ),
+    ],
+)
+def test_an_mlp_of_no_layers_or_widths_says_what_to_give(kwargs: dict[str, Any], message: str) -> None:
+    with pytest.raises(ValueError) as info:
+        MLP(64, 10, **kwargs)
+    assert str(info.value) == message
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "message"),
     [  # the choices were listed with no "did you mean", as other misspellings in hpotool have
         (
             {"activation": "rellu"},
@@ -770,7 +786,8 @@ def test_a_scheduler_or_loss_factory_returning_something_else_is_refused_saying_
         (
             "loss_that_is_nan",
             "run.yaml: loss: it returned nan for the untrained model's finite output on 8 samples, before any "
-            "step: check the loss function",
+            "step, so the loss itself computes it: guard its log, division or sqrt against 0 (torch.log(p + 1e-8), "
+            "or torch.nn.functional.log_softmax in place of log(softmax))",
         ),
     ],
 )

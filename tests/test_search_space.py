@@ -80,6 +80,11 @@ def test_valid_params(spec: dict[str, Any], expected: Param) -> None:
         ),
         ({"type": "int", "low": 0, "high": 8, "log": True}, "low must be 1 or more with log: true"),
         (
+            {"type": "int", "low": 0, "high": 8, "step": 0},
+            "step must be 1 or more, got 0; give a larger one, or leave step",
+        ),
+        ({"type": "int", "low": 8, "high": 0}, "low must be at most high, got low: 8, high: 0; swap them"),
+        (
             {"type": "int", "low": 1, "high": 8, "log": True, "step": 2},
             "step and log cannot be used together",
         ),

@@ -222,11 +222,11 @@ def _not_a_name(key: Any) -> str:
 def _unknown_type(tag: Any) -> str:
     """An unknown parameter type: a near spelling, the type another tool's name for it means, or the types."""
     if not isinstance(tag, str):  # `type: .inf` said "unknown type 'inf' (did you mean 'int'?)"; {a: 1} too
-        return f"unknown type {format_choice(tag)}, not a name; use one of: {', '.join(PARAM_TYPES)}"
+        return f"unknown type {format_choice(tag)}, not a name; choose one of: {', '.join(PARAM_TYPES)}"
     hint = did_you_mean(str(tag), PARAM_TYPES)
     if not hint and str(tag).lower() in _OTHER_TYPES:
         return f"unknown type {tag!r}; {_OTHER_TYPES[str(tag).lower()]}"
-    return f"unknown type {tag!r}{hint}; use one of: {', '.join(PARAM_TYPES)}"
+    return f"unknown type {tag!r}{hint}; choose one of: {', '.join(PARAM_TYPES)}"
 
 
 def _not_a_mapping(value: Any, loc: tuple[str | int, ...], root: type[BaseModel]) -> str:
