@@ -966,7 +966,7 @@ CASES = [
     Case(
         "brute-force-range",
         "a brute-force study resumed with another range or step of a parameter its trials drew",
-        "error: study 'tiny': search_space.model.hidden.0 takes other values than the study's trials drew it from (8 to 32 step 8 there, 8 to 40 step 8 here), and Optuna's brute force fails every trial of such a study, not even with --allow-changed-config: keep search_space.model.hidden.0 as it was, or use a new study_name",
+        "error: optimize.yaml: study 'tiny': search_space.model.hidden.0 takes other values than the study's trials drew it from (8 to 32 step 8 there, 8 to 40 step 8 here), and Optuna's brute force fails every trial of such a study, not even with --allow-changed-config: keep search_space.model.hidden.0 as it was, or use a new study_name",
         optimize={"sampler": {"name": "bruteforce"}, "n_trials": 4}
         | {"search_space": {"model.hidden.0": {"type": "int", "low": 8, "high": 40, "step": 8}}},
         args=("--allow-changed-config",),
@@ -999,7 +999,7 @@ CASES = [
     Case(
         "changed-kind",
         "resuming a study, even with --allow-changed-config, with a parameter of another kind, log scale or choices",
-        "error: study 'tiny': search_space.model.hidden.0 is categorical [8, 16, 32] in this config, but the study's trials drew it as int; Optuna cannot change a parameter's kind, log scale or choices within one study (every trial would fail), not even with --allow-changed-config: keep it as it was, or use a new study_name",
+        "error: optimize.yaml: study 'tiny': search_space.model.hidden.0 is categorical [8, 16, 32] in this config, but the study's trials drew it as int; Optuna cannot change a parameter's kind, log scale or choices within one study (every trial would fail), not even with --allow-changed-config: keep it as it was, or use a new study_name",
         optimize={
             "n_trials": 2,
             "search_space": {
@@ -1013,7 +1013,7 @@ CASES = [
     Case(
         "section-choice-respelt",
         "resuming a study with a whole-section choice spelt otherwise that builds the same section",
-        "error: study 'tiny': search_space.optimizer.choices.1: {lr: 0.001, name: adam} builds the same optimizer as the choice {name: adam} the study's trials drew, but Optuna stores a choice as it is spelt, and every trial would fail: write it as stored, {name: adam}",
+        "error: optimize.yaml: study 'tiny': search_space.optimizer.choices.1: {lr: 0.001, name: adam} builds the same optimizer as the choice {name: adam} the study's trials drew, but Optuna stores a choice as it is spelt, and every trial would fail: write it as stored, {name: adam}",
         optimize={
             "n_trials": 2,
             "search_space": {
@@ -1033,7 +1033,7 @@ CASES = [
     Case(
         "section-choices-reordered",
         "resuming a study with a whole section's choices in another order, one spelt otherwise",
-        "error: study 'tiny': search_space.optimizer: [{lr: 0.001, name: adam}, {name: sgd}] are the choices the study's trials drew, reordered and with {lr: 0.001, name: adam} stored as {name: adam} (the same optimizer), but Optuna stores choices as they are spelt, in their order, and every trial would fail: write them as stored, choices: [{name: sgd}, {name: adam}]",
+        "error: optimize.yaml: study 'tiny': search_space.optimizer: [{lr: 0.001, name: adam}, {name: sgd}] are the choices the study's trials drew, reordered and with {lr: 0.001, name: adam} stored as {name: adam} (the same optimizer), but Optuna stores choices as they are spelt, in their order, and every trial would fail: write them as stored, choices: [{name: sgd}, {name: adam}]",
         optimize={
             "n_trials": 2,
             "search_space": {

@@ -926,7 +926,7 @@ def test_a_brute_force_study_refuses_another_range_or_step_even_with_the_flag(
         n_trials=2, search_space={"model.hidden.0": {"type": "int", "low": 8, "high": high, "step": step}}
     )
     assert _run_refused(tmp_path, run_dict, opt_dict, allow_changed_config=True) == (
-        f"study 'tiny': search_space.model.hidden.0 takes other values than the study's trials drew it from (8 "
+        f"{tmp_path / 'optimize.yaml'}: study 'tiny': search_space.model.hidden.0 takes other values than the study's trials drew it from (8 "
         f"to 32 step 8 there, {here} here), and Optuna's brute force fails every trial of such a study, not even "
         f"with --allow-changed-config: keep search_space.model.hidden.0 as it was, or use a new study_name"
     )
@@ -973,7 +973,7 @@ def test_changed_list_choices_are_refused_with_the_choices_as_the_yaml_spells_th
     changed["search_space"]["loss.weight"] = {"type": "categorical", "choices": [None, [1.0] * 9 + [2.0]]}
     ones = "1.0, " * 9
     assert _run_refused(tmp_path, run_dict, changed, allow_changed_config=True) == (
-        f"study 'tiny': search_space.loss.weight is categorical [null, [{ones}2.0]] in this config, but the "
+        f"{tmp_path / 'optimize.yaml'}: study 'tiny': search_space.loss.weight is categorical [null, [{ones}2.0]] in this config, but the "
         f"study's trials drew it as categorical [null, [{ones}3.0]]; Optuna cannot change a parameter's kind, "
         f"log scale or choices within one study (every trial would fail), not even with --allow-changed-config: "
         f"keep it as it was, or use a new study_name"
@@ -996,7 +996,8 @@ def test_a_section_choice_respelt_to_build_the_same_section_is_named_with_the_st
     respelt["n_trials"] = 2
     respelt["search_space"]["optimizer"]["choices"][1] = {"name": "adam", "lr": 0.001}
     assert _run_refused(tmp_path, run_dict, respelt) == (
-        "study 'tiny': search_space.optimizer.choices.1: {name: adam, lr: 0.001} builds the same optimizer as the "
+        f"{tmp_path / 'optimize.yaml'}: study 'tiny': search_space.optimizer.choices.1: {{name: adam, lr: 0.001}} "
+        "builds the same optimizer as the "
         "choice {name: adam} the study's trials drew, but Optuna stores a choice as it is spelt, and every trial "
         "would fail: write it as stored, {name: adam}"
     )
@@ -1023,7 +1024,7 @@ def test_section_choices_reordered_are_named_with_the_stored_order_and_spelling(
     changed["search_space"]["optimizer"]["choices"] = [adam, {"name": "sgd", "lr": 0.1}]
     how = " and with {name: adam, lr: 0.001} stored as {name: adam} (the same optimizer)" if respell else ""
     assert _run_refused(tmp_path, run_dict, changed) == (
-        f"study 'tiny': search_space.optimizer: [{{name: adam{', lr: 0.001' if respell else ''}}}, {{name: sgd, "
+        f"{tmp_path / 'optimize.yaml'}: study 'tiny': search_space.optimizer: [{{name: adam{', lr: 0.001' if respell else ''}}}, {{name: sgd, "
         f"lr: 0.1}}] are the choices the study's trials drew, reordered{how}, but Optuna stores choices as they "
         f"are spelt, in their order, and every trial would fail: write them as stored, choices: [{{name: sgd, "
         f"lr: 0.1}}, {{name: adam}}]"
@@ -1052,7 +1053,7 @@ def test_a_choice_list_an_older_allow_changed_config_recorded_is_named_and_undon
             load_study(opt_dict), load_run_config(rp), load_optimize_config(op), allow_changed=True
         )
     assert _run_refused(tmp_path, run_dict, {**damaged, "n_trials": 2}) == (
-        "study 'tiny': search_space.model.activation is categorical [relu, gelu, tanh] in this config and in the "
+        f"{tmp_path / 'optimize.yaml'}: study 'tiny': search_space.model.activation is categorical [relu, gelu, tanh] in this config and in the "
         "study's stored configs, but its trials drew it as categorical [relu, gelu]: an --allow-changed-config of "
         "an older hpotool recorded a change Optuna cannot make, and every trial would fail; put "
         "search_space.model.activation back to categorical [relu, gelu] (the configs before that change) and run "

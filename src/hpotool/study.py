@@ -91,7 +91,9 @@ def open_study(
         # kill), or plain Optuna code made it. Left so, it was used unchecked for good, and exported without
         # a run config. The queue is left as it is: prepare_resume queues the warm starts it lacks.
         describe_study(existing, plan)
-    fingerprint.check(existing, plan.run, opt, allow_changed=plan.allow_changed_config)
+    fingerprint.check(
+        existing, plan.run, opt, allow_changed=plan.allow_changed_config, source=plan.storage_from
+    )
     _record_run_settings(existing, opt)
     # Others may be sampling it: a process created it a moment ago (it is empty, or we lost the race to
     # create it) or has a trial running. A resume of an idle study keeps reproducible seeds.
@@ -292,7 +294,14 @@ def finished_so_far(plan: StudyPlan, *, ask_server: bool) -> tuple[int | None, b
     except HpoError as exc:
         return (0 if str(exc).startswith(f"no study {study_name!r} in ") else None), False
     check_objectives(study, plan)  # the run refuses to resume it with another experiment: so does its dry run
-    fingerprint.check(study, plan.run, plan.opt, allow_changed=plan.allow_changed_config, record=False)
+    fingerprint.check(
+        study,
+        plan.run,
+        plan.opt,
+        allow_changed=plan.allow_changed_config,
+        record=False,
+        source=plan.storage_from,
+    )
     from hpotool.exhaustion import sampler_exhausted
 
     study.sampler = plan.sampler  # the grid the run would search (a loaded study has Optuna's default)
