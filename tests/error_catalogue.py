@@ -948,14 +948,14 @@ CASES = [
     Case(
         "other-direction",
         "an existing study created with another direction",
-        "error: study 'tiny' in sqlite:///studies/tiny.db was created to maximize val_accuracy, and the config says minimize val_loss; use another study_name or storage",
+        "error: optimize.yaml: study 'tiny' in sqlite:///studies/tiny.db was created to maximize val_accuracy, and this config says minimize val_loss; use another study_name or storage",
         optimize={"direction": "minimize", "metric": "val_loss"},
         existing_study=True,
     ),
     Case(
         "other-metrics",
         "an existing study of several objectives resumed with other metrics, or the same reordered",
-        "error: study 'tiny' in sqlite:///studies/tiny.db optimizes metrics [val_loss, n_params], and the config says [n_params, val_loss]; its trials' values are those metrics in that order, so not even --allow-changed-config can change them: use another study_name or storage",
+        "error: optimize.yaml: study 'tiny' in sqlite:///studies/tiny.db optimizes metrics [val_loss, n_params], and this config says [n_params, val_loss]; its trials' values are those metrics in that order, so not even --allow-changed-config can change them: use another study_name or storage",
         optimize={"metric": None, "direction": None, "metrics": ["n_params", "val_loss"]}
         | {"directions": ["minimize", "minimize"], "n_trials": 4},
         args=("--allow-changed-config",),

@@ -1099,7 +1099,8 @@ def test_the_dry_run_of_a_resume_refuses_what_the_run_refuses(
         (
             run_dict,
             {**opt_dict, "direction": "minimize"},
-            f"error: study 'tiny' in {opt_dict['storage']} was created to maximize val_accuracy, and the config "
+            f"error: {tmp_path / 'optimize.yaml'}: study 'tiny' in {opt_dict['storage']} was created to maximize "
+            "val_accuracy, and this config "
             f"says minimize val_accuracy; use another study_name or storage",
         ),
     ):

@@ -556,17 +556,17 @@ def test_reopening_with_another_direction_or_metric_is_refused(
     opt_dict["n_trials"] = 1
     _run(tmp_path, run_dict, opt_dict)
     with pytest.raises(
-        HpoError, match="was created to maximize val_accuracy, and the config says minimize val_loss;"
+        HpoError, match="was created to maximize val_accuracy, and this config says minimize val_loss;"
     ):
         _run(tmp_path, run_dict, {**opt_dict, "direction": "minimize", "metric": "val_loss"})
     # The metric changed alone, its direction left out (a loss is minimized): the line named only directions,
     # "was created to maximize its metric, and the config says minimize".
     alone = {k: v for k, v in opt_dict.items() if k != "direction"}
     with pytest.raises(
-        HpoError, match="was created to maximize val_accuracy, and the config says minimize val_loss;"
+        HpoError, match="was created to maximize val_accuracy, and this config says minimize val_loss;"
     ):
         _run(tmp_path, run_dict, {**alone, "metric": "val_loss"})
-    with pytest.raises(HpoError, match="optimizes 'val_accuracy', and the config says 'n_params'"):
+    with pytest.raises(HpoError, match="optimizes 'val_accuracy', and this config says 'n_params'"):
         _run(tmp_path, run_dict, {**opt_dict, "metric": "n_params"})  # the same direction, another metric
 
 

@@ -93,7 +93,7 @@ def test_a_misspelt_metric_a_trainer_does_not_return_names_the_one_it_does(
     ) in result.stderr
     opt.write_text(opt.read_text().replace("metric: val_lss", "metric: val_loss"))
     refused = optimize("examples/torch_loop_run.yaml", str(opt), storage, 3, exit_code=2)
-    assert "optimizes 'val_lss', and the config says 'val_loss'; use another study_name" in refused.stderr
+    assert "optimizes 'val_lss', and this config says 'val_loss'; use another study_name" in refused.stderr
     opt.write_text(opt.read_text().replace("study_name: sine_loop", "study_name: sine_loop2"))
     optimize("examples/torch_loop_run.yaml", str(opt), storage, 1, exit_code=0)
 
