@@ -164,7 +164,8 @@ def test_studies_in_one_storage_and_a_missing_storage(tmp_path: Path) -> None:
     result = runner.invoke(app, ["studies", "--storage", missing])
     assert result.exit_code == 2
     assert (
-        result.stderr == f"error: --storage: {missing!r}: no such SQLite file {str(tmp_path / 'none.db')!r}\n"
+        result.stderr
+        == f"error: --storage: {missing!r}: no such SQLite file {str(tmp_path / 'none.db')!r}; check the path\n"
     )
 
 
