@@ -1025,9 +1025,9 @@ def test_a_timeout_in_hours_and_minutes_is_refused_not_read_in_base_60(tmp_path:
             "model: model 'mlp' argument 'layers': Input should be a valid integer, got \"2\"; write 2 without "
             "quotes, a number",
         ),
-        (  # a text that is no number keeps pydantic's line alone
+        (  # a text that is no number: pydantic's line, and what to write (it said no more)
             {"name": "mlp", "dropout": "abc"},
-            "model: model 'mlp' argument 'dropout': Input should be a valid number, got abc",
+            "model: model 'mlp' argument 'dropout': Input should be a valid number, got abc; write a number",
         ),
     ],
 )

@@ -152,6 +152,10 @@ def check_types(obj: Callable[..., Any], kwargs: Mapping[str, Any], what: str) -
                 and error["type"] in _NUMBER_ERRORS
             ):
                 hint = f"; write {value.strip()} without quotes, a number"  # `dropout: "0.1"`: said neither
+            elif not hint and isinstance(value, str) and error["type"] in ("int_type", "float_type"):
+                hint = (
+                    "; write a whole number" if error["type"] == "int_type" else "; write a number"
+                )  # `abc`
             raise ValueError(f"{what} argument {key!r}: {refused_with_value(error)}{hint}") from None
 
 
