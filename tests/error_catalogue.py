@@ -81,13 +81,13 @@ CASES = [
     Case(
         "missing-file",
         "a config file that does not exist",
-        "error: missing.yaml: no such file",
+        "error: missing.yaml: no such file; check the path (a relative one is read from the folder hpotool runs in)",
         args=("--run-config", "missing.yaml"),
     ),
     Case(
         "directory",
         "a folder where a file should be",
-        "error: studies: is a directory, expected a YAML file",
+        "error: studies: is a folder, not a YAML file; give the path of the config file in it",
         args=("--optimize-config", "studies"),
     ),
     Case(
@@ -99,7 +99,7 @@ CASES = [
     Case(
         "yaml-syntax",
         "a YAML syntax error",
-        "error: run.yaml: line 2, column 1: expected ',' or ']', but got '<stream end>'",
+        "error: run.yaml: line 2, column 1: expected ',' or ']', but got the end of the file; a [ or { opened on this line or above is not closed: close it (] or }), or quote a value that holds one of , [ ] { }",
         run_text="epochs: [1, 2\n",
     ),
     Case(
@@ -171,19 +171,19 @@ CASES = [
     Case(
         "yaml-tag",
         "a YAML tag such as !!python/object",
-        "error: run.yaml: line 1, column 9: could not determine a constructor for the tag 'tag:yaml.org,2002:python/object/apply:os.system' (configs are loaded safely: YAML tags such as !!python/object are not allowed)",
+        "error: run.yaml: line 1, column 9: the YAML tag !!python/object/apply:os.system is not allowed: configs are loaded safely, without tags that build Python objects; remove the tag and write the value itself",
         run_text="epochs: !!python/object/apply:os.system ['true']\n",
     ),
     Case(
         "duplicate-key",
         "a key given twice",
-        "error: run.yaml: duplicate key 'epochs' (line 2, column 1)",
+        "error: run.yaml: line 2, column 1: duplicate key 'epochs', given earlier in the same mapping; keep one of the two",
         run_text="epochs: 2\nepochs: 3\n",
     ),
     Case(
         "empty-file",
         "an empty config file",
-        "error: run.yaml: the file is empty; expected a YAML mapping",
+        "error: run.yaml: the file is empty (or holds only comments); write the config in it, one key: value a line",
         run_text="",
     ),
     Case(
@@ -255,19 +255,19 @@ CASES = [
     Case(
         "wrong-type",
         "a value of the wrong type",
-        "error: run.yaml: epochs: Input should be a valid integer, unable to parse string as an integer, got many",
+        "error: run.yaml: epochs: Input should be a valid integer, got many; write a whole number",
         run={"epochs": "many"},
     ),
     Case(
         "low-above-high",
         "low > high",
-        "error: optimize.yaml: search_space.optimizer.lr: low must be <= high, got low=0.1 > high=0.001",
+        "error: optimize.yaml: search_space.optimizer.lr: low must be at most high, got low: 0.1, high: 0.001; swap them (low: 0.001, high: 0.1)",
         optimize=_space(type="float", low=0.1, high=0.001),
     ),
     Case(
         "log-low-zero",
         "log with low <= 0",
-        "error: optimize.yaml: search_space.optimizer.lr: low must be > 0 when log is true, got 0.0",
+        "error: optimize.yaml: search_space.optimizer.lr: low must be above 0 with log: true (a log scale has no 0), got 0.0; give a low above 0, such as 1.0e-5, or drop log: true",
         optimize=_space(type="float", low=0.0, high=0.1, log=True),
     ),
     Case(
@@ -291,13 +291,13 @@ CASES = [
     Case(
         "empty-choices",
         "an empty choices list",
-        "error: optimize.yaml: search_space.model.activation.choices: List should have at least 1 item after validation, not 0, got []",
+        "error: optimize.yaml: search_space.model.activation.choices: must have at least 1 item, got []",
         optimize={"search_space": {"model.activation": {"type": "categorical", "choices": []}}},
     ),
     Case(
         "unknown-type",
         "an unknown parameter type",
-        "error: optimize.yaml: search_space.optimizer.lr: unknown type 'flaot' (did you mean 'float'?); use one of: float, int, categorical",
+        "error: optimize.yaml: search_space.optimizer.lr: unknown type 'flaot' (did you mean 'float'?); choose one of: float, int, categorical",
         optimize=_space(type="flaot", low=0.001, high=0.1),
     ),
     Case(
@@ -442,7 +442,7 @@ CASES = [
     Case(
         "sampler-kwarg-type",
         "a sampler argument of the wrong type (1e3 is read as 1000.0 and converted to 1000, as config fields are)",
-        "error: optimize.yaml: sampler.kwargs: sampler 'tpe' argument 'seed': Input should be a valid integer, got a number with a fractional part (1.5)",
+        "error: optimize.yaml: sampler.kwargs: sampler 'tpe' argument 'seed': Input should be a valid integer, got a number with a fractional part (1.5); write a whole number",
         optimize={"sampler": {"name": "tpe", "kwargs": {"seed": 1.5}}},
     ),
     Case(
@@ -454,13 +454,13 @@ CASES = [
     Case(
         "pruner-value-optuna-refuses",
         "a pruner argument's value Optuna's constructor refuses: the key, the value and Optuna's text",
-        "error: optimize.yaml: pruner.kwargs.percentile: 'percentile' rejected 150.0: Percentile must be between 0 and 100 inclusive, but got percentile=150.0.",
+        "error: optimize.yaml: pruner.kwargs.percentile: 'percentile' rejected 150.0: Percentile must be between 0 and 100 inclusive, but got percentile=150.0; give percentile a value it takes",
         optimize={"pruner": {"name": "percentile", "kwargs": {"percentile": 150}}},
     ),
     Case(
         "sampler-kwarg-optuna-ignores",
         "a sampler argument Optuna takes but ignores (CmaEs's restart_strategy, deprecated in Optuna 4.4)",
-        "error: optimize.yaml: sampler.kwargs.restart_strategy: Optuna's CmaEsSampler ignores it since Optuna 4.4 (restart_strategy falls back to None, no restarts; restarts moved to OptunaHub): drop it",
+        "error: optimize.yaml: sampler.kwargs.restart_strategy: Optuna's CmaEsSampler ignores it since Optuna 4.4 (it runs no restarts whatever restart_strategy says; restarts moved to OptunaHub): drop it",
         optimize={"sampler": {"name": "cmaes", "kwargs": {"restart_strategy": "ipop"}}},
     ),
     Case(
@@ -488,7 +488,7 @@ CASES = [
     Case(
         "trainer-key-not-in-run-config",
         "a training function's key searched that the run config's trainer section does not set",
-        "error: optimize.yaml: search_space.trainer.alpha: the RunConfig has no such path; a training function's keys are those the run config's trainer: section sets: add alpha: <its default> under trainer:",
+        "error: optimize.yaml: search_space.trainer.alpha: the run config has no such key; a training function's keys are those the run config's trainer: section sets: add alpha: <its default> under trainer:",
         run={"trainer": {"function": "tests.trainers:adds_its_options"}},
         optimize={
             "metric": "val_loss",
@@ -669,7 +669,7 @@ CASES = [
     Case(
         "sampler-kwarg-function",
         "a number for a sampler argument that takes a function (TPE's gamma)",
-        "error: optimize.yaml: sampler.kwargs.gamma: sampler 'tpe' takes Callable[[int], int] | None here, which a YAML value cannot be (got 0.1); drop gamma, or build the sampler in your own module and give its import path (package.module:Name) as name",
+        "error: optimize.yaml: sampler.kwargs.gamma: sampler 'tpe' takes a function here, which a YAML value cannot be (got 0.1); drop gamma, or build the sampler in your own module and give its import path (package.module:Name) as name",
         optimize={"sampler": {"name": "tpe", "kwargs": {"gamma": 0.1}}},
     ),
     Case(
@@ -681,7 +681,7 @@ CASES = [
     Case(
         "missing-path",
         "a search path the RunConfig does not have",
-        "error: optimize.yaml: search_space.optimiser.lr: the RunConfig has no such path; did you mean 'optimizer.lr', 'optimizer.eps', 'optimizer.name'?",
+        "error: optimize.yaml: search_space.optimiser.lr: the run config has no such key; did you mean 'optimizer.lr', 'optimizer.eps', 'optimizer.name'?",
         optimize={"search_space": {"optimiser.lr": {"type": "float", "low": 0.001, "high": 0.1}}},
     ),
     Case(
@@ -740,31 +740,31 @@ CASES = [
     Case(
         "invalid-value",
         "a search value that fails RunConfig validation",
-        "error: optimize.yaml: search_space.epochs: with epochs=0: epochs: Input should be greater than or equal to 1, got 0",
+        "error: optimize.yaml: search_space.epochs: with epochs=0: epochs: must be 1 or more, got 0",
         optimize={"search_space": {"epochs": {"type": "int", "low": 0, "high": 3}}},
     ),
     Case(
         "unbuildable-value",
         "a search value the component rejects",
-        "error: optimize.yaml: search_space.model.dropout: with model.dropout=1.5: dropout must be in [0, 1), got 1.5",
+        "error: optimize.yaml: search_space.model.dropout: with model.dropout=1.5: dropout must be from 0 up to but not including 1, got 1.5; give a value such as 0.1 (0: no dropout)",
         optimize={"search_space": {"model.dropout": {"type": "float", "low": 0.0, "high": 1.5}}},
     ),
     Case(
         "metric-not-produced",
         "a metric the trainer does not produce for the task",
-        "error: optimize.yaml: metric: 'val_rmse' is not produced for this classification task; choose one of: train_loss, val_loss, val_accuracy, n_params, epoch_time",
+        "error: optimize.yaml: metric: 'val_rmse' is not measured for this classification task; choose one of: train_loss, val_loss, val_accuracy, n_params, epoch_time",
         optimize={"metric": "val_rmse", "direction": "minimize"},
     ),
     Case(
         "metric-of-your-own",
         "a metric of the user's own (F1) with hpotool's Trainer, which does not measure it",
-        "error: optimize.yaml: metric: 'val_f1' is not produced for this classification task; choose one of: train_loss, val_loss, val_accuracy, n_params, epoch_time (hpotool's Trainer measures only these; for a metric of your own such as val_f1, train with a function of yours that computes it, reports it each epoch and returns it: trainer: {function: mypkg.train:fit} in the run config)",
+        "error: optimize.yaml: metric: 'val_f1' is not measured for this classification task; choose one of: train_loss, val_loss, val_accuracy, n_params, epoch_time (hpotool's Trainer measures only these; for a metric of your own such as val_f1, train with a function of yours that computes it, reports it each epoch and returns it: trainer: {function: mypkg.train:fit} in the run config)",
         optimize={"metric": "val_f1", "direction": "maximize"},
     ),
     Case(
         "metric-of-your-own-regression",
         "a metric of the user's own (F1) with hpotool's Trainer on a regression, no built-in name close to it",
-        "error: optimize.yaml: metric: 'val_f1' is not produced for this regression task; choose one of: train_loss, val_loss, val_rmse, val_mae, n_params, epoch_time (hpotool's Trainer measures only these; for a metric of your own such as val_f1, train with a function of yours that computes it, reports it each epoch and returns it: trainer: {function: mypkg.train:fit} in the run config)",
+        "error: optimize.yaml: metric: 'val_f1' is not measured for this regression task; choose one of: train_loss, val_loss, val_rmse, val_mae, n_params, epoch_time (hpotool's Trainer measures only these; for a metric of your own such as val_f1, train with a function of yours that computes it, reports it each epoch and returns it: trainer: {function: mypkg.train:fit} in the run config)",
         run={"data": {"name": "regression"}},
         optimize={"metric": "val_f1", "direction": "maximize"},
     ),
@@ -808,7 +808,7 @@ CASES = [
     Case(
         "zero-trials",
         "n_trials <= 0",
-        "error: optimize.yaml: n_trials: Input should be greater than 0, got 0",
+        "error: optimize.yaml: n_trials: must be above 0, got 0",
         optimize={"n_trials": 0},
     ),
     Case(
@@ -820,13 +820,13 @@ CASES = [
     Case(
         "zero-trials-flag",
         "--n-trials 0",
-        "error: --n-trials: Input should be greater than 0, got 0",
+        "error: --n-trials: must be above 0, got 0",
         args=("--n-trials", "0"),
     ),
     Case(
         "zero-workers-flag",
         "--workers 0",
-        "error: --workers: Input should be greater than or equal to 1, got 0",
+        "error: --workers: must be 1 or more, got 0",
         args=("--workers", "0"),
     ),
     Case(
@@ -924,19 +924,19 @@ CASES = [
     Case(
         "study-name-slash",
         "a study name with /",
-        "error: optimize.yaml: study_name: 'a/b' may hold only ASCII letters, digits, '_', '-' and '.', starting with a letter, digit or '_' (no '/', '..', spaces or control characters), since it names files under studies/",
+        "error: optimize.yaml: study_name: 'a/b' may hold only ASCII letters, digits, '_', '-' and '.', starting with a letter, digit or '_' (no '/', '..', spaces or control characters), since it names files under studies/; name it 'a_b', say",
         optimize={"study_name": "a/b"},
     ),
     Case(
         "study-name-dots",
         "a study name with ..",
-        "error: optimize.yaml: study_name: 'x..y' may hold only ASCII letters, digits, '_', '-' and '.', starting with a letter, digit or '_' (no '/', '..', spaces or control characters), since it names files under studies/",
+        "error: optimize.yaml: study_name: 'x..y' may hold only ASCII letters, digits, '_', '-' and '.', starting with a letter, digit or '_' (no '/', '..', spaces or control characters), since it names files under studies/; name it 'x.y', say",
         optimize={"study_name": "x..y"},
     ),
     Case(
         "study-name-control",
         "a study name with a control character",
-        "error: optimize.yaml: study_name: 'a\\x07b' may hold only ASCII letters, digits, '_', '-' and '.', starting with a letter, digit or '_' (no '/', '..', spaces or control characters), since it names files under studies/",
+        "error: optimize.yaml: study_name: 'a\\x07b' may hold only ASCII letters, digits, '_', '-' and '.', starting with a letter, digit or '_' (no '/', '..', spaces or control characters), since it names files under studies/; name it 'a_b', say",
         optimize={"study_name": "a\x07b"},
     ),
     Case(
@@ -948,14 +948,14 @@ CASES = [
     Case(
         "other-direction",
         "an existing study created with another direction",
-        "error: study 'tiny' in sqlite:///studies/tiny.db was created to maximize val_accuracy, and the config says minimize val_loss; use another study_name or storage",
+        "error: optimize.yaml: study 'tiny' in sqlite:///studies/tiny.db was created to maximize val_accuracy, and this config says minimize val_loss; use another study_name or storage",
         optimize={"direction": "minimize", "metric": "val_loss"},
         existing_study=True,
     ),
     Case(
         "other-metrics",
         "an existing study of several objectives resumed with other metrics, or the same reordered",
-        "error: study 'tiny' in sqlite:///studies/tiny.db optimizes metrics [val_loss, n_params], and the config says [n_params, val_loss]; its trials' values are those metrics in that order, so not even --allow-changed-config can change them: use another study_name or storage",
+        "error: optimize.yaml: study 'tiny' in sqlite:///studies/tiny.db optimizes metrics [val_loss, n_params], and this config says [n_params, val_loss]; its trials' values are those metrics in that order, so not even --allow-changed-config can change them: use another study_name or storage",
         optimize={"metric": None, "direction": None, "metrics": ["n_params", "val_loss"]}
         | {"directions": ["minimize", "minimize"], "n_trials": 4},
         args=("--allow-changed-config",),
@@ -966,7 +966,7 @@ CASES = [
     Case(
         "brute-force-range",
         "a brute-force study resumed with another range or step of a parameter its trials drew",
-        "error: study 'tiny': search_space.model.hidden.0 takes other values than the study's trials drew it from (8 to 32 step 8 there, 8 to 40 step 8 here), and Optuna's brute force fails every trial of such a study, not even with --allow-changed-config: keep search_space.model.hidden.0 as it was, or use a new study_name",
+        "error: optimize.yaml: study 'tiny': search_space.model.hidden.0 takes other values than the study's trials drew it from (8 to 32 step 8 there, 8 to 40 step 8 here), and Optuna's brute force fails every trial of such a study, not even with --allow-changed-config: keep search_space.model.hidden.0 as it was, or use a new study_name",
         optimize={"sampler": {"name": "bruteforce"}, "n_trials": 4}
         | {"search_space": {"model.hidden.0": {"type": "int", "low": 8, "high": 40, "step": 8}}},
         args=("--allow-changed-config",),
@@ -999,7 +999,7 @@ CASES = [
     Case(
         "changed-kind",
         "resuming a study, even with --allow-changed-config, with a parameter of another kind, log scale or choices",
-        "error: study 'tiny': search_space.model.hidden.0 is categorical [8, 16, 32] in this config, but the study's trials drew it as int; Optuna cannot change a parameter's kind, log scale or choices within one study (every trial would fail), not even with --allow-changed-config: keep it as it was, or use a new study_name",
+        "error: optimize.yaml: study 'tiny': search_space.model.hidden.0 is categorical [8, 16, 32] in this config, but the study's trials drew it as int; Optuna cannot change a parameter's kind, log scale or choices within one study (every trial would fail), not even with --allow-changed-config: keep it as it was, or use a new study_name",
         optimize={
             "n_trials": 2,
             "search_space": {
@@ -1013,7 +1013,7 @@ CASES = [
     Case(
         "section-choice-respelt",
         "resuming a study with a whole-section choice spelt otherwise that builds the same section",
-        "error: study 'tiny': search_space.optimizer.choices.1: {lr: 0.001, name: adam} builds the same optimizer as the choice {name: adam} the study's trials drew, but Optuna stores a choice as it is spelt, and every trial would fail: write it as stored, {name: adam}",
+        "error: optimize.yaml: study 'tiny': search_space.optimizer.choices.1: {lr: 0.001, name: adam} builds the same optimizer as the choice {name: adam} the study's trials drew, but Optuna stores a choice as it is spelt, and every trial would fail: write it as stored, {name: adam}",
         optimize={
             "n_trials": 2,
             "search_space": {
@@ -1033,7 +1033,7 @@ CASES = [
     Case(
         "section-choices-reordered",
         "resuming a study with a whole section's choices in another order, one spelt otherwise",
-        "error: study 'tiny': search_space.optimizer: [{lr: 0.001, name: adam}, {name: sgd}] are the choices the study's trials drew, reordered and with {lr: 0.001, name: adam} stored as {name: adam} (the same optimizer), but Optuna stores choices as they are spelt, in their order, and every trial would fail: write them as stored, choices: [{name: sgd}, {name: adam}]",
+        "error: optimize.yaml: study 'tiny': search_space.optimizer: [{lr: 0.001, name: adam}, {name: sgd}] are the choices the study's trials drew, reordered and with {lr: 0.001, name: adam} stored as {name: adam} (the same optimizer), but Optuna stores choices as they are spelt, in their order, and every trial would fail: write them as stored, choices: [{name: sgd}, {name: adam}]",
         optimize={
             "n_trials": 2,
             "search_space": {
@@ -1185,7 +1185,7 @@ CASES = [
         "data-argument-quoted-number",
         "a quoted number for an argument of a dataset function of the user's, which torch refuses in its code; "
         "before: the line of the user's code alone, naming no key",
-        "error: run.yaml: data: loading 'moons_data:moons' failed: TypeError: rand(): argument 'size' (position 1) must be tuple of ints, not str (at moons_data.py:5 in moons); data.n_samples is the text '600': write 600 without quotes, a number",
+        "error: run.yaml: data: loading 'moons_data:moons' failed: TypeError: rand(): argument 'size' (position 1) must be tuple of ints, not str (at moons_data.py:5 in moons); data.n_samples is the text \"600\": write 600 without quotes, a number",
         run={"data": {"name": "moons_data:moons", "n_samples": "600"}},
         files={
             "moons_data.py": "import torch\n\n\ndef moons(n_samples=600):\n"
@@ -1361,7 +1361,7 @@ CASES = [
     Case(
         "float-labels",
         "class labels stored as floats, with a classification metric",
-        "error: optimize.yaml: metric: 'val_accuracy' is not produced for this regression task; choose one of: train_loss, val_loss, val_rmse, val_mae, n_params, epoch_time (the targets of 'tests.helpers:labels_read_as_floats' are floating-point numbers, which make a regression task: give class labels as integers for classification, or set loss: {name: bce_with_logits} for these 0/1 labels)",
+        "error: optimize.yaml: metric: 'val_accuracy' is not measured for this regression task; choose one of: train_loss, val_loss, val_rmse, val_mae, n_params, epoch_time (the targets of 'tests.helpers:labels_read_as_floats' are floating-point numbers, which make a regression task: give class labels as integers for classification, or set loss: {name: bce_with_logits} for these 0/1 labels)",
         run={"data": {"name": "tests.helpers:labels_read_as_floats"}},
     ),
     Case(
@@ -1391,14 +1391,14 @@ CASES = [
     Case(
         "integer-targets-regression-metric",
         "numbers to predict stored as integers, with a regression metric",
-        "error: optimize.yaml: metric: 'val_rmse' is not produced for this classification task; choose one of: train_loss, val_loss, val_accuracy, n_params, epoch_time (the targets of 'tests.helpers:ages_as_integers' are integers, which make a classification task of 53 classes: to predict them as numbers give y as floats for regression, y.float() or y.astype('float32'))",
+        "error: optimize.yaml: metric: 'val_rmse' is not measured for this classification task; choose one of: train_loss, val_loss, val_accuracy, n_params, epoch_time (the targets of 'tests.helpers:ages_as_integers' are integers, which make a classification task of 53 classes: to predict them as numbers give y as floats for regression, y.float() or y.astype('float32'))",
         run={"data": {"name": "tests.helpers:ages_as_integers"}},
         optimize={"metric": "val_rmse", "direction": "minimize"},
     ),
     Case(
         "bce-labels-regression-metric",
         "a regression metric for 0/1 float labels that bce_with_logits makes two classes",
-        "error: optimize.yaml: metric: 'val_rmse' is not produced for this classification task; choose one of: train_loss, val_loss, val_accuracy, n_params, epoch_time ('bce_with_logits' reads the 0/1 float targets of 'tests.helpers:labels_read_as_floats' as two classes, a classification task, where other losses make them a regression that measures val_rmse: set loss: {name: mse} for val_rmse, or measure val_accuracy)",
+        "error: optimize.yaml: metric: 'val_rmse' is not measured for this classification task; choose one of: train_loss, val_loss, val_accuracy, n_params, epoch_time ('bce_with_logits' reads the 0/1 float targets of 'tests.helpers:labels_read_as_floats' as two classes, a classification task, where other losses make them a regression that measures val_rmse: set loss: {name: mse} for val_rmse, or measure val_accuracy)",
         run={"data": {"name": "tests.helpers:labels_read_as_floats"}, "loss": {"name": "bce_with_logits"}},
         optimize={"metric": "val_rmse", "direction": "minimize"},
     ),
@@ -1411,7 +1411,7 @@ CASES = [
     Case(
         "condition-typo",
         "a condition on a path that does not exist",
-        "error: optimize.yaml: search_space.optimizer.weight_decay.when: 'optimizer.nam' is neither a searched parameter nor a RunConfig path; did you mean 'optimizer.name', 'optimizer.lr', 'optimizer.amsgrad'?",
+        "error: optimize.yaml: search_space.optimizer.weight_decay.when: 'optimizer.nam' is neither a searched parameter nor a run config key; did you mean 'optimizer.name', 'optimizer.lr', 'optimizer.amsgrad'?",
         optimize={
             "search_space": {
                 "optimizer.weight_decay": {
@@ -1584,7 +1584,7 @@ CASES = [
     Case(
         "searched-dataset-task",
         "a searched dataset whose task does not measure the metric",
-        "error: optimize.yaml: search_space.data.name: with data.name=regression: this regression task does not measure val_accuracy; it measures: train_loss, val_loss, val_rmse, val_mae, n_params, epoch_time",
+        "error: optimize.yaml: search_space.data.name: with data.name=regression: this regression task does not measure val_accuracy; it measures: train_loss, val_loss, val_rmse, val_mae, n_params, epoch_time; search only datasets that measure val_accuracy, or optimize a metric every task measures, such as val_loss",
         optimize={
             "search_space": {"data.name": {"type": "categorical", "choices": ["digits", "regression"]}}
         },
@@ -1637,7 +1637,7 @@ CASES = [
     Case(
         "list-choice-refused",
         "a whole list as a choice that the run config refuses",
-        "error: optimize.yaml: search_space.model.hidden: with model.hidden=[32, 0]: hidden widths must be >= 1, got [32, 0]",
+        "error: optimize.yaml: search_space.model.hidden: with model.hidden=[32, 0]: hidden widths must be 1 or more, got [32, 0]; give each hidden layer 1 unit or more",
         optimize={"search_space": {"model.hidden": {"type": "categorical", "choices": [[16], [32, 0]]}}},
     ),
     Case(
@@ -1688,7 +1688,7 @@ CASES = [
     Case(
         "section-choice-bad-value",
         "a whole-section choice with a value its section refuses",
-        "error: optimize.yaml: search_space.optimizer.choices.0.lr: Input should be greater than 0, got -0.1",
+        "error: optimize.yaml: search_space.optimizer.choices.0.lr: must be above 0, got -0.1",
         optimize={
             "search_space": {
                 "optimizer": {
@@ -1983,7 +1983,7 @@ CASES = [
     Case(
         "model-value",
         "a model argument the model refuses",
-        "error: run.yaml: model: dropout must be in [0, 1), got 1.5",
+        "error: run.yaml: model: dropout must be from 0 up to but not including 1, got 1.5; give a value such as 0.1 (0: no dropout)",
         run={"model": {"name": "mlp", "hidden": [16], "dropout": 1.5}},
     ),
     Case(
@@ -2065,13 +2065,13 @@ CASES = [
     Case(
         "enqueue-outside",
         "a warm-start value outside the space",
-        "error: optimize.yaml: enqueue.0: optimizer.lr=0.5 lies outside its search space ([0.001, 0.1], log)",
+        "error: optimize.yaml: enqueue.0: optimizer.lr=0.5 lies outside its search space ([0.001, 0.1], log); give a value within it, or widen search_space.optimizer.lr",
         optimize={"enqueue": [{LR: 0.5}]},
     ),
     Case(
         "enqueue-not-a-choice",
         "a warm-start value that is not one of its categorical's choices",
-        "error: optimize.yaml: enqueue.0: model.activation=gelu lies outside its search space (one of relu, tanh)",
+        "error: optimize.yaml: enqueue.0: model.activation=gelu lies outside its search space (one of relu, tanh); give one of its choices, or add it to search_space.model.activation's choices",
         optimize={
             "search_space": {"model.activation": {"type": "categorical", "choices": ["relu", "tanh"]}},
             "enqueue": [{"model.activation": "gelu"}],
@@ -2136,7 +2136,7 @@ CASES = [
     Case(
         "join-wait-not-seconds",
         "joining a study with HPOTOOL_JOIN_WAIT (how long to wait for it to be created) not a number",
-        "error: HPOTOOL_JOIN_WAIT='soon': give the seconds to wait for the study, e.g. 120 (0: no wait)",
+        "error: environment variable HPOTOOL_JOIN_WAIT='soon': give the seconds to wait for the study, e.g. 120 (0: no wait), or unset it",
         args=("--study-name", "tiny", "--storage", "sqlite:///studies/tiny.db"),
         without_configs=True,
         env={"HPOTOOL_JOIN_WAIT": "soon"},
@@ -2499,7 +2499,7 @@ CASES = [
     Case(
         "storage-file-missing",
         "a command that reads a study from a --storage file that is not there",
-        "error: --storage: 'sqlite:///runs/tiny.db': no such SQLite file '<cwd>/runs/tiny.db'",
+        "error: --storage: 'sqlite:///runs/tiny.db': no such SQLite file '<cwd>/runs/tiny.db'; check the path (a relative one is read from the folder hpotool runs in)",
         command=("trials", "--study-name", "tiny", "--storage", "sqlite:///runs/tiny.db"),
     ),
     Case(
@@ -2570,13 +2570,13 @@ CASES = [
     Case(
         "scheduler-returns-other",
         "a scheduler factory that returns no schedule",
-        "error: run.yaml: scheduler: scheduler 'tests.helpers:not_a_scheduler' returned int, not a learning-rate schedule (an object with a step() method, such as torch.optim.lr_scheduler.StepLR)",
+        "error: run.yaml: scheduler: scheduler 'tests.helpers:not_a_scheduler' returned int, not a learning-rate schedule (an object with a step() method, such as torch.optim.lr_scheduler.StepLR); return the schedule it builds",
         run={"scheduler": {"name": "tests.helpers:not_a_scheduler"}},
     ),
     Case(
         "loss-returns-other",
         "a loss factory that returns no loss",
-        "error: run.yaml: loss: loss 'tests.helpers:not_a_loss' returned str, not a loss (a torch.nn.Module or function called with the prediction and the target)",
+        "error: run.yaml: loss: loss 'tests.helpers:not_a_loss' returned str, not a loss (a torch.nn.Module or function called with the prediction and the target); return the loss it builds",
         run={"loss": {"name": "tests.helpers:not_a_loss"}},
     ),
     Case(
@@ -2633,7 +2633,7 @@ CASES = [
     Case(
         "loss-nan-before-training",
         "a loss that is NaN before any step",
-        "error: run.yaml: loss: it returned nan for the untrained model's finite output on 8 samples, before any step: check the loss function",
+        "error: run.yaml: loss: it returned nan for the untrained model's finite output on 8 samples, before any step, so the loss itself computes it: guard its log, division or sqrt against 0 (torch.log(p + 1e-8), or torch.nn.functional.log_softmax in place of log(softmax))",
         run={"loss": {"name": "tests.helpers:loss_that_is_nan"}},
     ),
     Case(
@@ -2712,7 +2712,7 @@ CASES = [
     Case(
         "model-count-as-text",
         "a model argument that counts written as quoted text, '8'",
-        "error: run.yaml: model: TypeError: empty(): argument 'size' (position 1) must be tuple of ints, but found element of type str at pos 0 (at conv_width_text.py:7 in __init__); model.width is the text '8': write 8 without quotes, a number",
+        "error: run.yaml: model: TypeError: empty(): argument 'size' (position 1) must be tuple of ints, but found element of type str at pos 0 (at conv_width_text.py:7 in __init__); model.width is the text \"8\": write 8 without quotes, a number",
         run={"model": {"name": "conv_width_text:Net", "width": "8"}},
         files={
             "conv_width_text.py": "from torch import nn\n\n\nclass Net(nn.Module):\n"
@@ -2889,7 +2889,7 @@ CASES = [
     Case(
         "optimizer-argument-quoted-number",
         "a quoted number for an argument of a torch optimizer, which torch refuses deep inside, naming no key",
-        "error: run.yaml: optimizer: TypeError: '<' not supported between instances of 'str' and 'float'; optimizer.momentum is the text '0.9': write 0.9 without quotes, a number",
+        "error: run.yaml: optimizer: TypeError: '<' not supported between instances of 'str' and 'float'; optimizer.momentum is the text \"0.9\": write 0.9 without quotes, a number",
         run={"optimizer": {"name": "sgd", "lr": 0.01, "momentum": "0.9"}},
     ),
     Case(
@@ -2927,7 +2927,7 @@ CASES = [
     Case(
         "schedule-lr-not-positive",
         "a schedule argument that would take the lr to 0 or below (onecycle max_lr, cosine eta_min, step gamma)",
-        "error: run.yaml: scheduler: max_lr must be greater than 0 (the peak lr of the cycle), got 0",
+        "error: run.yaml: scheduler: max_lr must be above 0 (the peak lr of the cycle), got 0; give the peak, or drop max_lr for a cycle that peaks at optimizer.lr",
         run={"scheduler": {"name": "onecycle", "max_lr": 0.0}},
     ),
     Case(
@@ -3039,7 +3039,7 @@ CASES = [
     Case(
         "constraints-not-a-list",
         "constraints given as one text instead of a list",
-        "error: optimize.yaml: constraints: expected a list, got the text 'n_params <= 20000'; write constraints: ['n_params <= 20000'], a list even of one",
+        'error: optimize.yaml: constraints: expected a list, got the text "n_params <= 20000"; write constraints: ["n_params <= 20000"], a list even of one',
         optimize={"constraints": "n_params <= 20000"},
     ),
     Case(
@@ -3112,7 +3112,7 @@ CASES = [
     Case(
         "trainer-key-without-trainer",
         "trainer.epochs searched (as Lightning names its Trainer's settings) where the run config has no trainer: section",
-        "error: optimize.yaml: search_space.trainer.epochs: the RunConfig has no such path; did you mean 'epochs'? (hpotool's Trainer takes it at the top of the run config)",
+        "error: optimize.yaml: search_space.trainer.epochs: the run config has no such key; did you mean 'epochs'? (hpotool's Trainer takes it at the top of the run config)",
         optimize={"search_space": {"trainer.epochs": {"type": "int", "low": 1, "high": 3}}},
     ),
     Case(
@@ -3137,7 +3137,7 @@ CASES = [
         "regression-negative-noise",
         "a negative noise for the built-in regression dataset (the standard deviation of the noise on y); before: "
         "it ran, drawing the same data as the positive value",
-        "error: run.yaml: data: loading 'regression' failed: noise is the standard deviation of the noise added to y, so it must be >= 0 (0: none), got -0.5",
+        "error: run.yaml: data: loading 'regression' failed: noise is the standard deviation of the noise added to y, so it must be 0 or more (0: none), got -0.5; give data.noise 0 or more",
         run={"data": {"name": "regression", "noise": -0.5}},
         optimize={"metric": "val_loss", "direction": "minimize"},
     ),
@@ -3242,7 +3242,7 @@ CASES = [
         "a quoted number for a pruner argument that takes a number or a text (successive halving's min_resource, "
         "whose text is auto); before: Optuna's \"The value of `min_resource` is 1, but must be either "
         "`min_resource` >= 1 or 'auto'\"",
-        "error: optimize.yaml: pruner.kwargs: pruner 'successive_halving' argument 'min_resource' is the text '1': write 1 without quotes, a number",
+        "error: optimize.yaml: pruner.kwargs: pruner 'successive_halving' argument 'min_resource' is the text \"1\": write 1 without quotes, a number",
         optimize={"pruner": {"name": "successive_halving", "kwargs": {"min_resource": "1"}}},
     ),
     Case(
@@ -3610,5 +3610,12 @@ CASES = [
         "turn (at least 1 item)",
         'error: optimize.yaml: search_space.model.activation.choices: expected a list, got the text ""; write the values to choose from as a list: [a, b]',
         optimize_text='study_name: tiny\nsearch_space:\n  model.activation:\n    type: categorical\n    choices: ""\n',
+    ),
+    Case(
+        "top-level-list",
+        "a config written as a YAML list (each line starting with '- '); before: 'expected a YAML mapping at the "
+        "top level, got list', Python's word, without what to write",
+        "error: run.yaml: holds a list, where a config is key: value lines (a YAML mapping); write each setting as key: value at the start of its line (epochs: 10)",
+        run_text="- epochs: 2\n- batch_size: 16\n",
     ),
 ]

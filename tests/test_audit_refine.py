@@ -1405,7 +1405,7 @@ def test_the_audit_counts_one_complete_trial_in_the_singular() -> None:
 def test_refine_removes_a_final_override_no_component_of_the_stage_takes() -> None:
     """A study of optimizer.name over sgd and adam with final.overrides.optimizer.momentum (sgd takes it): a
     stage that fixes adam kept the override, and optimize refused the stage refine wrote ('final.overrides.
-    optimizer.momentum: the RunConfig has no such path')."""
+    optimizer.momentum: the run config has no such key')."""
     from hpotool.final_rules import check_final
 
     space = {

@@ -164,7 +164,8 @@ def test_studies_in_one_storage_and_a_missing_storage(tmp_path: Path) -> None:
     result = runner.invoke(app, ["studies", "--storage", missing])
     assert result.exit_code == 2
     assert (
-        result.stderr == f"error: --storage: {missing!r}: no such SQLite file {str(tmp_path / 'none.db')!r}\n"
+        result.stderr
+        == f"error: --storage: {missing!r}: no such SQLite file {str(tmp_path / 'none.db')!r}; check the path\n"
     )
 
 
@@ -226,7 +227,7 @@ def test_trials_command_filters_by_state(tmp_path: Path, run_dict: dict, opt_dic
     result = runner.invoke(app, ["trials", "--study-name", "tiny", "--storage", storage, "--state", "done"])
     assert result.exit_code == 2
     assert result.stderr == (
-        "error: --state: 'done' is not a trial state; use one of: complete, pruned, fail, running, waiting\n"
+        "error: --state: 'done' is not a trial state; choose one of: complete, pruned, fail, running, waiting\n"
     )
     # Its Optuna name with an ending (completed, failed), or pruning, as people say it: read "use one of" alone
     for given, meant in (("completed", "complete"), ("failed", "fail"), ("pruning", "pruned")):
@@ -235,7 +236,7 @@ def test_trials_command_filters_by_state(tmp_path: Path, run_dict: dict, opt_dic
         )
         assert result.exit_code == 2
         assert result.stderr == (
-            f"error: --state: {given!r} is not a trial state (did you mean {meant!r}?); use one of: complete, "
+            f"error: --state: {given!r} is not a trial state (did you mean {meant!r}?); choose one of: complete, "
             f"pruned, fail, running, waiting\n"
         )
 
@@ -941,7 +942,8 @@ def test_a_relative_storage_read_from_a_subfolder_names_the_folder_above_that_ho
     # a file above that does not hold the study: only where the path was read
     result = CliRunner().invoke(app, ["trials", "--study-name", "t", "--storage", "sqlite:///studies/s.db"])
     assert result.exit_code == 2 and result.stderr == (
-        f"error: --storage: 'sqlite:///studies/s.db': no such SQLite file {str(here / 'studies' / 's.db')!r}\n"
+        f"error: --storage: 'sqlite:///studies/s.db': no such SQLite file {str(here / 'studies' / 's.db')!r}; "
+        "check the path (a relative one is read from the folder hpotool runs in)\n"
     )
     assert not (here / "studies").exists()
 

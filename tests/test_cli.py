@@ -553,7 +553,7 @@ def test_user_error_is_one_line_exit_2_no_traceback(configs: tuple[Path, Path], 
     assert result.exit_code == 2
     assert result.stderr == (
         f"error: {opt_path}: search_space.optimizer.lr: unknown type 'flaot' (did you mean 'float'?); "
-        "use one of: float, int, categorical\n"
+        "choose one of: float, int, categorical\n"
     )
     assert "Traceback" not in result.output
     assert not (tmp_path / "studies").exists()
@@ -600,7 +600,7 @@ def test_missing_config_file_is_a_usage_error(tmp_path: Path) -> None:
         app, ["optimize", "-r", str(tmp_path / "nope.yaml"), "-o", str(tmp_path / "x.yaml")]
     )
     assert result.exit_code == 2
-    assert result.stderr == f"error: {tmp_path / 'nope.yaml'}: no such file\n"
+    assert result.stderr == (f"error: {tmp_path / 'nope.yaml'}: no such file; check the path\n")
 
 
 def test_optunas_own_cli_reads_the_study(configs: tuple[Path, Path], opt_dict: dict) -> None:
@@ -706,7 +706,7 @@ def test_python_m_hpotool_exits_with_the_commands_code_after_a_caught_ctrl_c(tmp
         (["optimise"], "error: No such command 'optimise'. Did you mean 'optimize'? (see hpotool --help)"),
         (
             ["trials", "--study-name", "x", "--top", "0"],
-            "error: --top: Input should be greater than or equal to 1, got 0",
+            "error: --top: must be 1 or more, got 0",
         ),
         (
             ["optimize", "-r", "run.yaml"],
@@ -734,12 +734,12 @@ def test_python_m_hpotool_exits_with_the_commands_code_after_a_caught_ctrl_c(tmp
         (
             # -1 ("never", as the help's 0 is) stopped the study at its first failed trial
             ["optimize", "-r", "run.yaml", "-o", "opt.yaml", "--max-failures", "-1"],
-            "error: --max-failures: Input should be greater than or equal to 0, got -1",
+            "error: --max-failures: must be 0 or more, got -1",
         ),
         (
             # read "Invalid value for '--workers': ..." without the value, unlike --n-trials 0 (got 0)
             ["optimize", "-r", "run.yaml", "-o", "opt.yaml", "--workers", "0"],
-            "error: --workers: Input should be greater than or equal to 1, got 0",
+            "error: --workers: must be 1 or more, got 0",
         ),
         (
             ["optimize", "-r", "run.yaml", "-o", "opt.yaml", "--timeout", "1h"],
@@ -958,7 +958,7 @@ def test_a_whole_section_is_a_categorical_choice(tmp_path: Path, run_dict: dict,
     """`optimizer: {type: categorical, choices: [{name: sgd, ...}, {name: adam, ...}]}` chooses the whole
     section: the choice replaces it (keys it leaves out at the section's defaults, not the run config's), a
     key searched below it applies after it, and export-best, train-from-best and `hpotool trials` give the
-    chosen section back. It was refused: "search_space.optimizer: the RunConfig has no such path"."""
+    chosen section back. It was refused: "search_space.optimizer: the run config has no such key"."""
     import yaml
 
     from hpotool.config_files import load_run_config
@@ -1121,7 +1121,8 @@ def test_the_dry_run_of_a_resume_refuses_what_the_run_refuses(
         (
             run_dict,
             {**opt_dict, "direction": "minimize"},
-            f"error: study 'tiny' in {opt_dict['storage']} was created to maximize val_accuracy, and the config "
+            f"error: {tmp_path / 'optimize.yaml'}: study 'tiny' in {opt_dict['storage']} was created to maximize "
+            "val_accuracy, and this config "
             f"says minimize val_accuracy; use another study_name or storage",
         ),
     ):

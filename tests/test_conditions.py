@@ -187,7 +187,7 @@ def test_an_argument_none_of_the_searched_components_takes_names_those_that_do(
     )
     opt_dict["search_space"]["optimizer.lrate"] = opt_dict["search_space"].pop("optimizer.momentum")
     with pytest.raises(
-        HpoError, match=r"optimizer.lrate: the RunConfig has no such path; did you mean 'optimizer.lr'"
+        HpoError, match=r"optimizer.lrate: the run config has no such key; did you mean 'optimizer.lr'"
     ):
         prepare_study(run_path, write_yaml(opt_path, opt_dict))
     opt_dict["search_space"]["optimizer.name"]["choices"] = ["adam", "sgd"]

@@ -98,11 +98,11 @@ def test_a_misspelt_key_of_the_section_itself_is_suggested(section: dict[str, An
         ({"optimizr": {}}, "run.yaml: unknown key 'optimizr' (did you mean 'optimizer'?)"),
         ({"optimizer": {"name": "adamx"}}, "unknown optimizer 'adamx' (did you mean 'adam'?)"),
         ({"epochs": "many"}, "run.yaml: epochs: Input should be a valid integer"),
-        ({"epochs": 0}, "run.yaml: epochs: Input should be greater than or equal to 1"),
+        ({"epochs": 0}, "run.yaml: epochs: must be 1 or more"),
         ({"device": "gpu"}, "run.yaml: device: must be auto, cpu, cuda, cuda:N or mps, got gpu"),
         ({"model": {"name": "mlp", "hiden": 3}}, "did you mean 'hidden'?"),
         ({"model": {"name": "mlp", "in_features": 3}}, "'in_features' is set by hpotool"),
-        ({"data": {"val_fraction": 1.5}}, "run.yaml: data.val_fraction: Input should be less than 1"),
+        ({"data": {"val_fraction": 1.5}}, "run.yaml: data.val_fraction: must be below 1, got 1.5"),
         ({"model": {"name": "nomodule.x:Y"}}, "cannot import 'nomodule.x:Y': No module named 'nomodule'"),
         ({"model": "mlp"}, "run.yaml: model: expected a mapping, got mlp; write model: {name: mlp}"),
         (
@@ -191,7 +191,7 @@ def test_pruner_null_means_no_pruning(tmp_path: Path) -> None:
             "study_name: 'x.' ends in '.' (its file would be studies/x..db); drop the final '.'",
         ),
         ({"study_name": "a" * 245}, "study_name: is 245 characters long; give at most 244"),
-        ({"n_trials": 0}, "n_trials: Input should be greater than 0"),
+        ({"n_trials": 0}, "n_trials: must be above 0"),
         ({"direction": "up"}, "direction: Input should be minimize or maximize, got up"),
         # a British spelling, or the start alone (Ray Tune's mode: max), got no "did you mean"
         (
@@ -213,7 +213,7 @@ def test_pruner_null_means_no_pruning(tmp_path: Path) -> None:
         ),
         (
             {"search_space": {"x": {"type": "flaot", "low": 1, "high": 2}}},
-            "search_space.x: unknown type 'flaot' (did you mean 'float'?); use one of: float, int, categorical",
+            "search_space.x: unknown type 'flaot' (did you mean 'float'?); choose one of: float, int, categorical",
         ),
         (
             {"search_space": {"x": {"type": "float", "lwo": 1, "high": 2}}},
@@ -222,15 +222,15 @@ def test_pruner_null_means_no_pruning(tmp_path: Path) -> None:
         ({"search_space": {"x": {"low": 1, "high": 2}}}, "search_space.x: a parameter needs a 'type'"),
         (
             {"search_space": {"x": {"type": "float", "low": 0, "high": 1, "log": True}}},
-            "search_space.x: low must be > 0 when log is true, got 0.0",
+            "search_space.x: low must be above 0 with log: true (a log scale has no 0), got 0.0; give a low above 0, such as 1.0e-5, or drop log: true",
         ),
         (
             {"search_space": {"x": {"type": "float", "low": 2, "high": 1}}},
-            "search_space.x: low must be <= high, got low=2.0 > high=1.0",
+            "search_space.x: low must be at most high, got low: 2.0, high: 1.0; swap them (low: 1.0, high: 2.0)",
         ),
         (
             {"search_space": {"x": {"type": "categorical", "choices": []}}},
-            "search_space.x.choices: List should have at least 1 item",
+            "search_space.x.choices: must have at least 1 item",
         ),
         (
             {"search_space": {"x": {"type": "int", "low": 1, "high": 10, "step": 4}}},
@@ -243,6 +243,23 @@ def test_optimize_config_errors(change: dict[str, Any], message: str) -> None:
     with pytest.raises(HpoError) as err:
         validate_config(OptimizeConfig, data, "opt.yaml")
     assert message in str(err.value)
+
+
+@pytest.mark.parametrize(
+    ("name", "suggested"),
+    [("a/b", "a_b"), ("x..y", "x.y"), ("..x", "x"), ("my study", "my_study"), ("-x", "x"), ("ü", "mnist")],
+)
+def test_a_study_name_refused_for_its_characters_suggests_one_that_is_taken(
+    name: str, suggested: str
+) -> None:
+    """It said which characters a name may hold, and no name to give."""
+    data = {"study_name": name, "search_space": SPACE_DOTTED}
+    with pytest.raises(HpoError) as err:
+        validate_config(OptimizeConfig, data, "opt.yaml")
+    assert str(err.value).endswith(f"; name it {suggested!r}, say")
+    assert (
+        validate_config(OptimizeConfig, {**data, "study_name": suggested}, "opt.yaml").study_name == suggested
+    )
 
 
 def test_loaders_name_the_file(tmp_path: Path) -> None:
@@ -491,7 +508,7 @@ def test_components_of_a_package_that_does_not_import_are_one_line(
 
 def test_an_argument_of_the_auto_loss_says_to_name_the_loss(run_dict: dict[str, Any]) -> None:
     """`loss: {name: auto, label_smoothing: 0.1}` said "it takes: no arguments", and searching
-    loss.label_smoothing "the RunConfig has no such path", neither saying that cross_entropy takes it."""
+    loss.label_smoothing "the run config has no such key", neither saying that cross_entropy takes it."""
     with pytest.raises(
         HpoError, match=r"loss: loss 'auto' takes no arguments; to give it label_smoothing, name "
     ):
@@ -640,8 +657,8 @@ def test_a_misspelt_key_of_an_optional_section_is_one_line_naming_its_spelling(
     [
         (
             "n_params <= 20000",
-            "opt.yaml: constraints: expected a list, got the text 'n_params <= 20000'; write "
-            "constraints: ['n_params <= 20000'], a list even of one",
+            'opt.yaml: constraints: expected a list, got the text "n_params <= 20000"; write '
+            'constraints: ["n_params <= 20000"], a list even of one',
         ),
         (
             [{"n_params": "<= 20000"}],
@@ -917,7 +934,7 @@ def test_an_argument_near_name_beside_a_name_is_not_suggested_name(tmp_path: Pat
     [
         (  # passed the config and the dry run; every trial failed "Overflow when unpacking long long"
             {"torch_threads": 10**30},
-            "torch_threads: Input should be less than or equal to 2147483647, got 1000000000000000000000000000000",
+            "torch_threads: must be 2147483647 or less, got 1000000000000000000000000000000",
         ),
         (  # passed the config: Optuna's steps (epochs) are 32-bit integers on PostgreSQL and MySQL
             {"epochs": 10**30},
@@ -1008,9 +1025,9 @@ def test_a_timeout_in_hours_and_minutes_is_refused_not_read_in_base_60(tmp_path:
             "model: model 'mlp' argument 'layers': Input should be a valid integer, got \"2\"; write 2 without "
             "quotes, a number",
         ),
-        (  # a text that is no number keeps pydantic's line alone
+        (  # a text that is no number: pydantic's line, and what to write (it said no more)
             {"name": "mlp", "dropout": "abc"},
-            "model: model 'mlp' argument 'dropout': Input should be a valid number, got abc",
+            "model: model 'mlp' argument 'dropout': Input should be a valid number, got abc; write a number",
         ),
     ],
 )
@@ -1036,7 +1053,7 @@ def test_a_parameter_type_that_is_no_name_is_shown_as_written(given: Any, shown:
             "optimize.yaml",
         )
     assert str(err.value) == (
-        f"optimize.yaml: search_space.optimizer.lr: unknown type {shown}, not a name; use one of: float, int, "
+        f"optimize.yaml: search_space.optimizer.lr: unknown type {shown}, not a name; choose one of: float, int, "
         "categorical"
     )
 

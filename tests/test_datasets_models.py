@@ -69,7 +69,7 @@ def test_the_regression_datasets_noise_is_a_standard_deviation_of_0_or_more() ->
     )
     assert _check_refusal({"data": {"name": "regression", "noise": -0.5}, "device": "cpu"}) == (
         "run.yaml: data: loading 'regression' failed: noise is the standard deviation of the noise added to y, so "
-        "it must be >= 0 (0: none), got -0.5"
+        "it must be 0 or more (0: none), got -0.5; give data.noise 0 or more"
     )
 
 
@@ -126,6 +126,22 @@ def test_a_layer_size_torch_cannot_hold_is_refused(make: Any, message: str) -> N
 
 @pytest.mark.parametrize(
     ("kwargs", "message"),
+    [
+        ({"layers": -1}, "layers must be 0 or more, got -1; give 0 for no hidden layer"),
+        (
+            {"hidden": [32, 0]},
+            "hidden widths must be 1 or more, got [32, 0]; give each hidden layer 1 unit or more",
+        ),
+    ],
+)
+def test_an_mlp_of_no_layers_or_widths_says_what_to_give(kwargs: dict[str, Any], message: str) -> None:
+    with pytest.raises(ValueError) as info:
+        MLP(64, 10, **kwargs)
+    assert str(info.value) == message
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "message"),
     [  # the choices were listed with no "did you mean", as other misspellings in hpotool have
         (
             {"activation": "rellu"},
@@ -151,9 +167,18 @@ def test_a_misspelt_choice_names_the_closest(kwargs: dict[str, str], message: st
 @pytest.mark.parametrize(
     ("kwargs", "message"),
     [
-        ({"dropout": 1.0}, "dropout must be in [0, 1), got 1.0"),
-        ({"dropout": -0.1}, "dropout must be in [0, 1), got -0.1"),
-        ({"hidden": 0}, "hidden must be >= 1 (the width of the fully connected layer), got 0"),
+        (
+            {"dropout": 1.0},
+            "dropout must be from 0 up to but not including 1, got 1.0; give a value such as 0.1 (0: no dropout)",
+        ),
+        (
+            {"dropout": -0.1},
+            "dropout must be from 0 up to but not including 1, got -0.1; give a value such as 0.1 (0: no dropout)",
+        ),
+        (
+            {"hidden": 0},
+            "hidden must be 1 or more (the width of the fully connected layer), got 0; give its units",
+        ),
         ({"channels": [8, 0]}, "channels must each be >= 1, got [8, 0]"),
     ],
 )
@@ -698,7 +723,7 @@ def test_an_optimizer_factory_returning_something_else_is_refused_before_trainin
     run = {**SMALL, "optimizer": {"name": "tests.helpers:not_an_optimizer"}, "device": "cpu"}
     assert _check_refusal(run) == (
         "run.yaml: optimizer: optimizer 'tests.helpers:not_an_optimizer' returned list, not a "
-        "torch.optim.Optimizer"
+        "torch.optim.Optimizer; return the optimizer it builds"
     )
 
 
@@ -708,7 +733,8 @@ def test_an_optimizer_factory_returning_something_else_is_refused_before_trainin
         (
             {"scheduler": {"name": "tests.helpers:not_a_scheduler"}},
             "run.yaml: scheduler: scheduler 'tests.helpers:not_a_scheduler' returned int, not a "
-            "learning-rate schedule (an object with a step() method, such as torch.optim.lr_scheduler.StepLR)",
+            "learning-rate schedule (an object with a step() method, such as torch.optim.lr_scheduler.StepLR); "
+            "return the schedule it builds",
         ),
         # the optimizer itself has a step(): it was taken for a schedule, and stepped a second time each epoch
         (
@@ -721,7 +747,7 @@ def test_an_optimizer_factory_returning_something_else_is_refused_before_trainin
         (
             {"loss": {"name": "tests.helpers:not_a_loss"}},
             "run.yaml: loss: loss 'tests.helpers:not_a_loss' returned str, not a loss (a "
-            "torch.nn.Module or function called with the prediction and the target)",
+            "torch.nn.Module or function called with the prediction and the target); return the loss it builds",
         ),
     ],
 )
@@ -760,7 +786,8 @@ def test_a_scheduler_or_loss_factory_returning_something_else_is_refused_saying_
         (
             "loss_that_is_nan",
             "run.yaml: loss: it returned nan for the untrained model's finite output on 8 samples, before any "
-            "step: check the loss function",
+            "step, so the loss itself computes it: guard its log, division or sqrt against 0 (torch.log(p + 1e-8), "
+            "or torch.nn.functional.log_softmax in place of log(softmax))",
         ),
     ],
 )
@@ -812,7 +839,7 @@ def test_a_training_step_that_fails_in_the_optimizer_says_so_not_to_check_the_lo
         (  # a quoted gamma: torch's ExponentialLR multiplies the lr by the text as it steps
             {"scheduler": {"name": "torch.optim.lr_scheduler:ExponentialLR", "gamma": "0.9"}},
             "TypeError: can't multiply sequence by non-int of type 'float'; the scheduler's step() raised it: "
-            "scheduler.gamma is the text '0.9': write 0.9 without quotes, a number",
+            'scheduler.gamma is the text "0.9": write 0.9 without quotes, a number',
         ),
         (  # three betas: torch's Adam builds, and its fused step (hpotool's LeanStep) unpacks two
             {"optimizer": {"name": "torch.optim:Adam", "lr": 0.01, "betas": [0.9, 0.99, 0.1]}},
@@ -837,7 +864,7 @@ def test_a_training_step_that_fails_in_the_schedule_or_the_optimizer_names_its_a
         (
             {"optimizer": {"name": "sgd", "lr": 0.01, "momentum": "0.9"}},
             "optimizer: TypeError: '<' not supported between instances of 'str' and 'float'; optimizer.momentum "
-            "is the text '0.9': write 0.9 without quotes, a number",
+            'is the text "0.9": write 0.9 without quotes, a number',
         ),
         (
             {"optimizer": {"name": "torch.optim:Adam", "lr": 0.01, "betas": 0.9}},
@@ -862,7 +889,7 @@ def test_an_argument_torch_refuses_as_it_builds_the_optimizer_or_schedule_is_nam
 @pytest.mark.parametrize(
     ("n", "hint"),
     [
-        ("120", "data.n is the text '120': write 120 without quotes, a number"),
+        ("120", 'data.n is the text "120": write 120 without quotes, a number'),
         (120.0, "data.n is 120.0, a float, where 120, its default, is an int: write 120"),
     ],
 )

@@ -349,20 +349,20 @@ def test_bad_final_overrides_fail_before_the_study_starts(
     cases = [
         (
             {"overrides": {"data.subset_fractoin": 1.0}},
-            "final.overrides.data.subset_fractoin: the RunConfig has no such path; did you mean 'data.subset_fraction'",
+            "final.overrides.data.subset_fractoin: the run config has no such key; did you mean 'data.subset_fraction'",
         ),
         (
             {"overrides": {"data.subset_fraction": 2.0}},
-            "final.overrides: with data.subset_fraction=2.0: data.subset_fraction: Input should be less than or equal to 1",
+            "final.overrides: with data.subset_fraction=2.0: data.subset_fraction: must be 1 or less",
         ),
         (
             {"epochs": 3, "overrides": {"epochs": 5}},
             "final: epochs is given both as final.epochs and in final.overrides",
         ),
-        ({"seeds": 0}, "final.seeds: Input should be greater than or equal to 1"),
+        ({"seeds": 0}, "final.seeds: must be 1 or more"),
         (  # a value the model refuses as it is built: found now, not by train-from-best after the study
             {"overrides": {"model.dropout": 1.5}},
-            "final.overrides: with model.dropout=1.5: dropout must be in [0, 1), got 1.5",
+            "final.overrides: with model.dropout=1.5: dropout must be from 0 up to but not including 1, got 1.5; give a value such as 0.1 (0: no dropout)",
         ),
         (
             {"overrides": {"optimizer.lr": 0.01, "optimizer.betas": [0.9, 1.5]}},
@@ -600,7 +600,7 @@ def test_a_final_override_no_choice_takes_is_refused_before_trial_0(
     opt_dict["final"] = {"overrides": {"optimizer.momentum": 0.5}}
     rp, op = write_yaml(tmp_path / "run.yaml", run_dict), write_yaml(tmp_path / "optimize.yaml", opt_dict)
     with pytest.raises(
-        HpoError, match=r"final\.overrides\.optimizer\.momentum: the RunConfig has no such path"
+        HpoError, match=r"final\.overrides\.optimizer\.momentum: the run config has no such key"
     ):
         prepare_study(rp, op)
 

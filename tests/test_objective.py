@@ -586,17 +586,17 @@ def test_reopening_with_another_direction_or_metric_is_refused(
     opt_dict["n_trials"] = 1
     _run(tmp_path, run_dict, opt_dict)
     with pytest.raises(
-        HpoError, match="was created to maximize val_accuracy, and the config says minimize val_loss;"
+        HpoError, match="was created to maximize val_accuracy, and this config says minimize val_loss;"
     ):
         _run(tmp_path, run_dict, {**opt_dict, "direction": "minimize", "metric": "val_loss"})
     # The metric changed alone, its direction left out (a loss is minimized): the line named only directions,
     # "was created to maximize its metric, and the config says minimize".
     alone = {k: v for k, v in opt_dict.items() if k != "direction"}
     with pytest.raises(
-        HpoError, match="was created to maximize val_accuracy, and the config says minimize val_loss;"
+        HpoError, match="was created to maximize val_accuracy, and this config says minimize val_loss;"
     ):
         _run(tmp_path, run_dict, {**alone, "metric": "val_loss"})
-    with pytest.raises(HpoError, match="optimizes 'val_accuracy', and the config says 'n_params'"):
+    with pytest.raises(HpoError, match="optimizes 'val_accuracy', and this config says 'n_params'"):
         _run(tmp_path, run_dict, {**opt_dict, "metric": "n_params"})  # the same direction, another metric
 
 
@@ -606,12 +606,12 @@ def test_reopening_with_another_direction_or_metric_is_refused(
         (
             {},
             {"metric": "val_rmse", "direction": "minimize"},
-            "metric: 'val_rmse' is not produced for this classification task; choose one of: train_loss, val_loss, val_accuracy",
+            "metric: 'val_rmse' is not measured for this classification task; choose one of: train_loss, val_loss, val_accuracy",
         ),
         (  # a misspelling gets the closest name; val_rmse above, the other task's metric, gets none
             {},
             {"metric": "val_acuracy", "direction": "maximize"},
-            "metric: 'val_acuracy' is not produced for this classification task (did you mean 'val_accuracy'?); "
+            "metric: 'val_acuracy' is not measured for this classification task (did you mean 'val_accuracy'?); "
             "choose one of: train_loss, val_loss, val_accuracy",
         ),
         (
@@ -622,12 +622,12 @@ def test_reopening_with_another_direction_or_metric_is_refused(
         (
             {},
             {"search_space": {"model.dropout": {"type": "float", "low": 0.0, "high": 1.5}}},
-            "search_space.model.dropout: with model.dropout=1.5: dropout must be in [0, 1), got 1.5",
+            "search_space.model.dropout: with model.dropout=1.5: dropout must be from 0 up to but not including 1, got 1.5; give a value such as 0.1 (0: no dropout)",
         ),
         (
             {},
             {"search_space": {"epochs": {"type": "int", "low": 0, "high": 3}}},
-            "search_space.epochs: with epochs=0: epochs: Input should be greater than or equal to 1",
+            "search_space.epochs: with epochs=0: epochs: must be 1 or more",
         ),
         ({"batch_size": 4096}, {}, "batch_size: 4096 is larger than the 144 training samples"),
         (  # every trial trained the same one-layer model (val_accuracy 0.3788 three times)
@@ -956,7 +956,7 @@ def test_a_brute_force_study_refuses_another_range_or_step_even_with_the_flag(
         n_trials=2, search_space={"model.hidden.0": {"type": "int", "low": 8, "high": high, "step": step}}
     )
     assert _run_refused(tmp_path, run_dict, opt_dict, allow_changed_config=True) == (
-        f"study 'tiny': search_space.model.hidden.0 takes other values than the study's trials drew it from (8 "
+        f"{tmp_path / 'optimize.yaml'}: study 'tiny': search_space.model.hidden.0 takes other values than the study's trials drew it from (8 "
         f"to 32 step 8 there, {here} here), and Optuna's brute force fails every trial of such a study, not even "
         f"with --allow-changed-config: keep search_space.model.hidden.0 as it was, or use a new study_name"
     )
@@ -1003,7 +1003,7 @@ def test_changed_list_choices_are_refused_with_the_choices_as_the_yaml_spells_th
     changed["search_space"]["loss.weight"] = {"type": "categorical", "choices": [None, [1.0] * 9 + [2.0]]}
     ones = "1.0, " * 9
     assert _run_refused(tmp_path, run_dict, changed, allow_changed_config=True) == (
-        f"study 'tiny': search_space.loss.weight is categorical [null, [{ones}2.0]] in this config, but the "
+        f"{tmp_path / 'optimize.yaml'}: study 'tiny': search_space.loss.weight is categorical [null, [{ones}2.0]] in this config, but the "
         f"study's trials drew it as categorical [null, [{ones}3.0]]; Optuna cannot change a parameter's kind, "
         f"log scale or choices within one study (every trial would fail), not even with --allow-changed-config: "
         f"keep it as it was, or use a new study_name"
@@ -1026,7 +1026,8 @@ def test_a_section_choice_respelt_to_build_the_same_section_is_named_with_the_st
     respelt["n_trials"] = 2
     respelt["search_space"]["optimizer"]["choices"][1] = {"name": "adam", "lr": 0.001}
     assert _run_refused(tmp_path, run_dict, respelt) == (
-        "study 'tiny': search_space.optimizer.choices.1: {name: adam, lr: 0.001} builds the same optimizer as the "
+        f"{tmp_path / 'optimize.yaml'}: study 'tiny': search_space.optimizer.choices.1: {{name: adam, lr: 0.001}} "
+        "builds the same optimizer as the "
         "choice {name: adam} the study's trials drew, but Optuna stores a choice as it is spelt, and every trial "
         "would fail: write it as stored, {name: adam}"
     )
@@ -1053,7 +1054,7 @@ def test_section_choices_reordered_are_named_with_the_stored_order_and_spelling(
     changed["search_space"]["optimizer"]["choices"] = [adam, {"name": "sgd", "lr": 0.1}]
     how = " and with {name: adam, lr: 0.001} stored as {name: adam} (the same optimizer)" if respell else ""
     assert _run_refused(tmp_path, run_dict, changed) == (
-        f"study 'tiny': search_space.optimizer: [{{name: adam{', lr: 0.001' if respell else ''}}}, {{name: sgd, "
+        f"{tmp_path / 'optimize.yaml'}: study 'tiny': search_space.optimizer: [{{name: adam{', lr: 0.001' if respell else ''}}}, {{name: sgd, "
         f"lr: 0.1}}] are the choices the study's trials drew, reordered{how}, but Optuna stores choices as they "
         f"are spelt, in their order, and every trial would fail: write them as stored, choices: [{{name: sgd, "
         f"lr: 0.1}}, {{name: adam}}]"
@@ -1082,7 +1083,7 @@ def test_a_choice_list_an_older_allow_changed_config_recorded_is_named_and_undon
             load_study(opt_dict), load_run_config(rp), load_optimize_config(op), allow_changed=True
         )
     assert _run_refused(tmp_path, run_dict, {**damaged, "n_trials": 2}) == (
-        "study 'tiny': search_space.model.activation is categorical [relu, gelu, tanh] in this config and in the "
+        f"{tmp_path / 'optimize.yaml'}: study 'tiny': search_space.model.activation is categorical [relu, gelu, tanh] in this config and in the "
         "study's stored configs, but its trials drew it as categorical [relu, gelu]: an --allow-changed-config of "
         "an older hpotool recorded a change Optuna cannot make, and every trial would fail; put "
         "search_space.model.activation back to categorical [relu, gelu] (the configs before that change) and run "
@@ -1814,7 +1815,8 @@ def test_enqueue_from_failures_give_the_real_reason(tmp_path: Path, run_dict: di
     # A storage refused names the option it came from, once ("storage 'x'" did not say which option).
     gone = f"sqlite:///{tmp_path / 'gone.db'}"
     assert warm("tight", gone) == (
-        f"error: --enqueue-from-storage: {gone!r}: no such SQLite file {str(tmp_path / 'gone.db')!r}\n"
+        f"error: --enqueue-from-storage: {gone!r}: no such SQLite file {str(tmp_path / 'gone.db')!r}; check "
+        "the path\n"
     )
     assert not (tmp_path / "studies" / "tiny.db").exists()  # refused before the study was made
 

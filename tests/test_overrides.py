@@ -61,7 +61,7 @@ def test_a_condition_reads_a_mapping_the_run_config_sets() -> None:
 
 
 def test_override_values_are_validated_again() -> None:
-    with pytest.raises(HpoError, match=r"with epochs=0: epochs: Input should be greater than or equal to 1"):
+    with pytest.raises(HpoError, match=r"with epochs=0: epochs: must be 1 or more"):
         apply_overrides(RunConfig(), {"epochs": 0})
     with pytest.raises(HpoError, match="optimizer 'adam' takes no argument 'momentum'"):
         apply_overrides(RunConfig(), {"optimizer.momentum": 0.9})
@@ -94,7 +94,7 @@ def test_config_paths_include_component_arguments() -> None:
     check_path("model.hidden.1", paths)  # the next list item
     with pytest.raises(
         HpoError,
-        match=r"search_space.optimizer.lrr: the RunConfig has no such path; did you mean 'optimizer.lr'",
+        match=r"search_space.optimizer.lrr: the run config has no such key; did you mean 'optimizer.lr'",
     ):
         check_path("optimizer.lrr", paths)
 
@@ -132,7 +132,7 @@ def test_a_bare_argument_name_suggests_the_section_that_has_it() -> None:
     paths = config_paths(RunConfig.model_validate({"model": {"name": "mlp", "hidden": [32]}}))
     with pytest.raises(HpoError) as info:
         check_path("lr", paths)
-    assert str(info.value) == "search_space.lr: the RunConfig has no such path; did you mean 'optimizer.lr'?"
+    assert str(info.value) == "search_space.lr: the run config has no such key; did you mean 'optimizer.lr'?"
     with pytest.raises(HpoError, match=r"^search_space.dropout: .*did you mean 'model.dropout'\?$"):
         check_path("dropout", paths)
 
@@ -142,13 +142,13 @@ def test_a_bare_argument_name_suggests_the_section_that_has_it() -> None:
     [
         (
             "trainer.alpha",
-            "search_space.trainer.alpha: the RunConfig has no such path; the run config has no trainer: section, "
+            "search_space.trainer.alpha: the run config has no such key; the run config has no trainer: section, "
             "whose keys are a training function's of yours (trainer: {function: mypkg.train:fit, alpha: 0.1}); "
             "hpotool's own Trainer takes its settings at the top of the run config (epochs, batch_size, grad_clip)",
         ),
         (
             "trainer.epochs",
-            "search_space.trainer.epochs: the RunConfig has no such path; did you mean 'epochs'? (hpotool's "
+            "search_space.trainer.epochs: the run config has no such key; did you mean 'epochs'? (hpotool's "
             "Trainer takes it at the top of the run config)",
         ),
     ],

@@ -192,7 +192,10 @@ def test_train_flag_errors_are_one_line(tmp_path: Path, run_dict: dict) -> None:
 @pytest.mark.parametrize(
     ("change", "message"),
     [
-        ({"model": {"name": "mlp", "dropout": 1.5}}, "model: dropout must be in [0, 1), got 1.5"),
+        (
+            {"model": {"name": "mlp", "dropout": 1.5}},
+            "model: dropout must be from 0 up to but not including 1, got 1.5; give a value such as 0.1 (0: no dropout)",
+        ),
         (
             {"loss": {"name": "mse"}},
             "loss: 'mse' compares numbers, but y holds class labels (a classification task of 10 classes); use "

@@ -185,19 +185,19 @@ def test_a_step_size_below_one_is_refused(step_size: int) -> None:
         ),
         (
             {"name": "onecycle", "max_lr": 0.0},
-            "max_lr must be greater than 0 (the peak lr of the cycle), got 0",
+            "max_lr must be above 0 (the peak lr of the cycle), got 0; give the peak, or drop max_lr for a cycle that peaks at optimizer.lr",
         ),
         (
             {"name": "onecycle", "max_lr": -0.1},
-            "max_lr must be greater than 0 (the peak lr of the cycle), got -0.1",
+            "max_lr must be above 0 (the peak lr of the cycle), got -0.1; give the peak, or drop max_lr for a cycle that peaks at optimizer.lr",
         ),
         (
             {"name": "onecycle", "div_factor": 0},
-            "div_factor must be greater than 0 (the cycle starts at max_lr / div_factor), got 0",
+            "div_factor must be above 0 (the cycle starts at max_lr / div_factor), got 0; drop it for its default, 25",
         ),
         (
             {"name": "onecycle", "final_div_factor": -2},
-            "final_div_factor must be greater than 0 (the cycle ends at its start / final_div_factor), got -2",
+            "final_div_factor must be above 0 (the cycle ends at its start / final_div_factor), got -2; drop it for its default, 1e4",
         ),
     ],
 )
@@ -417,7 +417,7 @@ def test_monitor_is_left_out_of_a_dump_when_unset_so_stored_studies_keep_their_f
 
 
 def test_monitor_can_be_searched_and_overridden_though_a_dump_leaves_it_out() -> None:
-    """search_space.scheduler.monitor was refused: 'the RunConfig has no such path'."""
+    """search_space.scheduler.monitor was refused: 'the run config has no such key'."""
     from hpotool.overrides import apply_overrides, config_paths
 
     cfg = RunConfig.model_validate({"scheduler": {"name": "plateau"}})
@@ -766,7 +766,7 @@ def test_a_schedules_last_epoch_is_neither_suggested_nor_taken(
     from hpotool.overrides import check_path, config_paths
 
     run = RunConfig.model_validate({"scheduler": {"name": "torch.optim.lr_scheduler:StepLR", "step_size": 1}})
-    with pytest.raises(HpoError) as info:  # nor searched: it said "the RunConfig has no such path"
+    with pytest.raises(HpoError) as info:  # nor searched: it said "the run config has no such key"
         check_path("scheduler.last_epoch", config_paths(run))
     assert str(info.value).startswith(
         "search_space.scheduler.last_epoch: scheduler argument 'last_epoch' resumes a schedule part-way"

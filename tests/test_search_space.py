@@ -62,20 +62,28 @@ def test_valid_params(spec: dict[str, Any], expected: Param) -> None:
 @pytest.mark.parametrize(
     ("spec", "message"),
     [
-        ({"type": "float", "low": 1, "high": 0}, "low must be <= high"),
-        ({"type": "float", "low": 0, "high": 1, "log": True}, "low must be > 0 when log is true"),
+        ({"type": "float", "low": 1, "high": 0}, "low must be at most high"),
+        ({"type": "float", "low": 0, "high": 1, "log": True}, "low must be above 0 with log: true"),
         (
             {"type": "float", "low": 0.1, "high": 1, "log": True, "step": 0.1},
             "step and log cannot be used together",
         ),
         ({"type": "float", "low": 0, "high": 1, "step": 0.3}, "does not divide the range"),
-        ({"type": "float", "low": 0, "high": 1, "step": -1}, "step must be > 0"),
+        (
+            {"type": "float", "low": 0, "high": 1, "step": -1},
+            "step must be above 0, got -1.0; give a positive step, or leave step out",
+        ),
         (  # a decimal.InvalidOperation traceback, from the check Optuna's FloatDistribution makes too
             {"type": "float", "low": 0, "high": 1e30, "step": 1e-5},
             r"step 1e-05 is too fine for the range \[0.0, 1e\+30\]: 10\^28 steps or more, more than Optuna's check of a "
             r"step can count; use a larger step, or leave step out",
         ),
-        ({"type": "int", "low": 0, "high": 8, "log": True}, "low must be >= 1 when log is true"),
+        ({"type": "int", "low": 0, "high": 8, "log": True}, "low must be 1 or more with log: true"),
+        (
+            {"type": "int", "low": 0, "high": 8, "step": 0},
+            "step must be 1 or more, got 0; give a larger one, or leave step",
+        ),
+        ({"type": "int", "low": 8, "high": 0}, "low must be at most high, got low: 8, high: 0; swap them"),
         (
             {"type": "int", "low": 1, "high": 8, "log": True, "step": 2},
             "step and log cannot be used together",

@@ -1251,7 +1251,7 @@ def test_each_command_s_storage_option_is_named_in_its_refusal(tmp_path: Path) -
     ):
         result = CliRunner().invoke(app, args)
         assert result.exit_code == 2 and result.stderr == (
-            f"error: {option}: {missing!r}: no such SQLite file {str(tmp_path / 'none.db')!r}\n"
+            f"error: {option}: {missing!r}: no such SQLite file {str(tmp_path / 'none.db')!r}; check the path\n"
         ), result.output
 
 

@@ -93,7 +93,7 @@ def test_a_misspelt_metric_a_trainer_does_not_return_names_the_one_it_does(
     ) in result.stderr
     opt.write_text(opt.read_text().replace("metric: val_lss", "metric: val_loss"))
     refused = optimize("examples/torch_loop_run.yaml", str(opt), storage, 3, exit_code=2)
-    assert "optimizes 'val_lss', and the config says 'val_loss'; use another study_name" in refused.stderr
+    assert "optimizes 'val_lss', and this config says 'val_loss'; use another study_name" in refused.stderr
     opt.write_text(opt.read_text().replace("study_name: sine_loop", "study_name: sine_loop2"))
     optimize("examples/torch_loop_run.yaml", str(opt), storage, 1, exit_code=0)
 
@@ -497,7 +497,7 @@ def test_reporting_a_bare_number_fails_the_trial_saying_how_to_report(
     [
         (
             "forgets_to_return",
-            "error: training failed: tests.trainers:forgets_to_return returned NoneType; it must return a dict "
+            "error: training failed: tests.trainers:forgets_to_return returned None (no return statement?); it must return a dict "
             "of final metrics, such as {'val_loss': 0.5}",
         ),
         (
@@ -765,7 +765,7 @@ def test_a_training_function_that_breaks_the_contract_stops_the_study_at_the_fir
 
 def test_a_mapping_of_the_run_config_is_searched_as_a_whole_choice(tmp_path: Path) -> None:
     """README: a categorical choice may be a whole mapping. trainer.opts, a mapping in the run config, was
-    refused as a search-space path ("the RunConfig has no such path; did you mean 'trainer.opts.a'")."""
+    refused as a search-space path ("the run config has no such key; did you mean 'trainer.opts.a'")."""
     run = {
         "project": "u",
         "epochs": 1,
@@ -845,7 +845,7 @@ def test_whole_trainer_sections_are_a_categorical_choice(tmp_path: Path) -> None
     """`trainer: {type: categorical, choices: [{function: ..., opts: ...}, ...]}` chooses the whole section,
     each choice's function checked as the run config's is (a pruner the file sets needs `report`; with the
     default one, a function without it runs the study unpruned, the note naming it). It was refused:
-    "search_space.trainer: the RunConfig has no such path"."""
+    "search_space.trainer: the run config has no such key"."""
     import yaml
 
     from hpotool.search_space import choice_label

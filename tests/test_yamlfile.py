@@ -39,17 +39,25 @@ def test_numbers_read_as_users_expect(text: str, expected: object) -> None:
 
 @pytest.mark.parametrize(
     ("text", "kind", "column"),
-    [("[a]: 1\n", "list", 1), ("? {a: 1}\n: x\n", "dict", 3), ("x:\n  {a: 1}: 2\n", "dict", 3)],
+    [("[a]: 1\n", "a list", 1), ("? {a: 1}\n: x\n", "a mapping", 3), ("x:\n  {a: 1}: 2\n", "a mapping", 3)],
 )
 def test_a_mapping_or_list_as_a_key_is_one_line(text: str, kind: str, column: int) -> None:
+    # it said "a key must be a plain value, not a dict": Python's name for a mapping, and no fix
     with pytest.raises(
-        HpoError, match=rf"^f.yaml: a key must be a plain value, not a {kind} \(line \d, column {column}\)$"
+        HpoError,
+        match=rf"^f.yaml: line \d, column {column}: this key is {kind}, where keys are names; write the name alone "
+        r"before the ':'$",
     ):
         parse_yaml(text, "f.yaml")
 
 
 def test_duplicate_keys_are_refused() -> None:
-    with pytest.raises(HpoError, match=r"f.yaml: duplicate key 'lr' \(line 3, column 3\)"):
+    # its line and column led the line as in every other YAML error, and it says which to keep
+    with pytest.raises(
+        HpoError,
+        match=r"^f.yaml: line 3, column 3: duplicate key 'lr', given earlier in the same mapping; keep one of the "
+        r"two$",
+    ):
         parse_yaml("optimizer:\n  lr: 1\n  lr: 2\n", "f.yaml")
 
 
@@ -61,24 +69,57 @@ def test_merge_keys_share_a_spec_and_may_override_it() -> None:
 
 
 def test_python_tags_are_refused() -> None:
-    with pytest.raises(HpoError, match="configs are loaded safely"):
+    # it said "could not determine a constructor for the tag 'tag:yaml.org,2002:python/object/apply:os.system'"
+    with pytest.raises(
+        HpoError,
+        match=r"^f.yaml: line 1, column 4: the YAML tag !!python/object/apply:os.system is not allowed: configs are "
+        r"loaded safely, without tags that build Python objects; remove the tag and write the value itself$",
+    ):
         parse_yaml("a: !!python/object/apply:os.system ['echo hi']", "f.yaml")
 
 
 def test_syntax_error_names_line_and_column() -> None:
-    with pytest.raises(HpoError, match=r"f.yaml: line 2, column 2: "):
+    with pytest.raises(
+        HpoError, match=r"f.yaml: line 2, column 2: .*; a \[ or \{ opened on this line or above is not"
+    ):
         parse_yaml("a: [1, 2\nb: 3", "f.yaml")
 
 
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        (  # it said "found character '@' that cannot start any token" and no more
+            "a: @x\n",
+            "line 1, column 4: found character '@' that cannot start any token; put a value that starts with it in "
+            "quotes",
+        ),
+        (  # it said "found unexpected end of stream"
+            'a: "x\n',
+            "line 2, column 1: the file ends here, unexpectedly; check the quotes, brackets and indentation of this "
+            "line and the one above",
+        ),
+    ],
+)
+def test_other_syntax_errors_say_what_to_check(text: str, message: str) -> None:
+    with pytest.raises(HpoError) as err:
+        parse_yaml(text, "f.yaml")
+    assert str(err.value) == f"f.yaml: {message}"
+
+
 def test_missing_empty_and_non_mapping_files(tmp_path: Path) -> None:
-    with pytest.raises(HpoError, match="no such file"):
+    with pytest.raises(HpoError, match="no such file; check the path"):
         read_yaml_mapping(tmp_path / "nope.yaml")
     (tmp_path / "empty.yaml").write_text("")
-    with pytest.raises(HpoError, match="the file is empty"):
+    with pytest.raises(HpoError, match=r"the file is empty .*; write the config in it"):
         read_yaml_mapping(tmp_path / "empty.yaml")
     (tmp_path / "list.yaml").write_text("- 1\n- 2\n")
-    with pytest.raises(HpoError, match="expected a YAML mapping at the top level, got list"):
+    # it said "got list" (Python's name) and not what to write
+    with pytest.raises(HpoError) as err:
         read_yaml_mapping(tmp_path / "list.yaml")
+    assert str(err.value) == (
+        f"{tmp_path / 'list.yaml'}: holds a list, where a config is key: value lines (a YAML mapping); write each "
+        "setting as key: value at the start of its line (epochs: 10)"
+    )
 
 
 @pytest.mark.parametrize(

@@ -170,7 +170,7 @@ def trial_rows(study: optuna.Study, top: int | None = None, state: str | None = 
         state = state.lower()  # as trials.csv spells it (PRUNED) too
     if state is not None and state not in STATES:
         raise HpoError(
-            f"--state: {state!r} is not a trial state{_state_meant(state)}; use one of: {', '.join(STATES)}"
+            f"--state: {state!r} is not a trial state{_state_meant(state)}; choose one of: {', '.join(STATES)}"
         )
     trials = study.get_trials(deepcopy=False)
     if state is not None:

@@ -148,7 +148,7 @@ def check_condition_paths(path: str, param: Param, opt: OptimizeConfig, valid: s
             near = closest(cond, sorted({*opt.search_space, *valid}), n=3)
             hint = f"; did you mean {', '.join(repr(n) for n in near)}?" if near else ""
             raise HpoError(
-                f"search_space.{path}.when: {cond!r} is neither a searched parameter nor a RunConfig path{hint}"
+                f"search_space.{path}.when: {cond!r} is neither a searched parameter nor a run config key{hint}"
             )
 
 

@@ -3,7 +3,6 @@ line per error, with how to fix it) and `validate_config` (validate, or one `Hpo
 
 from __future__ import annotations
 
-import json
 import re
 from typing import Any
 
@@ -12,7 +11,7 @@ from pydantic import BaseModel, ValidationError
 from hpotool.config import RunConfig
 from hpotool.config_fields import BUDGET_GIVEN, CHECK_COMPONENTS, Frozen
 from hpotool.errors import HpoError
-from hpotool.formatting import format_choice, yaml_bool_hint
+from hpotool.formatting import format_choice, quoted_text, refused_with_value, yaml_bool_hint
 from hpotool.key_hints import key_suggestion, misplaced_key_hint, misspelt_missing_key, valid_keys
 from hpotool.near_names import did_you_mean
 from hpotool.nested_space import PARAM_KEYS
@@ -188,7 +187,7 @@ def _message(err: Any, loc: tuple[str | int, ...], root: type[BaseModel]) -> str
         return _not_a_mapping(err["input"], loc, root)
     msg = err["msg"].removeprefix("Value error, ").removeprefix("Assertion failed, ")
     if "input" in err and not kind.startswith("value_error") and kind != "assertion_error":
-        return _with_input(msg, err)
+        return _with_input(err)
     return msg
 
 
@@ -223,11 +222,11 @@ def _not_a_name(key: Any) -> str:
 def _unknown_type(tag: Any) -> str:
     """An unknown parameter type: a near spelling, the type another tool's name for it means, or the types."""
     if not isinstance(tag, str):  # `type: .inf` said "unknown type 'inf' (did you mean 'int'?)"; {a: 1} too
-        return f"unknown type {format_choice(tag)}, not a name; use one of: {', '.join(PARAM_TYPES)}"
+        return f"unknown type {format_choice(tag)}, not a name; choose one of: {', '.join(PARAM_TYPES)}"
     hint = did_you_mean(str(tag), PARAM_TYPES)
     if not hint and str(tag).lower() in _OTHER_TYPES:
         return f"unknown type {tag!r}; {_OTHER_TYPES[str(tag).lower()]}"
-    return f"unknown type {tag!r}{hint}; use one of: {', '.join(PARAM_TYPES)}"
+    return f"unknown type {tag!r}{hint}; choose one of: {', '.join(PARAM_TYPES)}"
 
 
 def _not_a_mapping(value: Any, loc: tuple[str | int, ...], root: type[BaseModel]) -> str:
@@ -253,20 +252,20 @@ def _not_a_mapping(value: Any, loc: tuple[str | int, ...], root: type[BaseModel]
     return msg
 
 
-def _with_input(msg: str, err: Any) -> str:
+def _with_input(err: Any) -> str:
     """Pydantic's message with the value it refused, spelt as YAML (and a hint for a quoted list)."""
     kind = err["type"]
+    words = None
     if kind == "literal_error":  # pydantic quotes the allowed words as Python does: spell them as YAML
-        msg = f"Input should be {err['ctx']['expected'].replace(chr(39), '')}"
+        words = f"Input should be {err['ctx']['expected'].replace(chr(39), '')}"
+    msg = refused_with_value(err, words)
     shown = format_choice(err["input"])
     shown = shown if len(shown) < 60 else shown[:57] + "..."
-    # "got a number with a fractional part": the value goes after it, not in a second "got"
-    msg = f"{msg} ({shown})" if ", got " in msg else f"{msg}, got {shown}"
     if kind == "literal_error" and isinstance(err["input"], str):
         msg += _word_meant(err["input"], re.findall(r"'([^']*)'", err["ctx"]["expected"]))
     msg += yaml_bool_hint(err["input"], kind)
     if kind == "list_type" and isinstance(err["input"], str) and err["input"].lstrip().startswith("["):
-        msg = msg.replace(f"got {shown}", f"got the text {json.dumps(err['input'])}")
+        msg = msg.replace(f"got {shown}", f"got the text {quoted_text(err['input'])}")
         msg += "; drop the quotes around the list"
     return msg
 

@@ -15,6 +15,8 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from hpotool.formatting import quoted_text
+
 _PATTERN = re.compile(
     r"^\s*([A-Za-z_][A-Za-z0-9_]*)\s*(<=|<|>=|>)\s*([-+]?(?:\d+\.?\d*|\.\d+)(?:[eE][-+]?\d+)?)\s*$"
 )
@@ -75,7 +77,7 @@ def constraint_texts(v: Any) -> Any:
 
     if isinstance(v, str):
         raise ValueError(
-            f"expected a list, got the text {v!r}; write constraints: [{v!r}], a list even of one"
+            f"expected a list, got the text {quoted_text(v)}; write constraints: [{quoted_text(v)}], a list even of one"
         )
     for item in v if isinstance(v, list) else ():
         if isinstance(item, Mapping):

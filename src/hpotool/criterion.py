@@ -15,7 +15,7 @@ from hpotool.config import RunConfig
 from hpotool.data import PreparedData, one_logit, takes_class_weights
 from hpotool.device import to_device
 from hpotool.errors import RunCheckError
-from hpotool.formatting import format_choice
+from hpotool.formatting import format_choice, returned_kind
 from hpotool.signatures import construct, pick_kwargs
 
 
@@ -45,8 +45,8 @@ def build_loss(
     )
     if not callable(built):
         raise TypeError(
-            f"loss {cfg.loss.name!r} returned {type(built).__name__}, not a loss (a torch.nn.Module or function "
-            f"called with the prediction and the target)"
+            f"loss {cfg.loss.name!r} returned {returned_kind(built)}, not a loss (a torch.nn.Module or function "
+            f"called with the prediction and the target); return the loss it builds"
         )
     if isinstance(built, nn.Module) and device is not None:
         built = to_device(built, device)

@@ -86,10 +86,14 @@ def synthetic_regression(
     """A seeded nonlinear regression problem: y = tanh(x·w1)·w2 + noise, `noise` the standard deviation of
     the Gaussian noise added to y (a negative one drew the same data as its positive, with no word)."""
     if n_samples < 2 or n_features < 1:
-        raise ValueError(f"need n_samples >= 2 and n_features >= 1, got {n_samples} and {n_features}")
+        raise ValueError(
+            f"n_samples must be 2 or more and n_features 1 or more, got {n_samples} and {n_features}; give "
+            "data.n_samples and data.n_features such values"
+        )
     if noise < 0:
         raise ValueError(
-            f"noise is the standard deviation of the noise added to y, so it must be >= 0 (0: none), got {noise}"
+            f"noise is the standard deviation of the noise added to y, so it must be 0 or more (0: none), got "
+            f"{noise}; give data.noise 0 or more"
         )
     g = torch.Generator().manual_seed(seed)
     x = torch.randn(n_samples, n_features, generator=g)

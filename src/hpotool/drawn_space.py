@@ -15,7 +15,7 @@ if TYPE_CHECKING:
     from hpotool.config import OptimizeConfig
 
 
-def check_brute_force_space(study: optuna.Study, opt: OptimizeConfig) -> None:
+def check_brute_force_space(study: optuna.Study, opt: OptimizeConfig, source: str | None = None) -> None:
     """Refuse another range or step for a parameter of a brute-force study whose trials drew it: Optuna's
     brute force builds its tree from every trial, and fails each new trial whose parameter's values differ
     from theirs ("search_space mismatch"), so the study stopped after `--max-failures` failed trials."""
@@ -29,11 +29,16 @@ def check_brute_force_space(study: optuna.Study, opt: OptimizeConfig) -> None:
     for name, p in opt.search_space.items():
         if name in drawn and _distribution(p) != drawn[name]:
             raise HpoError(
-                f"study {study.study_name!r}: search_space.{name} takes other values than the study's trials drew "
+                f"{_where(study, source)}search_space.{name} takes other values than the study's trials drew "
                 f"it from ({_values(drawn[name])} there, {_values(_distribution(p))} here), and Optuna's brute "
                 f"force fails every trial of such a study, not even with --allow-changed-config: keep "
                 f"search_space.{name} as it was, or use a new study_name"
             )
+
+
+def _where(study: optuna.Study, source: str | None) -> str:
+    """What a line leads with: the optimize config to edit (where one was given) and the study."""
+    return f"{source}: study {study.study_name!r}: " if source else f"study {study.study_name!r}: "
 
 
 def _drawn(study: optuna.Study) -> dict[str, Any]:
@@ -76,7 +81,9 @@ def _distribution(p: Any) -> Any:
     return IntDistribution(p.low, p.high, log=p.log, step=p.step)
 
 
-def check_distributions(study: optuna.Study, opt: OptimizeConfig, *, recorded: bool = False) -> None:
+def check_distributions(
+    study: optuna.Study, opt: OptimizeConfig, *, recorded: bool = False, source: str | None = None
+) -> None:
     """Refuse a search space whose parameter changes its kind, log scale or choices from what the study's
     trials drew: Optuna's storage refuses such a suggestion, so every trial would fail. `recorded`: the
     study's stored configs are this space already (an older hpotool's --allow-changed-config recorded it)."""
@@ -92,10 +99,10 @@ def check_distributions(study: optuna.Study, opt: OptimizeConfig, *, recorded: b
         except ValueError:
             respelt = _respelt_section(name, p, drawn[name])
             if respelt is not None:
-                raise HpoError(f"study {study.study_name!r}: {respelt}") from None
+                raise HpoError(f"{_where(study, source)}{respelt}") from None
             if recorded:
                 raise HpoError(
-                    f"study {study.study_name!r}: search_space.{name} is {_shown(new)} in this config and in the "
+                    f"{_where(study, source)}search_space.{name} is {_shown(new)} in this config and in the "
                     f"study's stored configs, but its trials drew it as {_shown(drawn[name])}: an --allow-changed-"
                     f"config of an older hpotool recorded a change Optuna cannot make, and every trial would "
                     f"fail; put search_space.{name} back to {_shown(drawn[name])} (the configs before that change) "
@@ -103,7 +110,7 @@ def check_distributions(study: optuna.Study, opt: OptimizeConfig, *, recorded: b
                     f"study_name (--enqueue-from {quote(study.study_name)} starts it from this study's best trials)"
                 ) from None
             raise HpoError(
-                f"study {study.study_name!r}: search_space.{name} is {_shown(new)} in this config, but the "
+                f"{_where(study, source)}search_space.{name} is {_shown(new)} in this config, but the "
                 f"study's trials drew it as {_shown(drawn[name])}; Optuna cannot change a parameter's kind, log "
                 f"scale or choices within one study (every trial would fail), not even with "
                 f"--allow-changed-config: keep it as it was, or use a new study_name"

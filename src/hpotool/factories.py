@@ -7,6 +7,7 @@ from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
 from hpotool.errors import HpoError
+from hpotool.formatting import returned_kind
 from hpotool.instantiation import instantiate, is_subclass
 from hpotool.kwarg_notes import add_note
 from hpotool.resolve import resolve
@@ -304,6 +305,6 @@ def _check_built(kind: str, name: str, built: Any, base: type, key: str) -> None
     """What a user's function built is an Optuna sampler or pruner."""
     if not isinstance(built, base):
         raise HpoError(
-            f"{key}: {name!r} returned {type(built).__name__}, not an {base.__module__.rsplit('._', 1)[0]}."
+            f"{key}: {name!r} returned {returned_kind(built)}, not an {base.__module__.rsplit('._', 1)[0]}."
             f"{base.__name__}; return the {kind} it builds"
         )

@@ -78,10 +78,17 @@ def differences(old: Any, new: Any, path: str = "") -> list[str]:
 
 
 def check(
-    study: optuna.Study, run: RunConfig, opt: OptimizeConfig, *, allow_changed: bool, record: bool = True
+    study: optuna.Study,
+    run: RunConfig,
+    opt: OptimizeConfig,
+    *,
+    allow_changed: bool,
+    record: bool = True,
+    source: str | None = None,
 ) -> None:
     """Refuse to resume `study` with another experiment unless `allow_changed`; then record the change
-    (`record` false, for a dry run: refuse what the run would, and write nothing).
+    (`record` false, for a dry run: refuse what the run would, and write nothing). `source`: the optimize
+    config file the search space came from, which a search space Optuna cannot resume with names.
 
     Raises:
         HpoError: naming what changed and the two ways out.
@@ -89,16 +96,16 @@ def check(
     stored = study.user_attrs.get(ATTR)
     parts = experiment(run, opt)
     if not isinstance(stored, dict):  # made by plain Optuna code: used as it is, if Optuna can go on with it
-        check_distributions(study, opt)
+        check_distributions(study, opt, source=source)
         return
     if stored.get("hash") == digest(parts):
         # Older hpotool let --allow-changed-config record a change Optuna cannot make (a categorical's
         # choices): the configs match, and every trial would fail.
-        check_distributions(study, opt, recorded=True)
+        check_distributions(study, opt, recorded=True, source=source)
         return
     changes = differences(stored.get("parts", {}), parts)
-    check_distributions(study, opt)  # not even --allow-changed-config makes these work
-    check_brute_force_space(study, opt)
+    check_distributions(study, opt, source=source)  # not even --allow-changed-config makes these work
+    check_brute_force_space(study, opt, source)
     undone = _undone_change(study, parts)
     if undone is not None:  # the configs before the last change, and nothing finished under it: no mix
         _log.warning(

@@ -28,6 +28,52 @@ def format_value(v: Any) -> str:
     return str(v)
 
 
+# pydantic's bound errors, and how hpotool words each bound: "must be 1 or more, got 0", which says what to
+# give, where pydantic's "Input should be greater than or equal to 1" did not.
+_BOUNDS = {
+    "greater_than": ("gt", "above {}"),
+    "greater_than_equal": ("ge", "{} or more"),
+    "less_than": ("lt", "below {}"),
+    "less_than_equal": ("le", "{} or less"),
+}
+
+
+def refused_value(error: Mapping[str, Any]) -> str:
+    """Pydantic's message for a value it refused, in hpotool's words: `must be 1 or more` for a value past a
+    bound (`epochs: 0`, `--workers 0`), which says what to give where pydantic's "Input should be greater
+    than or equal to 1" did not; `must have at least 1 item` for a list too short (`choices: []`); else
+    pydantic's message less its "unable to parse string as an integer", which the value shown after it says."""
+    ctx = error.get("ctx") or {}
+    if error.get("type") in _BOUNDS:
+        key, words = _BOUNDS[error["type"]]
+        return f"must be {words.format(format_value(ctx[key]))}"
+    if error.get("type") == "too_short" and "min_length" in ctx:
+        return f"must have at least {counted(ctx['min_length'], 'item')}"
+    return str(error.get("msg", "")).partition(", unable to parse string")[0]
+
+
+# What to write for a number pydantic could not read: `epochs: many`, `epochs: 1.5`, `lr: fast`.
+WHOLE_NUMBER_FIX = "; write a whole number"
+_NUMBER_FIXES = {
+    "int_parsing": WHOLE_NUMBER_FIX,
+    "int_from_float": WHOLE_NUMBER_FIX,
+    "float_parsing": "; write a number",
+}
+
+
+def refused_with_value(error: Mapping[str, Any], message: str | None = None) -> str:
+    """`refused_value` (or `message`) with the value refused, spelt as YAML ("must be 1 or more, got 0"),
+    and for a number pydantic could not read what to write ("got 1.5; write a whole number")."""
+    msg = message if message is not None else refused_value(error)
+    shown = format_choice(error["input"])
+    shown = shown if len(shown) < 60 else shown[:57] + "..."
+    # "got a number with a fractional part": the value goes after it, not in a second "got"
+    msg = f"{msg} ({shown})" if ", got " in msg else f"{msg}, got {shown}"
+    if error.get("type") in _NUMBER_FIXES and not isinstance(error["input"], bool):  # a boolean: its own hint
+        msg += _NUMBER_FIXES[error["type"]]
+    return msg
+
+
 # pydantic's error types for a value that should have been a word.
 _WORD_ERRORS = frozenset({"string_type", "literal_error", "enum"})
 
@@ -171,6 +217,17 @@ def _float_text(v: float) -> str:
         return ".nan" if math.isnan(v) else ".inf" if v > 0 else "-.inf"
     text = repr(v)
     return text.replace("e", ".0e") if "e" in text and "." not in text else text
+
+
+def returned_kind(value: Any) -> str:
+    """What a user's function returned where an object was due, by its type's name (`int`), None as a
+    function without a return statement returns it: "returned int", "returned None (no return statement?)"."""
+    return "None (no return statement?)" if value is None else type(value).__name__
+
+
+def quoted_text(text: str) -> str:
+    """A text value as every line shows one, "the text \"0.9\"": double-quoted as a config writes it."""
+    return _quoted(text)
 
 
 def _quoted(text: str) -> str:

@@ -103,12 +103,14 @@ def _rejected(name: str, kwargs: Mapping[str, Any], exc: Exception, key: str) ->
                 break
             return f"{key}.kwargs{'.' + arg if arg else ''}: {line}"
     named = [k for k in kwargs if re.search(rf"(?<![A-Za-z0-9_]){re.escape(k)}(?![A-Za-z0-9_])", text, re.I)]
+    text = text.rstrip().removesuffix(".")  # the line goes on with the fix
     if not named:
-        return f"{key}: {name!r} rejected its kwargs: {text}"
+        return f"{key}: {name!r} rejected its kwargs: {text}; correct them as it says"
     if len(named) == 1:
-        return f"{key}.kwargs.{named[0]}: {name!r} rejected {format_choice(kwargs[named[0]])}: {text}"
+        value = format_choice(kwargs[named[0]])
+        return f"{key}.kwargs.{named[0]}: {name!r} rejected {value}: {text}; give {named[0]} a value it takes"
     given = ", ".join(f"{k} = {format_choice(kwargs[k])}" for k in named)
-    return f"{key}.kwargs: {name!r} rejected {given}: {text}"
+    return f"{key}.kwargs: {name!r} rejected {given}: {text}; correct {' or '.join(named)} as it says"
 
 
 # Arguments Optuna still takes but ignores, with a FutureWarning: a study would run without what they ask
@@ -117,7 +119,7 @@ _IGNORED: tuple[tuple[str, str, str], ...] = (
     (
         "optuna.samplers:CmaEsSampler",
         "restart_strategy",
-        "Optuna's CmaEsSampler ignores it since Optuna 4.4 (restart_strategy falls back to None, no restarts; "
+        "Optuna's CmaEsSampler ignores it since Optuna 4.4 (it runs no restarts whatever restart_strategy says; "
         "restarts moved to OptunaHub): drop it",
     ),
     (
@@ -252,8 +254,9 @@ def _check_objects(kind: str, name: str, cls: Any, kwargs: Mapping[str, Any], pa
                 f"give it as {{name: {example}, kwargs: {{...}}}}, which hpotool builds"
             )
         if wants_object and isinstance(value, _YAML_VALUES):
+            takes = "a function" if "Callable" in text else text  # not Python's `Callable[[int], int] | None`
             raise HpoError(
-                f"{path}.kwargs.{key}: {kind} {name!r} takes {text} here, which a YAML value cannot be (got "
+                f"{path}.kwargs.{key}: {kind} {name!r} takes {takes} here, which a YAML value cannot be (got "
                 f"{format_choice(value)}); drop {key}, or build the {kind} in your own module and give its import path "
                 f"(package.module:Name) as name"
             )

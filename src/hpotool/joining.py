@@ -43,7 +43,8 @@ def join_wait() -> float:
         value = -1.0
     if not value >= 0:  # NaN too
         raise HpoError(
-            f"HPOTOOL_JOIN_WAIT={text!r}: give the seconds to wait for the study, e.g. 120 (0: no wait)"
+            f"environment variable HPOTOOL_JOIN_WAIT={text!r}: give the seconds to wait for the study, e.g. 120 "
+            "(0: no wait), or unset it"
         )
     return value
 

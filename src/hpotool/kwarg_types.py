@@ -11,7 +11,13 @@ import typing
 from collections.abc import Callable, Mapping
 from typing import Any
 
-from hpotool.formatting import format_choice, quoted_collection_hint, yaml_bool_hint
+from hpotool.formatting import (
+    format_choice,
+    quoted_collection_hint,
+    quoted_text,
+    refused_with_value,
+    yaml_bool_hint,
+)
 
 
 @functools.cache
@@ -86,7 +92,7 @@ def coerce_scalars(obj: Callable[..., Any], kwargs: Mapping[str, Any], what: str
         quoted = _quoted_number(hint, value)
         if quoted is not None:
             raise ValueError(
-                f"{what} argument {key!r} is the text {value!r}: write {quoted} without quotes, a number"
+                f"{what} argument {key!r} is the text {quoted_text(value)}: write {quoted} without quotes, a number"
             )
         if isinstance(value, bool) and bool not in (typing.get_args(hint) or (hint,)):  # read as 1 otherwise
             raise ValueError(
@@ -95,10 +101,7 @@ def coerce_scalars(obj: Callable[..., Any], kwargs: Mapping[str, Any], what: str
         try:
             converted[key] = _adapter(hint).validate_python(value)
         except ValidationError as exc:
-            msg, shown = exc.errors()[0]["msg"], format_choice(value)
-            # "got a number with a fractional part": the value goes after it, not in a second "got"
-            msg = f"{msg} ({shown})" if ", got " in msg else f"{msg}, got {shown}"
-            raise ValueError(f"{what} argument {key!r}: {msg}") from None
+            raise ValueError(f"{what} argument {key!r}: {refused_with_value(exc.errors()[0])}") from None
     return converted
 
 
@@ -149,9 +152,11 @@ def check_types(obj: Callable[..., Any], kwargs: Mapping[str, Any], what: str) -
                 and error["type"] in _NUMBER_ERRORS
             ):
                 hint = f"; write {value.strip()} without quotes, a number"  # `dropout: "0.1"`: said neither
-            raise ValueError(
-                f"{what} argument {key!r}: {error['msg']}, got {format_choice(value)}{hint}"
-            ) from None
+            elif not hint and isinstance(value, str) and error["type"] in ("int_type", "float_type"):
+                hint = (
+                    "; write a whole number" if error["type"] == "int_type" else "; write a number"
+                )  # `abc`
+            raise ValueError(f"{what} argument {key!r}: {refused_with_value(error)}{hint}") from None
 
 
 def _refuse_booleans_for_numbers(obj: Callable[..., Any], kwargs: Mapping[str, Any], what: str) -> None:

@@ -54,7 +54,8 @@ def check_loss_value(value: Any, n: int) -> None:
         raise RunCheckError(
             "loss",
             f"it returned {value.item()} for the untrained model's finite output on {n} samples, before any "
-            f"step: check the loss function",
+            f"step, so the loss itself computes it: guard its log, division or sqrt against 0 (torch.log(p + 1e-8), "
+            f"or torch.nn.functional.log_softmax in place of log(softmax))",
         )
     if not value.requires_grad and not torch.is_grad_enabled():  # the loss was not to blame
         raise RunCheckError(

@@ -61,7 +61,8 @@ def build_schedule(cfg: RunConfig, data: PreparedData, optimizer: torch.optim.Op
     if scheduler is not None and not callable(getattr(scheduler, "step", None)):  # None: a constant lr
         raise TypeError(
             f"scheduler {cfg.scheduler.name!r} returned {type(scheduler).__name__}, not a learning-rate schedule "
-            f"(an object with a step() method, such as torch.optim.lr_scheduler.StepLR)"
+            f"(an object with a step() method, such as torch.optim.lr_scheduler.StepLR); return the schedule it "
+            "builds"
         )
     run_steps = cfg.epochs * batches
     per = f"{cfg.epochs} epochs x {batches} batches" if per_step else f"once per epoch, {cfg.epochs} epochs"

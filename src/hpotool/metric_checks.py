@@ -25,7 +25,7 @@ def check_objectives(run: RunConfig, opt: OptimizeConfig, data: PreparedData, op
             if not near and not hint and metric not in (*CLASSIFICATION_METRICS, *REGRESSION_METRICS):
                 hint = _own_metric_hint(metric)
             raise HpoError(
-                f"{opt_path}: {key}: {metric!r} is not produced for this {data.task} task{near}; "
+                f"{opt_path}: {key}: {metric!r} is not measured for this {data.task} task{near}; "
                 f"choose one of: {', '.join(data.metrics)}{hint}"
             )
 

@@ -14,6 +14,7 @@ from torch import nn
 
 from hpotool.components import resolve_component
 from hpotool.config import RunConfig
+from hpotool.formatting import quoted_text
 
 
 def number_spelling_hint(where: str, section: Any, exc: Exception) -> str:
@@ -38,7 +39,7 @@ def number_spelling_hint(where: str, section: Any, exc: Exception) -> str:
             and ("str" in text or "sequence" in text)  # text * a float: "can't multiply sequence by ..."
             and re.fullmatch(r"[+-]?\d+(\.\d*)?([eE][+-]?\d+)?", value.strip())
         ):
-            return f"; {where}.{key} is the text {value!r}: write {value.strip()} without quotes, a number"
+            return f"; {where}.{key} is the text {quoted_text(value)}: write {value.strip()} without quotes, a number"
     for key, value in args.items():
         param = params.get(key)
         if param is None or "float" in str(param.annotation):  # torch's `weight_decay: float = 0`

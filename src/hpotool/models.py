@@ -9,6 +9,7 @@ from typing import Any
 import torch
 from torch import nn
 
+from hpotool.formatting import format_choice
 from hpotool.near_names import did_you_mean
 
 _ACTIVATIONS: dict[str, type[nn.Module]] = {
@@ -20,6 +21,10 @@ _ACTIVATIONS: dict[str, type[nn.Module]] = {
     "elu": nn.ELU,
 }
 _NORMS = ("none", "batch", "layer")
+# dropout is a probability: 1 drops every unit (the network then trained to one constant output)
+_DROPOUT = (
+    "dropout must be from 0 up to but not including 1, got {}; give a value such as 0.1 (0: no dropout)"
+)
 
 
 def _listened() -> bool:
@@ -88,11 +93,13 @@ def layer_widths(hidden: int | Sequence[int], layers: int | None) -> list[int]:
     widths = [hidden] if isinstance(hidden, int) else list(hidden)
     if layers is not None:
         if layers < 0:
-            raise ValueError(f"layers must be >= 0, got {layers}")
+            raise ValueError(f"layers must be 0 or more, got {layers}; give 0 for no hidden layer")
         if widths:
             widths = (widths + [widths[-1]] * layers)[:layers]
     if any(w < 1 for w in widths):
-        raise ValueError(f"hidden widths must be >= 1, got {widths}")
+        raise ValueError(
+            f"hidden widths must be 1 or more, got {format_choice(widths)}; give each hidden layer 1 unit or more"
+        )
     _check_sizes("hidden widths", widths)
     return widths
 
@@ -135,7 +142,7 @@ class MLP(nn.Module):
     ) -> None:
         super().__init__()
         if not 0.0 <= dropout < 1.0:
-            raise ValueError(f"dropout must be in [0, 1), got {dropout}")
+            raise ValueError(_DROPOUT.format(dropout))
         if norm not in _NORMS:
             raise ValueError(
                 f"unknown norm {norm!r}{did_you_mean(norm, _NORMS)}; choose one of: {', '.join(_NORMS)}"
@@ -199,9 +206,11 @@ class CNN(nn.Module):
         # As MLP's checks: torch built a dropout of 1 and a hidden layer of 0 units without a word, and the
         # network then trained to one constant output (val_accuracy 0.086 on digits, every trial alike).
         if not 0.0 <= dropout < 1.0:
-            raise ValueError(f"dropout must be in [0, 1), got {dropout}")
+            raise ValueError(_DROPOUT.format(dropout))
         if hidden < 1:
-            raise ValueError(f"hidden must be >= 1 (the width of the fully connected layer), got {hidden}")
+            raise ValueError(
+                f"hidden must be 1 or more (the width of the fully connected layer), got {hidden}; give its units"
+            )
         if any(n < 1 for n in channels):
             raise ValueError(f"channels must each be >= 1, got {list(channels)}")
         _check_sizes("hidden", [hidden])

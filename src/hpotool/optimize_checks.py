@@ -18,7 +18,7 @@ from hpotool.formatting import format_choice, format_params
 from hpotool.metrics import minimized_by_default
 from hpotool.near_names import did_you_mean
 from hpotool.param_values import contains, values_text
-from hpotool.search_space import Param
+from hpotool.search_space import CategoricalParam, Param
 from hpotool.suggestion import as_written
 
 if TYPE_CHECKING:
@@ -29,6 +29,13 @@ _STUDY_NAME = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.\-]*$")
 # studies/a.db.db, and hpotool commands given `--study-name a` found no study.
 _DATABASE_SUFFIXES = ("db", "sqlite", "sqlite3")
 _STUDY_NAME_MAX = 255 - len(".db-journal")  # SQLite writes its journal beside the file
+
+
+def _outside_fix(param: Param, path: str) -> str:
+    """What to do with a queued value outside `path`'s search space: a value in it, or a space that has it."""
+    if isinstance(param, CategoricalParam):
+        return f"give one of its choices, or add it to search_space.{path}'s choices"
+    return f"give a value within it, or widen search_space.{path}"
 
 
 def one_trial_count(data: Any) -> Any:
@@ -46,6 +53,13 @@ def bare_name(v: Any, field_name: str | None) -> Any:
     return {"name": v} if isinstance(v, str) else v
 
 
+def _a_study_name(v: str) -> str:
+    """`v` made a study name: each character it may not hold an '_', '..' one '.', without the characters a
+    name may not start or end with ('a/b' is 'a_b'; 'mnist' where nothing is left)."""
+    name = re.sub(r"\.{2,}", ".", re.sub(r"[^A-Za-z0-9_.\-]", "_", v)).lstrip(".-").rstrip(".")
+    return name if name.strip("_") else "mnist"
+
+
 def check_study_name(v: str) -> str:
     """A name that names its SQLite file under studies/."""
     if not v:
@@ -53,7 +67,8 @@ def check_study_name(v: str) -> str:
     if not _STUDY_NAME.match(v) or ".." in v:
         raise ValueError(
             f"{v!r} may hold only ASCII letters, digits, '_', '-' and '.', starting with a letter, "
-            f"digit or '_' (no '/', '..', spaces or control characters), since it names files under studies/"
+            f"digit or '_' (no '/', '..', spaces or control characters), since it names files under studies/; "
+            f"name it {_a_study_name(v)!r}, say"
         )
     if v.endswith("."):
         raise ValueError(f"{v!r} ends in '.' (its file would be studies/{v}.db); drop the final '.'")
@@ -314,7 +329,7 @@ def check_enqueue(enqueue: list[dict[str, Any]], search_space: dict[str, Param])
             if not contains(param, value):
                 raise ValueError(
                     f"enqueue.{i}: {format_params({path: value})} lies outside its search space "
-                    f"({values_text(param)})"
+                    f"({values_text(param)}); {_outside_fix(param, path)}"
                 )
             for on, condition in (param.when or {}).items():
                 ref = search_space.get(on)  # a stepped float as the YAML writes it: a refined stage queues

@@ -180,7 +180,7 @@ def check_path(path: str, valid: set[str]) -> None:
         )
     if parent == "trainer" and "trainer.function" not in valid:
         hint = _no_trainer_hint(last, valid)
-    raise HpoError(f"search_space.{path}: the RunConfig has no such path{hint}")
+    raise HpoError(f"search_space.{path}: the run config has no such key{hint}")
 
 
 def _no_trainer_hint(key: str, valid: set[str]) -> str:

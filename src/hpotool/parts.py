@@ -16,6 +16,7 @@ from hpotool.criterion import build_loss
 from hpotool.data import PreparedData, one_logit
 from hpotool.device import module_keys
 from hpotool.errors import RunCheckError
+from hpotool.formatting import returned_kind
 from hpotool.lean_step import defer_dynamo
 from hpotool.lr_schedule import Schedule, build_schedule
 from hpotool.signatures import accepted_kwargs, construct, pick_kwargs
@@ -38,7 +39,10 @@ def make_model(cfg: RunConfig, input_shape: tuple[int, ...], out_features: int) 
     cls = resolve_component("model", cfg.model.name)
     model = construct(cls, (), shape_arguments(cfg, input_shape, out_features), cfg.model.kwargs)
     if not isinstance(model, nn.Module):
-        raise TypeError(f"model {cfg.model.name!r} returned {type(model).__name__}, not a torch.nn.Module")
+        raise TypeError(
+            f"model {cfg.model.name!r} returned {returned_kind(model)}, not a torch.nn.Module; return the model it "
+            "builds"
+        )
     _check_registered(model)
     return model
 
@@ -206,7 +210,8 @@ def build_optimizer(cfg: RunConfig, model: nn.Module) -> torch.optim.Optimizer:
         ) from None
     if not isinstance(optimizer, torch.optim.Optimizer):
         raise TypeError(
-            f"optimizer {cfg.optimizer.name!r} returned {type(optimizer).__name__}, not a torch.optim.Optimizer"
+            f"optimizer {cfg.optimizer.name!r} returned {returned_kind(optimizer)}, not a torch.optim.Optimizer; "
+            "return the optimizer it builds"
         )
     return optimizer
 

@@ -311,15 +311,19 @@ def onecycle(
     # torch takes these as they come: a peak of 0 trained nothing, a negative one climbed the loss, and a
     # div_factor of 0 failed with a bare ZeroDivisionError
     if max_lr is not None and not max_lr > 0:
-        raise ValueError(f"max_lr must be greater than 0 (the peak lr of the cycle), got {max_lr:g}")
+        raise ValueError(
+            f"max_lr must be above 0 (the peak lr of the cycle), got {max_lr:g}; give the peak, or drop max_lr "
+            "for a cycle that peaks at optimizer.lr"
+        )
     if not div_factor > 0:
         raise ValueError(
-            f"div_factor must be greater than 0 (the cycle starts at max_lr / div_factor), got {div_factor:g}"
+            f"div_factor must be above 0 (the cycle starts at max_lr / div_factor), got {div_factor:g}; drop it for "
+            "its default, 25"
         )
     if not final_div_factor > 0:
         raise ValueError(
-            f"final_div_factor must be greater than 0 (the cycle ends at its start / final_div_factor), got "
-            f"{final_div_factor:g}"
+            f"final_div_factor must be above 0 (the cycle ends at its start / final_div_factor), got "
+            f"{final_div_factor:g}; drop it for its default, 1e4"
         )
     peak = max_lr if max_lr is not None else optimizer.param_groups[0]["lr"]
     return OneCycleLR(

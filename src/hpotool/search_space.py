@@ -7,7 +7,6 @@ Suggesting them on a trial is `suggestion`; the values a parameter takes (grid, 
 
 from __future__ import annotations
 
-import json
 import math
 from collections.abc import Mapping
 from decimal import Decimal, InvalidOperation
@@ -17,7 +16,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator, model_valida
 
 from hpotool.conditions import check_condition, text_condition_hint
 from hpotool.config_fields import Boolean, Integer, Number, no_boolean_or_nan
-from hpotool.formatting import format_choice, sorted_keys
+from hpotool.formatting import format_choice, quoted_text, sorted_keys
 
 Scalar = None | bool | int | float | str
 Choice = Scalar | list[Any] | dict[str, Any]
@@ -126,7 +125,7 @@ class FloatParam(_Param):
         if not (math.isfinite(self.low) and math.isfinite(self.high)):
             raise ValueError(f"low and high must be finite numbers, got [{self.low}, {self.high}]")
         if self.low > self.high:
-            raise ValueError(f"low must be <= high, got low={self.low} > high={self.high}")
+            raise ValueError(_swapped(self.low, self.high))
         if not math.isfinite(self.high - self.low):  # Optuna's samplers failed on it ("OverflowError: Range
             # exceeds valid bounds"), a line that named neither the parameter nor what to change
             raise ValueError(
@@ -134,14 +133,25 @@ class FloatParam(_Param):
                 f"no sampler can draw from it; narrow it"
             )
         if self.log and self.low <= 0:
-            raise ValueError(f"low must be > 0 when log is true, got {self.low}")
+            raise ValueError(
+                f"low must be above 0 with log: true (a log scale has no 0), got {self.low}; give a low above 0, "
+                "such as 1.0e-5, or drop log: true"
+            )
         if self.step is not None:
             if self.log:
                 raise ValueError("step and log cannot be used together; drop one of them")
             if self.step <= 0:
-                raise ValueError(f"step must be > 0, got {self.step}")
+                raise ValueError(
+                    f"step must be above 0, got {self.step}; give a positive step, or leave step out"
+                )
             _check_step_divides(self.low, self.high, self.step)
         return self
+
+
+def _swapped(low: float, high: float) -> str:
+    """A range written the wrong way round, with the one meant."""
+    lo, hi = format_choice(low), format_choice(high)
+    return f"low must be at most high, got low: {lo}, high: {hi}; swap them (low: {hi}, high: {lo})"
 
 
 class IntParam(_Param):
@@ -156,11 +166,16 @@ class IntParam(_Param):
     @model_validator(mode="after")
     def _check(self) -> IntParam:
         if self.low > self.high:
-            raise ValueError(f"low must be <= high, got low={self.low} > high={self.high}")
+            raise ValueError(_swapped(self.low, self.high))
         if self.log and self.low < 1:
-            raise ValueError(f"low must be >= 1 when log is true, got {self.low}")
+            raise ValueError(
+                f"low must be 1 or more with log: true (a log scale has no 0), got {self.low}; give low: 1, or "
+                "drop log: true"
+            )
         if self.step < 1:
-            raise ValueError(f"step must be >= 1, got {self.step}")
+            raise ValueError(
+                f"step must be 1 or more, got {self.step}; give a larger one, or leave step out (1: every integer)"
+            )
         if self.log and self.step != 1:
             raise ValueError("step and log cannot be used together; drop one of them")
         _check_step_divides(self.low, self.high, self.step)
@@ -191,7 +206,7 @@ class CategoricalParam(_Param):
                 else [choices]
             )
             listed = ", ".join(c if isinstance(c, str) else format_choice(c) for c in items)
-            given = f"the text {json.dumps(choices)}" if isinstance(choices, str) else format_choice(choices)
+            given = f"the text {quoted_text(choices)}" if isinstance(choices, str) else format_choice(choices)
             fix = (
                 f"write choices: [{listed}]" if items else "write the values to choose from as a list: [a, b]"
             )

@@ -91,7 +91,9 @@ def open_study(
         # kill), or plain Optuna code made it. Left so, it was used unchecked for good, and exported without
         # a run config. The queue is left as it is: prepare_resume queues the warm starts it lacks.
         describe_study(existing, plan)
-    fingerprint.check(existing, plan.run, opt, allow_changed=plan.allow_changed_config)
+    fingerprint.check(
+        existing, plan.run, opt, allow_changed=plan.allow_changed_config, source=plan.storage_from
+    )
     _record_run_settings(existing, opt)
     # Others may be sampling it: a process created it a moment ago (it is empty, or we lost the race to
     # create it) or has a trial running. A resume of an idle study keeps reproducible seeds.
@@ -112,6 +114,7 @@ def check_objectives(existing: optuna.Study, plan: StudyPlan) -> None:
         HpoError: naming what the study was created for and what the config says.
     """
     opt = plan.opt
+    where = f"{plan.storage_from}: " if plan.storage_from else ""  # the optimize config to edit
     stored = existing.user_attrs.get("optimize_config", {})
     stored_directions = [d.name.lower() for d in existing.directions]
     if stored_directions != opt.study_directions:
@@ -125,12 +128,12 @@ def check_objectives(existing: optuna.Study, plan: StudyPlan) -> None:
         )
         now = ", ".join(f"{d} {m}" for d, m in zip(opt.study_directions, opt.objectives, strict=True))
         raise HpoError(
-            f"study {opt.study_name!r} in {shown_url(plan.storage_url)} was created to {was}, and the config says "
+            f"{where}study {opt.study_name!r} in {shown_url(plan.storage_url)} was created to {was}, and this config says "
             f"{now}; use another study_name or storage"
         )
     if not opt.multi_objective and stored.get("metric", opt.metric) != opt.metric:
         raise HpoError(
-            f"study {opt.study_name!r} in {shown_url(plan.storage_url)} optimizes {stored['metric']!r}, and the config "
+            f"{where}study {opt.study_name!r} in {shown_url(plan.storage_url)} optimizes {stored['metric']!r}, and this config "
             f"says {opt.metric!r}; use another study_name or storage"
         )
     # Several objectives: each trial's values are the stored metrics in their order, which Optuna compares
@@ -138,7 +141,7 @@ def check_objectives(existing: optuna.Study, plan: StudyPlan) -> None:
     stored_metrics = stored.get("metrics")
     if opt.multi_objective and isinstance(stored_metrics, list) and stored_metrics != opt.objectives:
         raise HpoError(
-            f"study {opt.study_name!r} in {shown_url(plan.storage_url)} optimizes metrics [{', '.join(map(str, stored_metrics))}], and the "
+            f"{where}study {opt.study_name!r} in {shown_url(plan.storage_url)} optimizes metrics [{', '.join(map(str, stored_metrics))}], and this "
             f"config says [{', '.join(opt.objectives)}]; its trials' values are those metrics in that order, so not even "
             f"--allow-changed-config can change them: use another study_name or storage"
         )
@@ -314,7 +317,14 @@ def finished_so_far(plan: StudyPlan, *, ask_server: bool) -> tuple[int | None, b
     except HpoError as exc:
         return (0 if str(exc).startswith(f"no study {study_name!r} in ") else None), False
     check_objectives(study, plan)  # the run refuses to resume it with another experiment: so does its dry run
-    fingerprint.check(study, plan.run, plan.opt, allow_changed=plan.allow_changed_config, record=False)
+    fingerprint.check(
+        study,
+        plan.run,
+        plan.opt,
+        allow_changed=plan.allow_changed_config,
+        record=False,
+        source=plan.storage_from,
+    )
     from hpotool.exhaustion import sampler_exhausted
 
     study.sampler = plan.sampler  # the grid the run would search (a loaded study has Optuna's default)

@@ -16,6 +16,7 @@ from hpotool.path_checks import NAME_MAX, abbreviated, long_part
 from hpotool.storage import load_study, make_storage
 from hpotool.storage_url import default_storage_url, shown_url, storage_file, storage_origin, with_file
 from hpotool.study_names import near_study
+from hpotool.yamlfile import missing_path_fix
 
 # The studies a missing study's line names at most; `hpotool studies` lists them all.
 LISTED_STUDIES = 12
@@ -160,6 +161,8 @@ def _find_study(
             given = storage_file(storage_url)
             missing = given is not None and long_part(given) is None and not given.exists()
             root = _folder_above(study_name, storage_url, given) if given and missing else None
+            if missing and given is not None and root is None:  # nowhere above either: the path itself
+                raise HpoError(f"{exc}; {missing_path_fix(given)}") from None
             if root is None or given is None:
                 raise
             raise HpoError(  # run from a subfolder of the project: the study is up there

@@ -38,7 +38,7 @@ def missing_metric(
     which, it = ("the study's metric", "it") if len(missing) == 1 else ("metrics the study optimizes", "them")
     # A metric misspelt in the optimize config (val_r3 for the val_r2 fit returns) was told only to return
     # it from fit; and the study, made for the misspelt name, refuses the fixed config ("optimizes 'val_r3',
-    # and the config says 'val_r2'"), so the line says to name a new study with it.
+    # and this config says 'val_r2'"), so the line says to name a new study with it.
     misspelt = [(m, meant) for m in missing if (meant := _meant(m, returned)) is not None]
     hint = (
         f" (did you mean {misspelt[0][1]!r}, which it returned? then fix the optimize config's metric, with a new "
@@ -77,7 +77,7 @@ def _misspelt(metric: str, returned: list[str]) -> str | None:
 
 def _new_study(missing: list[str]) -> str:
     """Why optimizing another metric needs a new study: the study is made for `missing`, and refuses the
-    optimize config changed to another metric ("optimizes 'f1', and the config says 'val_f1'"), where the
+    optimize config changed to another metric ("optimizes 'f1', and this config says 'val_f1'"), where the
     line had said to run the same command."""
     return f" under a new study_name (this study is made for {', '.join(repr(m) for m in missing)})"
 

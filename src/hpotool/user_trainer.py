@@ -20,6 +20,7 @@ from typing import Any
 from hpotool.config import RunConfig
 from hpotool.config_fields import INT32_MAX
 from hpotool.epoch import EpochResult, NonFiniteLossError
+from hpotool.formatting import returned_kind
 from hpotool.import_paths import import_object
 from hpotool.signatures import accepted_kwargs, pick_kwargs
 from hpotool.trainer_contract import TrainerOutputError, mark_broken_contract
@@ -185,7 +186,7 @@ def _final_metrics(function: str, metrics: Any) -> dict[str, float]:
     """
     if not isinstance(metrics, dict):
         raise TrainerOutputError(
-            f"{function} returned {type(metrics).__name__}; it must return a dict of final metrics, "
+            f"{function} returned {returned_kind(metrics)}; it must return a dict of final metrics, "
             f"such as {{'val_loss': 0.5}}"
         )
     final = {}

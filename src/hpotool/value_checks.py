@@ -19,7 +19,7 @@ from hpotool.config import (
 from hpotool.data import PreparedData, check_batch_size, data_failure, load_data, one_logit
 from hpotool.device import device_name
 from hpotool.errors import HpoError, RunCheckError
-from hpotool.formatting import format_choice, format_params
+from hpotool.formatting import WHOLE_NUMBER_FIX, format_choice, format_params
 from hpotool.overrides import apply_overrides
 from hpotool.search_space import (
     CategoricalParam,
@@ -37,9 +37,13 @@ def _check_data(run: RunConfig, opt: OptimizeConfig, where: str) -> None:
         raise HpoError(f"{where}: {data_failure(run.data, exc)}") from None
     missing = [m for m in opt.objectives if m not in data.metrics]
     if missing:
-        why = ""
+        shown = ", ".join(missing)
+        why = (  # another dataset, of another task
+            f"; search only datasets that measure {shown}, or optimize a metric every task measures, such as "
+            "val_loss"
+        )
         if one_logit(run, data) and load_data(run.data).task == "regression":
-            shown, name = ", ".join(missing), run.loss.name
+            name = run.loss.name
             fix = (
                 f"drop {name} from its choices to compare regression losses by {shown}, or compare "
                 f"classification losses by val_accuracy"
@@ -51,7 +55,7 @@ def _check_data(run: RunConfig, opt: OptimizeConfig, where: str) -> None:
                 f"losses make them a regression that measures {shown}; {fix})"
             )
         raise HpoError(
-            f"{where}: this {data.task} task does not measure {', '.join(missing)}; it measures: "
+            f"{where}: this {data.task} task does not measure {shown}; it measures: "
             f"{', '.join(data.metrics)}{why}"
         )
     check_batch_size(run.batch_size, data, f"{where}: batch_size")
@@ -102,7 +106,10 @@ def check_value(s: Searched, value: Any, context: dict[str, Any]) -> None:
         if isinstance(param, CategoricalParam) and value is None and str(exc).endswith(", got null"):
             raise HpoError(f"{exc}; {_null_choice_fix(path, param.choices, str(exc))}") from None
         if isinstance(param, FloatParam) and "valid integer" in str(exc):
-            raise HpoError(f"{exc}; {path} takes whole numbers: use type: int") from None
+            # the type's fix, not the value's ("write a whole number": the sampler writes it)
+            raise HpoError(
+                f"{str(exc).removesuffix(WHOLE_NUMBER_FIX)}; {path} takes whole numbers: use type: int"
+            ) from None
         if not isinstance(param, CategoricalParam) and "valid string" in str(exc):  # activation: 0.0
             raise HpoError(f"{exc}; {path} takes text: use type: categorical, with its choices") from None
         if "takes no argument" in str(exc) and len(contexts) > 1 and (hint := taken_by_hint(path, contexts)):

@@ -10,6 +10,7 @@ from typing import Any
 import yaml
 
 from hpotool.errors import HpoError
+from hpotool.formatting import format_choice
 
 # YAML 1.1 (PyYAML) reads 1e-3 as a string; YAML 1.2 and every user read it as a number.
 _FLOAT = re.compile(
@@ -34,17 +35,19 @@ class _Loader(yaml.SafeLoader):
             try:
                 hash(key)
             except TypeError:  # `{a: 1}: x` or `[a]: x` (SafeLoader says so too, but after this check)
-                mark = key_node.start_mark
+                kind = "a mapping" if isinstance(key, dict) else "a list"
                 raise yaml.constructor.ConstructorError(
                     None,
                     None,
-                    f"a key must be a plain value, not a {type(key).__name__} "
-                    f"(line {mark.line + 1}, column {mark.column + 1})",
+                    f"this key is {kind}, where keys are names; write the name alone before the ':'",
+                    key_node.start_mark,
                 ) from None
             if key in seen:
-                mark = key_node.start_mark
                 raise yaml.constructor.ConstructorError(
-                    None, None, f"duplicate key {key!r} (line {mark.line + 1}, column {mark.column + 1})"
+                    None,
+                    None,
+                    f"duplicate key {key!r}, given earlier in the same mapping; keep one of the two",
+                    key_node.start_mark,
                 )
             seen.add(key)
         return super().construct_mapping(node, deep=deep)
@@ -106,11 +109,38 @@ _INDENTATION_FIX = (
 )
 
 
+_UNCLOSED_FIX = (
+    "a [ or { opened on this line or above is not closed: close it (] or }), or quote a value that holds "
+    "one of , [ ] { }"
+)
+_SYNTAX_FIX = "check the quotes, brackets and indentation of this line and the one above"
+
+
 # Both configs in one file, split by `---`: PyYAML says "but found another document".
 _SECOND_DOCUMENT = (
     "a second YAML document starts here ('---'), and a config file holds one; give the run config and the "
     "optimize config as two files, or delete this line and what follows it"
 )
+
+
+def missing_path_fix(path: str | Path) -> str:
+    """What to do about a file that is not where `path` leads (a config, a storage's file): check it, and a
+    relative one against the folder it is read from."""
+    relative = (
+        " (a relative one is read from the folder hpotool runs in)" if not Path(path).is_absolute() else ""
+    )
+    return f"check the path{relative}"
+
+
+def _tag_refused(problem: str) -> str:
+    """PyYAML's "could not determine a constructor for the tag 'tag:yaml.org,2002:python/object/apply:os.system'"
+    as the tag was written (!!python/object/apply:os.system), with what to do."""
+    found = re.search(r"for the tag '([^']*)'", problem)
+    tag = found.group(1).replace("tag:yaml.org,2002:", "!!") if found else "here"
+    return (
+        f"the YAML tag {tag} is not allowed: configs are loaded safely, without tags that build Python "
+        "objects; remove the tag and write the value itself"
+    )
 
 
 def parse_yaml(text: str, source: str) -> Any:
@@ -122,13 +152,20 @@ def parse_yaml(text: str, source: str) -> Any:
         where = f"line {mark.line + 1}, column {mark.column + 1}: " if mark is not None else ""
         problem = exc.problem or str(exc)
         if "could not determine a constructor" in problem:
-            problem += " (configs are loaded safely: YAML tags such as !!python/object are not allowed)"
+            problem = _tag_refused(problem)
         elif "'\\t'" in problem:
             problem += "; YAML indents with spaces only: replace the tab with spaces"
         elif problem == "but found another document":
             problem = _SECOND_DOCUMENT
         elif any(sign in problem for sign in _INDENTATION_SIGNS):
             problem += f"; {_INDENTATION_FIX}"
+        elif re.match(r"expected ',' or '[]}]'", problem):  # `[relu, tanh` or `{a: 1` left open
+            problem = problem.replace("'<stream end>'", "the end of the file") + f"; {_UNCLOSED_FIX}"
+        elif "that cannot start any token" in problem:  # `a: @x`, `a: %x`: characters YAML reserves
+            problem += "; put a value that starts with it in quotes"
+        elif "; " not in problem:  # hpotool's own (a duplicate key) says what to do
+            problem = problem.replace("found unexpected end of stream", "the file ends here, unexpectedly")
+            problem += f"; {_SYNTAX_FIX}"
         raise HpoError(f"{source}: {where}{problem}") from None
     except yaml.reader.ReaderError as exc:
         raise HpoError(f"{source}: {_where(text, exc.position)}{_control_character(exc)}") from None
@@ -193,18 +230,27 @@ def read_yaml_mapping(path: Path) -> dict[str, Any]:
     try:
         text = path.read_text(encoding="utf-8")
     except FileNotFoundError:
-        raise HpoError(f"{path}: no such file{_found_elsewhere(path)}") from None
+        elsewhere = _found_elsewhere(path) or f"; {missing_path_fix(path)}"
+        raise HpoError(f"{path}: no such file{elsewhere}") from None
     except IsADirectoryError:
-        raise HpoError(f"{path}: is a directory, expected a YAML file") from None
+        raise HpoError(
+            f"{path}: is a folder, not a YAML file; give the path of the config file in it"
+        ) from None
     except UnicodeDecodeError as exc:
         raise HpoError(_not_utf8(path, exc)) from None
     except OSError as exc:
         raise HpoError(f"{path}: cannot read: {exc}") from None
     data = parse_yaml(text, str(path))
     if data is None:
-        raise HpoError(f"{path}: the file is empty; expected a YAML mapping")
+        raise HpoError(
+            f"{path}: the file is empty (or holds only comments); write the config in it, one key: value a line"
+        )
     if not isinstance(data, dict):
-        raise HpoError(f"{path}: expected a YAML mapping at the top level, got {type(data).__name__}")
+        got = "a list" if isinstance(data, list) else f"the value {format_choice(data)}"
+        raise HpoError(
+            f"{path}: holds {got}, where a config is key: value lines (a YAML mapping); write each setting "
+            "as key: value at the start of its line (epochs: 10)"
+        )
     return data
 
 

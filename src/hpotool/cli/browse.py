@@ -10,6 +10,7 @@ from hpotool.cli.options import JsonOpt, ReadStorageOpt, StudyNameReq
 from hpotool.cli.root import app, say_stopped, stoppable, user_errors
 from hpotool.cli.studies_table import NAME_MIN, storage_lines, studies_records, studies_table
 from hpotool.cli.terminal import err_console, escape, out_console, print_json, print_note, shown_url
+from hpotool.errors import HpoError
 
 if TYPE_CHECKING:
     import optuna
@@ -48,10 +49,17 @@ def studies(
     under the table, where they are stored."""
     with stoppable(say_stopped("studies", writes=False)), user_errors():
         from hpotool.browse import study_rows
-        from hpotool.storage_url import storage_origin
+        from hpotool.storage_url import storage_file, storage_origin
+        from hpotool.yamlfile import missing_path_fix
 
         with storage_origin(storage, "--storage"):
-            rows, notes = study_rows(storage)
+            try:
+                rows, notes = study_rows(storage)
+            except HpoError as exc:  # a file that is not there: the path to check, as trials and report say
+                path = storage_file(storage) if storage else None
+                if path is None or path.exists():
+                    raise
+                raise HpoError(f"{exc}; {missing_path_fix(path)}") from None
             others = _other_journals(storage) if storage else ""
         if others and (rows or as_json):
             notes.append(f"{shown_url(storage or '')}: {others}")

@@ -20,7 +20,7 @@ from hpotool import __version__
 from hpotool.cli.options import OptionError
 from hpotool.cli.terminal import err_console, escape, out_console
 from hpotool.errors import HpoError, unsuppress_context
-from hpotool.formatting import format_choice
+from hpotool.formatting import format_choice, refused_value
 
 app = typer.Typer(
     help="Config-driven hyperparameter optimization for PyTorch: two YAML files, one command.",
@@ -41,7 +41,7 @@ def _show_usage_error(self: Any, file: Any = None) -> None:
         typer.echo(f"error: {self.message}", file=file, err=True)
         return
     bad_value = _bad_option_value(self)
-    if bad_value is not None:  # as --n-trials 0 reads: "--n-trials: Input should be greater than 0, got 0"
+    if bad_value is not None:  # as --n-trials 0 reads: "--n-trials: must be above 0, got 0"
         typer.echo(f"error: {bad_value}", file=file, err=True)
         return
     if (
@@ -82,7 +82,7 @@ def _near_option(given: str, ctx: Any) -> str:
 
 
 def _bad_option_value(error: Any) -> str | None:
-    """`--workers: Input should be greater than or equal to 1, got 0` for a value typer's type check
+    """`--workers: must be 1 or more, got 0` for a value typer's type check
     refused (it raises from pydantic's ValidationError), or None for any other mistake on the command line.
     It read "Invalid value for '--workers': Input should be ..." without the value given."""
     cause, param = error.__cause__, getattr(error, "param", None)
@@ -94,7 +94,7 @@ def _bad_option_value(error: Any) -> str | None:
     flag = next((o for o in param.opts if o.startswith("--")), param.opts[0])
     given = found[0]["input"]
     shown = given if isinstance(given, str) and given else format_choice(given)  # the text as typed
-    return f"{flag}: {found[0]['msg']}, got {shown}"
+    return f"{flag}: {refused_value(found[0])}, got {shown}"
 
 
 # click's UsageError, which typer vendors (typer._click) and exports only as BadParameter's base class
