@@ -318,6 +318,18 @@ def _nothing_left_running_by_a_timeout(request: pytest.FixtureRequest) -> Iterat
 
 
 @pytest.fixture(autouse=True)
+def _no_interrupt_pending() -> Iterator[None]:
+    """Start each test with no interrupt pending, as a new hpotool process does: one a test raised outside a
+    command (`interrupts.interrupt`, caught by `pytest.raises`) stayed recorded, and the next test of the same
+    process that trained outside a command (`saved.train_and_save`) raised it again at its first epoch's
+    `raise_dropped`: a KeyboardInterrupt that crashed the whole xdist worker, far from its cause."""
+    interrupts = sys.modules.get("hpotool.interrupts")
+    if interrupts is not None:
+        interrupts._raised.clear()  # type: ignore[attr-defined]
+    yield
+
+
+@pytest.fixture(autouse=True)
 def _in_tmp_cwd(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, request: pytest.FixtureRequest
 ) -> Iterator[None]:

@@ -142,10 +142,11 @@ def test_the_main_process_finds_stderr_s_reader_gone_without_writing(monkeypatch
     # The main process of `optimize --workers 2 |& head -n 1` writes only when a trial ends: it now looks
     # at each of its looks whether stderr's reader has gone (POLLERR on the pipe), and stops as the write
     # would have stopped it.
-    from hpotool import pipes
+    from hpotool import interrupts, pipes
     from hpotool.interrupts import Interrupted
 
     monkeypatch.setattr(pipes, "_closed", [])
+    monkeypatch.setattr(interrupts, "_raised", [])  # the interrupt it raises is this test's alone
     read, write = os.pipe()
     with os.fdopen(write, "w") as stream:
         monkeypatch.setattr(sys, "stderr", pipes._Guarded(stream))
