@@ -1044,3 +1044,22 @@ def test_a_run_stopped_by_max_failures_names_the_command_that_lists_the_failed_t
     assert "first error: RuntimeError: shapes do not match" in said
     storage = f"sqlite:///{tmp_path / 'u.db'}"
     assert f"hpotool trials --study-name u --storage {storage} --state fail lists them" in said, result.stderr
+
+
+def test_the_report_counts_the_epochs_of_a_function_whose_first_report_was_nan(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A function that reported NaN in its first epoch is pruned with no history, as one that reports nothing
+    has none: the report said of such a study "trainer.function reported no epochs, so hpotool cannot count
+    them", though it reported each, and its trials ran 0 of their 3 epochs each."""
+    import json
+
+    monkeypatch.chdir(REPO)
+    _, trials = _study_with("diverges_in_validation", tmp_path)
+    assert [t.state for t in trials] == [TrialState.PRUNED] * 2
+    storage = f"sqlite:///{tmp_path / 'u.db'}"
+    out = tmp_path / "report.json"
+    result = CliRunner().invoke(app, ["report", "--study-name", "u", "--storage", storage, "--out", str(out)])
+    assert result.exit_code == 0, result.output
+    epochs = json.loads(out.read_text())["epochs"]
+    assert epochs == {"run": 0, "planned": 6, "saved_fraction": None, "not_recorded": None}

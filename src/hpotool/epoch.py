@@ -5,6 +5,10 @@ function does not use torch never imports it."""
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
+
+# How the prune reason of a run whose final metrics (not an epoch's) were NaN or infinite ends
+AT_RUN_END = "at the end of the run"
 
 
 @dataclass(frozen=True)
@@ -32,3 +36,13 @@ class NonFiniteLossError(RuntimeError):
         self.epoch = epoch
         self.value = value
         self.name = name
+
+
+def diverged_in_an_epoch(user_attrs: dict[str, Any]) -> bool:
+    """Whether a trial was pruned by a NaN or infinite loss in an epoch it reported (its `diverged_at`, and a
+    prune reason other than the final metrics'): the epochs before it are its count, none where it was the
+    first, though a training function's trial then has no history."""
+    reason = user_attrs.get("prune_reason")
+    return user_attrs.get("diverged_at") is not None and not (
+        isinstance(reason, str) and reason.endswith(AT_RUN_END)
+    )

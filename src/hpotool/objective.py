@@ -15,7 +15,7 @@ from hpotool import kept_writes
 from hpotool.config import RunConfig
 from hpotool.constraints import INFEASIBLE, constraint_values, parse_constraint
 from hpotool.data import MEASURES
-from hpotool.epoch import EpochResult, NonFiniteLossError
+from hpotool.epoch import AT_RUN_END, EpochResult, NonFiniteLossError
 from hpotool.interrupts import deferred, raise_dropped
 from hpotool.overrides import apply_overrides, leaf_values
 from hpotool.pipes import look_for_a_gone_reader
@@ -227,7 +227,7 @@ class _Objective:
             raise error
         diverged = [m for m in opt.objectives if not math.isfinite(metrics[m])]
         if diverged:  # Optuna would fail the trial with no reason recorded
-            reason = f"{', '.join(f'{m} is {metrics[m]}' for m in diverged)} at the end of the run"
+            reason = f"{', '.join(f'{m} is {metrics[m]}' for m in diverged)} {AT_RUN_END}"
             kept_writes.set_user_attr(trial, "prune_reason", reason)
             # marked as a divergence in an epoch is: the pruner did not stop it (the report's pruning table,
             # export-best's advice); at its last epoch (MLflow logs the value at that step)

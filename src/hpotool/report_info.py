@@ -15,6 +15,7 @@ from optuna.trial import FrozenTrial, TrialState
 
 from hpotool.audit import audit_findings, few_trials_caveat
 from hpotool.durations import ended_unobserved, trial_end, trial_seconds, trial_start
+from hpotool.epoch import diverged_in_an_epoch
 from hpotool.fingerprint import config_of, stored_config
 from hpotool.importance import EVALUATOR, Basis, basis, param_importances
 from hpotool.optimize_sections import is_nop_pruner
@@ -80,9 +81,10 @@ def _epochs(
         return unknown("not an hpotool study")
     attrs = study.user_attrs
     bases = [config_of(attrs, t.number, "run_config") or run for t in finished]
-    # A training function that reports no epoch trains in a loop hpotool never sees: its 0 is no count.
+    # A training function that reports no epoch trains in a loop hpotool never sees: its 0 is no count. One
+    # whose first report was NaN did report (its 0 epochs are a count): it said "reported no epochs" of them.
     if any(
-        base.get("trainer") and not t.user_attrs.get("history")
+        base.get("trainer") and not t.user_attrs.get("history") and not diverged_in_an_epoch(t.user_attrs)
         for t, base in zip(finished, bases, strict=True)
     ):
         return unknown("trainer.function reported no epochs, so hpotool cannot count them")
