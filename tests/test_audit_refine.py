@@ -1289,6 +1289,46 @@ def test_refining_a_cmaes_study_keeps_its_start_point_inside_the_new_ranges() ->
     assert "dropped optimizer.weight_decay, no longer searched" in said and "model.dropout 0.5 -> " in said
 
 
+def test_refining_a_cmaes_study_starts_a_parameter_its_stage_searches_unconditionally() -> None:
+    """optimizer.momentum, searched under a `when:` on the optimizer section, which x0 leaves to CMA-ES's
+    independent sampler: the stage fixes the section at sgd and drops the condition, so CMA-ES samples it,
+    and optimize refused the stage ("sampler.kwargs.x0: gives no value for optimizer.momentum"). It starts at
+    the middle of its new range, as CMA-ES starts a parameter without x0."""
+    from hpotool.factories import make_sampler
+
+    sgd, adam = {"name": "sgd", "lr": 0.01}, {"name": "adam", "lr": 0.001}
+    space = {
+        "optimizer": {"type": "categorical", "choices": [sgd, adam]},
+        "model.dropout": {"type": "float", "low": 0.0, "high": 0.5},
+        "optimizer.momentum": {
+            "type": "float",
+            "low": 0.5,
+            "high": 0.99,
+            "when": {"optimizer": {"in": [sgd]}},
+        },
+    }
+    opt1, study = stored_study("cmx", space, optuna.samplers.TPESampler(seed=0))
+
+    def objective(trial: optuna.Trial) -> float:
+        p = suggest(trial, opt1.search_space)
+        return (0.0 if p["optimizer"]["name"] == "sgd" else 5.0) + (p["model.dropout"] - 0.2) ** 2
+
+    study.optimize(objective, n_trials=40)
+    cmaes = {"name": "cmaes", "kwargs": {"x0": {"model.dropout": 0.2}}}
+    study.set_user_attr("optimize_config", {**study.user_attrs["optimize_config"], "sampler": cmaes})
+    ref = refine_study(study)
+    opt = OptimizeConfig.model_validate(ref.optimize)
+    momentum = opt.search_space["optimizer.momentum"]
+    assert momentum.when is None and ref.run["optimizer"]["name"] == "sgd"
+    middle = (momentum.low + momentum.high) / 2
+    assert opt.sampler.kwargs["x0"] == {"model.dropout": 0.2, "optimizer.momentum": middle}
+    make_sampler(
+        opt.sampler.name, opt.sampler.kwargs, seed=opt.seed, space=opt.search_space
+    )  # optimize takes it
+    said = next(c for c in ref.changes if c.startswith("sampler.kwargs.x0 (CMA-ES's start point): "))
+    assert f"added optimizer.momentum: {middle:g}, the middle of its range, which CMA-ES now samples" in said
+
+
 def test_refine_names_the_run_config_with_the_suffix_of_out(tmp_path: Path) -> None:
     # `--out stage2.yml` wrote its RunConfig as stage2.run.yaml, so a stage2.yaml stage blocked it.
     url = f"sqlite:///{tmp_path / 's.db'}"

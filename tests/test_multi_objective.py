@@ -144,6 +144,33 @@ def test_a_sampler_that_cannot_sample_several_objectives_is_refused_before_trial
     prepare_study(run_path, write_yaml(opt_path, opt_dict))
 
 
+def test_only_the_refusal_of_several_objectives_gets_the_hint_of_samplers_that_take_them(
+    tmp_path: Path, run_dict: dict, opt_dict: dict
+) -> None:
+    """Any error a built-in sampler raised in a multi-objective study ended in "for several objectives use
+    tpe, ...": tpe's own error (n_ei_candidates: 0) was told to use tpe. CmaEsSampler's refusal keeps it."""
+    from hpotool.plan import prepare_study
+
+    from .conftest import write_yaml
+
+    opt_dict.update(metrics=["val_loss", "n_params"], directions=["minimize", "minimize"])
+    for key in ("metric", "direction", "pruner"):
+        opt_dict.pop(key)
+    run_path = write_yaml(tmp_path / "run.yaml", run_dict)
+    hint = "; for several objectives use tpe, nsga2, nsga3, gp, random or qmc"
+    opt_dict["sampler"] = {"name": "tpe", "kwargs": {"n_startup_trials": 0, "n_ei_candidates": 0}}
+    with pytest.raises(HpoError) as caught:
+        prepare_study(run_path, write_yaml(tmp_path / "o.yaml", opt_dict))
+    assert str(caught.value) == f"{tmp_path / 'o.yaml'}: " + (
+        "sampler: 'tpe' cannot sample this study (2 objectives): "
+        "ValueError: The size of `samples` must be positive, but got 0."
+    )
+    opt_dict["sampler"] = {"name": "cmaes"}
+    with pytest.raises(HpoError) as caught:
+        prepare_study(run_path, write_yaml(tmp_path / "o.yaml", opt_dict))
+    assert str(caught.value).endswith("CmaEsSampler cannot be used" + hint)
+
+
 def test_kwargs_of_the_nop_pruner_are_checked_with_several_objectives(
     tmp_path: Path, run_dict: dict, opt_dict: dict
 ) -> None:

@@ -793,6 +793,53 @@ def test_ctrl_c_after_a_worker_was_killed_says_it_ended_before_not_that_it_ran_n
     assert output.index("was killed by SIGKILL") < output.index("interrupted: 1 of 2"), output
 
 
+def test_ctrl_c_after_a_worker_was_stopped_alone_says_it_ended_before_not_that_the_signal_ended_it(
+    tmp_path: Path, run_dict: dict[str, Any], opt_dict: dict[str, Any]
+) -> None:
+    """SIGTERM to one worker of `--workers 2` alone, then Ctrl-C to the group: the worker exited 143, as one
+    the Ctrl-C ends would, so it was counted as ended by it: "every worker ended its trial as FAIL (#V, #M)",
+    its earlier trial among the signal's, and no note named it. The main process saw it gone before the
+    signal came (it queued its warm start again then, which the test waits for)."""
+    args = _slow_configs(tmp_path, run_dict, opt_dict, 20)
+    opt = yaml.safe_load((tmp_path / "optimize.yaml").read_text())
+    write_yaml(tmp_path / "optimize.yaml", {**opt, "enqueue": [{"model.width": w} for w in range(4, 24)]})
+    proc = _hpotool(args, tmp_path)
+    try:
+        study = _study_of(opt_dict["storage"])
+        (victim,) = _signal_in_trials(study, signal.SIGTERM)
+        pid, point = victim.user_attrs["worker"]["pid"], victim.system_attrs["fixed_params"]
+
+        def queued_again_and_other_running() -> (
+            bool
+        ):  # the main process saw the victim gone: it queued its point
+            trials = study.get_trials(deepcopy=False)
+            running = _running_with_epochs(study)
+            return (
+                any(t.number > victim.number and t.system_attrs.get("fixed_params") == point for t in trials)
+                and running is not None
+                and running.user_attrs.get("worker", {}).get("pid") != pid
+            )
+
+        assert _wait_for(queued_again_and_other_running)
+        os.killpg(proc.pid, signal.SIGINT)
+        output = proc.communicate(timeout=60)[0]
+    finally:
+        _kill_session(proc)
+    assert proc.returncode == 130, output
+    assert "every worker" not in output, output
+    # the other worker runs a trial as the signal comes, or has just ended it (between two trials)
+    assert re.search(
+        r"interrupted: (1 of 2 workers ended its trial as FAIL \(#\d+\), the other ended before it \(see the "
+        r"note above\)|between trials: none was running)",
+        output,
+    ), output
+    assert re.search(
+        rf"note: worker hpotool-worker-\d \(pid {pid}\) was stopped by SIGTERM: its trial #{victim.number} "
+        rf"ended as FAIL \(interrupted\), its values queued again",
+        output,
+    ), output
+
+
 def test_sigterm_to_each_worker_alone_ends_the_run_as_interrupted(
     tmp_path: Path, run_dict: dict[str, Any], opt_dict: dict[str, Any]
 ) -> None:

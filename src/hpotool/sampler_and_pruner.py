@@ -126,8 +126,9 @@ def check_sampler_samples(opt: OptimizeConfig, fixed: Mapping[str, Any]) -> None
         objectives = f"{len(opt.objectives)} objectives" if opt.multi_objective else "one objective"
         where = user_frame(exc)
         said = f"{type(exc).__name__}: {exc}"
-        # Optuna's own sampler refused the objectives ('CmaEsSampler cannot be used.'): name those that take them
-        if opt.multi_objective and not where:
+        # Optuna's own sampler refused the objectives ('CmaEsSampler cannot be used.'): name those that take them.
+        # Only that refusal: another error ('tpe' with n_ei_candidates: 0) was told to use tpe
+        if opt.multi_objective and _refused_objectives(exc):
             said = f"{said.rstrip('.')}; for several objectives use tpe, nsga2, nsga3, gp, random or qmc"
         raise HpoError(
             f"sampler: {opt.sampler.name!r} cannot sample this study ({objectives}): {said}"
@@ -135,3 +136,12 @@ def check_sampler_samples(opt: OptimizeConfig, fixed: Mapping[str, Any]) -> None
         ) from None
     finally:
         optuna.logging.set_verbosity(verbosity)
+
+
+def _refused_objectives(exc: BaseException) -> bool:
+    """`exc` is a sampler's refusal of a multi-objective study: raised by Optuna's
+    `BaseSampler._raise_error_if_multi_objective`, which CmaEsSampler calls."""
+    import traceback
+
+    frames = traceback.extract_tb(exc.__traceback__)
+    return bool(frames) and frames[-1].name == "_raise_error_if_multi_objective"

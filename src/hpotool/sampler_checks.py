@@ -66,15 +66,21 @@ def check_fixed_params(fixed: Mapping[str, Any], space: Mapping[str, Param], key
             raise _outside(f"{where}.{path}", path, value, space[path])
 
 
+def cmaes_sampled(space: Mapping[str, Param]) -> list[str]:
+    """The parameters of `space` CMA-ES samples from its start point `x0`: each int and float one without a
+    `when:` whose range holds more than one value (see `check_cmaes_x0`)."""
+    return [
+        k for k, p in space.items() if not isinstance(p, CategoricalParam) and not p.when and p.low != p.high
+    ]
+
+
 def check_cmaes_x0(x0: Mapping[str, Any], space: Mapping[str, Param], key: str = "sampler") -> None:
     """CMA-ES's `x0` gives a value for every parameter its model samples: each int and float one without a
     `when:` (categorical and conditional ones it leaves to its independent sampler, and a range of one value,
     which it leaves out: Optuna's `distribution.single()`). One left out passed trial 0 and failed every later
     trial in its sample_relative ('Parameter configuration must contain all distributions'), the study
     stopping after five; one outside its range failed them too ('invalid bounds')."""
-    sampled = [
-        k for k, p in space.items() if not isinstance(p, CategoricalParam) and not p.when and p.low != p.high
-    ]
+    sampled = cmaes_sampled(space)
     missing = [k for k in sampled if k not in x0]
     if missing:
         raise HpoError(

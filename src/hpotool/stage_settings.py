@@ -4,12 +4,14 @@ the final overrides."""
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
 from hpotool.config import RunConfig
 from hpotool.final_rules import component_arg, unfit_overrides
 from hpotool.param_values import contains, taken_as
-from hpotool.search_space import CategoricalParam, Param
+from hpotool.sampler_checks import cmaes_sampled
+from hpotool.search_space import CategoricalParam, FloatParam, IntParam, Param
 from hpotool.sections import switchable
 from hpotool.stage_ranges import range_text, value_text
 
@@ -124,9 +126,26 @@ def _fit_cmaes_x0(kwargs: dict[str, Any], space: dict[str, Param], changes: list
         else:
             kept[path] = p.low if value < p.low else p.high
             said.append(f"{path} {value:g} -> {kept[path]:g}, the nearer end of its new range")
+    for path in cmaes_sampled(space):  # searched under a `when:` the stage dropped, or a range of one value
+        if path not in kept:  # widened: optimize refused the stage ("x0: gives no value for ...")
+            numeric = space[path]
+            assert not isinstance(numeric, CategoricalParam)  # cmaes_sampled: int and float ones only
+            kept[path] = _middle(numeric)
+            said.append(f"added {path}: {kept[path]:g}, the middle of its range, which CMA-ES now samples")
     if said:
         kwargs["x0"] = kept
         changes.append(f"sampler.kwargs.x0 (CMA-ES's start point): {'; '.join(said)}")
+
+
+def _middle(p: IntParam | FloatParam) -> int | float:
+    """The middle of `p`'s range (on its log scale with log: true) on its step grid: where CMA-ES starts a
+    parameter its x0 gives no value for."""
+    middle = math.sqrt(p.low * p.high) if p.log else (p.low + p.high) / 2
+    if p.step is not None:
+        middle = min(p.low + round((middle - p.low) / p.step) * p.step, p.high)
+    return (
+        round(middle) if isinstance(p, IntParam) else float(f"{middle:.12g}")
+    )  # 0.3, not 0.30000000000000004
 
 
 def _next_seed(opt: dict[str, Any], changes: list[str]) -> None:

@@ -49,7 +49,11 @@ def end_workers(procs: list[Any]) -> None:
 
 
 def fail_trials_of_exited(
-    study: optuna.Study, procs: list[Any], exited: set[int], plan: StudyPlan | None = None
+    study: optuna.Study,
+    procs: list[Any],
+    exited: set[int],
+    plan: StudyPlan | None = None,
+    gone_before: set[int] | None = None,
 ) -> None:
     """Mark FAIL the RUNNING trials of the workers that have exited since the last look, and queue their
     values again (`dead_trials.fail_dead_local_trials`): a worker killed outright (kill -9, the OOM killer)
@@ -58,13 +62,17 @@ def fail_trials_of_exited(
     (and whose process no longer exists) are touched: never a live worker's. With `plan` (the run goes on),
     a worker stopped alone by Ctrl-C or SIGTERM has its interrupted trial's chosen values (a warm start, a
     retry, a brute-force or QMC point) queued at once, for the other workers (`queue_interrupted`): they
-    finished the study without them, and a resume found nothing left to run."""
+    finished the study without them, and a resume found nothing left to run. `gone_before` gets the pids of
+    those seen gone while no signal of the command's was pending: ended before it (the exit code cannot
+    tell a worker SIGTERM'd alone earlier from one the command's SIGTERM ended)."""
     gone = {p.pid for p in procs if p.pid is not None and p.pid not in exited and p.exitcode is not None}
     if gone:
         exited |= gone
         fail_dead_local_trials(study, pids=gone)
         stopped = (exit_code(signal.SIGINT), exit_code(signal.SIGTERM))
         alone = not interrupt_pending()  # not the command's signal: this process would have one too
+        if alone and gone_before is not None:
+            gone_before |= gone
         if plan is not None and alone and any(p.pid in gone and p.exitcode in stopped for p in procs):
             queue_interrupted(study, plan)
 

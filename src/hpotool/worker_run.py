@@ -70,6 +70,9 @@ class WorkerRun:
     tracking_warned: bool = False  # the tracking warning printed: one for the run, whichever workers sent it
     interrupted: int | None = None  # the signal that stopped the run (Ctrl-C, SIGTERM)
     exited: set[int] = field(default_factory=set)  # the pids of the workers whose trials were looked at
+    # those of them seen gone while no signal of the command's was pending (`fail_trials_of_exited`): ended
+    # before a Ctrl-C or SIGTERM that came later, whatever their exit code (143: a SIGTERM to it alone)
+    gone_before: set[int] = field(default_factory=set)
 
     def gather(self) -> None:
         """Take what the workers put on the queues: their samplers' fallbacks, their problems, and the

@@ -123,9 +123,10 @@ def _say_why_it_stopped(run: WorkerRun, summary: StudySummary, finished: int) ->
         summary.stopped = already_done(run.done, target)
     elif run.interrupted is not None:
         summary.interrupted = run.interrupted
-        pids = run.pids()
+        gone = _ended_before_the_signal(run)  # their trials ended before it: not the signal's to count
+        pids = run.pids() - {p.pid for p in gone}
         summary.stopped = interrupted_idle(run.study, pids, run.before) or workers_interrupted(
-            run.study, pids, run.before, run.n_workers, len(_ended_before_the_signal(run))
+            run.study, pids, run.before, run.n_workers, len(gone)
         )
     elif signalled and finished < target:  # signals sent to the workers alone, not to this process
         _say_signalled(run, summary, signalled)
@@ -168,10 +169,16 @@ def _say_died(run: WorkerRun, summary: StudySummary, dead: list[str]) -> None:
 
 
 def _ended_before_the_signal(run: WorkerRun) -> list[Any]:
-    """The workers of an interrupted run that had ended otherwise before the signal (killed, crashed): those
-    it ended exit with its code (130, 143), and those it found between trials with 0 or that code too."""
+    """The workers of an interrupted run that had ended otherwise before the signal (killed, crashed, stopped
+    alone): those it ended exit with its code (130, 143), and those it found between trials with 0 or that
+    code too. A worker SIGTERM'd alone earlier exits 143 as well: this process saw it gone before the signal
+    came (`WorkerRun.gone_before`); it was counted as one the signal ended, its trial among the signal's."""
     by_signal = (0, None, exit_code(signal.SIGINT), exit_code(signal.SIGTERM))
-    return [p for p in run.procs if p.exitcode not in by_signal]
+    return [
+        p
+        for p in run.procs
+        if p.exitcode not in by_signal or (p.exitcode not in (0, None) and p.pid in run.gone_before)
+    ]
 
 
 def _note_workers_ended(run: WorkerRun, summary: StudySummary, lost: list[tuple[str, str]]) -> None:

@@ -247,7 +247,7 @@ def _follow(run: WorkerRun) -> None:
             )
             run.monitor.wake_for(note_due(run.wait_note, run.ownerless_note))
             alive = [p.sentinel for p in run.procs if p.is_alive()]
-            fail_trials_of_exited(run.study, run.procs, run.exited, run.plan)
+            fail_trials_of_exited(run.study, run.procs, run.exited, run.plan, run.gone_before)
         if not alive:
             break
         wait(alive, timeout=DISPLAY_S)  # wakes as soon as a worker exits
