@@ -1107,6 +1107,5 @@ def test_a_quoted_bound_is_its_number_log_yes_is_true_and_a_quoted_text_is_refus
     with pytest.raises(HpoError) as err:
         load_optimize_config(path)
     assert str(err.value) == (
-        f"{path}: search_space.optimizer.lr.low: Input should be a valid number, unable to parse string as a "
-        f"number, got abc"
+        f"{path}: search_space.optimizer.lr.low: Input should be a valid number, got abc; write a number"
     )

@@ -1944,7 +1944,8 @@ def test_a_machine_joining_by_name_gives_up_after_the_wait(monkeypatch: pytest.M
     )
     missing = re.escape(str(Path.cwd() / "studies" / "none.db"))
     assert re.fullmatch(
-        rf"error: --storage: 'sqlite:///studies/none.db': no such SQLite file '{missing}'; waited \d+ s for "
+        rf"error: --storage: 'sqlite:///studies/none.db': no such SQLite file '{missing}'; check the path \(a "
+        r"relative one is read from the folder hpotool runs in\); waited \d+ s for "
         r"another machine to create it; to start a study, give --run-config and --optimize-config",
         error,
     )
