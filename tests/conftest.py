@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import logging
 import os
 import signal
 import subprocess
@@ -327,6 +328,28 @@ def _no_interrupt_pending() -> Iterator[None]:
     if interrupts is not None:
         interrupts._raised.clear()  # type: ignore[attr-defined]
     yield
+
+
+# Optuna's verbosity as a new process has it (INFO). A command run in the test process leaves it at WARNING
+# (`study_run.open_for_run`), and test modules that set ERROR as they were imported set it for every test of
+# the process, collected with them: under xdist each process collects every module, and a test asserting that
+# a command logs no Optuna warning (test_fallback's "sampled independently") could not fail, the warning
+# never logged.
+_OPTUNA_VERBOSITY = optuna.logging.get_verbosity()
+
+
+@pytest.fixture(autouse=True)
+def _loggers_as_in_a_new_process() -> None:
+    """Start each test with Optuna's verbosity, and hpotool's logger, as a new hpotool process has them: a
+    `--debug` command left hpotool's logger at DEBUG with its handler on stderr for the tests after it that
+    call hpotool's functions directly (only a later command without `--debug` took them away)."""
+    if optuna.logging.get_verbosity() != _OPTUNA_VERBOSITY:
+        optuna.logging.set_verbosity(_OPTUNA_VERBOSITY)
+    logger = logging.getLogger("hpotool")
+    if logger.level != logging.NOTSET or logger.handlers:
+        logger.setLevel(logging.NOTSET)
+        for handler in list(logger.handlers):
+            logger.removeHandler(handler)
 
 
 @pytest.fixture(autouse=True)

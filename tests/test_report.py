@@ -33,7 +33,6 @@ from tests.conftest import OPTIMIZE, RUN, write_yaml
 from tests.tiny_study import two_objective_study
 
 runner = CliRunner()
-optuna.logging.set_verbosity(optuna.logging.ERROR)
 
 
 @pytest.fixture(scope="module")
