@@ -360,7 +360,9 @@ def _in_tmp_cwd(
     forget the user modules it wrote there and imported once it ends, as a new hpotool process would: a
     later test of the same test process writing a module of the same name in its own folder would otherwise
     be refused ("the module ... Python had already imported is ..."), a failure that depends on which tests
-    xdist gives one process."""
+    xdist gives one process. The folder is taken off sys.path too, where importing a user's module put it
+    (`import_paths`, as `python -m` does): a later test's import of a module it had not written found the
+    one an earlier test had left there, where the user's would not have been found."""
     if "keep_cwd" not in request.keywords:
         monkeypatch.chdir(tmp_path)
     yield
@@ -369,6 +371,7 @@ def _in_tmp_cwd(
         file = getattr(module, "__file__", None)
         if isinstance(file, str) and file.startswith(folders):
             del sys.modules[name]
+    sys.path[:] = [p for p in sys.path if not f"{p}{os.sep}".startswith(folders)]
 
 
 @pytest.fixture
