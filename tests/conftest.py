@@ -340,11 +340,15 @@ _OPTUNA_VERBOSITY = optuna.logging.get_verbosity()
 
 @pytest.fixture(autouse=True)
 def _loggers_as_in_a_new_process() -> None:
-    """Start each test with Optuna's verbosity, and hpotool's logger, as a new hpotool process has them: a
-    `--debug` command left hpotool's logger at DEBUG with its handler on stderr for the tests after it that
-    call hpotool's functions directly (only a later command without `--debug` took them away)."""
+    """Start each test with Optuna's verbosity, and hpotool's logger and `--debug`, as a new hpotool process
+    has them: a `--debug` command left hpotool's logger at DEBUG with its handler on stderr, and its errors
+    raised whole (`cli.root.user_errors`), for the tests after it that call hpotool's functions directly
+    (only a later command without `--debug` took them away)."""
     if optuna.logging.get_verbosity() != _OPTUNA_VERBOSITY:
         optuna.logging.set_verbosity(_OPTUNA_VERBOSITY)
+    root = sys.modules.get("hpotool.cli.root")
+    if root is not None:
+        root.state.debug = False  # type: ignore[attr-defined]
     logger = logging.getLogger("hpotool")
     if logger.level != logging.NOTSET or logger.handlers:
         logger.setLevel(logging.NOTSET)

@@ -17,9 +17,11 @@ import logging
 
 import optuna
 import pytest
+import typer
 from typer.testing import CliRunner
 
 from hpotool.cli import app
+from hpotool.cli.root import user_errors
 from hpotool.errors import HpoError
 from hpotool.import_paths import import_object
 
@@ -35,15 +37,17 @@ def test_2_finds_nothing_left():
     with pytest.raises(HpoError, match="No module named 'left_behind'"):
         import_object("left_behind:NET")
     assert not logging.getLogger("hpotool").isEnabledFor(logging.DEBUG)
+    with pytest.raises(typer.Exit), user_errors():  # one line, not the traceback of --debug
+        raise HpoError("run.yaml: epochs: must be 1 or more")
     assert logging.getLogger("optuna").isEnabledFor(logging.INFO)
 """
 
 
 def test_a_test_leaves_no_import_folder_logger_level_or_optuna_verbosity_to_the_next(tmp_path: Path) -> None:
     """A user's module an earlier test imported from its folder (which stayed on sys.path) was found by a
-    later test that had written none; a `--debug` command left hpotool's logger at DEBUG for the direct calls
-    of the tests after it; Optuna's verbosity set by one test (or one module as it was imported) was every
-    later test's."""
+    later test that had written none; a `--debug` command left hpotool's logger at DEBUG, and its errors
+    raised whole (`user_errors`), for the direct calls of the tests after it; Optuna's verbosity set by one
+    test (or one module as it was imported) was every later test's."""
     (tmp_path / "test_pair.py").write_text(_PAIR)
     checkout = Path(__file__).resolve().parent.parent
     source = Path(hpotool.__file__).resolve().parent.parent
