@@ -242,9 +242,14 @@ def test_the_same_data_section_run_in_another_folder_reads_that_folder_s_file(
     """`path: points.csv` is read from the folder hpotool runs in: a second command of the same process (the
     tests, each in a folder of its own; a notebook driving the CLI) run in another folder was given the
     data the first one had loaded, from the first folder's file."""
+    import gc
+
+    from hpotool import runner
+
     cfg = RunConfig.model_validate(
         {"data": {"name": "tests.helpers:read_csv", "path": "points.csv", "val_fraction": 0.5}}
     )
+    digits = RunConfig.model_validate({"data": {"name": "digits", "subset_fraction": 0.1}}).data
     for folder, rows in (("first", 10), ("second", 20)):
         (tmp_path / folder).mkdir()
         (tmp_path / folder / "points.csv").write_text("".join(f"{i},{i % 2},{i % 2}\n" for i in range(rows)))
@@ -252,6 +257,18 @@ def test_the_same_data_section_run_in_another_folder_reads_that_folder_s_file(
         data = load_data(cfg.data)
         assert len(data.train) + len(data.val) == rows
         assert load_data(cfg.data) is data  # loaded once for the trials of a run
+        train, val = runner._on_device(data, torch.device("cpu"))
+        assert len(train) + len(val) == rows
+        assert load_data(digits) is load_data(digits)  # hpotool's own, which reads no file: once per process
+    # A dataset loaded again in another's place is freed, and its copies on the device go with it: its id
+    # may be the next dataset's, which was given those copies (the second folder's 10 rows of the first).
+    key = (str(id(data)), "cpu")
+    (tmp_path / "points.csv").write_text("".join(f"{i},{i % 2},{i % 2}\n" for i in range(6)))
+    monkeypatch.chdir(tmp_path)
+    load_data(cfg.data)
+    del data, train, val
+    gc.collect()
+    assert key not in runner._DEVICE_CACHE
 
 
 def test_a_dataset_module_imported_again_is_loaded_again(tmp_path: Path) -> None:
