@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import logging
 import os
 import signal
 import subprocess
@@ -329,6 +330,32 @@ def _no_interrupt_pending() -> Iterator[None]:
     yield
 
 
+# Optuna's verbosity as a new process has it (INFO). A command run in the test process leaves it at WARNING
+# (`study_run.open_for_run`), and test modules that set ERROR as they were imported set it for every test of
+# the process, collected with them: under xdist each process collects every module, and a test asserting that
+# a command logs no Optuna warning (test_fallback's "sampled independently") could not fail, the warning
+# never logged.
+_OPTUNA_VERBOSITY = optuna.logging.get_verbosity()
+
+
+@pytest.fixture(autouse=True)
+def _loggers_as_in_a_new_process() -> None:
+    """Start each test with Optuna's verbosity, and hpotool's logger and `--debug`, as a new hpotool process
+    has them: a `--debug` command left hpotool's logger at DEBUG with its handler on stderr, and its errors
+    raised whole (`cli.root.user_errors`), for the tests after it that call hpotool's functions directly
+    (only a later command without `--debug` took them away)."""
+    if optuna.logging.get_verbosity() != _OPTUNA_VERBOSITY:
+        optuna.logging.set_verbosity(_OPTUNA_VERBOSITY)
+    root = sys.modules.get("hpotool.cli.root")
+    if root is not None:
+        root.state.debug = False  # type: ignore[attr-defined]
+    logger = logging.getLogger("hpotool")
+    if logger.level != logging.NOTSET or logger.handlers:
+        logger.setLevel(logging.NOTSET)
+        for handler in list(logger.handlers):
+            logger.removeHandler(handler)
+
+
 @pytest.fixture(autouse=True)
 def _in_tmp_cwd(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, request: pytest.FixtureRequest
@@ -337,7 +364,9 @@ def _in_tmp_cwd(
     forget the user modules it wrote there and imported once it ends, as a new hpotool process would: a
     later test of the same test process writing a module of the same name in its own folder would otherwise
     be refused ("the module ... Python had already imported is ..."), a failure that depends on which tests
-    xdist gives one process."""
+    xdist gives one process. The folder is taken off sys.path too, where importing a user's module put it
+    (`import_paths`, as `python -m` does): a later test's import of a module it had not written found the
+    one an earlier test had left there, where the user's would not have been found."""
     if "keep_cwd" not in request.keywords:
         monkeypatch.chdir(tmp_path)
     yield
@@ -346,6 +375,7 @@ def _in_tmp_cwd(
         file = getattr(module, "__file__", None)
         if isinstance(file, str) and file.startswith(folders):
             del sys.modules[name]
+    sys.path[:] = [p for p in sys.path if not f"{p}{os.sep}".startswith(folders)]
 
 
 @pytest.fixture

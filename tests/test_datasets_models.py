@@ -236,6 +236,59 @@ def test_an_error_in_a_users_model_constructor_names_the_shapes_hpotool_passed_i
     )
 
 
+def test_the_same_data_section_run_in_another_folder_reads_that_folder_s_file(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """`path: points.csv` is read from the folder hpotool runs in: a second command of the same process (the
+    tests, each in a folder of its own; a notebook driving the CLI) run in another folder was given the
+    data the first one had loaded, from the first folder's file."""
+    import gc
+
+    from hpotool import runner
+
+    cfg = RunConfig.model_validate(
+        {"data": {"name": "tests.helpers:read_csv", "path": "points.csv", "val_fraction": 0.5}}
+    )
+    digits = RunConfig.model_validate({"data": {"name": "digits", "subset_fraction": 0.1}}).data
+    for folder, rows in (("first", 10), ("second", 20)):
+        (tmp_path / folder).mkdir()
+        (tmp_path / folder / "points.csv").write_text("".join(f"{i},{i % 2},{i % 2}\n" for i in range(rows)))
+        monkeypatch.chdir(tmp_path / folder)
+        data = load_data(cfg.data)
+        assert len(data.train) + len(data.val) == rows
+        assert load_data(cfg.data) is data  # loaded once for the trials of a run
+        train, val = runner._on_device(data, torch.device("cpu"))
+        assert len(train) + len(val) == rows
+        assert load_data(digits) is load_data(digits)  # hpotool's own, which reads no file: once per process
+    # A dataset loaded again in another's place is freed, and its copies on the device go with it: its id
+    # may be the next dataset's, which was given those copies (the second folder's 10 rows of the first).
+    key = (str(id(data)), "cpu")
+    (tmp_path / "points.csv").write_text("".join(f"{i},{i % 2},{i % 2}\n" for i in range(6)))
+    monkeypatch.chdir(tmp_path)
+    load_data(cfg.data)
+    del data, train, val
+    gc.collect()
+    assert key not in runner._DEVICE_CACHE
+
+
+def test_a_dataset_module_imported_again_is_loaded_again(tmp_path: Path) -> None:
+    """A dataset function whose module was imported again (`importlib.reload` after an edit) is called again,
+    not the data its first version made returned."""
+    import importlib
+
+    module = tmp_path / "reloaded_points.py"
+    for rows in (10, 200):
+        module.write_text(
+            "import numpy as np\n\n\ndef load():\n"
+            f"    return np.arange({rows * 2}.0).reshape({rows}, 2), np.arange({rows}) % 2\n"
+        )
+        if "reloaded_points" in sys.modules:
+            importlib.reload(sys.modules["reloaded_points"])
+        cfg = RunConfig.model_validate({"data": {"name": "reloaded_points:load", "val_fraction": 0.5}})
+        data = load_data(cfg.data)
+        assert len(data.train) + len(data.val) == rows
+
+
 def test_a_data_path_written_from_the_config_files_folder_names_the_path_to_write(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:

@@ -38,6 +38,7 @@ def test_a_cmaes_study_over_a_categorical_says_once_what_it_sampled_independentl
     opt_path = write_yaml(tmp_path / "optimize.yaml", opt_dict)
     args = ["optimize", "-r", str(run_path), "-o", str(opt_path)]
     records, optuna_logger = _Records(), logging.getLogger("optuna")
+    assert optuna_logger.isEnabledFor(logging.WARNING), "Optuna logs no warning here: none could be seen"
     optuna_logger.addHandler(records)
     try:
         done = CliRunner().invoke(app, args, catch_exceptions=False)
@@ -74,6 +75,7 @@ def test_the_check_before_trial_0_logs_no_independent_sampling_of_its_own(
     run_path = write_yaml(tmp_path / "run.yaml", run_dict)
     opt_path = write_yaml(tmp_path / "optimize.yaml", opt_dict)
     records, optuna_logger = _Records(), logging.getLogger("optuna")
+    assert optuna_logger.isEnabledFor(logging.WARNING), "Optuna logs no warning here: none could be seen"
     optuna_logger.addHandler(records)
     try:
         done = CliRunner().invoke(app, ["optimize", "-r", str(run_path), "-o", str(opt_path)])

@@ -11,8 +11,6 @@ import pytest
 from hpotool.factories import make_pruner
 from hpotool.pruning import NOT_EXPOSED, pruned_rows
 
-optuna.logging.set_verbosity(optuna.logging.ERROR)
-
 
 def _study(name: str, kwargs: dict[str, Any], direction: str) -> optuna.Study:
     """A seeded study of learning curves `x * (1 + step) / 8` (or its negative when minimizing)."""

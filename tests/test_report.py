@@ -33,7 +33,6 @@ from tests.conftest import OPTIMIZE, RUN, write_yaml
 from tests.tiny_study import two_objective_study
 
 runner = CliRunner()
-optuna.logging.set_verbosity(optuna.logging.ERROR)
 
 
 @pytest.fixture(scope="module")
@@ -852,7 +851,7 @@ def test_the_contour_leaves_out_a_parameter_the_complete_trials_gave_one_value(t
     handler.emit = lambda record: records.append(record.getMessage())  # type: ignore[method-assign]
     logger = logging.getLogger("optuna.visualization._contour")
     logger.addHandler(handler)
-    logger.setLevel(logging.WARNING)  # else this module's ERROR verbosity kept the warning from being logged
+    logger.setLevel(logging.WARNING)  # logged whatever Optuna's verbosity (ERROR would keep the warning back)
     try:
         make_figures(study, info)
     finally:
@@ -898,7 +897,7 @@ def test_the_contour_of_a_big_study_with_inf_values_draws_its_finite_trials() ->
     handler.emit = lambda record: records.append(record.getMessage())  # type: ignore[method-assign]
     logger = logging.getLogger("optuna.visualization._contour")
     logger.addHandler(handler)
-    logger.setLevel(logging.WARNING)  # as hpotool report has it: this module sets Optuna's to ERROR
+    logger.setLevel(logging.WARNING)  # logged whatever Optuna's verbosity (ERROR would keep the warning back)
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")  # the figures' own warning of the inf trials

@@ -4,10 +4,11 @@ the data against the run (the batch size, class labels that skip ids, a failure 
 from __future__ import annotations
 
 import json
+import os
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from hpotool.components import resolve_component
+from hpotool.components import REGISTRIES, resolve_component
 from hpotool.config import RunConfig
 from hpotool.errors import HpoError
 from hpotool.formatting import counted
@@ -55,11 +56,19 @@ class PreparedData:
         return epoch_metrics + MEASURES
 
 
-_DATA_CACHE: dict[str, PreparedData] = {}
+# The dataset loaded for each data section (with the loss's reading of it): the folder a user's function
+# read it in (its relative paths; None for hpotool's own datasets, which read no file), the function or class
+# that made it, and the splits.
+_DATA_CACHE: dict[str, tuple[str | None, Any, PreparedData]] = {}
 
 
 def load_data(cfg: DataConfig, loss: str | None = None) -> PreparedData:
     """Load and split the dataset once per process; trials with the same data section share it.
+
+    A user's dataset of the same section read in another folder (a relative `path: data.csv`), or from a
+    module imported again (`importlib.reload`, or a module of the same name in another folder once the first
+    is forgotten), is loaded again, in its place: a process that ran several commands (the tests, a notebook
+    driving the CLI) trained the later ones on the first one's data.
 
     `loss` is the run's loss name: with binary cross-entropy with logits, floating-point 0/1 targets are two
     classes (val_accuracy), not a regression (val_rmse), and a matrix of 0/1 floats a multilabel task; with
@@ -70,12 +79,14 @@ def load_data(cfg: DataConfig, loss: str | None = None) -> PreparedData:
     binary = loss is not None and one_logit_loss(loss)
     classes = loss is not None and class_loss(loss)
     key = json.dumps([cfg.model_dump(mode="json"), binary, classes], sort_keys=True)
-    if key not in _DATA_CACHE:
-        factory = resolve_component("data", cfg.name)
+    factory = resolve_component("data", cfg.name)
+    folder = None if cfg.name in REGISTRIES["data"] else os.getcwd()
+    cached = _DATA_CACHE.get(key)
+    if cached is None or cached[0] != folder or cached[1] is not factory:
         ds = as_dataset(factory(**cfg.kwargs), binary=binary, classes=classes)
         train, val = split(ds, cfg.val_fraction, cfg.subset_fraction, cfg.split_seed)
-        _DATA_CACHE[key] = PreparedData(train, val, ds.task, ds.out_features)
-    return _DATA_CACHE[key]
+        cached = _DATA_CACHE[key] = (folder, factory, PreparedData(train, val, ds.task, ds.out_features))
+    return cached[2]
 
 
 def one_logit(cfg: RunConfig, data: PreparedData) -> bool:

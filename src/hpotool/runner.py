@@ -9,6 +9,7 @@ parts are imported as the first run builds them).
 from __future__ import annotations
 
 import time
+import weakref
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
@@ -51,6 +52,8 @@ def _on_device(data: PreparedData, device: torch.device) -> tuple[TensorData, Te
     key = (str(id(data)), str(device))
     if key not in _DEVICE_CACHE:
         _DEVICE_CACHE[key] = (data.train.to(device), data.val.to(device))
+        # forgotten with `data` (a dataset `load_data` loaded again in its place), whose id may be another's then
+        weakref.finalize(data, _DEVICE_CACHE.pop, key, None)
     return _DEVICE_CACHE[key]
 
 
