@@ -265,11 +265,50 @@ _PREFIXES_LOOKED_AT = 50
 def redis_prefixes_holding(url: str, study_name: str) -> list[str]:
     """The URLs of the other journals on `url`'s Redis server (`other_redis_journals`) that hold a study
     named `study_name`: a prefix left out or misspelt otherwise reads as an empty server."""
-    return [
-        other
-        for other in other_redis_journals(url)
-        if study_name in study_names(make_storage(other, create=False))
-    ]
+    return [other for other in other_redis_journals(url) if study_name in peeked_study_names(other)]
+
+
+class _MissingLog(Exception):
+    """A Redis journal's log that its log count says is there, and is not."""
+
+
+def peeked_study_names(url: str) -> list[str]:
+    """The names of the studies in the Redis journal at `url`, another than the one hpotool opens, read
+    without waiting for a log that is not there: one being deleted key by key (`redis-cli --scan --pattern
+    'p:*' | xargs redis-cli del`, which can take `p:log:0` before `p:log_number`), or written by a cluster
+    client between its two commands. Optuna's reader waits for such a log for ever, and a look at the
+    server's other journals, to say where a study is, hung every command opening a Redis study (a test's
+    cleanup beside it hung one in CI). [] for such a journal: a journal going away holds no study to name."""
+    import json
+    import warnings
+
+    import optuna
+    from optuna.storages.journal import JournalRedisBackend
+
+    base, cluster, prefix = redis_prefix(url)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+        backend = JournalRedisBackend(base, cluster, prefix)
+    client = backend._redis
+
+    def read_logs(log_number_from: int) -> Iterator[dict[str, object]]:
+        last = client.get(f"{prefix}:log_number")
+        for number in range(log_number_from, int(last) + 1 if last is not None else 0):
+            log = client.get(f"{prefix}:log:{number}")
+            if log is None:
+                raise _MissingLog(number)
+            try:
+                yield json.loads(log)
+            except json.JSONDecodeError:
+                if number != int(last or 0):  # the last one half-written: Optuna leaves it out too
+                    raise _MissingLog(number) from None
+
+    backend.read_logs = read_logs  # type: ignore[method-assign,assignment]
+    try:
+        with contextlib.closing(client):
+            return study_names(optuna.storages.JournalStorage(backend))
+    except _MissingLog:
+        return []
 
 
 _REDIS_DATABASES = 16  # Redis's default `databases`, where the server will not say (CONFIG refused)
@@ -300,7 +339,7 @@ def redis_databases_holding(url: str, study_name: str) -> list[str]:
             if not other.exists(f"{prefix}:log_number"):
                 continue
         there = redis_url_with_db(url, db)
-        if study_name in study_names(make_storage(there, create=False)):
+        if study_name in peeked_study_names(there):
             found.append(there)
     return found
 
