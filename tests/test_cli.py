@@ -572,6 +572,7 @@ def test_a_librarys_warning_is_one_line_without_its_path_and_shown_once(
 ) -> None:
     import warnings
 
+    import hpotool.study_lookup  # noqa: F401 (imported unpatched: it binds study_rows as it is imported)
     from hpotool import browse
 
     rows = browse.study_rows
