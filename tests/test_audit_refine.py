@@ -520,12 +520,9 @@ def test_refine_drops_a_conditional_parameter_whose_condition_the_stage_fixes_aw
     ]
 
 
-@pytest.mark.parametrize("winner", ["sgd", "adam"])
-def test_refine_fixing_a_whole_section_settles_the_conditions_on_it(winner: str) -> None:
-    """A stage that fixes a section searched whole (`optimizer: {choices: [{name: sgd, ...}, ...]}`) writes it
-    into its run config, where a condition cannot read it: a condition on it that holds is dropped (the
-    stage searched optimizer.momentum under a `when:` on a section no longer searched, which optimize
-    refuses), one that fails removes its parameter, naming the fixed section."""
+def _section_space() -> tuple[dict[str, Any], dict[str, Any], dict[str, Any]]:
+    """A space searching the optimizer section whole (sgd or adam), with sgd's momentum under a `when:` on it;
+    the two sections and the space, fresh for each test."""
     sgd, adam = {"name": "sgd", "lr": 0.01}, {"name": "adam", "lr": 0.001}
     space = {
         "optimizer": {"type": "categorical", "choices": [sgd, adam]},
@@ -537,6 +534,16 @@ def test_refine_fixing_a_whole_section_settles_the_conditions_on_it(winner: str)
             "when": {"optimizer": {"in": [sgd]}},
         },
     }
+    return sgd, adam, space
+
+
+@pytest.mark.parametrize("winner", ["sgd", "adam"])
+def test_refine_fixing_a_whole_section_settles_the_conditions_on_it(winner: str) -> None:
+    """A stage that fixes a section searched whole (`optimizer: {choices: [{name: sgd, ...}, ...]}`) writes it
+    into its run config, where a condition cannot read it: a condition on it that holds is dropped (the
+    stage searched optimizer.momentum under a `when:` on a section no longer searched, which optimize
+    refuses), one that fails removes its parameter, naming the fixed section."""
+    sgd, adam, space = _section_space()
     opt, study = stored_study("sec", space, optuna.samplers.TPESampler(seed=0))
 
     def objective(trial: optuna.Trial) -> float:
@@ -1296,17 +1303,7 @@ def test_refining_a_cmaes_study_starts_a_parameter_its_stage_searches_unconditio
     the middle of its new range, as CMA-ES starts a parameter without x0."""
     from hpotool.factories import make_sampler
 
-    sgd, adam = {"name": "sgd", "lr": 0.01}, {"name": "adam", "lr": 0.001}
-    space = {
-        "optimizer": {"type": "categorical", "choices": [sgd, adam]},
-        "model.dropout": {"type": "float", "low": 0.0, "high": 0.5},
-        "optimizer.momentum": {
-            "type": "float",
-            "low": 0.5,
-            "high": 0.99,
-            "when": {"optimizer": {"in": [sgd]}},
-        },
-    }
+    *_, space = _section_space()
     opt1, study = stored_study("cmx", space, optuna.samplers.TPESampler(seed=0))
 
     def objective(trial: optuna.Trial) -> float:
