@@ -23,6 +23,7 @@ import yaml
 from hypothesis import settings
 
 import hpotool.cli.terminal
+from tests.redis_keys import delete_redis_keys
 
 # What a user's shell may carry into `make test` and would change what the commands the tests run print, or
 # how long they wait: hpotool's own settings (HPOTOOL_HEARTBEAT_GRACE=5 made every "stale: no heartbeat for
@@ -169,9 +170,7 @@ def journal_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]
     server = _server_url("redis")
     prefix = f"hpotool-test-{uuid.uuid4().hex[:12]}"
     yield f"{server}?prefix={prefix}"
-    client = redis.Redis.from_url(server)
-    for key in client.scan_iter(f"{prefix}:*"):
-        client.delete(key)
+    delete_redis_keys(redis.Redis.from_url(server), f"{prefix}:*")
 
 
 def unique_name() -> str:

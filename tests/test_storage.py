@@ -23,6 +23,7 @@ from hpotool.plan import prepare_study
 from hpotool.storage import load_study, make_storage
 
 from .conftest import ask_with_heartbeat, write_yaml
+from .redis_keys import delete_redis_keys
 from .test_workers import _beat_an_hour_ago, _hpotool, _kill_session
 
 
@@ -918,8 +919,7 @@ def test_a_redis_study_looked_for_under_another_prefix_names_the_one_it_is_under
         )
     finally:
         client = redis.Redis.from_url(server)
-        for key in client.scan_iter(f"{prefix}*"):
-            client.delete(key)
+        delete_redis_keys(client, f"{prefix}*")
 
 
 def test_a_redis_study_looked_for_in_another_database_names_the_one_it_is_in(
@@ -948,8 +948,7 @@ def test_a_redis_study_looked_for_in_another_database_names_the_one_it_is_in(
     finally:
         for db in (a, b):
             client = redis.Redis.from_url(f"{server}/{db}")
-            for key in client.scan_iter(f"{prefix}*"):
-                client.delete(key)
+            delete_redis_keys(client, f"{prefix}*")
 
 
 @pytest.mark.parametrize(
@@ -1028,8 +1027,7 @@ def test_a_redis_study_in_another_database_is_found_from_a_db_query_or_a_socket_
         else:
             for db in (a, b):
                 client = redis.Redis.from_url(f"{base}/{db}")
-                for key in client.scan_iter(f"{prefix}*"):
-                    client.delete(key)
+                delete_redis_keys(client, f"{prefix}*")
 
 
 def test_a_machine_whose_redis_url_gives_another_database_does_not_start_a_study_of_its_own(
@@ -1065,8 +1063,7 @@ def test_a_machine_whose_redis_url_gives_another_database_does_not_start_a_study
     finally:
         for db in (a, b):
             client = redis.Redis.from_url(f"{server}/{db}")
-            for key in client.scan_iter(f"{prefix}*"):
-                client.delete(key)
+            delete_redis_keys(client, f"{prefix}*")
 
 
 def test_a_redis_study_in_the_default_journal_looked_for_under_a_prefix_names_the_url_without_one() -> None:
@@ -1094,8 +1091,7 @@ def test_a_redis_study_in_the_default_journal_looked_for_under_a_prefix_names_th
                 f"prefix: give --storage {database}"
             )
         finally:
-            for key in [*client.scan_iter(":log*"), *client.scan_iter(f"{name}*")]:
-                client.delete(key)
+            delete_redis_keys(client, ":log*", f"{name}*")
 
 
 def test_a_machine_whose_redis_url_lacks_the_others_prefix_does_not_start_a_study_of_its_own(
@@ -1129,8 +1125,7 @@ def test_a_machine_whose_redis_url_lacks_the_others_prefix_does_not_start_a_stud
         assert optuna.get_all_study_names(storage=make_storage(typo)) == []
     finally:
         client = redis.Redis.from_url(server)
-        for key in client.scan_iter(f"{prefix}*"):
-            client.delete(key)
+        delete_redis_keys(client, f"{prefix}*")
 
 
 @pytest.mark.parametrize(
@@ -1274,8 +1269,7 @@ def test_a_redis_url_without_a_host_reads_the_local_server_as_redis_py_does() ->
         assert load_study(prefix, f"redis://?prefix={prefix}").study_name == prefix
     finally:
         client = redis.Redis.from_url(server)
-        for key in client.scan_iter(f"{prefix}*"):
-            client.delete(key)
+        delete_redis_keys(client, f"{prefix}*")
 
 
 @contextlib.contextmanager
@@ -1579,6 +1573,4 @@ def test_a_journal_half_deleted_beside_is_passed_over_not_waited_for() -> None:
             assert peeked_study_names(f"{database}?prefix=going") == []
             assert redis_prefixes_holding(f"{database}?prefix=mine", name) == [f"{database}?prefix=whole"]
         finally:
-            for key in client.scan_iter("*"):
-                if key != b"hpotool-test-claim":
-                    client.delete(key)
+            delete_redis_keys(client, "*")

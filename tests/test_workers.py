@@ -39,6 +39,7 @@ from hpotool.trial_setup import has_slot
 from hpotool.worker_args import worker_device, worker_threads
 from hpotool.workers import run_workers
 from tests.conftest import ask_with_heartbeat, unique_name, write_yaml
+from tests.redis_keys import delete_redis_keys
 
 REPO = Path(__file__).resolve().parents[1]
 SERVERS = {
@@ -112,9 +113,7 @@ def storage(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[tuple[st
         import redis
 
         yield f"{url}?prefix={name}", name
-        client = redis.Redis.from_url(url)
-        for key in client.scan_iter(f"{name}:*"):
-            client.delete(key)
+        delete_redis_keys(redis.Redis.from_url(url), f"{name}:*")
         return
     yield url, name
     optuna.delete_study(study_name=name, storage=make_storage(url))
@@ -2084,8 +2083,7 @@ def test_a_machine_joining_a_redis_study_in_another_database_is_told_the_url_at_
     finally:
         for db in (a, b):
             client = redis.Redis.from_url(f"{server}/{db}")
-            for key in client.scan_iter(f"{prefix}*"):
-                client.delete(key)
+            delete_redis_keys(client, f"{prefix}*")
 
 
 def test_a_machine_joining_the_next_study_of_a_series_is_not_told_the_last_one(
