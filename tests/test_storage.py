@@ -250,10 +250,10 @@ def test_a_lock_another_process_takes_during_a_trial_leaves_it_running_and_says_
     where = str(db.resolve())
     assert str(caught.value) == (
         f"storage {opt['storage']!r}: another process kept {where!r} locked for over 1 s, so this command could not "
-        f"write to it (OperationalError: (sqlite3.OperationalError) database is locked). End that process or its "
-        f"open transaction (a sqlite3 shell, a database browser; fuser {where} lists the processes that have the "
-        f"file open), then run the same command to resume: it marks any trial left RUNNING FAIL ('worker "
-        f"died') and runs its parameters again"
+        f"write to it (database is locked). Wait for that process to finish, or end it or its open transaction "
+        f"(a sqlite3 shell, a database browser; fuser {where} lists the processes that have the file open), then "
+        f"run the same command to resume: it marks any trial left RUNNING FAIL ('worker died') and runs its "
+        f"parameters again"
     )
     study = load_study("tiny", opt["storage"])
     [trial] = study.trials
@@ -342,11 +342,49 @@ def test_fail_stale_on_a_study_another_process_keeps_locked_says_so(
     where = str(db.resolve())
     assert result.stderr == (
         f"error: storage {url!r}: another process kept {where!r} locked for over 1 s, so this command could not "
-        f"write to it (OperationalError: (sqlite3.OperationalError) database is locked). End that process or "
-        f"its open transaction (a sqlite3 shell, a database browser; fuser {where} lists the processes that "
-        f"have the file open), then run the same command again\n"
+        f"write to it (database is locked). Wait for that process to finish, or end it or its open transaction "
+        f"(a sqlite3 shell, a database browser; fuser {where} lists the processes that have the file open), "
+        f"then run the same command again\n"
     )
     assert load_study("s", url).trials[0].state.name == "RUNNING"  # nothing half-written
+
+
+@pytest.mark.parametrize(
+    "command",
+    [["trials"], ["export-best", "--out", "best"], ["fail-stale", "--all-running"], ["prune-audit"]],
+)
+def test_a_sqlite_study_another_process_holds_exclusively_is_one_line_naming_the_file(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, command: list[str]
+) -> None:
+    # A sqlite3 shell's `PRAGMA locking_mode=EXCLUSIVE;` and a write keep every other connection out, readers
+    # too: `trials`, `export-best` and the rest said "cannot open it: (sqlite3.OperationalError) database is
+    # locked", the driver's class names and not the file, the lock or what to do.
+    from typer.testing import CliRunner
+
+    from hpotool.cli import app
+
+    db = tmp_path / "s.db"
+    url = f"sqlite:///{db}"
+    _study_with_a_dead_trial(url)
+    monkeypatch.setenv("HPOTOOL_SQLITE_BUSY_TIMEOUT", "1")
+    monkeypatch.chdir(tmp_path)
+    lock = sqlite3.connect(db, isolation_level=None)
+    try:
+        lock.execute("PRAGMA locking_mode=EXCLUSIVE")
+        lock.execute("BEGIN EXCLUSIVE")
+        lock.execute("UPDATE version_info SET schema_version = schema_version")
+        lock.execute("COMMIT")  # the lock kept after the write: the connection's locking mode
+        result = CliRunner().invoke(app, [command[0], "--study-name", "s", "--storage", url, *command[1:]])
+    finally:
+        lock.close()
+    assert result.exit_code == 2, result.output
+    where = str(db.resolve())
+    assert result.stderr == (
+        f"error: storage {url!r}: another process kept {where!r} locked for over 1 s, so this command could not "
+        f"open it (database is locked). Wait for that process to finish, or end it or its open transaction (a "
+        f"sqlite3 shell, a database browser; fuser {where} lists the processes that have the file open), then "
+        f"run the same command again\n"
+    )
 
 
 @pytest.mark.parametrize(

@@ -1582,13 +1582,13 @@ def _lock_line(url: str, db: Path, causes: str, timeout: int, resume: str) -> st
     where = str(db.resolve())
     return (
         f"error: storage {url!r}: another process kept {where!r} locked for over {timeout} s, so this command "
-        f"could not write to it ({causes}). End that process or its open transaction (a sqlite3 shell, a "
-        f"database browser; fuser {where} lists the processes that have the file open), then run the same "
-        f"command to resume: {resume}"
+        f"could not write to it ({causes}). Wait for that process to finish, or end it or its open transaction "
+        f"(a sqlite3 shell, a database browser; fuser {where} lists the processes that have the file open), "
+        f"then run the same command to resume: {resume}"
     )
 
 
-LOCKED = "OperationalError: (sqlite3.OperationalError) database is locked"
+LOCKED = "database is locked"
 LEFT_RUNNING = "it marks any trial left RUNNING FAIL ('worker died') and runs its parameters again"
 
 
@@ -1664,7 +1664,7 @@ def test_a_lock_taken_while_workers_train_ends_the_run_in_one_line_and_the_study
     finally:
         _kill_session(proc)
     line = _error_line(proc, output)
-    names = re.search(r"could not write to it \((.*): OperationalError", line)
+    names = re.search(r"could not write to it \((.*): database is locked\)", line)
     assert names is not None and "the main process" in names.group(1), line
     assert line == _lock_line(url, db, f"{names.group(1)}: {LOCKED}", 1, LEFT_RUNNING), line
     trials = study.get_trials(deepcopy=False)
