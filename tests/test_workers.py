@@ -2284,24 +2284,25 @@ def test_a_worker_starts_processes_of_its_own_as_one_process_does(tmp_path: Path
     assert [t.user_attrs["metrics"]["start_method"] for t in trials] == [expected, expected]
 
 
-def test_workers_take_the_hpotool_settings_of_the_command_not_of_the_worker_server(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+@pytest.mark.parametrize("variable", ["HPOTOOL_TEST_SETTING", "PGCONNECT_TIMEOUT"])
+def test_workers_take_the_environment_of_the_command_not_of_the_worker_server(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, variable: str
 ) -> None:
     """Workers fork from a worker server started once a process, with the environment of the first command
     to start it: a second command in the same process (a test's CliRunner run, a library user's) whose
-    HPOTOOL_HEARTBEAT_GRACE or HPOTOOL_SERVER_SILENCE differed ran its workers with the first's."""
-    run = write_yaml(
-        tmp_path / "r.yaml",
-        {"epochs": 1, "trainer": {"function": "tests.trainers:reports_an_hpotool_setting"}},
-    )
+    HPOTOOL_HEARTBEAT_GRACE or HPOTOOL_SERVER_SILENCE differed ran its workers with the first's; then the
+    HPOTOOL_* ones were passed on, and the variables libraries read (PGCONNECT_TIMEOUT, which libpq reads as
+    a worker connects to PostgreSQL; MLFLOW_*) were still the first command's."""
+    trainer = {"function": "tests.trainers:reports_a_setting", "variable": variable}
+    run = write_yaml(tmp_path / "r.yaml", {"epochs": 1, "trainer": trainer})
     space = {"optimizer.lr": {"type": "float", "low": 0.001, "high": 0.1}}
     url = f"sqlite:///{tmp_path / 'm.db'}"
     settings = []
     for setting in ("1", None):
         if setting is None:
-            monkeypatch.delenv("HPOTOOL_TEST_SETTING")
+            monkeypatch.delenv(variable)
         else:
-            monkeypatch.setenv("HPOTOOL_TEST_SETTING", setting)
+            monkeypatch.setenv(variable, setting)
         name = f"m{setting}"
         opt = write_yaml(tmp_path / "o.yaml", {"study_name": name, "n_trials": 2, "search_space": space})
         with contextlib.chdir(REPO):
