@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import contextlib
+import importlib.abc
+import importlib.machinery
+import importlib.util
 import logging
 import os
 import signal
@@ -23,6 +26,7 @@ import yaml
 from hypothesis import settings
 
 import hpotool.cli.terminal
+from tests.redis_keys import delete_redis_keys
 
 # What a user's shell may carry into `make test` and would change what the commands the tests run print, or
 # how long they wait: hpotool's own settings (HPOTOOL_HEARTBEAT_GRACE=5 made every "stale: no heartbeat for
@@ -169,9 +173,7 @@ def journal_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]
     server = _server_url("redis")
     prefix = f"hpotool-test-{uuid.uuid4().hex[:12]}"
     yield f"{server}?prefix={prefix}"
-    client = redis.Redis.from_url(server)
-    for key in client.scan_iter(f"{prefix}:*"):
-        client.delete(key)
+    delete_redis_keys(redis.Redis.from_url(server), f"{prefix}:*")
 
 
 def unique_name() -> str:
@@ -354,6 +356,50 @@ def _loggers_as_in_a_new_process() -> None:
         logger.setLevel(logging.NOTSET)
         for handler in list(logger.handlers):
             logger.removeHandler(handler)
+
+
+# torch's CPU thread count as `import torch` leaves it in this process, once imported: a command run in the
+# test process sets it (the run config's `torch_threads`, `runner.train_run`) for good, and every later test of
+# the process trained with it, a run config's `torch_threads: null` ("keeps torch's default") included. Noted
+# as torch is first imported (by a test, or a test module as it is collected), not by importing torch here:
+# a test run of modules that never use torch would wait for it.
+_TORCH_THREADS: list[int] = []
+
+
+class _TorchThreadsAtImport(importlib.abc.MetaPathFinder):
+    """Notes `torch.get_num_threads()` in `_TORCH_THREADS` once `import torch` has run torch's __init__."""
+
+    def find_spec(self, name: str, path: Any, target: Any = None) -> importlib.machinery.ModuleSpec | None:
+        if name != "torch":
+            return None
+        sys.meta_path.remove(self)  # once: the spec below is found by the finders after it
+        spec = importlib.util.find_spec(name)
+        if spec is None or spec.loader is None:
+            return spec
+        loader: Any = spec.loader
+        run_init = loader.exec_module
+
+        def exec_module(module: Any) -> None:
+            run_init(module)
+            _TORCH_THREADS.append(module.get_num_threads())
+
+        loader.exec_module = exec_module
+        return spec
+
+
+if "torch" in sys.modules:  # imported before this conftest (a plugin): nothing can have set it yet
+    _TORCH_THREADS.append(sys.modules["torch"].get_num_threads())
+else:
+    sys.meta_path.insert(0, _TorchThreadsAtImport())
+
+
+@pytest.fixture(autouse=True)
+def _torch_threads_as_imported() -> Iterator[None]:
+    """End each test with torch's thread count as `import torch` left it (`_TORCH_THREADS`)."""
+    yield
+    torch = sys.modules.get("torch")
+    if torch is not None and _TORCH_THREADS and torch.get_num_threads() != _TORCH_THREADS[0]:
+        torch.set_num_threads(_TORCH_THREADS[0])
 
 
 @pytest.fixture(autouse=True)

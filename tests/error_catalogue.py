@@ -2991,7 +2991,7 @@ CASES = [
         "sqlite-locked",
         "a study whose SQLite file another process keeps locked (a sqlite3 shell or database browser inside a "
         "transaction) for longer than the busy timeout",
-        "error: storage 'sqlite:///studies/tiny.db': another process kept '<cwd>/studies/tiny.db' locked for over 1 s, so this command could not write to it (OperationalError: (sqlite3.OperationalError) database is locked). End that process or its open transaction (a sqlite3 shell, a database browser; fuser <cwd>/studies/tiny.db lists the processes that have the file open), then run the same command to resume: it marks any trial left RUNNING FAIL ('worker died') and runs its parameters again",
+        "error: storage 'sqlite:///studies/tiny.db': another process kept '<cwd>/studies/tiny.db' locked for over 1 s, so this command could not write to it (database is locked). Wait for that process to finish, or end it or its open transaction (a sqlite3 shell, a database browser; fuser <cwd>/studies/tiny.db lists the processes that have the file open), then run the same command to resume: it marks any trial left RUNNING FAIL ('worker died') and runs its parameters again",
         args=("--n-trials", "2"),
         existing_study=True,
         lock_held=True,

@@ -13,6 +13,7 @@ from hpotool.browse import study_rows, trial_rows
 from hpotool.cli import app
 from hpotool.report_page import _header_rows
 
+from .redis_keys import delete_redis_keys
 from .tiny_study import run_tiny_study
 
 runner = CliRunner()
@@ -1251,8 +1252,7 @@ def test_studies_on_redis_names_the_journals_kept_under_a_prefix() -> None:
                 f"hpotool studies --storage '{database}?prefix={second}' lists its studies"
             )
         finally:
-            for key in [*client.scan_iter(f"{first}*"), *client.scan_iter(f"{second}*")]:
-                client.delete(key)
+            delete_redis_keys(client, f"{first}*", f"{second}*")
 
 
 def test_studies_skips_a_study_another_process_deletes_while_it_lists_them(

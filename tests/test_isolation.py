@@ -63,3 +63,75 @@ def test_a_test_leaves_no_import_folder_logger_level_or_optuna_verbosity_to_the_
     )
     assert done.returncode == 0, done.stdout + done.stderr
     assert "2 passed" in done.stdout
+
+
+# A command run in the test process sets torch's thread count (the run config's `torch_threads`) for the rest
+# of the process: a later test training with `torch_threads: null` (torch's default) trained with it. The
+# first test is the process's first `import torch`; the second meets torch imported.
+_THREADS = """
+import os
+
+import yaml
+from typer.testing import CliRunner
+
+from hpotool.cli import app
+
+FRESH = int(os.environ["HPOTOOL_TEST_FRESH_THREADS"])  # a new process's torch.get_num_threads()
+
+
+def _train(tmp_path):
+    run = {"project": "t", "device": "cpu", "torch_threads": FRESH + 1, "epochs": 1,
+           "data": {"name": "digits", "subset_fraction": 0.1}, "model": {"name": "mlp", "hidden": [8]}}
+    (tmp_path / "run.yaml").write_text(yaml.safe_dump(run))
+    result = CliRunner().invoke(app, ["train", "-r", str(tmp_path / "run.yaml"), "--out", str(tmp_path / "out")])
+    assert result.exit_code == 0, result.output
+    import torch
+
+    assert torch.get_num_threads() == FRESH + 1  # what the test leaves
+
+
+def test_1_imports_torch_and_sets_its_threads(tmp_path):
+    _train(tmp_path)
+
+
+def test_2_finds_the_fresh_count_and_sets_it_again(tmp_path):
+    import torch
+
+    assert torch.get_num_threads() == FRESH
+    _train(tmp_path)
+
+
+def test_3_finds_the_fresh_count():
+    import torch
+
+    assert torch.get_num_threads() == FRESH
+"""
+
+
+def test_a_test_leaves_no_torch_thread_count_to_the_next(tmp_path: Path) -> None:
+    fresh = subprocess.run(
+        [sys.executable, "-c", "import torch; print(torch.get_num_threads())"],
+        capture_output=True,
+        text=True,
+        check=True,
+        timeout=300,
+    ).stdout.strip()
+    (tmp_path / "test_threads.py").write_text(_THREADS)
+    checkout = Path(__file__).resolve().parent.parent
+    source = Path(hpotool.__file__).resolve().parent.parent
+    env = {
+        **os.environ,
+        "PYTHONPATH": os.pathsep.join([str(source), str(checkout)]),
+        "HPOTOOL_TEST_FRESH_THREADS": fresh,
+    }
+    args = ["-p", "tests.conftest", "-p", "no:randomly", "-p", "no:cacheprovider", "-p", "no:xdist"]
+    done = subprocess.run(
+        [sys.executable, "-m", "pytest", *args, "-q", "--rootdir", str(tmp_path), "test_threads.py"],
+        cwd=tmp_path,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert "3 passed" in done.stdout

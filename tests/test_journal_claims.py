@@ -20,6 +20,7 @@ from hpotool.claims import RETRIED, claim
 from hpotool.heartbeat import retry_stale_trial
 from hpotool.journal_claims import claims_folder
 from hpotool.storage import make_storage
+from tests.redis_keys import delete_redis_keys
 
 # Threads racing per round, rounds per race: each round claims a new key, all of them at once.
 RACERS = 4
@@ -134,16 +135,13 @@ def test_a_redis_journal_made_again_holds_none_of_the_old_ones_claims() -> None:
     try:
         old = optuna.create_study(study_name="s", storage=make_storage(f"{server}?prefix={prefix}"))
         assert claim(old, f"{RETRIED}0")
-        for key in client.scan_iter(f"{prefix}:*"):
-            if b":hpotool:claims:" not in key:
-                client.delete(key)
+        delete_redis_keys(client, f"{prefix}:*", keep=lambda key: b":hpotool:claims:" in key)
         new = optuna.create_study(study_name="s", storage=make_storage(f"{server}?prefix={prefix}"))
         assert new._study_id == old._study_id
         assert claim(new, f"{RETRIED}0")
         assert not claim(new, f"{RETRIED}0")
     finally:
-        for key in client.scan_iter(f"{prefix}:*"):
-            client.delete(key)
+        delete_redis_keys(client, f"{prefix}:*")
 
 
 def test_processes_failing_one_stale_trial_at_once_queue_one_retry(journal_url: str) -> None:

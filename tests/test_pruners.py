@@ -652,3 +652,42 @@ def test_a_pruner_named_for_trials_of_one_epoch_gets_a_note(tmp_path: Path) -> N
     opt["pruner"] = {"name": "median"}
     run["epochs"] = 2
     assert not [n for n in prepare_study(*write_configs(tmp_path, run, opt)).notes if "never prunes" in n]
+
+
+def test_prune_audit_of_a_multi_objective_study_with_trials_stopped_for_nan_says_why_they_are_pruned(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, run_dict: dict[str, Any], opt_dict: dict[str, Any]
+) -> None:
+    # A multi-objective study whose runs went NaN shows PRUNED trials (hpotool stops such a run), and
+    # prune-audit said only "multi-objective studies do not prune": true, and read as a contradiction.
+    from typer.testing import CliRunner
+
+    from hpotool.cli import app
+
+    from .conftest import write_configs
+
+    monkeypatch.chdir(tmp_path)
+    run_dict["optimizer"] = {"name": "sgd", "lr": 1e-2}
+    del opt_dict["metric"], opt_dict["direction"], opt_dict["pruner"]
+    opt_dict |= {
+        "study_name": "two",
+        "n_trials": 2,
+        "metrics": ["val_loss", "n_params"],
+        "directions": ["minimize", "minimize"],
+        "sampler": {"name": "grid"},
+        "search_space": {"optimizer.lr": {"type": "categorical", "choices": [1e-2, 1e30]}},  # NaN at once
+    }
+    run, opt = write_configs(tmp_path, run_dict, opt_dict)
+    ran = CliRunner().invoke(app, ["optimize", "-r", str(run), "-o", str(opt), "-q"], catch_exceptions=False)
+    assert ran.exit_code == 0, ran.output
+    study = optuna.load_study(study_name="two", storage=opt_dict["storage"])
+    [nan] = [t for t in study.trials if t.params["optimizer.lr"] == 1e30]
+    assert nan.state == optuna.trial.TrialState.PRUNED and not nan.intermediate_values  # no pruner's doing
+    url = opt_dict["storage"]
+    audit = _prune_audit("--study-name", "two", "--storage", url)
+    assert audit.exit_code == 2
+    assert audit.stderr == (
+        "error: study 'two' has 2 objectives, so no pruner judges its trials (Optuna's Trial.report takes one "
+        f"objective) and there is none to audit: its PRUNED trial #{nan.number} was stopped by hpotool because "
+        f"a metric was not finite (train_loss nan); hpotool trials --study-name two --storage {url} lists why "
+        "each ended\n"
+    )

@@ -7,6 +7,7 @@ import threading
 import pytest
 
 from tests.redis_databases import CLAIM_KEY, own_databases
+from tests.redis_keys import delete_redis_keys
 from tests.test_workers import _server_url
 
 pytestmark = pytest.mark.server
@@ -43,3 +44,34 @@ def test_tests_claiming_at_once_get_databases_of_their_own() -> None:
     for t in threads:
         t.join(timeout=300)
     assert len(got) == 4 and len(set(got)) == 4, got
+
+
+def test_a_tests_redis_cleanup_deletes_each_journals_count_before_its_logs() -> None:
+    # Cleanups deleted keys in SCAN order: `p:log:0` could go before `p:log_number`, and a reader in between
+    # (Optuna's reads the count first) found a journal missing a log. The claim key is `own_databases`'s.
+    import optuna
+    import redis
+
+    from hpotool.storage import make_storage, peeked_study_names
+
+    server = _server_url("redis")
+    with own_databases(server, 1) as [db]:
+        database = f"{server}/{db}"
+        client = redis.Redis.from_url(database)
+        try:
+            for prefix in ("a", "b"):
+                study = optuna.create_study(
+                    study_name=prefix, storage=make_storage(f"{database}?prefix={prefix}")
+                )
+                study.optimize(lambda trial: trial.suggest_float("x", 0, 1), n_trials=2)
+            counted = delete_redis_keys(client, "a:*", keep=lambda key: key.startswith(b"a:log:"))
+            assert counted == [
+                b"a:log_number"
+            ]  # the count alone: the journal now reads as empty, not as broken
+            assert peeked_study_names(f"{database}?prefix=a") == []
+            gone = delete_redis_keys(client, "*")
+            assert gone[0] == b"b:log_number" and len(gone) > 2, gone
+            assert not any(key.endswith(b":log_number") for key in gone[1:]), gone
+            assert client.keys("*") == [CLAIM_KEY.encode()]  # all but the claim
+        finally:
+            delete_redis_keys(client, "*")

@@ -23,6 +23,7 @@ from hpotool.plan import prepare_study
 from hpotool.storage import load_study, make_storage
 
 from .conftest import ask_with_heartbeat, write_yaml
+from .redis_keys import delete_redis_keys
 from .test_workers import _beat_an_hour_ago, _hpotool, _kill_session
 
 
@@ -151,12 +152,10 @@ def test_optimize_on_a_study_file_it_cannot_write_says_so(
     lock_file(db)
     with pytest.raises(HpoError) as caught:
         run_study(prepare_study(*paths, Overrides(n_trials=2)))
-    assert str(caught.value).startswith(
-        f"storage {opt_dict['storage']!r} cannot be written (OperationalError: "
-    )
-    assert str(caught.value).endswith(
-        f"attempt to write a readonly database); this process cannot write to {str(db)!r}, and a study run "
-        f"writes to the file: copy it to a folder you can write to and give that path"
+    assert str(caught.value) == (  # without the driver's "OperationalError: (sqlite3.OperationalError)"
+        f"storage {opt_dict['storage']!r} cannot be written (attempt to write a readonly database); this "
+        f"process cannot write to {str(db)!r}, and a study run writes to the file: copy it to a folder you can "
+        f"write to and give that path"
     )
     assert load_study("tiny", opt_dict["storage"]).trials[0].state.name == "COMPLETE"  # it still reads
 
@@ -249,10 +248,10 @@ def test_a_lock_another_process_takes_during_a_trial_leaves_it_running_and_says_
     where = str(db.resolve())
     assert str(caught.value) == (
         f"storage {opt['storage']!r}: another process kept {where!r} locked for over 1 s, so this command could not "
-        f"write to it (OperationalError: (sqlite3.OperationalError) database is locked). End that process or its "
-        f"open transaction (a sqlite3 shell, a database browser; fuser {where} lists the processes that have the "
-        f"file open), then run the same command to resume: it marks any trial left RUNNING FAIL ('worker "
-        f"died') and runs its parameters again"
+        f"write to it (database is locked). Wait for that process to finish, or end it or its open transaction "
+        f"(a sqlite3 shell, a database browser; fuser {where} lists the processes that have the file open), then "
+        f"run the same command to resume: it marks any trial left RUNNING FAIL ('worker died') and runs its "
+        f"parameters again"
     )
     study = load_study("tiny", opt["storage"])
     [trial] = study.trials
@@ -341,11 +340,49 @@ def test_fail_stale_on_a_study_another_process_keeps_locked_says_so(
     where = str(db.resolve())
     assert result.stderr == (
         f"error: storage {url!r}: another process kept {where!r} locked for over 1 s, so this command could not "
-        f"write to it (OperationalError: (sqlite3.OperationalError) database is locked). End that process or "
-        f"its open transaction (a sqlite3 shell, a database browser; fuser {where} lists the processes that "
-        f"have the file open), then run the same command again\n"
+        f"write to it (database is locked). Wait for that process to finish, or end it or its open transaction "
+        f"(a sqlite3 shell, a database browser; fuser {where} lists the processes that have the file open), "
+        f"then run the same command again\n"
     )
     assert load_study("s", url).trials[0].state.name == "RUNNING"  # nothing half-written
+
+
+@pytest.mark.parametrize(
+    "command",
+    [["trials"], ["export-best", "--out", "best"], ["fail-stale", "--all-running"], ["prune-audit"]],
+)
+def test_a_sqlite_study_another_process_holds_exclusively_is_one_line_naming_the_file(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, command: list[str]
+) -> None:
+    # A sqlite3 shell's `PRAGMA locking_mode=EXCLUSIVE;` and a write keep every other connection out, readers
+    # too: `trials`, `export-best` and the rest said "cannot open it: (sqlite3.OperationalError) database is
+    # locked", the driver's class names and not the file, the lock or what to do.
+    from typer.testing import CliRunner
+
+    from hpotool.cli import app
+
+    db = tmp_path / "s.db"
+    url = f"sqlite:///{db}"
+    _study_with_a_dead_trial(url)
+    monkeypatch.setenv("HPOTOOL_SQLITE_BUSY_TIMEOUT", "1")
+    monkeypatch.chdir(tmp_path)
+    lock = sqlite3.connect(db, isolation_level=None)
+    try:
+        lock.execute("PRAGMA locking_mode=EXCLUSIVE")
+        lock.execute("BEGIN EXCLUSIVE")
+        lock.execute("UPDATE version_info SET schema_version = schema_version")
+        lock.execute("COMMIT")  # the lock kept after the write: the connection's locking mode
+        result = CliRunner().invoke(app, [command[0], "--study-name", "s", "--storage", url, *command[1:]])
+    finally:
+        lock.close()
+    assert result.exit_code == 2, result.output
+    where = str(db.resolve())
+    assert result.stderr == (
+        f"error: storage {url!r}: another process kept {where!r} locked for over 1 s, so this command could not "
+        f"open it (database is locked). Wait for that process to finish, or end it or its open transaction (a "
+        f"sqlite3 shell, a database browser; fuser {where} lists the processes that have the file open), then "
+        f"run the same command again\n"
+    )
 
 
 @pytest.mark.parametrize(
@@ -918,8 +955,7 @@ def test_a_redis_study_looked_for_under_another_prefix_names_the_one_it_is_under
         )
     finally:
         client = redis.Redis.from_url(server)
-        for key in client.scan_iter(f"{prefix}*"):
-            client.delete(key)
+        delete_redis_keys(client, f"{prefix}*")
 
 
 def test_a_redis_study_looked_for_in_another_database_names_the_one_it_is_in(
@@ -948,8 +984,7 @@ def test_a_redis_study_looked_for_in_another_database_names_the_one_it_is_in(
     finally:
         for db in (a, b):
             client = redis.Redis.from_url(f"{server}/{db}")
-            for key in client.scan_iter(f"{prefix}*"):
-                client.delete(key)
+            delete_redis_keys(client, f"{prefix}*")
 
 
 @pytest.mark.parametrize(
@@ -1028,8 +1063,7 @@ def test_a_redis_study_in_another_database_is_found_from_a_db_query_or_a_socket_
         else:
             for db in (a, b):
                 client = redis.Redis.from_url(f"{base}/{db}")
-                for key in client.scan_iter(f"{prefix}*"):
-                    client.delete(key)
+                delete_redis_keys(client, f"{prefix}*")
 
 
 def test_a_machine_whose_redis_url_gives_another_database_does_not_start_a_study_of_its_own(
@@ -1065,8 +1099,7 @@ def test_a_machine_whose_redis_url_gives_another_database_does_not_start_a_study
     finally:
         for db in (a, b):
             client = redis.Redis.from_url(f"{server}/{db}")
-            for key in client.scan_iter(f"{prefix}*"):
-                client.delete(key)
+            delete_redis_keys(client, f"{prefix}*")
 
 
 def test_a_redis_study_in_the_default_journal_looked_for_under_a_prefix_names_the_url_without_one() -> None:
@@ -1094,8 +1127,7 @@ def test_a_redis_study_in_the_default_journal_looked_for_under_a_prefix_names_th
                 f"prefix: give --storage {database}"
             )
         finally:
-            for key in [*client.scan_iter(":log*"), *client.scan_iter(f"{name}*")]:
-                client.delete(key)
+            delete_redis_keys(client, ":log*", f"{name}*")
 
 
 def test_a_machine_whose_redis_url_lacks_the_others_prefix_does_not_start_a_study_of_its_own(
@@ -1129,8 +1161,7 @@ def test_a_machine_whose_redis_url_lacks_the_others_prefix_does_not_start_a_stud
         assert optuna.get_all_study_names(storage=make_storage(typo)) == []
     finally:
         client = redis.Redis.from_url(server)
-        for key in client.scan_iter(f"{prefix}*"):
-            client.delete(key)
+        delete_redis_keys(client, f"{prefix}*")
 
 
 @pytest.mark.parametrize(
@@ -1274,8 +1305,7 @@ def test_a_redis_url_without_a_host_reads_the_local_server_as_redis_py_does() ->
         assert load_study(prefix, f"redis://?prefix={prefix}").study_name == prefix
     finally:
         client = redis.Redis.from_url(server)
-        for key in client.scan_iter(f"{prefix}*"):
-            client.delete(key)
+        delete_redis_keys(client, f"{prefix}*")
 
 
 @contextlib.contextmanager
@@ -1579,6 +1609,4 @@ def test_a_journal_half_deleted_beside_is_passed_over_not_waited_for() -> None:
             assert peeked_study_names(f"{database}?prefix=going") == []
             assert redis_prefixes_holding(f"{database}?prefix=mine", name) == [f"{database}?prefix=whole"]
         finally:
-            for key in client.scan_iter("*"):
-                if key != b"hpotool-test-claim":
-                    client.delete(key)
+            delete_redis_keys(client, "*")

@@ -39,6 +39,7 @@ from hpotool.trial_setup import has_slot
 from hpotool.worker_args import worker_device, worker_threads
 from hpotool.workers import run_workers
 from tests.conftest import ask_with_heartbeat, unique_name, write_yaml
+from tests.redis_keys import delete_redis_keys
 
 REPO = Path(__file__).resolve().parents[1]
 SERVERS = {
@@ -112,9 +113,7 @@ def storage(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[tuple[st
         import redis
 
         yield f"{url}?prefix={name}", name
-        client = redis.Redis.from_url(url)
-        for key in client.scan_iter(f"{name}:*"):
-            client.delete(key)
+        delete_redis_keys(redis.Redis.from_url(url), f"{name}:*")
         return
     yield url, name
     optuna.delete_study(study_name=name, storage=make_storage(url))
@@ -1583,13 +1582,13 @@ def _lock_line(url: str, db: Path, causes: str, timeout: int, resume: str) -> st
     where = str(db.resolve())
     return (
         f"error: storage {url!r}: another process kept {where!r} locked for over {timeout} s, so this command "
-        f"could not write to it ({causes}). End that process or its open transaction (a sqlite3 shell, a "
-        f"database browser; fuser {where} lists the processes that have the file open), then run the same "
-        f"command to resume: {resume}"
+        f"could not write to it ({causes}). Wait for that process to finish, or end it or its open transaction "
+        f"(a sqlite3 shell, a database browser; fuser {where} lists the processes that have the file open), "
+        f"then run the same command to resume: {resume}"
     )
 
 
-LOCKED = "OperationalError: (sqlite3.OperationalError) database is locked"
+LOCKED = "database is locked"
 LEFT_RUNNING = "it marks any trial left RUNNING FAIL ('worker died') and runs its parameters again"
 
 
@@ -1665,7 +1664,7 @@ def test_a_lock_taken_while_workers_train_ends_the_run_in_one_line_and_the_study
     finally:
         _kill_session(proc)
     line = _error_line(proc, output)
-    names = re.search(r"could not write to it \((.*): OperationalError", line)
+    names = re.search(r"could not write to it \((.*): database is locked\)", line)
     assert names is not None and "the main process" in names.group(1), line
     assert line == _lock_line(url, db, f"{names.group(1)}: {LOCKED}", 1, LEFT_RUNNING), line
     trials = study.get_trials(deepcopy=False)
@@ -2084,8 +2083,7 @@ def test_a_machine_joining_a_redis_study_in_another_database_is_told_the_url_at_
     finally:
         for db in (a, b):
             client = redis.Redis.from_url(f"{server}/{db}")
-            for key in client.scan_iter(f"{prefix}*"):
-                client.delete(key)
+            delete_redis_keys(client, f"{prefix}*")
 
 
 def test_a_machine_joining_the_next_study_of_a_series_is_not_told_the_last_one(
@@ -2286,24 +2284,25 @@ def test_a_worker_starts_processes_of_its_own_as_one_process_does(tmp_path: Path
     assert [t.user_attrs["metrics"]["start_method"] for t in trials] == [expected, expected]
 
 
-def test_workers_take_the_hpotool_settings_of_the_command_not_of_the_worker_server(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+@pytest.mark.parametrize("variable", ["HPOTOOL_TEST_SETTING", "PGCONNECT_TIMEOUT"])
+def test_workers_take_the_environment_of_the_command_not_of_the_worker_server(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, variable: str
 ) -> None:
     """Workers fork from a worker server started once a process, with the environment of the first command
     to start it: a second command in the same process (a test's CliRunner run, a library user's) whose
-    HPOTOOL_HEARTBEAT_GRACE or HPOTOOL_SERVER_SILENCE differed ran its workers with the first's."""
-    run = write_yaml(
-        tmp_path / "r.yaml",
-        {"epochs": 1, "trainer": {"function": "tests.trainers:reports_an_hpotool_setting"}},
-    )
+    HPOTOOL_HEARTBEAT_GRACE or HPOTOOL_SERVER_SILENCE differed ran its workers with the first's; then the
+    HPOTOOL_* ones were passed on, and the variables libraries read (PGCONNECT_TIMEOUT, which libpq reads as
+    a worker connects to PostgreSQL; MLFLOW_*) were still the first command's."""
+    trainer = {"function": "tests.trainers:reports_a_setting", "variable": variable}
+    run = write_yaml(tmp_path / "r.yaml", {"epochs": 1, "trainer": trainer})
     space = {"optimizer.lr": {"type": "float", "low": 0.001, "high": 0.1}}
     url = f"sqlite:///{tmp_path / 'm.db'}"
     settings = []
     for setting in ("1", None):
         if setting is None:
-            monkeypatch.delenv("HPOTOOL_TEST_SETTING")
+            monkeypatch.delenv(variable)
         else:
-            monkeypatch.setenv("HPOTOOL_TEST_SETTING", setting)
+            monkeypatch.setenv(variable, setting)
         name = f"m{setting}"
         opt = write_yaml(tmp_path / "o.yaml", {"study_name": name, "n_trials": 2, "search_space": space})
         with contextlib.chdir(REPO):

@@ -223,11 +223,12 @@ def names_metrics_freely(report: Report) -> dict[str, float]:
     return {"val_loss": 0.5, "top@5": 0.7, "f1(macro)": 0.6}
 
 
-def reports_an_hpotool_setting(report: Report) -> dict[str, float]:
-    """HPOTOOL_TEST_SETTING, a number, as the metric `setting`: what a worker's environment holds."""
+def reports_a_setting(report: Report, variable: str = "HPOTOOL_TEST_SETTING") -> dict[str, float]:
+    """The environment variable `variable` (the trainer section's), a number, as the metric `setting`, -1
+    where it is not set: what a worker's environment holds."""
     import os
 
-    setting = float(os.environ.get("HPOTOOL_TEST_SETTING", "-1"))
+    setting = float(os.environ.get(variable, "-1"))
     report(0, {"val_loss": 1.0, "setting": setting})
     return {"val_loss": 1.0, "setting": setting}
 

@@ -217,6 +217,35 @@ def _twin(
     return min(theirs, key=lambda rp: _distance(space, params, rp[1]))[0], False
 
 
+_SHOWN = 5  # trial numbers named in a line, then "..."
+
+
+def _stopped_for_nan(study: optuna.Study) -> str:
+    """What stopped the PRUNED trials of a multi-objective study, which no pruner judges: hpotool, where a
+    metric went NaN or infinite (`diverged_at`, as `objective` records it); "" where it stopped none."""
+    from optuna.trial import TrialState
+
+    pruned = study.get_trials(deepcopy=False, states=(TrialState.PRUNED,))
+    diverged = [t for t in pruned if isinstance(t.user_attrs.get("diverged_at"), dict)]
+    if not diverged:
+        return ""
+    numbers = ", ".join(f"#{t.number}" for t in diverged[:_SHOWN]) + (
+        ", ..." if len(diverged) > _SHOWN else ""
+    )
+    metrics = dict.fromkeys(
+        f"{t.user_attrs['diverged_at'].get('metric')} {t.user_attrs['diverged_at'].get('value')}"
+        for t in diverged
+    )
+    verb = "were" if len(diverged) > 1 else "was"
+    if len(pruned) > len(diverged):  # the others: PRUNED by the training code (raising optuna.TrialPruned)
+        which = f"{len(diverged)} of its {len(pruned)} PRUNED trials ({numbers}) {verb}"
+    else:
+        which = (
+            f"its PRUNED trials ({numbers}) were" if len(diverged) > 1 else f"its PRUNED trial {numbers} was"
+        )
+    return f"{which} stopped by hpotool because a metric was not finite ({', '.join(metrics)})"
+
+
 def audit_pruning(
     study: optuna.Study, baseline: optuna.Study | None = None, top_k: int = 5
 ) -> dict[str, Any]:
@@ -226,6 +255,13 @@ def audit_pruning(
         HpoError: `study` has several objectives (such studies do not prune), or the two studies differ.
     """
     if len(study.directions) > 1:  # said only that: what to look at instead, and why, were left to guess
+        stopped = _stopped_for_nan(study)
+        if stopped:  # "do not prune" of a study that shows PRUNED trials read as a contradiction
+            raise HpoError(
+                f"study {study.study_name!r} has {len(study.directions)} objectives, so no pruner judges its "
+                f"trials (Optuna's Trial.report takes one objective) and there is none to audit: {stopped}; "
+                f"hpotool trials {study_options(study)} lists why each ended"
+            )
         raise HpoError(
             f"study {study.study_name!r} has {len(study.directions)} objectives, and multi-objective studies "
             f"do not prune (Optuna's Trial.report takes one objective): there is no pruner to audit; "

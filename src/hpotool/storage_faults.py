@@ -4,6 +4,7 @@ another process keeps locked, a study deleted under a run; each said in one line
 from __future__ import annotations
 
 import os
+import re
 import sys
 
 from hpotool.errors import HpoError, chain
@@ -70,15 +71,28 @@ def cannot_write(url: str, exc: BaseException) -> HpoError | None:
     first = lost_cause(exc)  # not Optuna's "invalid data in the commit, e.g. exceeding max length"
     if not hint:
         # another process keeps the SQLite file locked (it printed a traceback)
-        return _locked(url, first, "then run the same command again") if lost_connection(exc) else None
-    return StorageFault(f"storage {shown_url(url)!r} cannot be written ({first}){hint}")
+        return locked(url, first, "then run the same command again") if lost_connection(exc) else None
+    return StorageFault(f"storage {shown_url(url)!r} cannot be written ({sqlite_words(first)}){hint}")
 
 
-def _locked(url: str, first: str, then: str) -> HpoError | None:
+# The driver's class names around SQLite's words: `OperationalError: (sqlite3.OperationalError) database is
+# locked` (SQLAlchemy's class, then the driver's, in brackets) says nothing the user can act on.
+_SQLITE_WRAPPING = re.compile(r"(?:\w*Error: )?\(sqlite3\.\w+\) ")
+
+
+def sqlite_words(error: str) -> str:
+    """`error` (`lost_cause`'s line, or the workers' `lost_causes`) without the class names SQLAlchemy and
+    the sqlite3 driver put before SQLite's own words ("database is locked", "attempt to write a readonly
+    database"); any other error as it is."""
+    return _SQLITE_WRAPPING.sub("", error).strip()
+
+
+def locked(url: str, error: str, then: str, *, doing: str = "write to it") -> HpoError | None:
     """What a command says when another process kept the SQLite file of `url` locked past the busy timeout
-    (`first`, the error, says "database is locked"); None for any other error or storage."""
+    (`error`, the error or the processes that met it, says "database is locked"), so the command could not
+    `doing`; None for any other error or storage."""
     path = storage_file(url)
-    if "database is locked" not in first or path is None:
+    if "database is locked" not in error or path is None or url.startswith("journal:"):
         return None
     # A sqlite3 shell or a database browser inside a transaction: the server is not gone, and waiting
     # longer is no fix. `optimize` said the storage "stopped answering ... once it answers again", naming
@@ -86,10 +100,12 @@ def _locked(url: str, first: str, then: str) -> HpoError | None:
     from shlex import quote
 
     where = os.path.abspath(path)
+    said = sqlite_words(error)
     return StorageFault(
         f"storage {shown_url(url)!r}: another process kept {where!r} locked for over {sqlite_busy_timeout()} s, "
-        f"so this command could not write to it ({first}). End that process or its open transaction (a sqlite3 "
-        f"shell, a database browser; fuser {quote(where)} lists the processes that have the file open), {then}"
+        f"so this command could not {doing} ({said}). Wait for that process to finish, or end it or its open "
+        f"transaction (a sqlite3 shell, a database browser; fuser {quote(where)} lists the processes that have "
+        f"the file open), {then}"
     )
 
 
@@ -131,14 +147,14 @@ def storage_lost(url: str, exc: BaseException | str, *, left_running: bool = Tru
         hint = file_hint(url) or (
             "; make the file and its folder writable, or copy it to a folder you can write to and give that path"
         )
-        return StorageFault(f"storage {shown_url(url)!r} cannot be written ({first}){hint}")
+        return StorageFault(f"storage {shown_url(url)!r} cannot be written ({sqlite_words(first)}){hint}")
     if left_running:
         resume = "it marks any trial left RUNNING FAIL ('worker died') and runs its parameters again"
     else:
         resume = "the trials that were running are marked FAIL ('worker died'), their parameters queued again"
-    locked = _locked(url, first, f"then run the same command to resume: {resume}")
-    if locked is not None:
-        return locked
+    held = locked(url, first, f"then run the same command to resume: {resume}")
+    if held is not None:
+        return held
     if not left_running:
         return StorageFault(
             f"storage {shown_url(url)!r} stopped answering during the study ({first}); the trials it holds are "

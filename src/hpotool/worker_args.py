@@ -100,20 +100,22 @@ class WorkerArgs:
     # The main process shows hpotool's DEBUG records (`hpotool --debug`), a failed trial's traceback: so
     # does this one.
     debug: bool = False
-    # The main process's HPOTOOL_* environment variables (heartbeat, server silence, SQLite busy timeout...)
-    # as the command started (`hpotool_environ`): a worker forked from a forkserver has the server's
-    # environment, which is the one its first command had, not a later one's in the same process.
+    # The main process's environment as the command started (`command_environ`): its HPOTOOL_* settings
+    # (heartbeat, server silence, SQLite busy timeout...) and the variables libraries read as they work
+    # (PGCONNECT_TIMEOUT, MLFLOW_*). A worker forked from a forkserver has the server's environment, which is
+    # the one its first command had, not a later one's in the same process.
     environ: dict[str, str] = field(default_factory=dict)
     uses_torch: bool = True  # `trains_with_torch`, as the main process found it
 
 
-def hpotool_environ() -> dict[str, str]:
-    """This process's HPOTOOL_* environment variables, for the workers it starts."""
-    return {k: v for k, v in os.environ.items() if k.startswith("HPOTOOL_")}
+def command_environ() -> dict[str, str]:
+    """This process's environment variables, for the workers it starts."""
+    return dict(os.environ)
 
 
 def take_environ(environ: dict[str, str]) -> None:
-    """Set this worker's HPOTOOL_* environment variables to the main process's (`WorkerArgs.environ`)."""
-    for name in [k for k in os.environ if k.startswith("HPOTOOL_") and k not in environ]:
+    """Set this worker's environment variables to the main process's (`WorkerArgs.environ`): those a library
+    reads once, as it is imported in the worker server (torch's OMP_NUM_THREADS), stay as they were read."""
+    for name in [k for k in os.environ if k not in environ]:
         del os.environ[name]
     os.environ.update(environ)

@@ -146,7 +146,7 @@ def worker_main(
 
 
 def _become_a_worker(args: WorkerArgs) -> None:
-    """Set this process up as the main process's worker: its start method, HPOTOOL_* environment, signals,
+    """Set this process up as the main process's worker: its start method, environment, signals,
     streams and `--debug` logging, and its end when the main process is gone."""
     # A process the forkserver started takes forkserver as its default start method: a user's DataLoader
     # with num_workers then started a forkserver of its own, importing torch again (its first batch took

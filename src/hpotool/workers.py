@@ -42,7 +42,7 @@ from hpotool.study_run import open_for_run
 from hpotool.summary import StudySummary
 from hpotool.tracking import make_tracker
 from hpotool.wait_notes import OwnerlessNote, WaitNote
-from hpotool.worker_args import WorkerArgs, hpotool_environ, trains_with_torch
+from hpotool.worker_args import WorkerArgs, command_environ, trains_with_torch
 from hpotool.worker_exits import end_workers, fail_trials_of_exited, stop_workers
 from hpotool.worker_monitor import Monitor, look_for_a_wait, note_due
 from hpotool.worker_problems import Problems, lost_causes
@@ -210,7 +210,7 @@ def _worker_args(
         deadline=run.deadline,
         storage_origin=run.plan.storage_origin,
         debug=logging.getLogger("hpotool").isEnabledFor(logging.DEBUG),
-        environ=hpotool_environ(),
+        environ=command_environ(),
         uses_torch=run.uses_torch,
     )
 
