@@ -168,7 +168,8 @@ _TIED_IMPORTANCES = """
 import json
 import optuna
 optuna.logging.set_verbosity(optuna.logging.ERROR)
-from hpotool.importance import param_importances
+from hpotool.importance import import_without_sklearn, param_importances
+import_without_sklearn()  # as `hpotool report` does: sklearn (1.5-3 s a run) is no part of the order
 from hpotool.report_drawing import make_figures
 from hpotool.report_info import report_info
 
