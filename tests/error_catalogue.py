@@ -3618,4 +3618,11 @@ CASES = [
         "error: run.yaml: holds a list, where a config is key: value lines (a YAML mapping); write each setting as key: value at the start of its line (epochs: 10)",
         run_text="- epochs: 2\n- batch_size: 16\n",
     ),
+    Case(
+        "tracking-server-not-running",
+        "tracking.mlflow.tracking_uri names an MLflow server that is not running; before: MLflow's exception "
+        "alone, naming neither the optimize config nor what to do",
+        "error: optimize.yaml: tracking.mlflow: cannot use experiment 'tiny' at 'http://127.0.0.1:1': MlflowException: API request to http://127.0.0.1:1/api/2.0/mlflow/experiments/get-by-name failed with exception HTTPConnectionPool(host='127.0.0.1', port=1): Max retries exceeded with url: /api/2.0/mlflow/experiments/get-by-name?experiment_name=tiny (Caused by NewConnectionError(\"HTTPConnection(host='127.0.0.1', port=1): Failed to establish a new connection: [Errno 111] Connection refused\")); is an MLflow server running at 127.0.0.1:1? start one (mlflow server --host 127.0.0.1 --port 1), or correct tracking.mlflow.tracking_uri",
+        optimize={"tracking": {"mlflow": {"tracking_uri": "http://127.0.0.1:1"}}},
+    ),
 ]

@@ -478,6 +478,19 @@ def test_a_pruner_step_past_the_last_one_asked_is_refused(
         check_pruner_reach(make_pruner(name, kwargs), kwargs, epochs=5)
 
 
+def test_one_idle_hyperband_bracket_is_said_in_the_singular() -> None:
+    """'1 of which have their first rung past the last step ... and prune nothing': the plural for one."""
+    from hpotool.pruner_reach import check_pruner_reach
+
+    kwargs = {"max_resource": 10}
+    with pytest.raises(HpoError) as refused:
+        check_pruner_reach(make_pruner("hyperband", kwargs), kwargs, epochs=5)
+    assert (
+        "3 brackets by it, 1 of which has its first rung past the last step the pruner is asked at (3) and "
+        "prunes nothing (" in str(refused.value)
+    ), refused.value
+
+
 @pytest.mark.parametrize(
     ("max_epochs", "said"),
     [

@@ -131,10 +131,29 @@ def test_a_deleted_experiment_is_one_line_before_trial_0(
     client.delete_experiment(experiment_id)
     result = _tracked(tmp_path, run_dict, opt_dict, uri, 3, exit_code=2)
     assert result.stderr == (
-        f"error: tracking.mlflow: experiment 'tiny' at '{uri}' is deleted (in MLflow's trash); restore it "
+        f"error: {tmp_path / 'o.yaml'}: tracking.mlflow: experiment 'tiny' at '{uri}' is deleted (in MLflow's "
+        "trash); restore it "
         f"(MLFLOW_TRACKING_URI={uri} mlflow experiments restore -x {experiment_id}) or set "
         f"tracking.mlflow.experiment to another name\n"
     )
+    assert not Path(opt_dict["storage"].removeprefix("sqlite:///")).exists()  # no study started
+
+
+def test_a_tracking_store_mlflow_refuses_names_the_config_and_the_fix(
+    tmp_path: Path, run_dict: dict[str, Any], opt_dict: dict[str, Any]
+) -> None:
+    """A tracking_uri MLflow takes no store from (a scheme it lacks) ended the command with MLflow's exception
+    alone: neither the optimize config that gave it, nor what to write instead."""
+    result = _tracked(tmp_path, run_dict, opt_dict, "bogus://store", 1, exit_code=2)
+    line = result.stderr.strip()
+    assert "\n" not in line and "Traceback" not in line, result.stderr
+    assert line.startswith(
+        f"error: {tmp_path / 'o.yaml'}: tracking.mlflow: cannot use experiment 'tiny' at "
+    ), line
+    assert line.endswith(
+        "; correct tracking.mlflow.tracking_uri: an MLflow tracking store, such as sqlite:///mlflow.db (a local "
+        "file) or http://HOST:PORT (an MLflow server)"
+    ), line
     assert not Path(opt_dict["storage"].removeprefix("sqlite:///")).exists()  # no study started
 
 
@@ -329,9 +348,16 @@ def test_an_unreachable_tracking_server_is_one_line_within_seconds(
     monkeypatch.setattr(urllib3.util.connection, "create_connection", counted)
     result = _tracked(tmp_path, run_dict, opt_dict, f"http://127.0.0.1:{port}", 1, exit_code=2)
     assert tries == [("127.0.0.1", port)] * 2, tries  # one request, retried once; before: 8 tries, ~4 min
-    assert result.stderr.strip().startswith(
-        f"error: tracking.mlflow: cannot use experiment 'tiny' at 'http://127.0.0.1:{port}': MlflowException:"
-    )
+    line = result.stderr.strip()
+    # the optimize config that names the server, and what to do (before: neither, MLflow's exception alone)
+    assert line.startswith(
+        f"error: {tmp_path / 'o.yaml'}: tracking.mlflow: cannot use experiment 'tiny' at "
+        f"'http://127.0.0.1:{port}': MlflowException:"
+    ), line
+    assert line.endswith(
+        f"; is an MLflow server running at 127.0.0.1:{port}? start one (mlflow server --host 127.0.0.1 "
+        f"--port {port}), or correct tracking.mlflow.tracking_uri"
+    ), line
 
 
 def test_a_tracking_server_that_never_answers_is_one_line_within_seconds(
@@ -365,8 +391,10 @@ def test_a_tracking_server_that_never_answers_is_one_line_within_seconds(
     monkeypatch.setattr(tracking, "REQUEST_TIMEOUT_S", 1)  # the same code, its 10 s not waited out
     try:
         result = _tracked(tmp_path, run_dict, opt_dict, uri, 1, exit_code=2)
-        assert result.stderr.startswith(f"error: tracking.mlflow: cannot use experiment 'tiny' at '{uri}'")
+        where = f"error: {tmp_path / 'o.yaml'}: tracking.mlflow"
+        assert result.stderr.startswith(f"{where}: cannot use experiment 'tiny' at '{uri}'"), result.stderr
         assert "read timeout=1)" in result.stderr  # before: 120 s
+        assert "is an MLflow server running at 127.0.0.1:" in result.stderr
         assert connections() == 1  # the one request the user's retries (0) allow, given up
         monkeypatch.setenv("MLFLOW_HTTP_REQUEST_TIMEOUT", "2")  # the user's own is kept
         assert "read timeout=2)" in _tracked(tmp_path, run_dict, opt_dict, uri, 1, exit_code=2).stderr

@@ -77,6 +77,7 @@ class StudyPlan:
     # "optimize.yaml: storage" for the config's key, storage_url.DEFAULT_ORIGIN for the default studies/<name>.db
     storage_origin: str | None = None
     run_from: str | None = None  # the run config file, named by a failure it causes mid-study (None: joined)
+    opt_from: str | None = None  # the optimize config file, named by a refusal of its tracking (None: joined)
     config_enqueue: int | None = None  # how many of opt.enqueue the config lists (None: all; the rest came
     # from --enqueue-from): a resume drops only the config's, so one without the flag keeps the others
 
@@ -129,9 +130,15 @@ def prepare_study(run_path: Path, opt_path: Path, overrides: Overrides = Overrid
     run, opt = load_run_config(run_path), load_optimize_config(opt_path, budget_given=budget_given)
     plan = _prepare(run, opt, str(run_path), str(opt_path), overrides)
     if overrides.storage is not None:
-        return replace(plan, storage_origin="--storage", run_from=str(run_path))
+        return replace(plan, storage_origin="--storage", run_from=str(run_path), opt_from=str(opt_path))
     origin = f"{opt_path}: storage" if opt.storage is not None else DEFAULT_ORIGIN
-    return replace(plan, storage_from=str(opt_path), storage_origin=origin, run_from=str(run_path))
+    return replace(
+        plan,
+        storage_from=str(opt_path),
+        storage_origin=origin,
+        run_from=str(run_path),
+        opt_from=str(opt_path),
+    )
 
 
 def prepare_stored_study(

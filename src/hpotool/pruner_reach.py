@@ -97,10 +97,12 @@ def check_pruner_reach(
             low, factor = int(pruner._min_resource), int(pruner._reduction_factor)
             idle, brackets = _idle_brackets(low, high, factor, last)
             fitting = _idle_brackets(low, epochs, factor, last)
+            idle_ones = "has its first rung" if idle == 1 else "have their first rung"
+            prune = "prunes" if idle == 1 else "prune"
             raise HpoError(
                 f"{key}.kwargs.max_resource: {high} is more than the {epochs} epochs a trial trains: hyperband "
-                f"splits the trials into {brackets} brackets by it, {idle} of which have their first rung past "
-                f"the last step the pruner is asked at ({last}) and prune nothing ({fitting[0]} of {fitting[1]} "
+                f"splits the trials into {brackets} brackets by it, {idle} of which {idle_ones} past "
+                f"the last step the pruner is asked at ({last}) and {prune} nothing ({fitting[0]} of {fitting[1]} "
                 f"with max_resource: {epochs}); give max_resource: {epochs}, or auto (the steps of the first "
                 f"complete trial)"
             )

@@ -15,6 +15,7 @@ import shlex
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any, TypeAlias
+from urllib.parse import urlsplit
 
 from hpotool.durations import ended_unobserved, trial_end, trial_seconds, trial_start
 from hpotool.errors import HpoError
@@ -87,9 +88,10 @@ def metric_name(name: str) -> str:
 class MlflowTracker:
     """A trial callback: `tracker(study, frozen_trial)` logs the trial as one MLflow run."""
 
-    def __init__(self, config: MlflowConfig, study_name: str) -> None:
+    def __init__(self, config: MlflowConfig, study_name: str, where: str | None = None) -> None:
         """Open the tracking store (a new MLflow database is created and migrated here) and find or create
-        the experiment; an `HpoError` when MLflow refuses either."""
+        the experiment; an `HpoError` when MLflow refuses either, naming `where` (the optimize config
+        file; None: the configs stored on a study joined by name) and what to do."""
         import mlflow
 
         name = config.experiment or study_name
@@ -102,6 +104,7 @@ class MlflowTracker:
         self.off = False  # set by the first trial MLflow could not log: the rest of the run logs none
         # runs whose logging was cut off and which the store could not end then: id -> status, end, why
         self.unended: dict[str, tuple[str, int | None, str]] = {}
+        prefix = f"{where}: " if where else ""
         try:
             with _quick_requests():
                 self.client = mlflow.MlflowClient(tracking_uri=config.tracking_uri)
@@ -109,14 +112,16 @@ class MlflowTracker:
                 self.experiment_id = found.experiment_id if found else self.client.create_experiment(name)
         except Exception as exc:
             raise HpoError(
-                f"tracking.mlflow: cannot use experiment {name!r} at {config.tracking_uri!r}: {first_line(exc)}"
+                f"{prefix}tracking.mlflow: cannot use experiment {name!r} at {config.tracking_uri!r}: "
+                f"{first_line(exc)}; {_store_advice(config.tracking_uri, exc)}"
             ) from None
         finally:
             for logger, level in zip(loggers, levels, strict=True):
                 logger.setLevel(level)
         if found is not None and found.lifecycle_stage == "deleted":  # MLflow refuses every run in it
             raise HpoError(
-                f"tracking.mlflow: experiment {name!r} at {config.tracking_uri!r} is deleted (in MLflow's trash); "
+                f"{prefix}tracking.mlflow: experiment {name!r} at {config.tracking_uri!r} is deleted (in MLflow's "
+                "trash); "
                 f"restore it (MLFLOW_TRACKING_URI={shlex.quote(config.tracking_uri)} mlflow experiments restore "
                 f"-x {found.experiment_id}) or set tracking.mlflow.experiment to another name"
             )
@@ -276,7 +281,33 @@ def make_tracker(plan: StudyPlan) -> Tracker | None:
     tracking = plan.opt.tracking
     if tracking is None or tracking.mlflow is None:
         return None
-    return MlflowTracker(tracking.mlflow, plan.opt.study_name)
+    return MlflowTracker(tracking.mlflow, plan.opt.study_name, plan.opt_from)
+
+
+# What urllib3 (under MLflow's requests) says of a server it could not reach or that never answered.
+_UNREACHED = (
+    "NewConnectionError",
+    "ConnectTimeoutError",
+    "ReadTimeoutError",
+    "Connection refused",
+    "timed out",
+)
+
+
+def _store_advice(uri: str, exc: BaseException) -> str:
+    """What to do about a tracking store MLflow could not use: start the server an HTTP URI names where
+    nothing answered there, else correct the URI."""
+    parts = urlsplit(uri)
+    if parts.scheme in ("http", "https") and parts.hostname and any(s in str(exc) for s in _UNREACHED):
+        port = parts.port or (443 if parts.scheme == "https" else 80)
+        return (
+            f"is an MLflow server running at {parts.hostname}:{port}? start one (mlflow server --host "
+            f"{parts.hostname} --port {port}), or correct tracking.mlflow.tracking_uri"
+        )
+    return (
+        "correct tracking.mlflow.tracking_uri: an MLflow tracking store, such as sqlite:///mlflow.db (a "
+        "local file) or http://HOST:PORT (an MLflow server)"
+    )
 
 
 def tracking_off(number: int, exc: BaseException) -> str:
