@@ -3618,4 +3618,25 @@ CASES = [
         "error: run.yaml: holds a list, where a config is key: value lines (a YAML mapping); write each setting as key: value at the start of its line (epochs: 10)",
         run_text="- epochs: 2\n- batch_size: 16\n",
     ),
+    Case(
+        "data-path-misspelt",
+        "a data file misspelt in the data section (path: data/point.csv beside data/points.csv); before: only the "
+        "dataset function's 'data/point.csv not found', naming neither the key nor the file meant",
+        "error: run.yaml: data: loading 'tests.helpers:read_csv' failed: FileNotFoundError: data/point.csv not found. (at <repo>/tests/helpers.py:89 in read_csv); data.path: data/point.csv does not exist (did you mean data/points.csv?)",
+        run={"data": {"name": "tests.helpers:read_csv", "path": "data/point.csv"}},
+        files={"data/points.csv": "".join(f"{i},{i % 3},{i / 10}\n" for i in range(40))},
+    ),
+    Case(
+        "data-path-exported-config-from-another-folder",
+        "an exported best_run.yaml trained from a folder beside its project, whose data file (path: data/points.csv) "
+        "the project holds; before: only the dataset function's 'data/points.csv not found'",
+        "error: ../proj/studies/best/best_run.yaml: data: loading 'tests.helpers:read_csv' failed: FileNotFoundError: data/points.csv not found. (at <repo>/tests/helpers.py:89 in read_csv); data.path: a relative path is read from the folder hpotool runs in, and <cwd>/proj holds data/points.csv: run hpotool from there (cd ../proj), or write path: <cwd>/proj/data/points.csv",
+        files={
+            "proj/data/points.csv": "".join(f"{i},{i % 3},{i / 10}\n" for i in range(40)),
+            "proj/studies/best/best_run.yaml": "data: {name: 'tests.helpers:read_csv', path: data/points.csv}\n"
+            "device: cpu\nepochs: 1\n",
+        },
+        command=("train", "-r", "../proj/studies/best/best_run.yaml"),
+        run_in="other",
+    ),
 ]
