@@ -3639,4 +3639,23 @@ CASES = [
         command=("train", "-r", "../proj/studies/best/best_run.yaml"),
         run_in="other",
     ),
+    Case(
+        "search-key-of-a-kwargs-model",
+        "a searched argument of a user's model that takes **kwargs (passing them on), which the run config's model "
+        "section does not set; before: 'the run config has no such key; did you mean 'model.name'?', without the fix",
+        "error: optimize.yaml: search_space.model.depth: model 'kwargs_nets:Net' takes **kwargs, whose keys hpotool cannot read from its signature, and the run config's model: section sets no depth; add depth: <its default> under model: in the run config, and the search may set it",
+        run={"model": {"name": "kwargs_nets:Net"}},
+        optimize={"search_space": {"model.depth": {"type": "int", "low": 1, "high": 2}}},
+        files={
+            "kwargs_nets.py": "import torch\n\n\n"
+            "def layers(in_features, out_features, depth=1):\n"
+            "    return [torch.nn.Linear(in_features, out_features) for _ in range(depth)][-1:]\n\n\n"
+            "class Net(torch.nn.Module):\n"
+            "    def __init__(self, in_features, out_features, **kwargs):\n"
+            "        super().__init__()\n"
+            "        self.f = torch.nn.Sequential(*layers(in_features, out_features, **kwargs))\n\n"
+            "    def forward(self, x):\n"
+            "        return self.f(x.flatten(1))\n",
+        },
+    ),
 ]
