@@ -3658,4 +3658,11 @@ CASES = [
             "        return self.f(x.flatten(1))\n",
         },
     ),
+    Case(
+        "config-file-misspelt",
+        "a config file's name misspelt on the command line (-o optimize.yml for optimize.yaml); before: 'no such "
+        "file; check the path', with the file meant beside it",
+        "error: optimize.yml: no such file; did you mean optimize.yaml?",
+        command=("optimize", "-r", "run.yaml", "-o", "optimize.yml"),
+    ),
 ]
