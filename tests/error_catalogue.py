@@ -3665,4 +3665,19 @@ CASES = [
         "error: optimize.yml: no such file; did you mean optimize.yaml?",
         command=("optimize", "-r", "run.yaml", "-o", "optimize.yml"),
     ),
+    Case(
+        "data-name-a-csv-file",
+        "a CSV file given as the dataset's name (data: {name: data/train.csv}); before: 'data/train' is a file "
+        "path, not an import path; write data.train:csv', as if the file were a module",
+        "error: run.yaml: data: cannot import 'data/train.csv': it names a .csv file, not an import path (package.module:Name); hpotool reads a file through a function of yours: write one that loads it and returns (x, y), and give its import path with the file as its argument (name: mypkg.data:load, path: data/train.csv)",
+        run={"data": {"name": "data/train.csv"}},
+        files={"data/train.csv": "".join(f"{i},{i % 3}\n" for i in range(20))},
+    ),
+    Case(
+        "model-name-a-weights-file",
+        "a saved model's file given as the model's name (model: {name: model.pt}); before: 'No module named "
+        "'model'; ... run hpotool from the folder that holds model/ (or model.py)'",
+        "error: run.yaml: model: cannot import 'model.pt': it names a .pt file, not an import path (package.module:Name); give the class that builds the model (name: mypkg.nets:Net), which hpotool trains from its start (hpotool.saved.load_model loads a model.pt that hpotool saved)",
+        run={"model": {"name": "model.pt"}},
+    ),
 ]
