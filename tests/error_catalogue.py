@@ -3680,4 +3680,18 @@ CASES = [
         "error: run.yaml: model: cannot import 'model.pt': it names a .pt file, not an import path (package.module:Name); give the class that builds the model (name: mypkg.nets:Net), which hpotool trains from its start (hpotool.saved.load_model loads a model.pt that hpotool saved)",
         run={"model": {"name": "model.pt"}},
     ),
+    Case(
+        "trainer-function-under-another-key",
+        "a trainer section naming its function under a key of the user's choosing (fn:); before: only "
+        "'trainer.function: required key is missing'",
+        "error: run.yaml: trainer.function: required key is missing; the trainer section names its function with function:, not fn: (write function: mypkg.train:fit)",
+        run={"trainer": {"fn": "mypkg.train:fit"}},
+    ),
+    Case(
+        "trainer-without-function",
+        "a trainer section with the function's own keys but no function:; before: only 'trainer.function: "
+        "required key is missing'",
+        "error: run.yaml: trainer.function: required key is missing; add function: with your training function's import path (function: mypkg.train:fit)",
+        run={"trainer": {"width": 32}},
+    ),
 ]
