@@ -983,8 +983,9 @@ def test_train_from_best_of_a_study_in_another_folder_names_its_project_folder(t
     """`train-from-best --storage sqlite:////abs/proj/studies/tiny.db` run from a folder beside the project
     that ran the study: the line said only "run hpotool from the folder that holds walka_proj_nets/", and,
     given PYTHONPATH, only the dataset function's "data/points.csv not found", naming no folder, though the
-    study's file sits in the project. Now both name the project, the folder above the study's file. (Real
-    processes: the study's module must not linger in this one's sys.modules.)"""
+    study's file sits in the project. Now both name the project, the folder above the study's file, as do
+    refine and optimize joining the study. (Real processes: the study's module must not linger in this one's
+    sys.modules.)"""
     import subprocess
     import sys
 
@@ -1031,3 +1032,8 @@ def test_train_from_best_of_a_study_in_another_folder_names_its_project_folder(t
         f"data/points.csv: run hpotool from there (cd ../proj), or write path: {proj}/data/points.csv\n"
     ), done.stderr
     assert hpotool(proj, *final).returncode == 0  # as said: from the project, it trains
+    # refine, and optimize joining the study by name, import its components too, and say the same
+    hint = f"{proj} holds walka_proj_nets: run hpotool from there (cd ../proj)"
+    for command in (["refine", "--out", "stage2.yaml"], ["optimize", "--n-trials", "2", "--dry-run"]):
+        done = hpotool(other, *command, *final[1:])
+        assert done.returncode == 2 and hint in done.stderr, (command, done.stderr)
