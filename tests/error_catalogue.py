@@ -3625,4 +3625,80 @@ CASES = [
         "error: optimize.yaml: tracking.mlflow: cannot use experiment 'tiny' at 'http://127.0.0.1:1': MlflowException: API request to http://127.0.0.1:1/api/2.0/mlflow/experiments/get-by-name failed with exception HTTPConnectionPool(host='127.0.0.1', port=1): Max retries exceeded with url: /api/2.0/mlflow/experiments/get-by-name?experiment_name=tiny (Caused by NewConnectionError(\"HTTPConnection(host='127.0.0.1', port=1): Failed to establish a new connection: [Errno 111] Connection refused\")); is an MLflow server running at 127.0.0.1:1? start one (mlflow server --host 127.0.0.1 --port 1), or correct tracking.mlflow.tracking_uri",
         optimize={"tracking": {"mlflow": {"tracking_uri": "http://127.0.0.1:1"}}},
     ),
+    Case(
+        "data-path-misspelt",
+        "a data file misspelt in the data section (path: data/point.csv beside data/points.csv); before: only the "
+        "dataset function's 'data/point.csv not found', naming neither the key nor the file meant",
+        "error: run.yaml: data: loading 'tests.helpers:read_csv' failed: FileNotFoundError: data/point.csv not found. (at <repo>/tests/helpers.py:89 in read_csv); data.path: data/point.csv does not exist (did you mean data/points.csv?)",
+        run={"data": {"name": "tests.helpers:read_csv", "path": "data/point.csv"}},
+        files={"data/points.csv": "".join(f"{i},{i % 3},{i / 10}\n" for i in range(40))},
+    ),
+    Case(
+        "data-path-exported-config-from-another-folder",
+        "an exported best_run.yaml trained from a folder beside its project, whose data file (path: data/points.csv) "
+        "the project holds; before: only the dataset function's 'data/points.csv not found'",
+        "error: ../proj/studies/best/best_run.yaml: data: loading 'tests.helpers:read_csv' failed: FileNotFoundError: data/points.csv not found. (at <repo>/tests/helpers.py:89 in read_csv); data.path: a relative path is read from the folder hpotool runs in, and <cwd>/proj holds data/points.csv: run hpotool from there (cd ../proj), or write path: <cwd>/proj/data/points.csv",
+        files={
+            "proj/data/points.csv": "".join(f"{i},{i % 3},{i / 10}\n" for i in range(40)),
+            "proj/studies/best/best_run.yaml": "data: {name: 'tests.helpers:read_csv', path: data/points.csv}\n"
+            "device: cpu\nepochs: 1\n",
+        },
+        command=("train", "-r", "../proj/studies/best/best_run.yaml"),
+        run_in="other",
+    ),
+    Case(
+        "search-key-of-a-kwargs-model",
+        "a searched argument of a user's model that takes **kwargs (passing them on), which the run config's model "
+        "section does not set; before: 'the run config has no such key; did you mean 'model.name'?', without the fix",
+        "error: optimize.yaml: search_space.model.depth: model 'kwargs_nets:Net' takes **kwargs, whose keys hpotool cannot read from its signature, and the run config's model: section sets no depth; add depth: <its default> under model: in the run config, and the search may set it",
+        run={"model": {"name": "kwargs_nets:Net"}},
+        optimize={"search_space": {"model.depth": {"type": "int", "low": 1, "high": 2}}},
+        files={
+            "kwargs_nets.py": "import torch\n\n\n"
+            "def layers(in_features, out_features, depth=1):\n"
+            "    return [torch.nn.Linear(in_features, out_features) for _ in range(depth)][-1:]\n\n\n"
+            "class Net(torch.nn.Module):\n"
+            "    def __init__(self, in_features, out_features, **kwargs):\n"
+            "        super().__init__()\n"
+            "        self.f = torch.nn.Sequential(*layers(in_features, out_features, **kwargs))\n\n"
+            "    def forward(self, x):\n"
+            "        return self.f(x.flatten(1))\n",
+        },
+    ),
+    Case(
+        "config-file-misspelt",
+        "a config file's name misspelt on the command line (-o optimize.yml for optimize.yaml); before: 'no such "
+        "file; check the path', with the file meant beside it",
+        "error: optimize.yml: no such file; did you mean optimize.yaml?",
+        command=("optimize", "-r", "run.yaml", "-o", "optimize.yml"),
+    ),
+    Case(
+        "data-name-a-csv-file",
+        "a CSV file given as the dataset's name (data: {name: data/train.csv}); before: 'data/train' is a file "
+        "path, not an import path; write data.train:csv', as if the file were a module",
+        "error: run.yaml: data: cannot import 'data/train.csv': it names a .csv file, not an import path (package.module:Name); hpotool reads a file through a function of yours: write one that loads it and returns (x, y), and give its import path with the file as its argument (name: mypkg.data:load, path: data/train.csv)",
+        run={"data": {"name": "data/train.csv"}},
+        files={"data/train.csv": "".join(f"{i},{i % 3}\n" for i in range(20))},
+    ),
+    Case(
+        "model-name-a-weights-file",
+        "a saved model's file given as the model's name (model: {name: model.pt}); before: 'No module named "
+        "'model'; ... run hpotool from the folder that holds model/ (or model.py)'",
+        "error: run.yaml: model: cannot import 'model.pt': it names a .pt file, not an import path (package.module:Name); give the class that builds the model (name: mypkg.nets:Net), which hpotool trains from its start (hpotool.saved.load_model loads a model.pt that hpotool saved)",
+        run={"model": {"name": "model.pt"}},
+    ),
+    Case(
+        "trainer-function-under-another-key",
+        "a trainer section naming its function under a key of the user's choosing (fn:); before: only "
+        "'trainer.function: required key is missing'",
+        "error: run.yaml: trainer.function: required key is missing; the trainer section names its function with function:, not fn: (write function: mypkg.train:fit)",
+        run={"trainer": {"fn": "mypkg.train:fit"}},
+    ),
+    Case(
+        "trainer-without-function",
+        "a trainer section with the function's own keys but no function:; before: only 'trainer.function: "
+        "required key is missing'",
+        "error: run.yaml: trainer.function: required key is missing; add function: with your training function's import path (function: mypkg.train:fit)",
+        run={"trainer": {"width": 32}},
+    ),
 ]

@@ -139,7 +139,7 @@ def test_bad_input_is_one_line_exit_2_and_writes_nothing(case: Case, request: py
         if lock is not None:
             lock.close()  # its transaction rolls back
     assert result.exit_code == 2, result.output
-    assert result.stderr == case.message.replace("<cwd>", str(Path.cwd())) + "\n"
+    assert result.stderr == case.message.replace("<cwd>", str(Path.cwd())).replace("<repo>", str(REPO)) + "\n"
     assert "Traceback" not in result.output
     if before is None:
         assert not Path("studies/tiny.db").exists()
@@ -158,7 +158,8 @@ def render_doc() -> str:
         "`hpotool --debug ...` shows the traceback instead. The page is generated from",
         "`tests/error_catalogue.py`, and `tests/test_errors_catalogue.py` runs every case through the real CLI,",
         "so what you read here is what hpotool prints (paths as in the tests: `run.yaml`, `optimize.yaml`, the",
-        "default `studies/tiny.db`; `<cwd>`: the folder the command runs in).",
+        "default `studies/tiny.db`; `<cwd>`: the folder the command runs in; `<repo>`: hpotool's checkout, whose",
+        "`tests/helpers.py` stands for a user's code).",
         "",
     ]
     for i, case in enumerate(CASES, 1):

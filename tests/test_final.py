@@ -964,3 +964,76 @@ def test_a_saved_run_whose_model_took_another_argument_is_another_config_not_a_m
         f"{tmp_path / 'run'}: already holds a saved run of another config (model.hidden_size: null saved, 8 "
         "now); choose another --out"
     )
+
+
+_PROJECT_NET = """import torch
+
+
+class Net(torch.nn.Module):
+    def __init__(self, in_features: int, out_features: int) -> None:
+        super().__init__()
+        self.f = torch.nn.Linear(in_features, out_features)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.f(x)
+"""
+
+
+def test_train_from_best_of_a_study_in_another_folder_names_its_project_folder(tmp_path: Path) -> None:
+    """`train-from-best --storage sqlite:////abs/proj/studies/tiny.db` run from a folder beside the project
+    that ran the study: the line said only "run hpotool from the folder that holds walka_proj_nets/", and,
+    given PYTHONPATH, only the dataset function's "data/points.csv not found", naming no folder, though the
+    study's file sits in the project. Now both name the project, the folder above the study's file, as do
+    refine and optimize joining the study. (Real processes: the study's module must not linger in this one's
+    sys.modules.)"""
+    import subprocess
+    import sys
+
+    import hpotool
+
+    repo, src = Path(__file__).resolve().parents[1], Path(hpotool.__file__).resolve().parents[1]
+    proj, other = tmp_path / "proj", tmp_path / "other"
+    (proj / "data").mkdir(parents=True)
+    other.mkdir()
+    (proj / "walka_proj_nets.py").write_text(_PROJECT_NET)
+    (proj / "data" / "points.csv").write_text("".join(f"{i},{i % 3},{i / 10}\n" for i in range(40)))
+    run = {
+        "device": "cpu",
+        "torch_threads": 1,
+        "data": {"name": "tests.helpers:read_csv", "path": "data/points.csv"},
+        "model": {"name": "walka_proj_nets:Net"},
+        "epochs": 1,
+        "batch_size": 8,
+    }
+    lr = {"type": "float", "low": 1e-3, "high": 1e-1, "log": True}
+    opt = {"study_name": "tiny", "n_trials": 1, "seed": 0, "search_space": {"optimizer.lr": lr}}
+    write_configs(proj, run, opt)
+
+    def hpotool(cwd: Path, *args: str, path: str = "") -> subprocess.CompletedProcess[str]:
+        python_path = os.pathsep.join(p for p in (str(src), str(repo), path) if p)
+        env = {**os.environ, "PYTHONPATH": python_path}
+        cmd = [sys.executable, "-m", "hpotool", *args]
+        return subprocess.run(cmd, cwd=cwd, env=env, capture_output=True, text=True, timeout=600)
+
+    made = hpotool(proj, "optimize", "-r", "run.yaml", "-o", "optimize.yaml", "-q")
+    assert made.returncode == 0, made.stderr
+    final = ("train-from-best", "--study-name", "tiny", "--storage", f"sqlite:///{proj}/studies/tiny.db")
+    done = hpotool(other, *final)
+    assert (done.returncode, done.stderr) == (
+        2,
+        "error: study 'tiny': run_config: model: cannot import 'walka_proj_nets:Net': No module named "
+        f"'walka_proj_nets'; imports resolve from the current folder and PYTHONPATH, and {proj} holds "
+        "walka_proj_nets: run hpotool from there (cd ../proj), or add that folder to PYTHONPATH\n",
+    )
+    done = hpotool(other, *final, path=str(proj))
+    assert done.returncode == 2
+    assert done.stderr.endswith(
+        f"; data.path: a relative path is read from the folder hpotool runs in, and {proj} holds "
+        f"data/points.csv: run hpotool from there (cd ../proj), or write path: {proj}/data/points.csv\n"
+    ), done.stderr
+    assert hpotool(proj, *final).returncode == 0  # as said: from the project, it trains
+    # refine, and optimize joining the study by name, import its components too, and say the same
+    hint = f"{proj} holds walka_proj_nets: run hpotool from there (cd ../proj)"
+    for command in (["refine", "--out", "stage2.yaml"], ["optimize", "--n-trials", "2", "--dry-run"]):
+        done = hpotool(other, *command, *final[1:])
+        assert done.returncode == 2 and hint in done.stderr, (command, done.stderr)

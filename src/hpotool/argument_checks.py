@@ -70,7 +70,20 @@ def check_component_takes(path: str, run: RunConfig, opt: OptimizeConfig) -> Non
         takes = component_kwargs(cast("Kind", section), name)
     except HpoError:
         return
-    if not takes or key in takes:  # **kwargs: anything goes
+    if key in takes:
+        return
+    if _takes_var_kwargs(cast("Kind", section), name):
+        # it said "the run config has no such key; did you mean 'model.width', 'model.name'?": no fix
+        from hpotool.near_names import edit_distance
+
+        near = [t for t in closest(key, takes, n=1) if edit_distance(key, t) <= 2]  # not depth for width
+        mean = f" (did you mean '{section}.{near[0]}'?)" if near else ""
+        raise HpoError(
+            f"search_space.{path}: {section} {name!r} takes **kwargs, whose keys hpotool cannot read from its "
+            f"signature, and the run config's {section}: section sets no {key}{mean}; add {key}: <its default> "
+            f"under {section}: in the run config, and the search may set it"
+        )
+    if not takes:  # no signature to read: the call itself checks
         return
     others = []
     for other in REGISTRIES[cast("Kind", section)]:
@@ -97,6 +110,17 @@ def check_component_takes(path: str, run: RunConfig, opt: OptimizeConfig) -> Non
     raise HpoError(
         f"search_space.{path}: {section} {name!r} takes no argument {key!r}{mean}; it takes: {', '.join(takes)}{fix}"
     )
+
+
+def _takes_var_kwargs(kind: Kind, name: str) -> bool:
+    """Whether the component `name` takes `**kwargs` (a user's model passing its keys on to another)."""
+    from hpotool.components import resolve_component
+    from hpotool.signatures import accepted_kwargs
+
+    try:
+        return accepted_kwargs(resolve_component(kind, name))[1]
+    except HpoError:
+        return False
 
 
 def _check_searched_names_take(path: str, names: Param) -> None:

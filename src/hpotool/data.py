@@ -200,24 +200,61 @@ def load_checked(cfg: RunConfig, source: str) -> PreparedData:
 
 def config_relative_hint(cfg: DataConfig, source: str) -> str:
     """For a dataset function that found no file at a relative path the data section gives (`path:
-    data/train.csv`, written from the config file's folder): that the path is read from the folder hpotool
-    runs in, and the one to write, where the file is there from the config's folder. The line said only
-    "data/train.csv not found", which the user saw beside their config."""
-    import os
+    data/train.csv`): that the path is read from the folder hpotool runs in, and the fix. Where the file is
+    there from the config file's folder, the path to write; where it is there from a folder above the config
+    (a best_run.yaml that export-best wrote into `proj/studies/NAME/`, trained from another folder) or above
+    the study's storage file (train-from-best with `--storage` from another folder), the folder to run from.
+    Where it is nowhere, the key and the files of its folder it looks like. The line said only
+    "data/train.csv not found", which the user saw beside their config, or in their project."""
+    from hpotool.import_hints import file_read
 
-    folder = os.path.dirname(source)
-    if not folder or not os.path.isfile(source):
-        return ""
+    here = os.path.abspath(os.getcwd())
+    folder = os.path.dirname(source) if os.path.isfile(source) else ""
+    above = [os.path.dirname(os.path.abspath(source))] if os.path.isfile(source) else []
+    if (read := file_read()) is not None:
+        above.append(os.path.dirname(read))
+    projects = list(dict.fromkeys(f for start in above for f in _folder_and_parents(start) if f != here))
     for key, value in cfg.kwargs.items():
         if not isinstance(value, str) or not value or os.path.isabs(value) or os.path.exists(value):
             continue
         beside = os.path.join(folder, value)
-        if os.path.exists(beside):
+        if folder and os.path.exists(beside):
             return (
                 f"; data.{key}: a relative path is read from the folder hpotool runs in, not the config's, "
                 f"and {beside} is there: write {key}: {beside}"
             )
+        for project in projects:
+            if os.path.exists(os.path.join(project, value)):
+                return (
+                    f"; data.{key}: a relative path is read from the folder hpotool runs in, and {project} holds "
+                    f"{value}: run hpotool from there (cd {os.path.relpath(project)}), or write {key}: "
+                    f"{os.path.join(project, value)}"
+                )
+    for key, value in cfg.kwargs.items():
+        looks_a_path = isinstance(value, str) and ("/" in value or os.sep in value or "." in value)
+        if looks_a_path and not os.path.exists(value) and (near := _near_file(value)):
+            return f"; data.{key}: {value} does not exist (did you mean {near}?)"
     return ""
+
+
+def _folder_and_parents(folder: str) -> list[str]:
+    from pathlib import Path
+
+    return [folder, *map(str, Path(folder).parents)]
+
+
+def _near_file(path: str) -> str | None:
+    """The file or folder beside the missing `path` whose name looks most like its name (`data/wine.csv` for
+    `data/wines.csv`), as the user would write it; None where its folder is missing or holds none alike."""
+    from hpotool.near_names import closest
+
+    parent, name = os.path.split(path)
+    try:
+        names = [e.name for e in os.scandir(parent or ".") if not e.name.startswith(".")]
+    except OSError:
+        return None
+    near = closest(name, names, n=1)
+    return os.path.join(parent, near[0]) if near else None
 
 
 def check_batch_size(size: int, data: PreparedData, where: str) -> None:

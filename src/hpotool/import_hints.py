@@ -12,11 +12,15 @@ import re
 import sys
 import types
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager, nullcontext
 from contextvars import ContextVar
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from hpotool.near_names import closest
+
+if TYPE_CHECKING:
+    import optuna
 
 
 def similar_module(missing: str) -> str:
@@ -59,6 +63,11 @@ def imports_for(path: str | os.PathLike[str]) -> Iterator[None]:
         _FILE_READ.reset(token)
 
 
+def file_read() -> str | None:
+    """The absolute path of the file whose imports these are (`imports_for`), or None."""
+    return _FILE_READ.get()
+
+
 def _folder_holding(top: str) -> str | None:
     """The folder nearest the current one, one of its subfolders (`proj/` beside `-r proj/run.yaml`, a
     `src/` layout) or one above it (run from `configs/`), or else one above the file whose imports these are
@@ -91,6 +100,18 @@ def _folder_holding(top: str) -> str | None:
         if os.path.abspath(folder) not in searched and holds(folder):
             return folder
     return None
+
+
+def imports_for_study(study: optuna.Study) -> AbstractContextManager[None]:
+    """`imports_for` the file a study is stored in (a SQLite or journal file: `proj/studies/NAME.db`), so a
+    module of the study's project not found from here is looked for in the folders above that file: told
+    only "run hpotool from the folder that holds mypkg/", a user who ran train-from-best with --storage from
+    another folder had to guess which. No file (a server): imports as they are."""
+    from hpotool.storage_url import storage_file, storage_url_of
+
+    url = storage_url_of(study)
+    file = storage_file(url) if url is not None else None
+    return imports_for(file) if file is not None else nullcontext()
 
 
 _PYTHON_CALLER: ContextVar[bool] = ContextVar("hpotool_python_caller", default=False)

@@ -55,7 +55,7 @@ def _split_import_path(path: str) -> tuple[str, str]:
     if not module_name or not attr:
         raise HpoError(f"{path!r} is not an import path; write it as package.module:Name")
     if "/" in module_name or "\\" in module_name:  # never a module name; a relative one fails otherwise
-        raise _file_path(path, module_name, attr)
+        raise _data_file(path, attr) or _file_path(path, module_name, attr)
     if module_name.startswith("."):  # a package's own `from .models import Net`: no package to start from
         raise HpoError(
             f"cannot import {path!r}: {module_name!r} is a relative import, which has no package to start from "
@@ -146,6 +146,8 @@ def _not_found(path: str, module_name: str, attr: str, exc: ModuleNotFoundError)
         )
     if wrong_path and module_name.endswith(".py"):
         return _file_path(path, module_name, attr)
+    if wrong_path and (data_file := _data_file(path, attr)):
+        return data_file
     hint = similar_module(missing) if wrong_path else ""
     if wrong_path and "." not in missing:
         hint += not_found_hint(top)
@@ -175,6 +177,34 @@ def _no_attribute(path: str, module_name: str, attr: str, obj: Any, owner: str, 
     if not near and isinstance(obj, types.ModuleType):
         near = defined_in_a_submodule(obj, part, attr)
     return HpoError(f"cannot import {path!r}: {owner} has no attribute {part!r}{near}")
+
+
+# The suffixes of files a user may give where an import path goes: data to train on, and saved weights.
+_DATA_SUFFIXES = {
+    *("csv", "tsv", "txt", "json", "jsonl", "parquet", "feather", "arrow", "npy", "npz"),
+    *("h5", "hdf5", "xlsx", "xls", "pkl", "pickle", "mat", "zip", "gz"),
+}
+_WEIGHT_SUFFIXES = {"pt", "pth", "ckpt", "safetensors", "onnx", "bin"}
+
+
+def _data_file(path: str, suffix: str) -> HpoError | None:
+    """The mistake of a data file (`data: {name: data/train.csv}`) or a saved model (`model: {name:
+    model.pt}`) written where an import path goes: it said "write data.train:csv", or "No module named
+    'model'", as if the file were a module. None for a path that ends otherwise, or that names its object
+    with a colon."""
+    if ":" in path or suffix.lower() not in _DATA_SUFFIXES | _WEIGHT_SUFFIXES:
+        return None
+    said = f"cannot import {path!r}: it names a .{suffix} file, not an import path (package.module:Name)"
+    if suffix.lower() in _WEIGHT_SUFFIXES:
+        return HpoError(
+            f"{said}; give the class that builds the model (name: mypkg.nets:Net), which hpotool trains from "
+            f"its start (hpotool.saved.load_model loads a model.pt that hpotool saved)"
+        )
+    return HpoError(
+        f"{said}; hpotool reads a file through a function of yours: write one that loads it and returns "
+        f"(x, y), and give its import path with the file as its argument (name: mypkg.data:load, path: "
+        f"{path})"
+    )
 
 
 def _file_path(path: str, module_name: str, attr: str) -> HpoError:

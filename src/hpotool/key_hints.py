@@ -129,4 +129,9 @@ def misspelt_missing_key(err: Any) -> str:
     for key in given:
         if isinstance(key, str) and did_you_mean(key, [missing]):
             return f"; {key!r} is given: did you mean {missing!r}?"
+    if missing == "function":  # `trainer: {fn: mypkg.train:fit}`: told only "required key is missing"
+        for key, value in given.items():
+            if isinstance(value, str) and ":" in value:
+                return f"; the trainer section names its function with function:, not {key}: (write function: {value})"
+        return "; add function: with your training function's import path (function: mypkg.train:fit)"
     return ""

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import glob
+import os
 import re
 from pathlib import Path
 from typing import Any
@@ -225,12 +226,29 @@ def _found_elsewhere(path: Path) -> str:
     return f" here; {beside[0]} exists: give {beside[0]}" if beside else ""
 
 
+def _near_config(path: Path) -> str:
+    """`; did you mean optimize.yaml?` for a config file misspelt (`-o optimize.yml`, `-r rnu.yaml`): the YAML
+    file of its folder whose name looks most like it. "no such file; check the path" left the user to
+    compare the names."""
+    from hpotool.near_names import closest
+
+    try:
+        names = [
+            e.name for e in os.scandir(path.parent) if e.is_file() and e.name.endswith((".yaml", ".yml"))
+        ]
+    except OSError:
+        return ""
+    stems = {Path(name).stem: name for name in sorted(names, reverse=True)}  # run.yaml before run.yml
+    near = [stems[s] for s in closest(path.stem, stems, n=1)]  # by stem: every name ends in .yaml alike
+    return f"; did you mean {path.parent / near[0] if path.parent != Path('.') else near[0]}?" if near else ""
+
+
 def read_yaml_mapping(path: Path) -> dict[str, Any]:
     """Read a YAML file that must hold a mapping at the top level."""
     try:
         text = path.read_text(encoding="utf-8")
     except FileNotFoundError:
-        elsewhere = _found_elsewhere(path) or f"; {missing_path_fix(path)}"
+        elsewhere = _found_elsewhere(path) or _near_config(path) or f"; {missing_path_fix(path)}"
         raise HpoError(f"{path}: no such file{elsewhere}") from None
     except IsADirectoryError:
         raise HpoError(

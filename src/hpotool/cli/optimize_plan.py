@@ -86,7 +86,15 @@ def _plan(args: OptimizeArgs) -> StudyPlan:
         from hpotool.plan import prepare_stored_study
 
         assert args.study_name is not None  # check_config_options
-        return prepare_stored_study(args.study_name, args.storage, overrides, on_wait=print_note)
+        from contextlib import nullcontext
+
+        from hpotool.import_hints import imports_for
+        from hpotool.storage_url import storage_file
+
+        # a module of the study's project, not found from here, is looked for above the study's file
+        file = storage_file(args.storage) if args.storage else None
+        with imports_for(file) if file is not None else nullcontext():
+            return prepare_stored_study(args.study_name, args.storage, overrides, on_wait=print_note)
     return prepare_study(args.run_config, args.optimize_config, overrides)
 
 

@@ -157,7 +157,11 @@ def refine(
         check_stage_paths(out, force)  # before the study is read: a hand-edited stage is never lost
         check_out_writable(out, out, out.parent, "refine writes the stage's configs", "a file")
         import_without_sklearn()
-        ref = refine_study(find_study(study_name, storage), keep_top, storage_url=storage)
+        from hpotool.import_hints import imports_for_study
+
+        study = find_study(study_name, storage)
+        with imports_for_study(study):  # a module of the study's project elsewhere: the folder to run from
+            ref = refine_study(study, keep_top, storage_url=storage)
         raise_dropped()  # a Ctrl-C something caught (torch's import does) ends it before it writes
         opt_path, run_path = write_refinement(ref, out, study_name)
         for change in ref.changes:

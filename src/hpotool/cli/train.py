@@ -226,11 +226,14 @@ def _train_from_best(
 
         refuse_stdout(out, "run folders and summary.json", "a folder, e.g. --out runs/final")
         study = find_study(study_name, storage)
-        plan = plan_final(study, epochs=epochs, seeds=seeds, top_k=top_k or 1, device=device, trial=trial)
-        saved = _check_final_folders(plan, study_name, device, out)
-        exported = _export_best(study, study_name, storage)
-        _print_final_notes(study, plan, top_k or 1, saved, out)
-        summary = _train_final(plan, exported.folder, out, training)
+        from hpotool.import_hints import imports_for_study
+
+        with imports_for_study(study):  # a module, or a data file, of the study's project elsewhere
+            plan = plan_final(study, epochs=epochs, seeds=seeds, top_k=top_k or 1, device=device, trial=trial)
+            saved = _check_final_folders(plan, study_name, device, out)
+            exported = _export_best(study, study_name, storage)
+            _print_final_notes(study, plan, top_k or 1, saved, out)
+            summary = _train_final(plan, exported.folder, out, training)
         from hpotool.cli.run_tables import print_final
 
         print_final(summary)
