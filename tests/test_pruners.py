@@ -465,7 +465,7 @@ def test_prune_audit_with_fewer_complete_trials_than_top_k_says_its_top_k_has_no
             "min_resource: 2 puts the first rung at step 8",
         ),
         ("hyperband", {"min_resource": 4}, "min_resource: 4 puts the first rung at step 4"),
-        ("hyperband", {"max_resource": 6}, "max_resource: 6 is more than the 5 epochs"),
+        ("hyperband", {"max_resource": 9}, "max_resource: 9 is more than the 5 epochs"),
     ],
 )
 def test_a_pruner_step_past_the_last_one_asked_is_refused(
@@ -476,6 +476,17 @@ def test_a_pruner_step_past_the_last_one_asked_is_refused(
 
     with pytest.raises(HpoError, match=key):
         check_pruner_reach(make_pruner(name, kwargs), kwargs, epochs=5)
+
+
+@pytest.mark.parametrize("max_resource", [6, 8])
+def test_a_hyperband_max_resource_past_the_epochs_that_idles_no_bracket_is_taken(max_resource: int) -> None:
+    """max_resource 6 or 8 on 5 epochs makes hyperband's 2 brackets, as max_resource: 5 does (first rungs at
+    steps 1 and 3, both asked): the study runs as with 5. It was refused saying "0 of which have their first
+    rung past the last step ... and prune nothing", a reason that contradicted itself."""
+    from hpotool.pruner_reach import check_pruner_reach
+
+    kwargs = {"max_resource": max_resource}
+    check_pruner_reach(make_pruner("hyperband", kwargs), kwargs, epochs=5)
 
 
 def test_one_idle_hyperband_bracket_is_said_in_the_singular() -> None:

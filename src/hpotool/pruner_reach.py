@@ -96,6 +96,10 @@ def check_pruner_reach(
         if high is not None and high > epochs:
             low, factor = int(pruner._min_resource), int(pruner._reduction_factor)
             idle, brackets = _idle_brackets(low, high, factor, last)
+            if (
+                not idle
+            ):  # the same brackets as max_resource: epochs makes (Optuna reads it for their number only)
+                return
             fitting = _idle_brackets(low, epochs, factor, last)
             idle_ones = "has its first rung" if idle == 1 else "have their first rung"
             prune = "prunes" if idle == 1 else "prune"
