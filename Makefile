@@ -15,7 +15,7 @@ BIN := $(VENV)/bin
 PIP := $(BIN)/python -m pip
 
 # `make test-oldest`: the oldest release of each dependency pyproject.toml allows (constraints/oldest.txt),
-# in a venv of its own, on the tests that exercise each of them (not the whole suite: about 20 minutes on 2
+# in a venv of its own, on the tests that exercise each of them (not the whole suite: 16 minutes on 2
 # cores). CI does not run it.
 OLDEST_VENV ?= .venv-oldest
 OLDEST_BIN := $(OLDEST_VENV)/bin
