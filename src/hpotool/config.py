@@ -13,11 +13,13 @@ from typing import Annotated, Any, Literal
 from pydantic import (
     AliasChoices,
     Field,
-    ModelWrapValidatorHandler,
     ValidationInfo,
     field_validator,
     model_validator,
 )
+
+# pydantic exports this from its top level only since 2.11; functional_validators has it since 2.0.
+from pydantic.functional_validators import ModelWrapValidatorHandler
 
 from hpotool import optimize_checks
 from hpotool.components import WARMUP_SCHEDULES

@@ -19,7 +19,7 @@ import contextvars
 import os
 from collections.abc import Iterator
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from hpotool.errors import HpoError
 from hpotool.rdb_storage import (
@@ -126,6 +126,22 @@ def _make_storage(url: str, *, create: bool, check_only: bool = False) -> optuna
         raise _cannot_open(url, exc) from None
 
 
+# What redis-py 8 sets by default, in seconds: before 8 a client waited for ever on a server that took the
+# connection and never answered (`rediss://` to a Redis without TLS hung in the TLS handshake).
+REDIS_TIMEOUT_S = 5.0
+
+
+def redis_timeouts(client: Any) -> Any:
+    """`client` (a redis-py client) with redis-py 8's connect and read timeouts where it has none (redis-py
+    before 8, and no `?socket_timeout=` or `?socket_connect_timeout=` in the URL)."""
+    pool = getattr(client, "connection_pool", None)  # a cluster client has none
+    if pool is not None:
+        for key in ("socket_connect_timeout", "socket_timeout"):
+            if pool.connection_kwargs.get(key) is None:
+                pool.connection_kwargs[key] = REDIS_TIMEOUT_S
+    return client
+
+
 def _redis_storage(url: str, *, check_only: bool) -> optuna.storages.BaseStorage | None:
     """Optuna's journal storage on the Redis server of `url`, which must answer a ping."""
     import optuna
@@ -140,7 +156,7 @@ def _redis_storage(url: str, *, check_only: bool) -> optuna.storages.BaseStorage
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
         backend = JournalRedisBackend(*redis_prefix(url))
-    ping_redis(url, backend._redis)  # fail now, with a clear message, not at the first trial
+    ping_redis(url, redis_timeouts(backend._redis))  # fail now, with a clear message, not at the first trial
     OPENED_SERVERS.append(url)
     return optuna.storages.JournalStorage(backend)
 
@@ -292,7 +308,7 @@ def peeked_study_names(url: str) -> list[str]:
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
         backend = JournalRedisBackend(base, cluster, prefix)
-    client = backend._redis
+    client = redis_timeouts(backend._redis)
 
     def read_logs(log_number_from: int) -> Iterator[dict[str, object]]:
         last = client.get(f"{prefix}:log_number")
@@ -338,7 +354,7 @@ def redis_databases_holding(url: str, study_name: str) -> list[str]:
     for db in range(count):
         if db == here:
             continue
-        with redis.Redis.from_url(redis_url_with_db(base, db)) as other:
+        with redis_timeouts(redis.Redis.from_url(redis_url_with_db(base, db))) as other:
             if not other.exists(f"{prefix}:log_number"):
                 continue
         there = redis_url_with_db(url, db)

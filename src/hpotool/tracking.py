@@ -12,6 +12,7 @@ import logging
 import os
 import re
 import shlex
+import warnings
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any, TypeAlias
@@ -30,9 +31,19 @@ if TYPE_CHECKING:
 _log = logging.getLogger("hpotool")
 
 
+def _import_mlflow() -> Any:
+    """`import mlflow`, without the warning pydantic before 2.10 gives of MLflow's own models as MLflow
+    imports them ('Field "model_name" has conflict with protected namespace "model_"'), which every
+    process logging to MLflow printed: it is about MLflow's code, and nothing a user can change."""
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message='Field "model_', category=UserWarning)
+        import mlflow
+    return mlflow
+
+
 def check_mlflow() -> None:
     try:
-        import mlflow  # noqa: F401
+        _import_mlflow()
     except ImportError:
         raise HpoError("tracking.mlflow: MLflow is not installed; pip install 'hpotool[mlflow]'") from None
 
@@ -92,7 +103,7 @@ class MlflowTracker:
         """Open the tracking store (a new MLflow database is created and migrated here) and find or create
         the experiment; an `HpoError` when MLflow refuses either, naming `where` (the optimize config
         file; None: the configs stored on a study joined by name) and what to do."""
-        import mlflow
+        mlflow = _import_mlflow()
 
         name = config.experiment or study_name
         # MLflow logs its database's creation and migration at INFO ("Creating initial MLflow database

@@ -161,8 +161,11 @@ def trials_frame(study: optuna.Study) -> pd.DataFrame:
     trials = study.get_trials(deepcopy=False)
     if not trials:
         return pd.DataFrame()
+    # Without "value": the value columns come from the trials (_value_columns), and two objectives of one
+    # name made two ("values", name) columns, which pandas 2.0 would not select from ("cannot handle
+    # a non-unique multi-index!", for raw[("number", "")]).
     raw = study.trials_dataframe(
-        attrs=("number", "value", "state", "datetime_start", "datetime_complete", "user_attrs"),
+        attrs=("number", "state", "datetime_start", "datetime_complete", "user_attrs"),
         multi_index=True,
     )
     out: dict[str, Any] = {"number": raw[("number", "")], "state": raw[("state", "")]}

@@ -59,7 +59,8 @@ def _show_usage_error(self: Any, file: Any = None) -> None:
         )
         return
     if type(self).__name__ == "NoSuchOption" and self.ctx is not None:
-        message = f"{self.message}{_near_option(self.option_name, self.ctx)}"
+        # Worded here: click 8.3+ (which typer before 0.26 uses) says "No such option '--bogus'."
+        message = f"No such option: {self.option_name}{_near_option(self.option_name, self.ctx)}"
     else:
         message = self.format_message().rstrip(".")
     typer.echo(f"error: {message} (see {command} --help)", file=file, err=True)
@@ -86,8 +87,10 @@ def _bad_option_value(error: Any) -> str | None:
     refused (it raises from pydantic's ValidationError), or None for any other mistake on the command line.
     It read "Invalid value for '--workers': Input should be ..." without the value given."""
     cause, param = error.__cause__, getattr(error, "param", None)
-    if param is None or not param.opts or type(cause).__name__ != "ValidationError":
+    if param is None or not param.opts:
         return None
+    if type(cause).__name__ != "ValidationError":
+        return _out_of_click_range(error, param)
     found = cause.errors()
     if not found or "input" not in found[0]:
         return None
@@ -95,6 +98,32 @@ def _bad_option_value(error: Any) -> str | None:
     given = found[0]["input"]
     shown = given if isinstance(given, str) and given else format_choice(given)  # the text as typed
     return f"{flag}: {refused_value(found[0])}, got {shown}"
+
+
+def _out_of_click_range(error: Any, param: Any) -> str | None:
+    """`--workers: must be 1 or more, got 0` for a value click's IntRange refused, as typer before 0.29 checks
+    `min=`/`max=` ("Invalid value for '--workers': 0 is not in the range x>=1."); None for any other error."""
+    given, found, _ = str(getattr(error, "message", "")).partition(" is not in the range")
+    low, high = getattr(param.type, "min", None), getattr(param.type, "max", None)
+    if not found or (low is None and high is None):
+        return None
+    try:
+        value = float(given)
+    except ValueError:
+        return None
+    below = low is not None and (value <= low if param.type.min_open else value < low)
+    if below:
+        bound = {
+            "type": "greater_than" if param.type.min_open else "greater_than_equal",
+            "ctx": {"gt": low, "ge": low},
+        }
+    else:
+        bound = {
+            "type": "less_than" if param.type.max_open else "less_than_equal",
+            "ctx": {"lt": high, "le": high},
+        }
+    flag = next((o for o in param.opts if o.startswith("--")), param.opts[0])
+    return f"{flag}: {refused_value(bound)}, got {given}"
 
 
 # click's UsageError, which typer vendors (typer._click) and exports only as BadParameter's base class
