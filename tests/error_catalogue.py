@@ -893,7 +893,7 @@ CASES = [
     Case(
         "unreachable-storage",
         "a storage server that does not answer",
-        "error: --storage: 'postgresql+psycopg://nobody@127.0.0.1:1/none': cannot open it: (psycopg.OperationalError) connection failed: connection to server at \"127.0.0.1\", port 1 failed: Connection refused; is the server running on 127.0.0.1:1? check the host and port in the URL",
+        "error: --storage: 'postgresql+psycopg://nobody@127.0.0.1:1/none': cannot open it: connection failed: connection to server at \"127.0.0.1\", port 1 failed: Connection refused; is the server running on 127.0.0.1:1? check the host and port in the URL",
         args=("--storage", "postgresql+psycopg://nobody@127.0.0.1:1/none"),
     ),
     Case(
