@@ -131,15 +131,16 @@ def study_deleted(study_name: str, url: str, exc: BaseException) -> HpoError | N
 
 
 def lost_cause(exc: BaseException) -> str:
-    """The error behind `exc` (`lost_connection`) in one line, its type and first line: what a worker that
-    lost the storage passes on to its main process, which says it (`storage_lost`)."""
+    """The error behind `exc` (`lost_connection`) in one line, its type and first line, the database
+    driver's class names left out (`driver_words`): what a worker that lost the storage passes on to its
+    main process, which says it (`storage_lost`)."""
     lost = lost_connection(exc)
     silent = _found_silent() if lost is not None else None
     if silent is not None:
         return silent
     cause = lost or exc
     text = str(cause).strip()
-    return f"{type(cause).__name__}: {text.splitlines()[0]}" if text else type(cause).__name__
+    return driver_words(f"{type(cause).__name__}: {text.splitlines()[0]}") if text else type(cause).__name__
 
 
 def storage_lost(url: str, exc: BaseException | str, *, left_running: bool = True) -> HpoError:
