@@ -3618,4 +3618,11 @@ CASES = [
         "error: run.yaml: holds a list, where a config is key: value lines (a YAML mapping); write each setting as key: value at the start of its line (epochs: 10)",
         run_text="- epochs: 2\n- batch_size: 16\n",
     ),
+    Case(
+        "unreachable-mysql-storage",
+        "a MySQL storage server that does not answer; before: '(pymysql.err.OperationalError) (2003, \"Can't "
+        "connect to MySQL server ...\")', the driver's class name and error tuple around the server's words",
+        "error: --storage: 'mysql+pymysql://root@127.0.0.1:1/test': cannot open it: Can't connect to MySQL server on '127.0.0.1' ([Errno 111] Connection refused); is the server running on 127.0.0.1:1? check the host and port in the URL",
+        args=("--storage", "mysql+pymysql://root@127.0.0.1:1/test"),
+    ),
 ]
