@@ -893,7 +893,7 @@ CASES = [
     Case(
         "unreachable-storage",
         "a storage server that does not answer",
-        "error: --storage: 'postgresql+psycopg://nobody@127.0.0.1:1/none': cannot open it: (psycopg.OperationalError) connection failed: connection to server at \"127.0.0.1\", port 1 failed: Connection refused; is the server running on 127.0.0.1:1? check the host and port in the URL",
+        "error: --storage: 'postgresql+psycopg://nobody@127.0.0.1:1/none': cannot open it: connection failed: connection to server at \"127.0.0.1\", port 1 failed: Connection refused; is the server running on 127.0.0.1:1? check the host and port in the URL",
         args=("--storage", "postgresql+psycopg://nobody@127.0.0.1:1/none"),
     ),
     Case(
@@ -3700,5 +3700,12 @@ CASES = [
         "required key is missing'",
         "error: run.yaml: trainer.function: required key is missing; add function: with your training function's import path (function: mypkg.train:fit)",
         run={"trainer": {"width": 32}},
+    ),
+    Case(
+        "unreachable-mysql-storage",
+        "a MySQL storage server that does not answer; before: '(pymysql.err.OperationalError) (2003, \"Can't "
+        "connect to MySQL server ...\")', the driver's class name and error tuple around the server's words",
+        "error: --storage: 'mysql+pymysql://root@127.0.0.1:1/test': cannot open it: Can't connect to MySQL server on '127.0.0.1' ([Errno 111] Connection refused); is the server running on 127.0.0.1:1? check the host and port in the URL",
+        args=("--storage", "mysql+pymysql://root@127.0.0.1:1/test"),
     ),
 ]

@@ -243,9 +243,8 @@ def test_a_worker_whose_connection_the_server_drops_leaves_its_trial_to_the_othe
         assert "error:" not in ran.stderr
         # The note names the error the worker met (it said only "lost its connection to the storage").
         assert (
-            f"(pid {pid}) lost its connection to the storage (OperationalError: (psycopg.errors.AdminShutdown) "
-            f"terminating connection due to administrator command): its trial #{cut.number} ended as FAIL"
-            in " ".join(ran.stderr.split())
+            f"(pid {pid}) lost its connection to the storage (terminating connection due to administrator "
+            f"command): its trial #{cut.number} ended as FAIL" in " ".join(ran.stderr.split())
         ), ran.stderr
 
 
@@ -280,7 +279,7 @@ def test_workers_that_lose_the_storage_say_why_in_the_one_line(tmp_path: Path) -
         assert ran.returncode == 2, ran.stdout + ran.stderr
         (line,) = [line for line in ran.stderr.splitlines() if line.startswith("error:")]
         # Each worker's cause, once for the workers that met the same one (it named the first worker's).
-        cause = "OperationalError: (psycopg.errors.AdminShutdown) terminating connection due to administrator command"
+        cause = "terminating connection due to administrator command"  # the server's words, not the driver's
         assert re.match(
             rf"error: storage '{re.escape(url)}' stopped answering during the study "
             rf"\(hpotool-worker-[01], hpotool-worker-[01]: {re.escape(cause)}\); ",

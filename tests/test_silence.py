@@ -213,7 +213,8 @@ def test_a_later_lost_connection_is_not_said_to_be_silence_once_the_server_answe
                     conn.execute(sqlalchemy.text("SELECT 1")).all()
             assert silence.found_silent() is None
             cause = lost_cause(closed.value)
-            assert cause.startswith("OperationalError: ") and "stopped answering" not in cause, cause
+            # the driver's own error, its class names left out (`driver_words`)
+            assert cause and "psycopg" not in cause and "stopped answering" not in cause, cause
 
 
 UNIX_PROXY = """

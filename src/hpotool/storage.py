@@ -29,7 +29,7 @@ from hpotool.rdb_storage import (
     server_connect_kwargs,
 )
 from hpotool.sqlite_storage import no_sqlite_file, sqlite_storage
-from hpotool.storage_faults import OPENED_SERVERS, locked, sqlite_words
+from hpotool.storage_faults import OPENED_SERVERS, driver_words, locked
 from hpotool.storage_files import file_hint, is_optuna_journal, refuse_a_folder, refuse_a_long_name
 from hpotool.storage_settings import heartbeat_settings, server_silence, sqlite_busy_timeout
 from hpotool.storage_url import (
@@ -233,7 +233,7 @@ def _cannot_open(url: str, exc: Exception) -> HpoError:
     if held is not None:  # a sqlite3 shell's `PRAGMA locking_mode=EXCLUSIVE`: no one reads it meanwhile
         return held
     hint = file_hint(url) or open_hint(url, str(exc))
-    first = sqlite_words(first.rstrip(".") if hint else first)
+    first = driver_words(first.rstrip(".") if hint else first)
     return HpoError(f"storage {shown_url(url)!r}: cannot open it: {first}{hint}")
 
 

@@ -72,19 +72,25 @@ def cannot_write(url: str, exc: BaseException) -> HpoError | None:
     if not hint:
         # another process keeps the SQLite file locked (it printed a traceback)
         return locked(url, first, "then run the same command again") if lost_connection(exc) else None
-    return StorageFault(f"storage {shown_url(url)!r} cannot be written ({sqlite_words(first)}){hint}")
+    return StorageFault(f"storage {shown_url(url)!r} cannot be written ({driver_words(first)}){hint}")
 
 
-# The driver's class names around SQLite's words: `OperationalError: (sqlite3.OperationalError) database is
-# locked` (SQLAlchemy's class, then the driver's, in brackets) says nothing the user can act on.
-_SQLITE_WRAPPING = re.compile(r"(?:\w*Error: )?\(sqlite3\.\w+\) ")
+# The driver's class names around the database's words: `OperationalError: (sqlite3.OperationalError) database
+# is locked`, `(psycopg.OperationalError) connection failed: ...` (SQLAlchemy's class, then the driver's, in
+# brackets) say nothing the user can act on; nor does PyMySQL's tuple of error number and message,
+# `(pymysql.err.OperationalError) (1049, "Unknown database 'x'")`.
+_DRIVER_WRAPPING = re.compile(
+    r"(?:\w*Error: )?\((?:sqlite3|psycopg2?|pymysql)(?:\.\w+)+\) (?:\(\d+, (?P<q>[\"'])(?P<said>.*?)(?P=q)\))?"
+)
 
 
-def sqlite_words(error: str) -> str:
-    """`error` (`lost_cause`'s line, or the workers' `lost_causes`) without the class names SQLAlchemy and
-    the sqlite3 driver put before SQLite's own words ("database is locked", "attempt to write a readonly
-    database"); any other error as it is."""
-    return _SQLITE_WRAPPING.sub("", error).strip()
+def driver_words(error: str) -> str:
+    """`error` (`lost_cause`'s line, the workers' `lost_causes`, or a storage's error that would not open)
+    without the class names SQLAlchemy and the driver (sqlite3, psycopg, PyMySQL) put before the database's
+    own words ("database is locked", "connection failed: ...", PyMySQL's message without its error number),
+    and with libpq's "FATAL:  " spacing made one space; any other error as it is."""
+    said = _DRIVER_WRAPPING.sub(lambda found: found["said"] or "", error)
+    return re.sub(r"(?<=\S)  +(?=\S)", " ", said).strip()
 
 
 def locked(url: str, error: str, then: str, *, doing: str = "write to it") -> HpoError | None:
@@ -100,7 +106,7 @@ def locked(url: str, error: str, then: str, *, doing: str = "write to it") -> Hp
     from shlex import quote
 
     where = os.path.abspath(path)
-    said = sqlite_words(error)
+    said = driver_words(error)
     return StorageFault(
         f"storage {shown_url(url)!r}: another process kept {where!r} locked for over {sqlite_busy_timeout()} s, "
         f"so this command could not {doing} ({said}). Wait for that process to finish, or end it or its open "
@@ -125,15 +131,16 @@ def study_deleted(study_name: str, url: str, exc: BaseException) -> HpoError | N
 
 
 def lost_cause(exc: BaseException) -> str:
-    """The error behind `exc` (`lost_connection`) in one line, its type and first line: what a worker that
-    lost the storage passes on to its main process, which says it (`storage_lost`)."""
+    """The error behind `exc` (`lost_connection`) in one line, its type and first line, the database
+    driver's class names left out (`driver_words`): what a worker that lost the storage passes on to its
+    main process, which says it (`storage_lost`)."""
     lost = lost_connection(exc)
     silent = _found_silent() if lost is not None else None
     if silent is not None:
         return silent
     cause = lost or exc
     text = str(cause).strip()
-    return f"{type(cause).__name__}: {text.splitlines()[0]}" if text else type(cause).__name__
+    return driver_words(f"{type(cause).__name__}: {text.splitlines()[0]}") if text else type(cause).__name__
 
 
 def storage_lost(url: str, exc: BaseException | str, *, left_running: bool = True) -> HpoError:
@@ -147,7 +154,7 @@ def storage_lost(url: str, exc: BaseException | str, *, left_running: bool = Tru
         hint = file_hint(url) or (
             "; make the file and its folder writable, or copy it to a folder you can write to and give that path"
         )
-        return StorageFault(f"storage {shown_url(url)!r} cannot be written ({sqlite_words(first)}){hint}")
+        return StorageFault(f"storage {shown_url(url)!r} cannot be written ({driver_words(first)}){hint}")
     if left_running:
         resume = "it marks any trial left RUNNING FAIL ('worker died') and runs its parameters again"
     else:
