@@ -48,13 +48,19 @@ def test_a_test_leaves_no_import_folder_logger_level_or_optuna_verbosity_to_the_
     later test that had written none; a `--debug` command left hpotool's logger at DEBUG, and its errors
     raised whole (`user_errors`), for the direct calls of the tests after it; Optuna's verbosity set by one
     test (or one module as it was imported) was every later test's."""
-    (tmp_path / "test_pair.py").write_text(_PAIR)
+    _passes_in_order(tmp_path, "test_pair.py", _PAIR, 2)
+
+
+def _passes_in_order(tmp_path: Path, name: str, tests: str, count: int, **environ: str) -> None:
+    """Run `tests`, written to `name`, in a pytest of their own with this suite's conftest, in file order
+    (no xdist, no random order), and check all `count` pass."""
+    (tmp_path / name).write_text(tests)
     checkout = Path(__file__).resolve().parent.parent
     source = Path(hpotool.__file__).resolve().parent.parent
-    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(source), str(checkout)])}
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(source), str(checkout)]), **environ}
     args = ["-p", "tests.conftest", "-p", "no:randomly", "-p", "no:cacheprovider", "-p", "no:xdist"]
     done = subprocess.run(
-        [sys.executable, "-m", "pytest", *args, "-q", "--rootdir", str(tmp_path), "test_pair.py"],
+        [sys.executable, "-m", "pytest", *args, "-q", "--rootdir", str(tmp_path), name],
         cwd=tmp_path,
         env=env,
         capture_output=True,
@@ -62,7 +68,7 @@ def test_a_test_leaves_no_import_folder_logger_level_or_optuna_verbosity_to_the_
         timeout=300,
     )
     assert done.returncode == 0, done.stdout + done.stderr
-    assert "2 passed" in done.stdout
+    assert f"{count} passed" in done.stdout
 
 
 # A command run in the test process sets torch's thread count (the run config's `torch_threads`) for the rest
@@ -116,22 +122,4 @@ def test_a_test_leaves_no_torch_thread_count_to_the_next(tmp_path: Path) -> None
         check=True,
         timeout=300,
     ).stdout.strip()
-    (tmp_path / "test_threads.py").write_text(_THREADS)
-    checkout = Path(__file__).resolve().parent.parent
-    source = Path(hpotool.__file__).resolve().parent.parent
-    env = {
-        **os.environ,
-        "PYTHONPATH": os.pathsep.join([str(source), str(checkout)]),
-        "HPOTOOL_TEST_FRESH_THREADS": fresh,
-    }
-    args = ["-p", "tests.conftest", "-p", "no:randomly", "-p", "no:cacheprovider", "-p", "no:xdist"]
-    done = subprocess.run(
-        [sys.executable, "-m", "pytest", *args, "-q", "--rootdir", str(tmp_path), "test_threads.py"],
-        cwd=tmp_path,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
-    assert done.returncode == 0, done.stdout + done.stderr
-    assert "3 passed" in done.stdout
+    _passes_in_order(tmp_path, "test_threads.py", _THREADS, 3, HPOTOOL_TEST_FRESH_THREADS=fresh)
