@@ -358,16 +358,19 @@ def _loggers_as_in_a_new_process() -> None:
             logger.removeHandler(handler)
 
 
-# torch's CPU thread count as `import torch` leaves it in this process, once imported: a command run in the
-# test process sets it (the run config's `torch_threads`, `runner.train_run`) for good, and every later test of
-# the process trained with it, a run config's `torch_threads: null` ("keeps torch's default") included. Noted
-# as torch is first imported (by a test, or a test module as it is collected), not by importing torch here:
-# a test run of modules that never use torch would wait for it.
-_TORCH_THREADS: list[int] = []
+# torch's CPU thread count in a test process: one. `make test` runs three test processes on the machine's cores,
+# and torch's default (a thread a core) in each made the tests that train in the test process 13-30% slower
+# in CPU (test_export, test_objective and test_conditions on 2 cores: 125 s of CPU at one thread, 141-165 s at
+# two). A command run in the test process also sets it (the run config's `torch_threads`, `runner.train_run`)
+# for good, and every later test of the process trained with it, a run config's `torch_threads: null` ("keeps
+# torch's default") included: each test starts and ends with this count. Set as torch is first imported (by a
+# test, or a test module as it is collected), not by importing torch here: a test run of modules that never
+# use torch would wait for it. The `hpotool` processes a test starts, and their workers, keep torch's default.
+TEST_TORCH_THREADS = 1
 
 
 class _TorchThreadsAtImport(importlib.abc.MetaPathFinder):
-    """Notes `torch.get_num_threads()` in `_TORCH_THREADS` once `import torch` has run torch's __init__."""
+    """Sets `TEST_TORCH_THREADS` once `import torch` has run torch's __init__."""
 
     def find_spec(self, name: str, path: Any, target: Any = None) -> importlib.machinery.ModuleSpec | None:
         if name != "torch":
@@ -381,25 +384,25 @@ class _TorchThreadsAtImport(importlib.abc.MetaPathFinder):
 
         def exec_module(module: Any) -> None:
             run_init(module)
-            _TORCH_THREADS.append(module.get_num_threads())
+            module.set_num_threads(TEST_TORCH_THREADS)
 
         loader.exec_module = exec_module
         return spec
 
 
-if "torch" in sys.modules:  # imported before this conftest (a plugin): nothing can have set it yet
-    _TORCH_THREADS.append(sys.modules["torch"].get_num_threads())
+if "torch" in sys.modules:  # imported before this conftest (a plugin)
+    sys.modules["torch"].set_num_threads(TEST_TORCH_THREADS)
 else:
     sys.meta_path.insert(0, _TorchThreadsAtImport())
 
 
 @pytest.fixture(autouse=True)
 def _torch_threads_as_imported() -> Iterator[None]:
-    """End each test with torch's thread count as `import torch` left it (`_TORCH_THREADS`)."""
+    """End each test with torch's thread count at `TEST_TORCH_THREADS`."""
     yield
     torch = sys.modules.get("torch")
-    if torch is not None and _TORCH_THREADS and torch.get_num_threads() != _TORCH_THREADS[0]:
-        torch.set_num_threads(_TORCH_THREADS[0])
+    if torch is not None and torch.get_num_threads() != TEST_TORCH_THREADS:
+        torch.set_num_threads(TEST_TORCH_THREADS)
 
 
 @pytest.fixture(autouse=True)

@@ -73,16 +73,15 @@ def _passes_in_order(tmp_path: Path, name: str, tests: str, count: int, **enviro
 
 # A command run in the test process sets torch's thread count (the run config's `torch_threads`) for the rest
 # of the process: a later test training with `torch_threads: null` (torch's default) trained with it. The
-# first test is the process's first `import torch`; the second meets torch imported.
+# first test is the process's first `import torch`; the second meets torch imported. Each test starts with
+# the suite's count (conftest.TEST_TORCH_THREADS).
 _THREADS = """
-import os
-
 import yaml
 from typer.testing import CliRunner
 
 from hpotool.cli import app
 
-FRESH = int(os.environ["HPOTOOL_TEST_FRESH_THREADS"])  # a new process's torch.get_num_threads()
+from tests.conftest import TEST_TORCH_THREADS as FRESH
 
 
 def _train(tmp_path):
@@ -115,11 +114,4 @@ def test_3_finds_the_fresh_count():
 
 
 def test_a_test_leaves_no_torch_thread_count_to_the_next(tmp_path: Path) -> None:
-    fresh = subprocess.run(
-        [sys.executable, "-c", "import torch; print(torch.get_num_threads())"],
-        capture_output=True,
-        text=True,
-        check=True,
-        timeout=300,
-    ).stdout.strip()
-    _passes_in_order(tmp_path, "test_threads.py", _THREADS, 3, HPOTOOL_TEST_FRESH_THREADS=fresh)
+    _passes_in_order(tmp_path, "test_threads.py", _THREADS, 3)
