@@ -347,6 +347,42 @@ def test_fail_stale_on_a_study_another_process_keeps_locked_says_so(
     assert load_study("s", url).trials[0].state.name == "RUNNING"  # nothing half-written
 
 
+def test_a_sqlite_file_held_past_the_busy_timeout_is_opened_once_not_six_times(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # "database is locked" as the tables are created is retried as a race lost to another process turning a
+    # new file to WAL, which fails at once. A lock that outlasted the busy timeout is a process holding the
+    # file: each of the 6 attempts waited the busy timeout (60 s by default) before the one-line error.
+    import functools
+
+    import sqlalchemy.exc
+
+    from hpotool.rdb_storage import created_rdb_storage
+    from hpotool.sqlite_files import connect_sqlite
+
+    db = tmp_path / "s.db"
+    url = f"sqlite:///{db}"
+    _study_with_a_dead_trial(url)
+    monkeypatch.setenv("HPOTOOL_SQLITE_BUSY_TIMEOUT", "1")
+    opened: list[str] = []
+
+    def counted(path: str) -> Any:
+        opened.append(path)
+        return connect_sqlite(path)
+
+    lock = sqlite3.connect(db, isolation_level=None)
+    try:
+        lock.execute("PRAGMA locking_mode=EXCLUSIVE")
+        lock.execute("BEGIN EXCLUSIVE")
+        lock.execute("UPDATE version_info SET schema_version = schema_version")
+        lock.execute("COMMIT")
+        with pytest.raises(sqlalchemy.exc.OperationalError, match="database is locked"):
+            created_rdb_storage(url, {"creator": functools.partial(counted, str(db))})
+    finally:
+        lock.close()
+    assert opened == [str(db)]
+
+
 @pytest.mark.parametrize(
     "command",
     [["trials"], ["export-best", "--out", "best"], ["fail-stale", "--all-running"], ["prune-audit"]],

@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING, Any
 from hpotool.errors import HpoError
 from hpotool.heartbeat import retry_stale_trial
 from hpotool.sqlite_files import OPTUNA_TABLES
-from hpotool.storage_settings import heartbeat_settings
+from hpotool.storage_settings import heartbeat_settings, sqlite_busy_timeout
 from hpotool.storage_url import shown_url
 
 if TYPE_CHECKING:
@@ -102,12 +102,17 @@ def created_rdb_storage(url: str, engine_kwargs: dict[str, Any]) -> optuna.stora
     import sqlalchemy.exc
 
     for attempt in range(CREATE_ATTEMPTS):
+        started = time.monotonic()
         try:
             return rdb_storage(url, engine_kwargs)
         except sqlalchemy.exc.DBAPIError as exc:
             text = str(exc)
             lost_race = isinstance(exc, sqlalchemy.exc.IntegrityError) or "already exists" in text
-            lost_race |= "database is locked" in text  # SQLite: another process turning the new file to WAL
+            # SQLite: another process turning the new file to WAL, which fails at once. A lock that outlasted
+            # the busy timeout is a process holding the file (a sqlite3 shell's exclusive lock), said now:
+            # each attempt waited the busy timeout, 60 s by default, six minutes before the line.
+            held = time.monotonic() - started >= 0.9 * sqlite_busy_timeout()
+            lost_race |= "database is locked" in text and not held
             if not lost_race or attempt == CREATE_ATTEMPTS - 1:
                 raise
             time.sleep(random.uniform(0.05, 0.2) * (attempt + 1))

@@ -123,10 +123,18 @@ def _wal_mode(path: Path) -> bool:
     return header.startswith(b"SQLite format 3\x00") and header[18:20] == b"\x02\x02"
 
 
+# How long the read-only look at a SQLite file's tables waits for another process's lock: a commit's lock
+# lasts milliseconds, and a lock held longer (a sqlite3 shell's `locking_mode=EXCLUSIVE`) is read past, from
+# the file as it is. With sqlite3's default 5 s, each of a command's looks at a locked file waited 5 s before
+# the busy timeout's own wait and its one-line error.
+_TABLES_WAIT_S = 1.0
+
+
 def sqlite_tables(path: Path) -> set[str] | None:
     """The tables of the SQLite file `path`, read-only (an empty file has none); None when it is not one."""
+    wait = min(float(sqlite_busy_timeout()), _TABLES_WAIT_S)
     try:
-        with contextlib.closing(sqlite3.connect(read_only_uri(path), uri=True)) as conn:
+        with contextlib.closing(sqlite3.connect(read_only_uri(path), uri=True, timeout=wait)) as conn:
             return {r[0] for r in conn.execute("SELECT name FROM sqlite_master WHERE type='table'")}
     except sqlite3.OperationalError:
         # A WAL database in a folder this process cannot write (a read-only mount, another user's folder)
