@@ -347,6 +347,20 @@ def test_fail_stale_on_a_study_another_process_keeps_locked_says_so(
     assert load_study("s", url).trials[0].state.name == "RUNNING"  # nothing half-written
 
 
+@contextlib.contextmanager
+def _held_exclusively(db: Path) -> Iterator[None]:
+    """`db` held as a sqlite3 shell's `PRAGMA locking_mode=EXCLUSIVE;` and a write hold it: readers kept out too."""
+    lock = sqlite3.connect(db, isolation_level=None)
+    try:
+        lock.execute("PRAGMA locking_mode=EXCLUSIVE")
+        lock.execute("BEGIN EXCLUSIVE")
+        lock.execute("UPDATE version_info SET schema_version = schema_version")
+        lock.execute("COMMIT")  # the lock kept after the write: the connection's locking mode
+        yield
+    finally:
+        lock.close()
+
+
 def test_a_sqlite_file_held_past_the_busy_timeout_is_opened_once_not_six_times(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -370,16 +384,8 @@ def test_a_sqlite_file_held_past_the_busy_timeout_is_opened_once_not_six_times(
         opened.append(path)
         return connect_sqlite(path)
 
-    lock = sqlite3.connect(db, isolation_level=None)
-    try:
-        lock.execute("PRAGMA locking_mode=EXCLUSIVE")
-        lock.execute("BEGIN EXCLUSIVE")
-        lock.execute("UPDATE version_info SET schema_version = schema_version")
-        lock.execute("COMMIT")
-        with pytest.raises(sqlalchemy.exc.OperationalError, match="database is locked"):
-            created_rdb_storage(url, {"creator": functools.partial(counted, str(db))})
-    finally:
-        lock.close()
+    with _held_exclusively(db), pytest.raises(sqlalchemy.exc.OperationalError, match="database is locked"):
+        created_rdb_storage(url, {"creator": functools.partial(counted, str(db))})
     assert opened == [str(db)]
 
 
@@ -402,15 +408,8 @@ def test_a_sqlite_study_another_process_holds_exclusively_is_one_line_naming_the
     _study_with_a_dead_trial(url)
     monkeypatch.setenv("HPOTOOL_SQLITE_BUSY_TIMEOUT", "1")
     monkeypatch.chdir(tmp_path)
-    lock = sqlite3.connect(db, isolation_level=None)
-    try:
-        lock.execute("PRAGMA locking_mode=EXCLUSIVE")
-        lock.execute("BEGIN EXCLUSIVE")
-        lock.execute("UPDATE version_info SET schema_version = schema_version")
-        lock.execute("COMMIT")  # the lock kept after the write: the connection's locking mode
+    with _held_exclusively(db):
         result = CliRunner().invoke(app, [command[0], "--study-name", "s", "--storage", url, *command[1:]])
-    finally:
-        lock.close()
     assert result.exit_code == 2, result.output
     where = str(db.resolve())
     assert result.stderr == (
