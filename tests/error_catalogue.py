@@ -3708,4 +3708,13 @@ CASES = [
         "error: --storage: 'mysql+pymysql://root@127.0.0.1:1/test': cannot open it: Can't connect to MySQL server on '127.0.0.1' ([Errno 111] Connection refused); is the server running on 127.0.0.1:1? check the host and port in the URL",
         args=("--storage", "mysql+pymysql://root@127.0.0.1:1/test"),
     ),
+    Case(
+        "study-name-a-series-suffix-changed",
+        "a study name not in the storage that differs from one there in the short word telling a series apart "
+        "(walkb_k9 beside walkb_fs); before: '(did you mean 'walkb_fs'?)', a guess at another study; now the "
+        "studies there alone",
+        "error: no study 'walkb_k9' in sqlite:///studies/walkb_fs.db; studies there: walkb_fs",
+        plain_study="walkb_fs",
+        command=("trials", "--study-name", "walkb_k9", "--storage", "sqlite:///studies/walkb_fs.db"),
+    ),
 ]

@@ -1303,6 +1303,18 @@ def test_study_names_in_a_series_are_told_from_typos(a: str, b: str, series: boo
         ("mnist_2026-12-06", "cifar_2026-12-06", None),  # one run id at the end of two names
         ("nojoin_ff9f9eee", "rw_ff9f9eee", None),
         ("hpotool-test-c36c2518b3a7", "hpotool-test-8c527003426f", None),
+        ("walkb_k9", "walkb_fs", None),  # the short word that tells two studies apart, changed whole
+        ("walkb_fz", "walkb_fs", None),
+        ("run_x", "run_1", None),
+        ("exp_a", "exp_b", None),
+        ("exp_a", "exp_ab", None),
+        ("wlakb_fs", "walkb_fs", "walkb_fs"),  # two letters swapped
+        ("walkb_sf", "walkb_fs", "walkb_fs"),
+        ("digts_mpl", "digits_mlp", "digits_mlp"),  # a typo in each word of a long name
+        ("digits_mlpx", "digits_mlp", "digits_mlp"),
+        ("digitsmlp", "digits_mlp", "digits_mlp"),
+        ("WALKB_FS", "walkb_fs", "walkb_fs"),
+        ("digits_mlp_stage2", "digits_mlp", None),  # a name it starts with: a study not made yet
     ],
 )
 def test_a_missing_study_is_told_a_name_it_could_be_mistyped_from_not_one_that_shares_a_long_part(
@@ -1314,6 +1326,33 @@ def test_a_missing_study_is_told_a_name_it_could_be_mistyped_from_not_one_that_s
     from hpotool.study_names import near_study
 
     assert near_study(name, [stored]) == (f" (did you mean {hint!r}?)" if hint else "")
+
+
+def test_a_missing_study_that_starts_several_names_is_told_none_of_them() -> None:
+    """`--study-name digits` beside digits_mlp alone is told it; beside digits_mlp and digits_cnn, either
+    would be a guess, and the line's list of the storage's studies names both."""
+    from hpotool.study_names import near_study
+
+    assert near_study("digits", ["digits_mlp", "other"]) == " (did you mean 'digits_mlp'?)"
+    assert near_study("digits", ["digits_mlp", "digits_cnn"]) == ""
+
+
+def test_a_missing_study_on_a_storage_of_many_names_the_newest_and_how_to_list_them_all(
+    tmp_path: Path,
+) -> None:
+    """`no study NAME in URL; studies there: ...` listed every study the storage holds, 2,000 of them a line of
+    tens of thousands of characters; now the newest dozen, and the command that lists them all."""
+    url = f"sqlite:///{tmp_path / 'many.db'}"
+    storage = make_storage(url)
+    names = [f"sweep_{chr(ord('a') + i)}" for i in range(15)]
+    for name in names:
+        optuna.create_study(study_name=name, storage=storage)
+    with pytest.raises(HpoError) as caught:
+        load_study("walkb_k9", url)
+    assert str(caught.value) == (
+        f"no study 'walkb_k9' in {url}; studies there: {', '.join(names[3:])}, and 3 older, which "
+        f"hpotool studies --storage {url} lists"
+    )
 
 
 def test_study_names_on_a_database_reads_the_names_alone(tmp_path: Path) -> None:

@@ -40,7 +40,7 @@ from hpotool.storage_url import (
     shown_url,
     sqlite_path,
 )
-from hpotool.study_names import near_study, study_names
+from hpotool.study_names import listed_names, near_study, study_names
 from hpotool.url_checks import (
     DRIVERS,
     open_hint,
@@ -263,7 +263,7 @@ def load_study(study_name: str, storage_url: str | None) -> optuna.Study:
         from shlex import quote
 
         names = study_names(storage)
-        listed = ", ".join(names) if names else "none"
+        listed = listed_names(names, f"hpotool studies --storage {quote(shown_url(url))}")
         elsewhere = redis_prefixes_holding(url, study_name)
         other_db = [] if elsewhere else redis_databases_holding(url, study_name)
         hint = (

@@ -15,11 +15,8 @@ from hpotool.errors import HpoError
 from hpotool.path_checks import NAME_MAX, abbreviated, long_part
 from hpotool.storage import load_study, make_storage
 from hpotool.storage_url import default_storage_url, shown_url, storage_file, storage_origin, with_file
-from hpotool.study_names import near_study
+from hpotool.study_names import LISTED_STUDIES, near_study
 from hpotool.yamlfile import missing_path_fix
-
-# The studies a missing study's line names at most; `hpotool studies` lists them all.
-LISTED_STUDIES = 12
 
 
 def listed_studies(rows: list[dict[str, Any]], folder: Path) -> str:

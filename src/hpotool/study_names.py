@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from collections import Counter
 from collections.abc import Iterable
 from typing import TYPE_CHECKING
 
@@ -15,6 +16,8 @@ _NUMBER = re.compile(r"\d+")
 _TRAILING_NUMBER = re.compile(r"[-_.]*[vV]?\d[\d\-_.:]*$")
 # The letter refine gives a stage whose name an earlier refine's stage holds: digits_stage2b
 _STAGE_LETTER = re.compile(r"(_stage\d+)[b-z]$")
+# What parts a study name into words: digits_mlp, ws-pg.2
+_WORD_SEPARATORS = re.compile(r"[-_.\s]+")
 
 
 def same_series(a: str, b: str) -> bool:
@@ -30,27 +33,65 @@ def same_series(a: str, b: str) -> bool:
 
 
 def typo_of(a: str, b: str) -> bool:
-    """Whether `a` could be `b` mistyped: one edit (a character added, dropped, changed, or two swapped)
-    per four characters, at most two. A name sharing a stem on purpose (digits_warm, digits_pfl,
-    digits_mlp_stage2 beside digits_mlp) is further off; digits_mpl, digts_mlp and digits-mlp are not."""
+    """Whether `a` could be `b` mistyped: in any case, one edit (a character added, dropped, changed, or two
+    swapped) per four characters, at most two, each word of the name (between `_`, `-`, `.`) still more than
+    half its own letters. A name sharing a stem on purpose (digits_warm, digits_pfl, digits_mlp_stage2
+    beside digits_mlp) is further off; digits_mpl, digts_mlp, digits-mlp and Digits_MLP are not. Nor is a
+    short word of the name changed whole, the suffix that tells a series apart: walkb_k9 was told "did you
+    mean walkb_fs?" (two edits of eight characters), run_x "did you mean run_1?"."""
     from hpotool.near_names import edit_distance
 
-    return edit_distance(a, b) <= max(1, min(2, len(a) // 4))
+    a, b = a.casefold(), b.casefold()
+    if edit_distance(a, b) > max(1, min(2, len(a) // 4)):
+        return False
+    words_a, words_b = _WORD_SEPARATORS.split(a), _WORD_SEPARATORS.split(b)
+    if len(words_a) != len(words_b):  # digitsmlp, digits__mlp: a separator dropped or doubled
+        return True
+    return all(_mostly_kept(x, y) for x, y in zip(words_a, words_b, strict=True) if x != y)
+
+
+def _mostly_kept(x: str, y: str) -> bool:
+    """Whether two words share more than half the longer one's letters (counted with repeats, in any order):
+    digts and digits, mpl and mlp, gp2 and pg2, mlp and mlpx do; k9 and fs, fz and fs, x and 1, a and ab
+    do not."""
+    shared = sum((Counter(x) & Counter(y)).values())
+    return 2 * shared > max(len(x), len(y))
 
 
 def near_study(study_name: str, names: Iterable[str]) -> str:
-    """` (did you mean 'NAME'?)` for a study whose name `study_name` could be mistyped from (`typo_of`, in
-    any case) or is the start of (`digits` for digits_mlp), leaving out the names of its series
+    """` (did you mean 'NAME'?)` for a study whose name `study_name` could be mistyped from (`typo_of`) or,
+    the only one, that starts with its words (`digits` for digits_mlp), leaving out the names of its series
     (`same_series`: `ws_pg` is no typo of `ws_pg3`, a new study named on purpose); "" when none is. Not a
     name that only shares a long part with it (mnist_2026-12-06 and cifar_2026-12-06, two names ending in
-    one run id), which difflib alone rated close."""
+    one run id), which difflib alone rated close, nor one it starts with (digits_mlp for digits_mlp_stage2,
+    a study not made yet), nor one that goes on with its last word (exp_ab for exp_a), nor one of several
+    it is the start of (`digits` beside digits_mlp and digits_cnn): the line's list of the storage's
+    studies names them."""
     from hpotool.near_names import did_you_mean
 
-    def near(name: str) -> bool:
-        a, b = study_name.casefold(), name.casefold()
-        return typo_of(a, b) or b.startswith(a) or a.startswith(b)
+    names = [n for n in names if not same_series(study_name, n)]
+    folded = study_name.casefold()
+    starting = [
+        n for n in names if (f := n.casefold()).startswith(folded) and _WORD_SEPARATORS.match(f, len(folded))
+    ]
+    typos = [n for n in names if typo_of(study_name, n)]
+    return did_you_mean(study_name, typos or (starting if len(starting) == 1 else []), ignore_case=True)
 
-    return did_you_mean(study_name, [n for n in names if near(n) and not same_series(study_name, n)])
+
+# The studies a missing study's line names at most; `hpotool studies` lists them all.
+LISTED_STUDIES = 12
+
+
+def listed_names(names: list[str], lister: str) -> str:
+    """`a, b, c` for the studies a storage holds, past `LISTED_STUDIES` the newest of them and how many more
+    `lister` (the command listing them all) shows, or `none`: a storage of 2,000 studies made the line
+    saying a study is missing 30,000 characters long."""
+    if not names:
+        return "none"
+    more = len(names) - LISTED_STUDIES
+    if more <= 0:
+        return ", ".join(names)
+    return f"{', '.join(names[-LISTED_STUDIES:])}, and {more} older, which {lister} lists"
 
 
 def study_names(storage: optuna.storages.BaseStorage) -> list[str]:
