@@ -624,7 +624,7 @@ def silent_port() -> Iterator[int]:
     [
         (
             "postgresql+psycopg://postgres",
-            r"connection timeout expired",
+            r"no answer in 2 s \(hpotool's limit; \?connect_timeout=N in the URL sets another\)",
         ),
         ("mysql+pymysql://root", r"Lost connection to MySQL server during query \(timed out\)"),
     ],
@@ -662,6 +662,54 @@ def test_a_server_port_that_never_answers_ends_the_command(
         f"127\\.0\\.0\\.1:{silent_port}\\? check the host and port in the URL\n",
         output,
     ), output
+
+
+@pytest.mark.parametrize(
+    ("hosts", "said"),
+    [
+        (1, "no answer in 2 s (the URL's connect_timeout=2)"),
+        (
+            2,
+            "no answer in 2 s from any of the 2 addresses tried, 4 s in all (the URL's connect_timeout=2, which "
+            "libpq gives each address of each host)",
+        ),
+    ],
+)
+def test_a_postgresql_urls_connect_timeout_is_one_try_at_each_address_and_the_line_says_the_wait(
+    hosts: int, said: str
+) -> None:
+    """A user's `?connect_timeout=2` to a server that never answered gave up after 4.2 s and said only
+    "connection timeout expired", read as hpotool trying twice. It tries once at each address (the rest was
+    the command's start); libpq's connect_timeout is each address's own limit, so a URL of two hosts (or a
+    host name of two addresses) waits twice as long: the line now says the wait and why. The tries are
+    counted as the connections the never-answering port has taken, not timed."""
+    import socket
+
+    listener = socket.create_server(("127.0.0.1", 0))  # takes connections, never accepts or answers them
+    port = listener.getsockname()[1]
+    where = ", ".join([f"127.0.0.1:{port}"] * hosts)
+    url = (
+        f"postgresql+psycopg://postgres@127.0.0.1:{port}/test?connect_timeout=2"
+        if hosts == 1
+        else f"postgresql+psycopg://postgres@/test?{'&'.join([f'host=127.0.0.1:{port}'] * hosts)}&connect_timeout=2"
+    )
+    try:
+        with pytest.raises(HpoError) as caught:
+            make_storage(url, create=False)
+        listener.setblocking(False)
+        taken = []
+        with contextlib.suppress(BlockingIOError):
+            while True:
+                taken.append(listener.accept()[0])
+    finally:
+        listener.close()
+    for conn in taken:
+        conn.close()
+    assert len(taken) == hosts
+    assert str(caught.value) == (
+        f"storage {url!r}: cannot open it: {said}; is the server running on {where}? check the host and port "
+        "in the URL"
+    )
 
 
 def test_a_server_url_that_sets_no_limit_waits_10_s_to_connect(monkeypatch: pytest.MonkeyPatch) -> None:

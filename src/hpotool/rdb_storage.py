@@ -60,6 +60,49 @@ def server_connect_kwargs(url: str) -> dict[str, Any]:
     return {}
 
 
+def connect_timeout_words(url: str, error: str) -> str | None:
+    """What a PostgreSQL storage that psycopg gave up opening (`error`, its whole text, says "connection
+    timeout expired") waited: `no answer in 2 s (the URL's connect_timeout=2)`; None for any other error.
+    libpq's connect_timeout, which psycopg follows, is a limit for each address it tries: a host name of
+    two addresses (localhost as ::1 and 127.0.0.1, a name with an IPv4 and an IPv6 address) or a URL of
+    two hosts waits twice as long, and the line says so, with the total (a user's connect_timeout=2 gave up
+    after 4.2 s and read as a retry; on one address it is one try, the rest hpotool's start). 1 s is made
+    2 s, as libpq does."""
+    import re
+
+    import sqlalchemy
+
+    said = re.match(
+        r"(\(psycopg\.errors\.ConnectionTimeout\) )?connection timeout expired$", error.strip(), re.M
+    )
+    if not url.startswith("postgres") or said is None:
+        return None
+    try:
+        from psycopg.conninfo import timeout_from_conninfo
+
+        given = sqlalchemy.engine.make_url(url).query.get("connect_timeout")
+        if isinstance(given, tuple):  # given twice: the last one counts
+            given = given[-1]
+        env = os.environ.get("PGCONNECT_TIMEOUT")
+        value = given if given is not None else env
+        seconds = CONNECT_TIMEOUT_S if value is None else timeout_from_conninfo({"connect_timeout": value})
+    except Exception:  # no psycopg, a value psycopg refuses: the driver's own words
+        return None
+    if value is None:
+        source = "hpotool's limit; ?connect_timeout=N in the URL sets another"
+    else:
+        source = f"the URL's connect_timeout={given}" if given is not None else f"PGCONNECT_TIMEOUT={env}"
+        if str(seconds) != str(value).strip():
+            source += f", which libpq makes {seconds} s"
+    tries = len(re.findall(r"^- host: .*: connection timeout expired$", error, flags=re.MULTILINE))
+    if tries < 2:
+        return f"no answer in {seconds} s ({source})"
+    return (
+        f"no answer in {seconds} s from any of the {tries} addresses tried, {seconds * tries} s in all ({source}, "
+        f"which libpq gives each address of each host)"
+    )
+
+
 def _connect_args(parsed: Any) -> tuple[tuple[Any, ...], dict[str, Any]]:
     """The arguments SQLAlchemy's dialect would pass to its driver's `connect` for the URL `parsed`."""
     import sqlalchemy

@@ -23,6 +23,7 @@ from typing import TYPE_CHECKING, Any
 
 from hpotool.errors import HpoError
 from hpotool.rdb_storage import (
+    connect_timeout_words,
     created_rdb_storage,
     has_optuna_tables,
     not_optuna,
@@ -233,7 +234,7 @@ def _cannot_open(url: str, exc: Exception) -> HpoError:
     if held is not None:  # a sqlite3 shell's `PRAGMA locking_mode=EXCLUSIVE`: no one reads it meanwhile
         return held
     hint = file_hint(url) or open_hint(url, str(exc))
-    first = driver_words(first.rstrip(".") if hint else first)
+    first = connect_timeout_words(url, str(exc)) or driver_words(first.rstrip(".") if hint else first)
     return HpoError(f"storage {shown_url(url)!r}: cannot open it: {first}{hint}")
 
 

@@ -154,7 +154,7 @@ def url_of_path(value: str) -> str:
 def open_hint(url: str, error: str) -> str:
     """What to do about a server storage that refused to open, from its error text ("" when unknown)."""
     import re
-    from urllib.parse import unquote, urlsplit
+    from urllib.parse import parse_qs, unquote, urlsplit
 
     try:
         parts = urlsplit(url)
@@ -180,6 +180,9 @@ def open_hint(url: str, error: str) -> str:
         where = " (or in ~/.pgpass, PGPASSWORD)" if url.startswith("postgres") else ""
         return f"; check the user name and password in the URL{where}"
     where = f"{host}{f':{port}' if port else ''}"
+    hosts = parse_qs(parts.query).get("host") if parts.hostname is None else None
+    if hosts:  # postgresql+psycopg://user@/db?host=a:5432&host=b:5432: said "is the server running on localhost?"
+        where = ", ".join(hosts)
     if url.startswith("rediss://") and any(
         word in lowered for word in ("timed out", "timeout", "ssl", "tls")
     ):
