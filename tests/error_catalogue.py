@@ -3717,4 +3717,18 @@ CASES = [
         plain_study="walkb_fs",
         command=("trials", "--study-name", "walkb_k9", "--storage", "sqlite:///studies/walkb_fs.db"),
     ),
+    Case(
+        "option-value-missing",
+        "an option given with nothing after it (hpotool optimize --run-config); before: '(see hpotool --help)', "
+        "the root command's help, which does not list the option",
+        "error: Option '--run-config' requires an argument (see hpotool optimize --help)",
+        command=("optimize", "--run-config"),
+    ),
+    Case(
+        "storage-value-missing",
+        "--storage given last with no URL after it (hpotool trials --study-name tiny --storage); before: '(see "
+        "hpotool --help)', the root command's help",
+        "error: Option '--storage' requires an argument (see hpotool trials --help)",
+        command=("trials", "--study-name", "tiny", "--storage"),
+    ),
 ]

@@ -716,6 +716,16 @@ def test_python_m_hpotool_exits_with_the_commands_code_after_a_caught_ctrl_c(tmp
             "to join a study with the configs stored on it",
         ),
         (["studies", "--bogus"], "error: No such option: --bogus (see hpotool studies --help)"),
+        # an option with nothing after it: was "(see hpotool --help)", the root's help, without the option
+        (
+            ["optimize", "--run-config"],
+            "error: Option '--run-config' requires an argument (see hpotool optimize --help)",
+        ),
+        (["trials", "--storage"], "error: Option '--storage' requires an argument (see hpotool trials --help)"),
+        (
+            ["trials", "--study-name", "x", "--state"],
+            "error: Option '--state' requires an argument (see hpotool trials --help)",
+        ),
         # was "No such option: --bogus (Possible options: --out)": click's match, found in the `--`
         (["report", "--bogus"], "error: No such option: --bogus (see hpotool report --help)"),
         (

@@ -133,7 +133,7 @@ def test_bad_input_is_one_line_exit_2_and_writes_nothing(case: Case, request: py
         lock = sqlite3.connect(here / "studies" / "tiny.db", isolation_level=None)
         lock.execute("BEGIN EXCLUSIVE")
     try:
-        result = runner.invoke(app, argv, env=case.env)
+        result = runner.invoke(app, argv, env=case.env, prog_name="hpotool")  # a usage line names its command
     finally:
         os.chdir(here)
         if lock is not None:

@@ -434,3 +434,12 @@ def test_the_usage_error_typer_vendors_from_click() -> None:
     assert result.exit_code == 2 and lines == [
         "error: No such option: --debg. Did you mean --debug? (see hpotool --help)"
     ], f"{version}: an unknown option printed {lines}: adapt {user}"
+
+    # click's parser raises "requires an argument" with no context; cli.root wraps typer.core's commands'
+    # parse_args to give it theirs, so that the line names the command's help
+    user = "hpotool.cli.root (_with_its_context)"
+    result = CliRunner().invoke(app, ["trials", "--storage"], prog_name="hpotool")
+    lines = result.output.strip().splitlines()
+    assert result.exit_code == 2 and lines == [
+        "error: Option '--storage' requires an argument (see hpotool trials --help)"
+    ], f"{version}: an option without its value printed {lines}: adapt {user}"

@@ -132,6 +132,26 @@ _USAGE_ERROR: Any = next(c for c in typer.BadParameter.__mro__ if c.__name__ == 
 _USAGE_ERROR.show = _show_usage_error
 
 
+def _with_its_context(parse_args: Any) -> Any:
+    """A command's `parse_args` that gives a mistake it finds on the command line the command's context
+    where click's parser left it none: `hpotool optimize --run-config` with nothing after it said "Option
+    '--run-config' requires an argument (see hpotool --help)", the root's help, without the option."""
+
+    def parse(self: Any, ctx: Any, args: list[str]) -> Any:
+        try:
+            return parse_args(self, ctx, args)
+        except _USAGE_ERROR as error:
+            if error.ctx is None:
+                error.ctx = ctx
+            raise
+
+    return parse
+
+
+for _command in (typer.core.TyperCommand, typer.core.TyperGroup):
+    _command.parse_args = _with_its_context(_command.parse_args)  # type: ignore[method-assign]
+
+
 @dataclass
 class _State:
     debug: bool = False
