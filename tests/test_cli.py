@@ -721,7 +721,10 @@ def test_python_m_hpotool_exits_with_the_commands_code_after_a_caught_ctrl_c(tmp
             ["optimize", "--run-config"],
             "error: Option '--run-config' requires an argument (see hpotool optimize --help)",
         ),
-        (["trials", "--storage"], "error: Option '--storage' requires an argument (see hpotool trials --help)"),
+        (
+            ["trials", "--storage"],
+            "error: Option '--storage' requires an argument (see hpotool trials --help)",
+        ),
         (
             ["trials", "--study-name", "x", "--state"],
             "error: Option '--state' requires an argument (see hpotool trials --help)",

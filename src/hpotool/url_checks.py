@@ -181,7 +181,7 @@ def open_hint(url: str, error: str) -> str:
         return f"; check the user name and password in the URL{where}"
     where = f"{host}{f':{port}' if port else ''}"
     hosts = parse_qs(parts.query).get("host") if parts.hostname is None else None
-    if hosts:  # postgresql+psycopg://user@/db?host=a:5432&host=b:5432: said "is the server running on localhost?"
+    if hosts:  # postgresql+psycopg://user@/db?host=a:5432&host=b:5432, which said "running on localhost?"
         where = ", ".join(hosts)
     if url.startswith("rediss://") and any(
         word in lowered for word in ("timed out", "timeout", "ssl", "tls")
