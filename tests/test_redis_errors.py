@@ -253,3 +253,25 @@ def test_a_redis_replica_ends_optimize_in_one_line_naming_its_primary(
         f"master_port in redis-cli -h 127.0.0.1 -p {port} INFO replication); the trials it holds are kept"
     ), result.stderr
     assert result.stderr.count("\n") == 1
+
+
+def test_fail_stale_on_a_redis_at_its_maxmemory_says_so_in_one_line(tmp_path: Path) -> None:
+    # fail-stale found the dead worker's trial and printed a traceback marking it FAIL, exit code 1:
+    # "redis.exceptions.OutOfMemoryError: Command # 1 (SETNX p:log_number -1) of pipeline caused error: ..."
+    import redis
+
+    from .test_storage import _study_with_a_dead_trial
+
+    with _own_plain_redis(tmp_path) as server:
+        url = f"{server}?prefix=p"
+        _study_with_a_dead_trial(url)
+        redis.Redis.from_url(server).config_set("maxmemory", "1")
+        result = _hpotool("fail-stale", "--study-name", "s", "--storage", url)
+    assert result.exit_code == 2, result.output
+    port = server.rpartition(":")[2]
+    assert result.stderr == (
+        f"error: storage {url!r} refused to write (command not allowed when used memory > 'maxmemory'): its "
+        f"Redis server is at its maxmemory: raise it (redis-cli -h 127.0.0.1 -p {port} CONFIG SET maxmemory "
+        f"2gb) or free memory there (delete the journals no longer needed); the study it holds is kept: once "
+        f"it writes again, run the same command\n"
+    )
