@@ -3731,4 +3731,46 @@ CASES = [
         "error: Option '--storage' requires an argument (see hpotool trials --help)",
         command=("trials", "--study-name", "tiny", "--storage"),
     ),
+    Case(
+        "unreachable-redis-storage",
+        "a Redis storage server that does not answer; before: redis-py's 'Error 111 connecting to 127.0.0.1:1. "
+        "Connection refused.' in the line",
+        "error: --storage: 'redis://127.0.0.1:1': cannot open it: connection to 127.0.0.1:1 failed: Connection refused; is the server running on 127.0.0.1:1? check the host and port in the URL",
+        args=("--storage", "redis://127.0.0.1:1"),
+    ),
+    Case(
+        "redis-socket-missing",
+        "a unix:// Redis socket that is not there; before: 'Error 2 connecting to PATH. No such file or "
+        "directory.' and no hint",
+        "error: --storage: 'unix:///nonexistent/hpotool-redis.sock': cannot open it: connection to /nonexistent/hpotool-redis.sock failed: No such file or directory; is the Redis server running, listening on the socket /nonexistent/hpotool-redis.sock? check the socket's path in the URL (the server's unixsocket setting)",
+        command=("studies", "--storage", "unix:///nonexistent/hpotool-redis.sock"),
+    ),
+    Case(
+        "redis-db-query-name",
+        "a Redis URL's ?db= naming the study, as a database name; before: redis-py's \"Invalid value for 'db' in "
+        'connection URL."',
+        "error: optimize.yaml: storage: 'redis://127.0.0.1:1?db=hpo': a Redis URL's ?db= is a database number (0, 1, ...), not a name; to keep this study's journal apart write redis://127.0.0.1:1?prefix=hpo",
+        optimize_text=_optimize_text(storage="redis://127.0.0.1:1?db=hpo"),
+    ),
+    Case(
+        "redis-negative-database",
+        "a Redis URL's database number below 0; before: '?prefix=-1' was the advice",
+        "error: --storage: 'redis://127.0.0.1:1/-1': a Redis URL's database number counts from 0 (16 databases unless the server is configured otherwise), not -1; write redis://127.0.0.1:1/0",
+        args=("--storage", "redis://127.0.0.1:1/-1"),
+    ),
+    Case(
+        "redis-query-value",
+        "a Redis URL's query value redis-py cannot read; before: 'is the server running?', its name holding "
+        "'timeout'",
+        "error: --storage: 'redis://127.0.0.1:1?socket_timeout=abc': cannot open it: Invalid value for 'socket_timeout' in connection URL; correct or leave out ?socket_timeout= in the URL: redis-py could not read its value",
+        args=("--storage", "redis://127.0.0.1:1?socket_timeout=abc"),
+    ),
+    Case(
+        "redis-url-to-another-server",
+        "a Redis URL whose port is another server's (PostgreSQL's); before: 'Connection closed by server.' "
+        "alone",
+        "error: --storage: 'redis://127.0.0.1:5432': cannot open it: Connection closed by server; is the server on 127.0.0.1:5432 a Redis server (its default port is 6379)? check the host and port in the URL, or, for a Redis that takes TLS connections alone, rediss://127.0.0.1:5432",
+        command=("studies", "--storage", "redis://127.0.0.1:5432"),
+        server="postgres",
+    ),
 ]

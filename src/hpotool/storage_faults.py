@@ -15,15 +15,16 @@ from hpotool.storage_url import StorageFault, shown_url, storage_file
 
 def lost_connection(exc: BaseException) -> BaseException | None:
     """The database or Redis error behind `exc` when the storage stopped answering (its server went away,
-    the connection dropped, a write timed out), or None for any other error. Looks through the exceptions
-    that raised it (Optuna wraps a failed commit in `StorageInternalError`)."""
+    the connection dropped, a write timed out) or refuses every write (a Redis at its `maxmemory`, a Redis
+    replica: `redis_refusal`), or None for any other error. Looks through the exceptions that raised it
+    (Optuna wraps a failed commit in `StorageInternalError`)."""
     sa = sys.modules.get("sqlalchemy.exc")
     rd = sys.modules.get("redis.exceptions")
     kinds: tuple[type[BaseException], ...] = ()
     if sa is not None:
         kinds += (sa.OperationalError, sa.InterfaceError)
-    if rd is not None:
-        kinds += (rd.ConnectionError, rd.TimeoutError)
+    if rd is not None:  # and a Redis that answers, refusing every write: full, or a read-only replica
+        kinds += (rd.ConnectionError, rd.TimeoutError, rd.OutOfMemoryError, rd.ReadOnlyError)
     return next((link for link in chain(exc) if isinstance(link, kinds)), None)
 
 
@@ -58,8 +59,15 @@ def server_lost(exc: BaseException) -> HpoError | None:
     if cause is None or not OPENED_SERVERS:
         return None
     first = lost_cause(cause)
+    url = OPENED_SERVERS[-1]
+    refusal = redis_refusal(url, first)
+    if refusal is not None:
+        return StorageFault(
+            f"storage {shown_url(url)!r} refused to write ({first}): {refusal}; the study it holds is kept: "
+            f"once it writes again, run the same command"
+        )
     return StorageFault(
-        f"storage {shown_url(OPENED_SERVERS[-1])!r} stopped answering ({first}); the study it holds is kept: "
+        f"storage {shown_url(url)!r} stopped answering ({first}); the study it holds is kept: "
         f"once the server answers again, run the same command"
     )
 
@@ -84,13 +92,47 @@ _DRIVER_WRAPPING = re.compile(
 )
 
 
+# redis-py's words for a connection that failed: `Error 111 connecting to 127.0.0.1:6391. Connection refused.`
+# (the errno, then the socket's message, each followed by a full stop, `Error -2 connecting to host:6379. Name
+# or service not known.` for a name that does not resolve), and `Error while reading from 127.0.0.1:3306 :
+# (104, 'Connection reset by peer')` (the errno and message as a tuple); each said as libpq says it,
+# `connection to HOST:PORT failed: MESSAGE`, `reading from HOST:PORT failed: MESSAGE`.
+_REDIS_CONNECTING = re.compile(
+    r"(?:\w*Error: )?Error(?: -?\d+)? connecting to (?P<where>.+?)\.(?: (?P<said>.+?)\.?)?$"
+)
+_REDIS_READING = re.compile(
+    r"(?:\w*Error: )?Error while (?P<doing>reading from|writing to) (?P<where>.+?) ?: "
+    r"\((?:-?\d+, )?(?P<q>[\"'])(?P<said>.*?)(?P=q),?\)$"
+)
+
+
+# What redis-py puts before the server's words for a command of a pipeline (MULTI/EXEC) the server refused.
+_REDIS_PIPELINE = re.compile(r"Command # \d+ \(.*?\) of pipeline caused error: ")
+
+
+def _redis_words(error: str) -> str:
+    """`error` with redis-py's wording of a failed connection made plain (`_REDIS_CONNECTING`,
+    `_REDIS_READING`), and without its words around a pipeline's refused command (`_REDIS_PIPELINE`); any
+    other error as it is."""
+    error = _REDIS_PIPELINE.sub("", error)
+    found = _REDIS_CONNECTING.match(error)
+    if found:
+        said = found["said"]
+        return f"connection to {found['where']} failed" + (f": {said}" if said else "")
+    found = _REDIS_READING.match(error)
+    if found:
+        return f"{found['doing']} {found['where']} failed: {found['said']}"
+    return error
+
+
 def driver_words(error: str) -> str:
     """`error` (`lost_cause`'s line, the workers' `lost_causes`, or a storage's error that would not open)
     without the class names SQLAlchemy and the driver (sqlite3, psycopg, PyMySQL) put before the database's
     own words ("database is locked", "connection failed: ...", PyMySQL's message without its error number),
-    and with libpq's "FATAL:  " spacing made one space; any other error as it is."""
+    with libpq's "FATAL:  " spacing made one space, and redis-py's "Error 111 connecting to HOST:PORT.
+    Connection refused." said as libpq says it (`_redis_words`); any other error as it is."""
     said = _DRIVER_WRAPPING.sub(lambda found: found["said"] or "", error)
-    return re.sub(r"(?<=\S)  +(?=\S)", " ", said).strip()
+    return _redis_words(re.sub(r"(?<=\S)  +(?=\S)", " ", said).strip())
 
 
 def locked(url: str, error: str, then: str, *, doing: str = "write to it") -> HpoError | None:
@@ -140,7 +182,40 @@ def lost_cause(exc: BaseException) -> str:
         return silent
     cause = lost or exc
     text = str(cause).strip()
+    if text and type(cause).__module__.startswith("redis."):
+        # the server's words (or redis-py's for a connection) without redis-py's class name and full stop:
+        # "(ConnectionError: Connection closed by server.)" in the line `storage_lost` makes
+        return driver_words(text.splitlines()[0]).removesuffix(".")
     return driver_words(f"{type(cause).__name__}: {text.splitlines()[0]}") if text else type(cause).__name__
+
+
+def _redis_cli(url: str) -> str:
+    """The `redis-cli` command reaching the Redis server of `url` (its password left out)."""
+    from shlex import quote
+    from urllib.parse import unquote, urlsplit
+
+    parts = urlsplit(url)
+    if parts.scheme.lower() == "unix":
+        return f"redis-cli -s {quote(unquote(parts.path))}"
+    return f"redis-cli -h {parts.hostname or '127.0.0.1'} -p {parts.port or 6379}"
+
+
+def redis_refusal(url: str, error: str) -> str | None:
+    """What a Redis server that answers and refused a write (`error`: Redis's words, or the workers' causes)
+    needs before the command can run again, or None for any other error: its memory full (`OOM command not
+    allowed when used memory > 'maxmemory'`, with the policy noeviction, Redis's default), or a read-only
+    replica. Both printed a traceback and exit code 1, a trial's FAIL or the study's creation half written."""
+    if "when used memory > 'maxmemory'" in error:
+        return (
+            f"its Redis server is at its maxmemory: raise it ({_redis_cli(url)} CONFIG SET maxmemory 2gb) or "
+            f"free memory there (delete the journals no longer needed)"
+        )
+    if "write against a read only replica" in error:
+        return (
+            f"its Redis server is a read-only replica: give the URL of its primary (master_host and master_port "
+            f"in {_redis_cli(url)} INFO replication)"
+        )
+    return None
 
 
 def storage_lost(url: str, exc: BaseException | str, *, left_running: bool = True) -> HpoError:
@@ -162,13 +237,20 @@ def storage_lost(url: str, exc: BaseException | str, *, left_running: bool = Tru
     held = locked(url, first, f"then run the same command to resume: {resume}")
     if held is not None:
         return held
+    refusal = redis_refusal(url, first)
+    did = (
+        f"refused to write during the study ({first}): {refusal}"
+        if refusal
+        else f"stopped answering during the study ({first})"
+    )
+    once = "Once it writes again," if refusal else "Once it answers again,"
     if not left_running:
         return StorageFault(
-            f"storage {shown_url(url)!r} stopped answering during the study ({first}); the trials it holds are "
-            f"kept, and {resume}. Once it answers again, run the same command to resume"
+            f"storage {shown_url(url)!r} {did}; the trials it holds are kept, and {resume}. {once} run the same "
+            f"command to resume"
         )
     return StorageFault(
-        f"storage {shown_url(url)!r} stopped answering during the study ({first}); the trials it holds are "
-        f"kept, and those that were running stay RUNNING there. Once it answers again, run the same command to "
-        f"resume: it marks them FAIL ('worker died') and runs their parameters again"
+        f"storage {shown_url(url)!r} {did}; the trials it holds are kept, and those that were running stay "
+        f"RUNNING there. {once} run the same command to resume: it marks them FAIL ('worker died') and runs "
+        f"their parameters again"
     )

@@ -8,7 +8,7 @@ from pathlib import Path
 from typing import Any
 
 from hpotool.errors import HpoError
-from hpotool.storage_url import shown_url
+from hpotool.storage_url import redis_url_with_db, shown_url
 
 
 def refuse_a_redis_name(url: str) -> None:
@@ -21,26 +21,43 @@ def refuse_a_redis_name(url: str) -> None:
     """
     from urllib.parse import parse_qsl, unquote, urlencode, urlsplit, urlunsplit
 
-    if url.startswith("unix://"):
-        return
     parts = urlsplit(url)
-    name = unquote(parts.path).strip("/")
+    query = parse_qsl(parts.query, keep_blank_values=True)
+    given = next((v for k, v in query if k == "db"), None)  # redis-py reads the first, before the path
+    if given is not None:
+        where, name = "?db=", given.strip()
+        rest = [(k, v) for k, v in query if k != "db"]
+    elif url.startswith("unix://"):  # its path is the socket's
+        return
+    else:
+        where, name, rest = "path", unquote(parts.path).strip("/"), query
     if not name or name.isdigit():
         return
-    query = parse_qsl(parts.query)
-    named = any(k == "prefix" for k, _ in query)
+    if name.startswith("-") and name[1:].isdigit():  # redis-py sends SELECT -1: "DB index is out of range"
+        fixed = redis_url_with_db(url, 0)
+        raise HpoError(
+            f"storage {shown_url(url)!r}: a Redis URL's database number counts from 0 (16 databases unless "
+            f"the server is configured otherwise), not {name}; write {shown_url(fixed)}"
+        )
+    named = any(k == "prefix" for k, _ in rest)
+    path = parts.path if where == "?db=" else ""
     fixed = urlunsplit(
-        parts._replace(path="", query=urlencode(query if named else [*query, ("prefix", name)]))
+        parts._replace(path=path, query=urlencode(rest if named else [*rest, ("prefix", name)]))
     )
+    if not parts.netloc:  # `unix:///path`, `redis:///x`: urlunsplit dropped the `//`
+        fixed = fixed.replace(":", "://", 1) if not fixed.split(":", 1)[1].startswith("//") else fixed
     fix = "write" if named else "to keep this study's journal apart write"
     raise HpoError(
-        f"storage {shown_url(url)!r}: a Redis URL's path is a database number (0, 1, ...), not a name; "
+        f"storage {shown_url(url)!r}: a Redis URL's {where} is a database number (0, 1, ...), not a name; "
         f"{fix} {shown_url(fixed)}"
     )
 
 
 # What Redis answers `AUTH PASSWORD` where its default user has no password (Redis 6 and later; before 6).
 _NO_PASSWORD_SET = ("called without any password configured", "no password is set")
+# What Redis answers a client that gives no password where its default user has one (redis-py's `HELLO 3`;
+# any command over RESP2, `?protocol=2`; Redis before 6: "NOAUTH Authentication required.").
+_PASSWORD_WANTED = ("HELLO must be called with the client already authenticated", "Authentication required")
 
 
 def ping_redis(url: str, client: Any) -> None:
@@ -64,6 +81,15 @@ def ping_redis(url: str, client: Any) -> None:
         if password and unquote(parts.username or "default") == "default":
             client.auth(password)  # what the server says to the password alone: refused where it has none
     except redis.exceptions.AuthenticationError as exc:
+        if not password and any(text in str(exc) for text in _PASSWORD_WANTED):
+            # redis-py's HELLO 3 met Redis's long refusal ("HELLO must be called with the client already
+            # authenticated, otherwise the HELLO AUTH <user> <pass> option can be used ..."), naming no fix
+            user, _, host = parts.netloc.rpartition("@")
+            with_one = urlunsplit(parts._replace(netloc=f"{user}:PASSWORD@{host}"))
+            raise HpoError(
+                f"storage {shown_url(url)!r}: its Redis server asks for a password, and the URL gives none; "
+                f"write it in the URL: {with_one} (USER:PASSWORD@ for a user of its ACL)"
+            ) from None
         if not password or not any(text in str(exc) for text in _NO_PASSWORD_SET):
             raise
         without = urlunsplit(parts._replace(netloc=parts.netloc.rpartition("@")[2]))
@@ -161,6 +187,10 @@ def open_hint(url: str, error: str) -> str:
         host, port, user = parts.hostname or "localhost", parts.port, unquote(parts.username or "")
     except ValueError:
         return ""
+    if parts.scheme.lower() in ("redis", "rediss", "unix"):
+        said = _redis_open_hint(url, error)
+        if said:
+            return said
     database = unquote(parts.path.lstrip("/"))
     missing = re.search(r"database \"([^\"]+)\" does not exist|Unknown database '([^']+)'", error)
     if missing:
@@ -195,6 +225,58 @@ def open_hint(url: str, error: str) -> str:
         return f"; is the server running on {where}? check the host and port in the URL"
     if "db index is out of range" in lowered:
         return "; Redis numbers its databases from 0 (16 of them unless configured): redis://host:6379/0"
+    return ""
+
+
+def _redis_open_hint(url: str, error: str) -> str:
+    """What to do about a Redis storage that refused to open, where its error says more than a server to
+    start ("" otherwise; `open_hint` then gives the hint of every server): a `unix://` socket that is not
+    there, a server at the port that is not a Redis taking plain connections, an ACL user that may not use
+    the journal's keys, a query value redis-py cannot read."""
+    import re
+    from urllib.parse import unquote, urlsplit
+
+    from hpotool.storage_url import redis_prefix
+
+    parts = urlsplit(url)
+    lowered = error.lower()
+    if parts.scheme.lower() == "unix" and any(word in lowered for word in ("no such file", "refused")):
+        return (
+            f"; is the Redis server running, listening on the socket {unquote(parts.path)}? check the "
+            f"socket's path in the URL (the server's unixsocket setting)"
+        )
+    where = f"{parts.hostname or 'localhost'}:{parts.port or 6379}"
+    if "connection closed by server" in lowered or "connection reset by peer" in lowered:
+        # what a PostgreSQL or MySQL server does with Redis's first command, and a Redis that takes TLS alone
+        tls = (
+            ""
+            if parts.scheme.lower() == "rediss"
+            else f", or, for a Redis that takes TLS connections alone, rediss://{where}"
+        )
+        return (
+            f"; is the server on {where} a Redis server (its default port is 6379)? check the host and port in "
+            f"the URL{tls}"
+        )
+    if "no permissions to access" in lowered:  # an ACL user whose key patterns leave out this journal's
+        user = unquote(parts.username or "default")
+        prefix = redis_prefix(url)[2]
+        keys = f"{prefix}:*" if prefix else "log_number, log:*, as the URL gives no ?prefix="
+        return (
+            f"; the Redis user {user} may not use this journal's keys ({keys}): give the ?prefix= its key "
+            f"patterns allow (redis-cli ACL GETUSER {user} lists them), or have them widened"
+        )
+    if "no permissions to run" in lowered:
+        user = unquote(parts.username or "default")
+        return (
+            f"; the Redis user {user} may not run a command hpotool needs: have its ACL allow them (redis-cli "
+            f"ACL SETUSER {user} +@read +@write +@keyspace +@transaction +@connection)"
+        )
+    invalid = re.search(r"Invalid value for '(\w+)' in connection URL", error)
+    if invalid:
+        name = invalid.group(1)
+        return f"; correct or leave out ?{name}= in the URL: redis-py could not read its value"
+    if "protocol must be" in lowered:
+        return "; write ?protocol=3 (or 2), or leave it out"
     return ""
 
 
