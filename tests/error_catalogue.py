@@ -3708,4 +3708,16 @@ CASES = [
         "error: --storage: 'mysql+pymysql://root@127.0.0.1:1/test': cannot open it: Can't connect to MySQL server on '127.0.0.1' ([Errno 111] Connection refused); is the server running on 127.0.0.1:1? check the host and port in the URL",
         args=("--storage", "mysql+pymysql://root@127.0.0.1:1/test"),
     ),
+    Case(
+        "data-a-dataframe-alone",
+        "a dataset function returning one pandas DataFrame, its target a column of it; before: 'got DataFrame, "
+        "which has __len__ and __getitem__ but is no torch.utils.data.Dataset: make its class a subclass of "
+        "torch.utils.data.Dataset', which no DataFrame can",
+        "error: run.yaml: data: 'table_data:load' returned data hpotool cannot train on: a dataset function must return hpotool.datasets.Dataset, an (x, y) pair or a torch Dataset of (x, y) samples, got a pandas DataFrame alone (columns \"age\", \"bmi\", \"target\"); return its inputs and its target as an (x, y) pair: return df.drop(columns=[\"target\"]), df[\"target\"]",
+        run={"data": {"name": "table_data:load"}},
+        files={
+            "table_data.py": "import pandas as pd\n\n\ndef load():\n"
+            "    return pd.DataFrame({'age': [float(i) for i in range(20)], 'bmi': [1.0] * 20, 'target': [0.5] * 20})\n"
+        },
+    ),
 ]

@@ -5,6 +5,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import pandas as pd
 import pytest
 import torch
 
@@ -486,6 +487,33 @@ def test_a_plain_loss_function_trains_as_its_class_does() -> None:
             _DuckSamples(),
             r"samples, got _DuckSamples, which has __len__ and __getitem__ but is no torch.utils.data.Dataset: make its "
             r"class a subclass of torch.utils.data.Dataset, or return an \(x, y\) pair$",
+        ),
+        # one array returned alone (y forgotten, or x and y in one table): the line told an ndarray, a tensor or
+        # a DataFrame to subclass torch.utils.data.Dataset
+        (
+            np.zeros((6, 3)),
+            r"samples, got a numpy array alone, shaped \(6, 3\): return the inputs and the targets as an \(x, y\) "
+            r"pair \(return x, y\); a table whose last column is the target: return a\[:, :-1\], a\[:, -1\]$",
+        ),
+        (
+            torch.zeros(6),
+            r"samples, got a tensor alone, of 6 values: return the inputs and the targets as an \(x, y\) pair "
+            r"\(return x, y\)$",
+        ),
+        (
+            pd.DataFrame({"age": [1.0, 2.0], "bmi": [3.0, 4.0], "Target": [0.5, 0.6]}),
+            r'samples, got a pandas DataFrame alone \(columns "age", "bmi", "Target"\); return its inputs and its '
+            r'target as an \(x, y\) pair: return df.drop\(columns=\["Target"\]\), df\["Target"\]$',
+        ),
+        (
+            pd.DataFrame({"a": [1.0, 2.0], "b": [3.0, 4.0]}),
+            r'got a pandas DataFrame alone \(columns "a", "b"\); .*: return '
+            r'df.drop\(columns=\["<target column>"\]\), df\["<target column>"\]$',
+        ),
+        (
+            pd.Series([1.0, 2.0, 3.0]),
+            r"samples, got a pandas Series alone \(3 values\): return the inputs and the targets as an \(x, y\) "
+            r"pair \(return x, y\)$",
         ),
         # a training and a validation split, as a script keeps them: numpy's "setting an array element with a
         # sequence ... inhomogeneous shape", or torch's for two Datasets, said nothing of what was returned
