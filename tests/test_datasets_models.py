@@ -429,7 +429,18 @@ def test_a_plain_loss_function_trains_as_its_class_does() -> None:
         ((torch.zeros(4, 2), torch.tensor([2, 2, 2, 2])), r"a single class \(2\)"),
         ((torch.zeros(4, 2), np.array(["cat", "dog", "cat", "dog"])), "y holds text labels such as 'cat'"),
         ((np.array([["a", 1]], dtype=object), np.array([0])), "x holds str values such as 'a', not numbers"),
-        ((torch.zeros(3, 2), torch.zeros(4)), r"x and y differ in length: 3 != 4"),
+        ((torch.zeros(3, 2), torch.zeros(4)), r"x and y differ in length: 3 != 4$"),
+        # samples as columns (np.vstack of the features, a y of shape (1, n)): the two lengths alone
+        (
+            (np.zeros((6, 3)), np.zeros((1, 6))),
+            r"x and y differ in length: 6 != 1; y is shaped \(1, 6\), its 6 samples as columns: give one row per "
+            r"sample, y.T or y.ravel\(\)$",
+        ),
+        (
+            (np.zeros((3, 6)), np.zeros(6)),
+            r"x and y differ in length: 3 != 6; x is shaped \(3, 6\), its 6 samples as columns: give one row per "
+            r"sample, x.T$",
+        ),
         # complex numbers: x was cast to float32, dropping the imaginary parts with only torch's warning
         (
             (torch.zeros(4, 2, dtype=torch.complex64), torch.tensor([0, 1, 0, 1])),

@@ -63,6 +63,20 @@ def _check_task(task: str) -> None:
         raise DataError(f"task is {task!r}{near}; use 'classification', 'regression' or 'multilabel'")
 
 
+def _transposed(x: torch.Tensor, y: torch.Tensor) -> str:
+    """Where x and y differ in length because one holds its samples as columns (`np.vstack` of the features,
+    or y shaped `(1, n)`): which one to transpose; empty where neither does. The line gave the two lengths
+    alone, `200 != 1`, which did not say that y held all 200 samples."""
+    for name, a, other in (("y", y, x), ("x", x, y)):
+        if a.ndim == 2 and a.shape[1] == other.shape[0]:
+            flat = f" or {name}.ravel()" if name == "y" and a.shape[0] == 1 else ""
+            return (
+                f"; {name} is shaped {tuple(a.shape)}, its {other.shape[0]} samples as columns: give one row per "
+                f"sample, {name}.T{flat}"
+            )
+    return ""
+
+
 def _checked_inputs(x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
     """`x` as one row per sample (a 1-D x is one feature each), once x and y hold as many samples, at least
     one, and x holds no NaN or infinite value."""
@@ -71,7 +85,7 @@ def _checked_inputs(x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
             f"x and y must hold one row per sample; got shapes {tuple(x.shape)} and {tuple(y.shape)}"
         )
     if x.shape[0] != y.shape[0]:
-        raise DataError(f"x and y differ in length: {x.shape[0]} != {y.shape[0]}")
+        raise DataError(f"x and y differ in length: {x.shape[0]} != {y.shape[0]}{_transposed(x, y)}")
     if x.shape[0] == 0:
         raise DataError("the dataset is empty (0 samples)")
     if x.ndim == 1:
