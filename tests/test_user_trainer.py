@@ -497,8 +497,15 @@ def test_reporting_a_bare_number_fails_the_trial_saying_how_to_report(
     [
         (
             "forgets_to_return",
-            "error: training failed: tests.trainers:forgets_to_return returned None (no return statement?); it must return a dict "
-            "of final metrics, such as {'val_loss': 0.5}",
+            "error: training failed: tests.trainers:forgets_to_return returned None (no return statement?) after "
+            "reporting 1 epoch; it must return a dict of final metrics, such as its last report's, {'val_loss': 0.5} "
+            "(the values given to report() do not count)",
+        ),
+        (  # before: shown {'val_loss': 0.5} to return, not the metric it measures
+            "reports_its_metric_and_forgets_to_return",
+            "error: training failed: tests.trainers:reports_its_metric_and_forgets_to_return returned None (no "
+            "return statement?) after reporting 2 epochs; it must return a dict of final metrics, such as its last "
+            "report's, {'val_r2': 0.3125, 'val_loss': 1.25} (the values given to report() do not count)",
         ),
         (
             "returns_text",

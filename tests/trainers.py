@@ -104,6 +104,12 @@ def forgets_to_return(report: Report) -> None:
     report(0, {"val_loss": 0.5})
 
 
+def reports_its_metric_and_forgets_to_return(report: Report) -> None:
+    """Reports a metric of its own each epoch, then returns nothing: the final metrics are missing."""
+    report(0, {"val_r2": 0.25, "val_loss": 1.5})
+    report(1, {"val_r2": 0.3125, "val_loss": 1.25})
+
+
 def reports_an_array(report: Report) -> dict[str, float]:
     """Reports a metric as a one-element array of one dimension, as `np.mean(x, axis=0)` gives."""
     import numpy as np

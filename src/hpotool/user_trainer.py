@@ -45,7 +45,7 @@ def run_user_trainer(
     metrics = _call_refusing_exit(fn, cfg, offered, lambda: bool(rows or stopped))
     if stopped:  # the function caught what report raised and carried on
         raise stopped[0]
-    final = _final_metrics(cfg.trainer.function, metrics)
+    final = _final_metrics(cfg.trainer.function, metrics, rows)
     if rows and "epoch_time" not in final:
         final["epoch_time"] = sum(r["epoch_time"] for r in rows) / len(rows)
     return final
@@ -178,16 +178,23 @@ def _call_refusing_exit(
     return result
 
 
-def _final_metrics(function: str, metrics: Any) -> dict[str, float]:
+def _final_metrics(function: str, metrics: Any, rows: list[dict[str, float]]) -> dict[str, float]:
     """What `function` returned, checked to be a dict of numbers, each value as a float.
 
     Raises:
-        TrainerOutputError: for anything else, naming what it returned.
+        TrainerOutputError: for anything else, naming what it returned, and what it reported last (`rows`):
+            a function that reported its `val_r2` each epoch and returned nothing was shown
+            `{'val_loss': 0.5}` as the dict to return, a metric it had never measured.
     """
     if not isinstance(metrics, dict):
         raise TrainerOutputError(
-            f"{function} returned {returned_kind(metrics)}; it must return a dict of final metrics, "
-            f"such as {{'val_loss': 0.5}}"
+            f"{function} returned {returned_kind(metrics)}{_last_report(rows)}; it must return a dict of final "
+            f"metrics, such as "
+            + (
+                f"its last report's, {_reported_dict(rows[-1])} (the values given to report() do not count)"
+                if rows
+                else "{'val_loss': 0.5}"
+            )
         )
     final = {}
     for k, v in metrics.items():
@@ -198,6 +205,17 @@ def _final_metrics(function: str, metrics: Any) -> dict[str, float]:
                 f"{function} returned {k!r}: {v!r}, which is not a number; return numbers only"
             ) from None
     return final
+
+
+def _last_report(rows: list[dict[str, float]]) -> str:
+    """How many epochs the function reported before it returned (`_final_metrics`); empty for none."""
+    return f" after reporting {len(rows)} epoch{'s' if len(rows) != 1 else ''}" if rows else ""
+
+
+def _reported_dict(row: dict[str, float]) -> str:
+    """The metrics of a history row as the dict the function gave report(), each to 4 significant digits."""
+    shown = {k: v for k, v in row.items() if k not in ("epoch", "epoch_time", "lr")}
+    return "{" + ", ".join(f"{k!r}: {v:.4g}" for k, v in shown.items()) + "}"
 
 
 def _call(
