@@ -2738,7 +2738,7 @@ CASES = [
     Case(
         "float64-x",
         "a Dataset object whose x is float64 (kept as it is) for a float32 model",
-        "error: run.yaml: model: RuntimeError: mat1 and mat2 must have the same dtype, but got Double and Float; the data's x is float64 and the model's parameters float32: give x as float32 in the dataset function (x.float())",
+        "error: run.yaml: model: RuntimeError: mat1 and mat2 must have the same dtype, but got Double and Float; the data's x is float64 and the model's parameters float32: give x as float32 in the dataset function (x.float(); a numpy array: x.astype(np.float32))",
         run={"data": {"name": "tests.helpers:float64_dataset"}},
         optimize={"metric": "val_loss", "direction": "minimize"},
     ),

@@ -1321,8 +1321,22 @@ def test_a_float64_x_kept_by_a_dataset_object_is_named_as_the_cause_of_the_model
     assert said.startswith("run.yaml: model: RuntimeError: ")
     assert said.endswith(
         "; the data's x is float64 and the model's parameters float32: give x as float32 in the dataset "
-        "function (x.float())"
+        "function (x.float(); a numpy array: x.astype(np.float32))"
     )
+
+
+def test_a_dataset_object_of_numpy_arrays_and_pandas_objects_is_checked_as_a_pair_of_them_is() -> None:
+    """`Dataset(x, y, task)` of numpy arrays (scikit-learn's) failed with "AttributeError: 'numpy.ndarray'
+    object has no attribute 'detach'", though an (x, y) pair of them trains; their types are kept, as a
+    tensor's are."""
+    x = np.arange(12, dtype=np.int64).reshape(6, 2)
+    ds = as_dataset(Dataset(x, np.array([0, 1, 2, 0, 1, 2]), "classification"))  # type: ignore[arg-type]
+    assert ds.x.dtype == torch.int64 and ds.y.tolist() == [0, 1, 2, 0, 1, 2] and ds.n_classes == 3
+    frame = pd.DataFrame({"a": [0.5, 1.5, 2.5], "b": [1.0, 2.0, 3.0]})
+    ds = as_dataset(Dataset(frame, pd.Series([0.1, 0.2, 0.3]), "regression"))  # type: ignore[arg-type]
+    assert ds.x.dtype == torch.float64 and ds.y.shape == (3, 1) and ds.y.dtype == torch.float64
+    with pytest.raises(DataError, match="y holds text labels such as 'cat'"):
+        as_dataset(Dataset(x[:2], np.array(["cat", "dog"]), "classification"))  # type: ignore[arg-type]
 
 
 @pytest.mark.parametrize("model", ["mlp", "cnn"])

@@ -8,6 +8,7 @@ from typing import Literal
 
 import torch
 
+from hpotool.data_arrays import as_tensor
 from hpotool.datasets import DataError, Dataset, Task
 from hpotool.formatting import counted
 from hpotool.near_names import did_you_mean
@@ -45,7 +46,9 @@ def check_dataset(ds: Dataset) -> Dataset:
     _check_task(ds.task)
     # Data, not part of a graph: features a user's torch encoder computed without torch.no_grad() passed
     # the one-step check, then failed every trial's second step ("backward through the graph a second time").
-    x, y = ds.x.detach(), ds.y.detach()
+    # numpy arrays, pandas objects or lists given to Dataset(x, y, task) as to an (x, y) pair, their types kept:
+    # they failed with "'numpy.ndarray' object has no attribute 'detach'"
+    x, y = as_tensor(ds.x, "x").detach(), as_tensor(ds.y, "y").detach()
     not_complex(x, y)
     x = _checked_inputs(x, y)
     if ds.task != "classification":

@@ -168,7 +168,7 @@ def _dtype_fix(exc: Exception, model: nn.Module, x: torch.Tensor, task: str) -> 
         return None
     x_type, p_type = (str(t).removeprefix("torch.") for t in (x.dtype, next(iter(dtypes))))
     if x.is_floating_point() and p_type == "float32":  # float64 from numpy, kept by a Dataset
-        fix = "give x as float32 in the dataset function (x.float())"
+        fix = "give x as float32 in the dataset function (x.float(); a numpy array: x.astype(np.float32))"
     elif x.is_floating_point() and p_type == str(torch.get_default_dtype()).removeprefix("torch."):
         # torch.set_default_dtype(torch.float64) in the user's module: the model called no .double()
         fix = (
