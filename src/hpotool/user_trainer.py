@@ -17,6 +17,8 @@ import time
 from collections.abc import Callable
 from typing import Any
 
+from pydantic import BaseModel
+
 from hpotool.config import RunConfig
 from hpotool.config_fields import INT32_MAX
 from hpotool.epoch import EpochResult, NonFiniteLossError
@@ -157,6 +159,11 @@ def _call_refusing_exit(
     try:
         with chdir_undone(os.getcwd()) as moved:
             result = _call(fn, pick_kwargs(fn, offered), _named_trainer_keys(fn, cfg), reported)
+    except (AttributeError, TypeError) as exc:
+        fix = _config_read_wrongly(exc, offered["config"], cfg)
+        if fix is None:
+            raise
+        raise mark_broken_contract(type(exc)(f"{exc}; {fix}")).with_traceback(exc.__traceback__) from None
     except SystemExit as exc:  # it would end hpotool, leaving the trial RUNNING and the study without a word
         raise mark_broken_contract(
             RuntimeError(
@@ -176,6 +183,45 @@ def _call_refusing_exit(
             )
         )
     return result
+
+
+def _config_read_wrongly(exc: BaseException, config: dict[str, Any], cfg: RunConfig) -> str | None:
+    """How to read the run config where the function read `config`, a plain dict, by attribute
+    (`config.optimizer.lr`), or `run_config`, the RunConfig, by key (`run_config["optimizer"]`); None for
+    another error. Each trial failed alike with Python's "'dict' object has no attribute 'optimizer'" or
+    "'RunConfig' object is not subscriptable", until 5 in a row stopped the study, exit code 1."""
+    if isinstance(exc, AttributeError) and isinstance(getattr(exc, "obj", None), dict) and exc.name:
+        path = _dict_path(config, exc.obj)
+        if path is None:
+            return None
+        keys = "".join(f"[{k!r}]" for k in (*path, exc.name))
+        return (
+            f"config is the run config as a plain dict: read config{keys}, or take run_config, the "
+            f"RunConfig, and read run_config.{'.'.join((*path, exc.name))}"
+        )
+    sections = {type(cfg).__name__} | {
+        type(value).__name__
+        for name in type(cfg).model_fields
+        if isinstance(value := getattr(cfg, name), BaseModel)
+    }
+    found = re.fullmatch(r"'(\w+)' object is not subscriptable", str(exc))
+    if isinstance(exc, TypeError) and found is not None and found.group(1) in sections:
+        return (
+            "run_config is the RunConfig, read by attribute (run_config.optimizer.lr, run_config.trainer.width); "
+            "config is the same run config as a plain dict, read by key (config['optimizer']['lr'])"
+        )
+    return None
+
+
+def _dict_path(config: dict[str, Any], obj: dict[Any, Any]) -> tuple[str, ...] | None:
+    """The keys that lead from `config` to `obj`, the dict an attribute was read from (itself, or a copy of
+    it); None where `obj` is no part of the config."""
+    if obj is config or (obj and obj == config):
+        return ()
+    for key, value in config.items():
+        if isinstance(value, dict) and (path := _dict_path(value, obj)) is not None:
+            return (str(key), *path)
+    return None
 
 
 def _final_metrics(function: str, metrics: Any, rows: list[dict[str, float]]) -> dict[str, float]:
