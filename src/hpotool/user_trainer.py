@@ -190,8 +190,9 @@ def _config_read_wrongly(exc: BaseException, config: dict[str, Any], cfg: RunCon
     (`config.optimizer.lr`), or `run_config`, the RunConfig, by key (`run_config["optimizer"]`); None for
     another error. Each trial failed alike with Python's "'dict' object has no attribute 'optimizer'" or
     "'RunConfig' object is not subscriptable", until 5 in a row stopped the study, exit code 1."""
-    if isinstance(exc, AttributeError) and isinstance(getattr(exc, "obj", None), dict) and exc.name:
-        path = _dict_path(config, exc.obj)
+    read = getattr(exc, "obj", None)  # what the attribute was read from
+    if isinstance(exc, AttributeError) and isinstance(read, dict) and exc.name:
+        path = _dict_path(config, read)
         if path is None:
             return None
         keys = "".join(f"[{k!r}]" for k in (*path, exc.name))
