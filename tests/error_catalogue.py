@@ -3739,4 +3739,12 @@ CASES = [
             "    def forward(self, x):\n        return self.f(x)\n",
         },
     ),
+    Case(
+        "loss-function-of-the-prediction-alone",
+        "a loss function of the user's taking the prediction alone, def penalty(pred); before: read as a "
+        "factory, 'requires 'pred', which the config does not set; add pred: ... under loss:'",
+        "error: run.yaml: loss: loss 'one_input_loss:penalty' takes 'pred' alone; hpotool calls a loss function with the model's output and the targets, loss(prediction, target): take both (def penalty(pred, target))",
+        run={"loss": {"name": "one_input_loss:penalty"}},
+        files={"one_input_loss.py": "def penalty(pred):\n    return (pred**2).mean()\n"},
+    ),
 ]
