@@ -127,8 +127,10 @@ def _refuse_a_model_argument(
         )
 
 
-_PREDICTION_NAMES = ("pred", "preds", "prediction", "predictions", "output", "outputs", "logits", "input")
-_PREDICTION_NAMES += ("y_pred", "yhat", "y_hat", "out", "scores")
+_PREDICTION_NAMES = (
+    *("pred", "preds", "prediction", "predictions", "output", "outputs", "logits", "input"),
+    *("y_pred", "yhat", "y_hat", "out", "scores"),
+)
 _TARGET_NAMES = ("target", "targets", "y", "y_true", "label", "labels", "truth")
 
 
