@@ -2738,7 +2738,7 @@ CASES = [
     Case(
         "float64-x",
         "a Dataset object whose x is float64 (kept as it is) for a float32 model",
-        "error: run.yaml: model: RuntimeError: mat1 and mat2 must have the same dtype, but got Double and Float; the data's x is float64 and the model's parameters float32: give x as float32 in the dataset function (x.float())",
+        "error: run.yaml: model: RuntimeError: mat1 and mat2 must have the same dtype, but got Double and Float; the data's x is float64 and the model's parameters float32: give x as float32 in the dataset function (x.float(); a numpy array: x.astype(np.float32))",
         run={"data": {"name": "tests.helpers:float64_dataset"}},
         optimize={"metric": "val_loss", "direction": "minimize"},
     ),
@@ -3772,5 +3772,44 @@ CASES = [
         "error: --storage: 'redis://127.0.0.1:5432': cannot open it: Connection closed by server; is the server on 127.0.0.1:5432 a Redis server (its default port is 6379)? check the host and port in the URL, or, for a Redis that takes TLS connections alone, rediss://127.0.0.1:5432",
         command=("studies", "--storage", "redis://127.0.0.1:5432"),
         server="postgres",
+    ),
+    Case(
+        "data-a-dataframe-alone",
+        "a dataset function returning one pandas DataFrame, its target a column of it; before: 'got DataFrame, "
+        "which has __len__ and __getitem__ but is no torch.utils.data.Dataset: make its class a subclass of "
+        "torch.utils.data.Dataset', which no DataFrame can",
+        'error: run.yaml: data: \'table_data:load\' returned data hpotool cannot train on: a dataset function must return hpotool.datasets.Dataset, an (x, y) pair or a torch Dataset of (x, y) samples, got a pandas DataFrame alone (columns "age", "bmi", "target"); return its inputs and its target as an (x, y) pair: return df.drop(columns=["target"]), df["target"]',
+        run={"data": {"name": "table_data:load"}},
+        files={
+            "table_data.py": "import pandas as pd\n\n\ndef load():\n"
+            "    return pd.DataFrame({'age': [float(i) for i in range(20)], 'bmi': [1.0] * 20, 'target': [0.5] * 20})\n"
+        },
+    ),
+    Case(
+        "model-input-size-fixed-in-its-code",
+        "a model of the user's whose first layer takes 7 features written in its code, asking for no in_features, "
+        "on data of 4 features; before: torch's 'mat1 and mat2 shapes cannot be multiplied' alone, not the data's "
+        "size nor that hpotool passes it to a model that asks",
+        "error: run.yaml: model: RuntimeError: mat1 and mat2 shapes cannot be multiplied (8x4 and 7x16) (at fixed_input.py:10 in forward); each sample of the data's x has 4 features, and the model's linear layer that met them takes 7: fixed_input:Net takes no in_features, so its input size is fixed in its code: take in_features as an argument for its first layer (nn.Linear(in_features, ...)), which hpotool sets to 4 from the data",
+        run={"data": {"name": "four_features:load"}, "model": {"name": "fixed_input:Net"}},
+        optimize={"search_space": {LR: {"type": "float", "low": 1e-3, "high": 1e-1, "log": True}}},
+        files={
+            "four_features.py": "import torch\n\n\ndef load():\n"
+            "    g = torch.Generator().manual_seed(0)\n"
+            "    return torch.randn(60, 4, generator=g), torch.arange(60) % 3\n",
+            "fixed_input.py": "from torch import nn\n\n\nclass Net(nn.Module):\n"
+            "    def __init__(self, out_features):\n"
+            "        super().__init__()\n"
+            "        self.f = nn.Sequential(nn.Linear(7, 16), nn.ReLU(), nn.Linear(16, out_features))\n\n"
+            "    def forward(self, x):\n        return self.f(x)\n",
+        },
+    ),
+    Case(
+        "loss-function-of-the-prediction-alone",
+        "a loss function of the user's taking the prediction alone, def penalty(pred); before: read as a "
+        "factory, 'requires 'pred', which the config does not set; add pred: ... under loss:'",
+        "error: run.yaml: loss: loss 'one_input_loss:penalty' takes 'pred' alone; hpotool calls a loss function with the model's output and the targets, loss(prediction, target): take both (def penalty(pred, target))",
+        run={"loss": {"name": "one_input_loss:penalty"}},
+        files={"one_input_loss.py": "def penalty(pred):\n    return (pred**2).mean()\n"},
     ),
 ]

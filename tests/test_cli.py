@@ -1070,6 +1070,27 @@ def test_train_notes_labels_that_skip_class_ids_as_optimize_does(tmp_path: Path,
     assert "note:" not in _ok("train", "--run-config", str(digits), "--out", str(tmp_path / "d")).stderr
 
 
+def test_class_labels_stored_as_floats_are_noted_before_they_train_as_a_regression(
+    tmp_path: Path, run_dict: dict
+) -> None:
+    """0/1 labels stored as floats (np.loadtxt's, pandas' beside NaN) with loss auto trained as a regression,
+    reporting val_rmse, without a word; bce_with_logits reads them as two classes, and is not noted."""
+    data = {"name": "tests.helpers:labels_read_as_floats"}
+    run = write_yaml(tmp_path / "r.yaml", {**run_dict, "data": data})
+    result = _ok("train", "--run-config", str(run), "--out", str(tmp_path / "run"))
+    assert (
+        "note: data: y of tests.helpers:labels_read_as_floats holds only the whole numbers 0..1 as floats, which "
+        "make a regression task (val_rmse, val_mae); if they are class labels, give y as integers "
+        "(y.astype(np.int64), a tensor's y.long()) for a classification" in " ".join(result.stderr.split())
+    )
+    binary = write_yaml(tmp_path / "b.yaml", {**run_dict, "data": data, "loss": {"name": "bce_with_logits"}})
+    assert "note:" not in _ok("train", "--run-config", str(binary), "--out", str(tmp_path / "b")).stderr
+    regression = write_yaml(
+        tmp_path / "g.yaml", {**run_dict, "data": {"name": "regression", "n_samples": 200}}
+    )
+    assert "note:" not in _ok("train", "--run-config", str(regression), "--out", str(tmp_path / "g")).stderr
+
+
 def test_the_dry_run_of_a_complete_grid_says_nothing_would_run(
     tmp_path: Path, run_dict: dict, opt_dict: dict
 ) -> None:

@@ -5,6 +5,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import pandas as pd
 import pytest
 import torch
 
@@ -428,7 +429,18 @@ def test_a_plain_loss_function_trains_as_its_class_does() -> None:
         ((torch.zeros(4, 2), torch.tensor([2, 2, 2, 2])), r"a single class \(2\)"),
         ((torch.zeros(4, 2), np.array(["cat", "dog", "cat", "dog"])), "y holds text labels such as 'cat'"),
         ((np.array([["a", 1]], dtype=object), np.array([0])), "x holds str values such as 'a', not numbers"),
-        ((torch.zeros(3, 2), torch.zeros(4)), r"x and y differ in length: 3 != 4"),
+        ((torch.zeros(3, 2), torch.zeros(4)), r"x and y differ in length: 3 != 4$"),
+        # samples as columns (np.vstack of the features, a y of shape (1, n)): the two lengths alone
+        (
+            (np.zeros((6, 3)), np.zeros((1, 6))),
+            r"x and y differ in length: 6 != 1; y is shaped \(1, 6\), its 6 samples as columns: give one row per "
+            r"sample, y.T or y.ravel\(\)$",
+        ),
+        (
+            (np.zeros((3, 6)), np.zeros(6)),
+            r"x and y differ in length: 3 != 6; x is shaped \(3, 6\), its 6 samples as columns: give one row per "
+            r"sample, x.T$",
+        ),
         # complex numbers: x was cast to float32, dropping the imaginary parts with only torch's warning
         (
             (torch.zeros(4, 2, dtype=torch.complex64), torch.tensor([0, 1, 0, 1])),
@@ -486,6 +498,33 @@ def test_a_plain_loss_function_trains_as_its_class_does() -> None:
             _DuckSamples(),
             r"samples, got _DuckSamples, which has __len__ and __getitem__ but is no torch.utils.data.Dataset: make its "
             r"class a subclass of torch.utils.data.Dataset, or return an \(x, y\) pair$",
+        ),
+        # one array returned alone (y forgotten, or x and y in one table): the line told an ndarray, a tensor or
+        # a DataFrame to subclass torch.utils.data.Dataset
+        (
+            np.zeros((6, 3)),
+            r"samples, got a numpy array alone, shaped \(6, 3\): return the inputs and the targets as an \(x, y\) "
+            r"pair \(return x, y\); a table whose last column is the target: return a\[:, :-1\], a\[:, -1\]$",
+        ),
+        (
+            torch.zeros(6),
+            r"samples, got a tensor alone, of 6 values: return the inputs and the targets as an \(x, y\) pair "
+            r"\(return x, y\)$",
+        ),
+        (
+            pd.DataFrame({"age": [1.0, 2.0], "bmi": [3.0, 4.0], "Target": [0.5, 0.6]}),
+            r'samples, got a pandas DataFrame alone \(columns "age", "bmi", "Target"\); return its inputs and its '
+            r'target as an \(x, y\) pair: return df.drop\(columns=\["Target"\]\), df\["Target"\]$',
+        ),
+        (
+            pd.DataFrame({"a": [1.0, 2.0], "b": [3.0, 4.0]}),
+            r'got a pandas DataFrame alone \(columns "a", "b"\); .*: return '
+            r'df.drop\(columns=\["<target column>"\]\), df\["<target column>"\]$',
+        ),
+        (
+            pd.Series([1.0, 2.0, 3.0]),
+            r"samples, got a pandas Series alone \(3 values\): return the inputs and the targets as an \(x, y\) "
+            r"pair \(return x, y\)$",
         ),
         # a training and a validation split, as a script keeps them: numpy's "setting an array element with a
         # sequence ... inhomogeneous shape", or torch's for two Datasets, said nothing of what was returned
@@ -1282,8 +1321,22 @@ def test_a_float64_x_kept_by_a_dataset_object_is_named_as_the_cause_of_the_model
     assert said.startswith("run.yaml: model: RuntimeError: ")
     assert said.endswith(
         "; the data's x is float64 and the model's parameters float32: give x as float32 in the dataset "
-        "function (x.float())"
+        "function (x.float(); a numpy array: x.astype(np.float32))"
     )
+
+
+def test_a_dataset_object_of_numpy_arrays_and_pandas_objects_is_checked_as_a_pair_of_them_is() -> None:
+    """`Dataset(x, y, task)` of numpy arrays (scikit-learn's) failed with "AttributeError: 'numpy.ndarray'
+    object has no attribute 'detach'", though an (x, y) pair of them trains; their types are kept, as a
+    tensor's are."""
+    x = np.arange(12, dtype=np.int64).reshape(6, 2)
+    ds = as_dataset(Dataset(x, np.array([0, 1, 2, 0, 1, 2]), "classification"))  # type: ignore[arg-type]
+    assert ds.x.dtype == torch.int64 and ds.y.tolist() == [0, 1, 2, 0, 1, 2] and ds.n_classes == 3
+    frame = pd.DataFrame({"a": [0.5, 1.5, 2.5], "b": [1.0, 2.0, 3.0]})
+    ds = as_dataset(Dataset(frame, pd.Series([0.1, 0.2, 0.3]), "regression"))  # type: ignore[arg-type]
+    assert ds.x.dtype == torch.float64 and ds.y.shape == (3, 1) and ds.y.dtype == torch.float64
+    with pytest.raises(DataError, match="y holds text labels such as 'cat'"):
+        as_dataset(Dataset(x[:2], np.array(["cat", "dog"]), "classification"))  # type: ignore[arg-type]
 
 
 @pytest.mark.parametrize("model", ["mlp", "cnn"])

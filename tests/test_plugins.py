@@ -953,6 +953,77 @@ def test_a_torch_layer_or_sequential_given_image_samples_is_told_a_fix_it_can_ma
     assert refused.endswith(f"; {fix}"), refused
 
 
+FIXED_INPUT_NETS = """from torch import nn
+
+
+class Fixed(nn.Module):
+    def __init__(self, out_features, width=16):
+        super().__init__()
+        self.net = nn.Sequential(nn.Linear(7, width), nn.ReLU(), nn.Linear(width, out_features))
+
+    def forward(self, x):
+        return self.net(x)
+
+
+class Named(nn.Module):
+    def __init__(self, out_features, input_dim=7):
+        super().__init__()
+        self.f = nn.Linear(input_dim, out_features)
+
+    def forward(self, x):
+        return self.f(x)
+
+
+def stack(out_features):
+    return nn.Sequential(nn.Linear(7, 16), nn.ReLU(), nn.Linear(16, out_features))
+"""
+
+
+@pytest.mark.parametrize(
+    ("model", "fix"),
+    [
+        (
+            {"name": "fixed_input_nets:Fixed"},
+            "fixed_input_nets:Fixed takes no in_features, so its input size is fixed in its code: take in_features "
+            "as an argument for its first layer (nn.Linear(in_features, ...)), which hpotool sets to 10 from the data",
+        ),
+        (
+            {"name": "fixed_input_nets:stack"},
+            "fixed_input_nets:stack takes no in_features, so its input size is fixed in its code: take in_features "
+            "as an argument for its first layer (nn.Linear(in_features, ...)), which hpotool sets to 10 from the data",
+        ),
+        (
+            {"name": "fixed_input_nets:Named"},
+            "fixed_input_nets:Named takes its input size as input_dim (7 by default), which hpotool does not set (it "
+            "passes in_features): rename the argument in_features, which hpotool sets from the data, or set "
+            "input_dim: 10 under model:",
+        ),
+        (
+            {"name": "fixed_input_nets:Named", "input_dim": 9},
+            "model.input_dim is 9: set input_dim: 10, or rename the argument in_features, which hpotool sets from "
+            "the data",
+        ),
+    ],
+)
+def test_a_model_whose_input_size_is_not_the_datas_is_told_hpotool_passes_in_features(
+    tmp_path: Path, model: dict[str, Any], fix: str
+) -> None:
+    """A model of the user's with its input size written in its code (`nn.Linear(7, 16)`), or under another
+    name than in_features, on data of 10 features was told only torch's "mat1 and mat2 shapes cannot be
+    multiplied (8x10 and 7x16)": not the data's size, nor that hpotool passes it to a model that asks."""
+    from hpotool.runner import check_run
+
+    (tmp_path / "fixed_input_nets.py").write_text(FIXED_INPUT_NETS)
+    data = {"name": "regression", "n_samples": 64, "n_features": 10}
+    cfg = RunConfig.model_validate({"data": data, "model": model, "device": "cpu"})
+    refused = _refused(check_run, cfg, "run.yaml")
+    said = "each sample of the data's x has 10 features, and the model's linear layer that met them takes "
+    assert refused.startswith("run.yaml: model: RuntimeError: mat1 and mat2 shapes cannot be multiplied"), (
+        refused
+    )
+    assert f"; {said}" in refused and refused.endswith(fix), refused
+
+
 def test_gradients_turned_off_by_the_users_module_are_named_not_the_loss(tmp_path: Path) -> None:
     """`torch.set_grad_enabled(False)` at a module's top level (an inference script's) left gradients off
     for hpotool's training: the refusal blamed the loss ("its value ... does not depend on the model's

@@ -497,8 +497,15 @@ def test_reporting_a_bare_number_fails_the_trial_saying_how_to_report(
     [
         (
             "forgets_to_return",
-            "error: training failed: tests.trainers:forgets_to_return returned None (no return statement?); it must return a dict "
-            "of final metrics, such as {'val_loss': 0.5}",
+            "error: training failed: tests.trainers:forgets_to_return returned None (no return statement?) after "
+            "reporting 1 epoch; it must return a dict of final metrics, such as its last report's, {'val_loss': 0.5} "
+            "(the values given to report() do not count)",
+        ),
+        (  # before: shown {'val_loss': 0.5} to return, not the metric it measures
+            "reports_its_metric_and_forgets_to_return",
+            "error: training failed: tests.trainers:reports_its_metric_and_forgets_to_return returned None (no "
+            "return statement?) after reporting 2 epochs; it must return a dict of final metrics, such as its last "
+            "report's, {'val_r2': 0.3125, 'val_loss': 1.25} (the values given to report() do not count)",
         ),
         (
             "returns_text",
@@ -636,14 +643,16 @@ def test_a_training_function_s_own_metric_may_be_the_scheduler_monitor(
     [
         (
             "returns_a_float",
-            "tests.trainers:returns_a_float returned float; it must return a dict of final "
-            "metrics, such as {'val_loss': 0.5}",
+            "tests.trainers:returns_a_float returned float after reporting 1 epoch; it must return a dict of "
+            "final metrics, such as its last report's, {'val_loss': 0.5} (the values given to report() do not "
+            "count)",
             "2",  # a worker process stops, and the main process says why
         ),
         (
             "returns_a_float",
-            "tests.trainers:returns_a_float returned float; it must return a dict of final "
-            "metrics, such as {'val_loss': 0.5}",
+            "tests.trainers:returns_a_float returned float after reporting 1 epoch; it must return a dict of "
+            "final metrics, such as its last report's, {'val_loss': 0.5} (the values given to report() do not "
+            "count)",
             "1",
         ),
         (
@@ -708,6 +717,29 @@ def test_a_training_function_s_own_metric_may_be_the_scheduler_monitor(
             "(argparse's parse_args() does so on hpotool's command line); read the settings from config and "
             "return a dict of numbers (at tests/trainers.py:",
             "2",
+        ),
+        # the plain dict read by attribute, the RunConfig by key: every trial failed alike with Python's line
+        # alone, until 5 in a row stopped the study (exit code 1)
+        (
+            "reads_the_config_dict_by_attribute",
+            "AttributeError: 'dict' object has no attribute 'optimizer'; config is the run config as a plain "
+            "dict: read config['optimizer'], or take run_config, the RunConfig, and read run_config.optimizer "
+            "(at tests/trainers.py:",
+            "1",
+        ),
+        (
+            "reads_a_section_of_the_config_dict_by_attribute",
+            "AttributeError: 'dict' object has no attribute 'lr'; config is the run config as a plain dict: "
+            "read config['optimizer']['lr'], or take run_config, the RunConfig, and read run_config.optimizer.lr "
+            "(at tests/trainers.py:",
+            "1",
+        ),
+        (
+            "reads_the_run_config_by_key",
+            "TypeError: 'RunConfig' object is not subscriptable; run_config is the RunConfig, read by attribute "
+            "(run_config.optimizer.lr, run_config.trainer.width); config is the same run config as a plain "
+            "dict, read by key (config['optimizer']['lr']) (at tests/trainers.py:",
+            "1",
         ),
     ],
 )

@@ -104,6 +104,28 @@ def forgets_to_return(report: Report) -> None:
     report(0, {"val_loss": 0.5})
 
 
+def reports_its_metric_and_forgets_to_return(report: Report) -> None:
+    """Reports a metric of its own each epoch, then returns nothing: the final metrics are missing."""
+    report(0, {"val_r2": 0.25, "val_loss": 1.5})
+    report(1, {"val_r2": 0.3125, "val_loss": 1.25})
+
+
+def reads_the_config_dict_by_attribute(config: dict[str, Any]) -> dict[str, float]:
+    """Reads the plain dict `config` as if it were the RunConfig."""
+    return {"val_loss": config.optimizer.lr}  # type: ignore[attr-defined]
+
+
+def reads_a_section_of_the_config_dict_by_attribute(config: dict[str, Any]) -> dict[str, float]:
+    """Reads a section of the plain dict `config` by attribute."""
+    optimizer = config["optimizer"]
+    return {"val_loss": optimizer.lr}  # type: ignore[attr-defined]
+
+
+def reads_the_run_config_by_key(run_config: Any) -> dict[str, float]:
+    """Reads the RunConfig as if it were the plain dict `config`."""
+    return {"val_loss": run_config["optimizer"]["lr"]}
+
+
 def reports_an_array(report: Report) -> dict[str, float]:
     """Reports a metric as a one-element array of one dimension, as `np.mean(x, axis=0)` gives."""
     import numpy as np

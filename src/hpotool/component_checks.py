@@ -73,6 +73,7 @@ def check_component(kind: Kind, name: str, kwargs: Mapping[str, Any], own: Itera
         _refuse_optimizer_second(name, obj)
     if kind == "loss":
         _refuse_a_model_argument(name, obj, kwargs, injected)
+        _refuse_a_one_input_loss(name, obj, kwargs, injected)
     check_required(obj, kwargs, f"{kind} {name!r}", kind, injected)
     check_types(obj, kwargs, f"{kind} {name!r}")
     if kind == "loss":
@@ -124,6 +125,46 @@ def _refuse_a_model_argument(
             f"the prediction and the target); for a penalty on the weights set optimizer.weight_decay, or train "
             f"with your own function (trainer: {{function: package.module:fit}})"
         )
+
+
+_PREDICTION_NAMES = (
+    *("pred", "preds", "prediction", "predictions", "output", "outputs", "logits", "input"),
+    *("y_pred", "yhat", "y_hat", "out", "scores"),
+)
+_TARGET_NAMES = ("target", "targets", "y", "y_true", "label", "labels", "truth")
+
+
+def _refuse_a_one_input_loss(
+    name: str, obj: Any, kwargs: Mapping[str, Any], injected: tuple[str, ...]
+) -> None:
+    """Raise `ValueError` for a loss function that takes the prediction or the target alone (`def loss(pred)`):
+    read as a factory, it was told "requires 'pred', which the config does not set; add pred: ... under loss:",
+    where no YAML value is a batch's prediction."""
+    import inspect
+
+    if isinstance(obj, type):
+        return
+    try:
+        params = inspect.signature(obj).parameters.values()
+    except (TypeError, ValueError):
+        return
+    positional = (inspect.Parameter.POSITIONAL_ONLY, inspect.Parameter.POSITIONAL_OR_KEYWORD)
+    free = [
+        p.name
+        for p in params
+        if p.kind in positional
+        and p.default is inspect.Parameter.empty
+        and p.name not in kwargs
+        and p.name not in injected
+    ]
+    if len(free) != 1 or free[0].lower() not in (*_PREDICTION_NAMES, *_TARGET_NAMES):
+        return
+    arg = free[0]
+    both = f"{arg}, target" if arg.lower() in _PREDICTION_NAMES else f"prediction, {arg}"
+    raise ValueError(
+        f"loss {name!r} takes {arg!r} alone; hpotool calls a loss function with the model's output and the "
+        f"targets, loss(prediction, target): take both (def {getattr(obj, '__name__', 'loss')}({both}))"
+    )
 
 
 # The torch classes whose objects a training script builds at its top level (model = Net(...),

@@ -166,6 +166,29 @@ def unused_classes_note(data: PreparedData, name: str) -> str | None:
     )
 
 
+def float_classes_note(data: PreparedData, name: str) -> str | None:
+    """A note where regression targets are the whole numbers 0..K-1 alone (2 to 20 of them, each sample's one
+    number), as class labels stored as floats are (a CSV column read by pandas or np.loadtxt, a label
+    column beside NaN): they trained as a regression, reporting val_rmse, without a word. None for other
+    targets, and for a loss that reads 0/1 floats as two classes (the task is classification then)."""
+    import torch
+
+    if data.task != "regression" or data.train.y.dim() != 2 or data.train.y.shape[1] != 1:
+        return None
+    y = torch.cat([data.train.y, data.val.y]).reshape(-1)
+    if not bool((y == y.round()).all()):
+        return None
+    values = torch.unique(y).tolist()
+    k = len(values)
+    if not 2 <= k <= 20 or values != list(range(k)) or len(y) < 5 * k:
+        return None
+    return (
+        f"data: y of {name} holds only the whole numbers 0..{k - 1} as floats, which make a regression task "
+        f"(val_rmse, val_mae); if they are class labels, give y as integers (y.astype(np.int64), a tensor's "
+        f"y.long()) for a classification"
+    )
+
+
 def channels_last_note(data: PreparedData, cfg: RunConfig) -> str | None:
     """A note where the built-in cnn gets samples shaped as images with their channels last (16x16x3, as
     numpy and PIL give them): it reads them as C×H×W, 16 channels of 16×3 images, and trains without a word
@@ -183,8 +206,13 @@ def channels_last_note(data: PreparedData, cfg: RunConfig) -> str | None:
 
 def data_notes(data: PreparedData, cfg: RunConfig) -> tuple[str, ...]:
     """The notes on the data that optimize prints before trial 0, and train before it trains: class labels
-    that skip ids (`unused_classes_note`), images with their channels last (`channels_last_note`)."""
-    notes = (unused_classes_note(data, cfg.data.name), channels_last_note(data, cfg))
+    that skip ids (`unused_classes_note`), class labels stored as floats (`float_classes_note`), images with
+    their channels last (`channels_last_note`)."""
+    notes = (
+        unused_classes_note(data, cfg.data.name),
+        float_classes_note(data, cfg.data.name),
+        channels_last_note(data, cfg),
+    )
     return tuple(note for note in notes if note)
 
 

@@ -8,6 +8,7 @@ from typing import Literal
 
 import torch
 
+from hpotool.data_arrays import as_tensor
 from hpotool.datasets import DataError, Dataset, Task
 from hpotool.formatting import counted
 from hpotool.near_names import did_you_mean
@@ -45,7 +46,9 @@ def check_dataset(ds: Dataset) -> Dataset:
     _check_task(ds.task)
     # Data, not part of a graph: features a user's torch encoder computed without torch.no_grad() passed
     # the one-step check, then failed every trial's second step ("backward through the graph a second time").
-    x, y = ds.x.detach(), ds.y.detach()
+    # numpy arrays, pandas objects or lists given to Dataset(x, y, task) as to an (x, y) pair, their types kept:
+    # they failed with "'numpy.ndarray' object has no attribute 'detach'"
+    x, y = as_tensor(ds.x, "x").detach(), as_tensor(ds.y, "y").detach()
     not_complex(x, y)
     x = _checked_inputs(x, y)
     if ds.task != "classification":
@@ -63,6 +66,20 @@ def _check_task(task: str) -> None:
         raise DataError(f"task is {task!r}{near}; use 'classification', 'regression' or 'multilabel'")
 
 
+def _transposed(x: torch.Tensor, y: torch.Tensor) -> str:
+    """Where x and y differ in length because one holds its samples as columns (`np.vstack` of the features,
+    or y shaped `(1, n)`): which one to transpose; empty where neither does. The line gave the two lengths
+    alone, `200 != 1`, which did not say that y held all 200 samples."""
+    for name, a, other in (("y", y, x), ("x", x, y)):
+        if a.ndim == 2 and a.shape[1] == other.shape[0]:
+            flat = f" or {name}.ravel()" if name == "y" and a.shape[0] == 1 else ""
+            return (
+                f"; {name} is shaped {tuple(a.shape)}, its {other.shape[0]} samples as columns: give one row per "
+                f"sample, {name}.T{flat}"
+            )
+    return ""
+
+
 def _checked_inputs(x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
     """`x` as one row per sample (a 1-D x is one feature each), once x and y hold as many samples, at least
     one, and x holds no NaN or infinite value."""
@@ -71,7 +88,7 @@ def _checked_inputs(x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
             f"x and y must hold one row per sample; got shapes {tuple(x.shape)} and {tuple(y.shape)}"
         )
     if x.shape[0] != y.shape[0]:
-        raise DataError(f"x and y differ in length: {x.shape[0]} != {y.shape[0]}")
+        raise DataError(f"x and y differ in length: {x.shape[0]} != {y.shape[0]}{_transposed(x, y)}")
     if x.shape[0] == 0:
         raise DataError("the dataset is empty (0 samples)")
     if x.ndim == 1:

@@ -15,6 +15,7 @@ from torch import nn
 from hpotool.components import resolve_component
 from hpotool.config import RunConfig
 from hpotool.formatting import quoted_text
+from hpotool.signatures import INPUT_SIZE_NAMES
 
 
 def number_spelling_hint(where: str, section: Any, exc: Exception) -> str:
@@ -98,6 +99,54 @@ def needs_flat_input(exc: BaseException, x: torch.Tensor, model: nn.Module) -> s
             f"the built-in mlp does"
         )
     return f"{said}: flatten it first in forward() (x = x.flatten(1)), as the built-in mlp does, or ask for input_shape"
+
+
+def fixed_input_hint(exc: BaseException, x: torch.Tensor, cfg: RunConfig) -> str | None:
+    """How to fix a model whose linear layer takes another number of features than the data's flat samples
+    have, where its constructor asks for no in_features: its input size written in its code (`nn.Linear(7,
+    16)`), or taken under another name (`input_dim=7`) that the config leaves at its default. torch said only
+    "mat1 and mat2 shapes cannot be multiplied (8x10 and 7x16)", naming neither the data nor that hpotool
+    passes the size to a model that asks for it. None for another error, or a model that takes in_features
+    or input_shape (the size reached it: its code uses it wrongly)."""
+    if x.dim() != 2 or not isinstance(exc, RuntimeError):
+        return None
+    found = re.search(r"mat1 and mat2 shapes cannot be multiplied \((\d+)x(\d+) and (\d+)x\d+\)", str(exc))
+    features = int(x.shape[1])
+    if found is None or int(found.group(2)) != features or int(found.group(3)) == features:
+        return None
+    try:
+        params = inspect.signature(resolve_component("model", cfg.model.name)).parameters
+    except (TypeError, ValueError):
+        return None
+    if "in_features" in params or "input_shape" in params:
+        return None
+    said = (
+        f"each sample of the data's x has {features} features, and the model's linear layer that met them "
+        f"takes {found.group(3)}"
+    )
+    for name in INPUT_SIZE_NAMES:
+        if name not in params:
+            continue
+        if name in cfg.model.kwargs:
+            given = cfg.model.kwargs[name]
+            return f"{said}: model.{name} is {given!r}: set {name}: {features}, or rename the argument in_features, which hpotool sets from the data"
+        default = (
+            ""
+            if params[name].default is inspect.Parameter.empty
+            else f" ({params[name].default!r} by default)"
+        )
+        return (
+            f"{said}: {cfg.model.name} takes its input size as {name}{default}, which hpotool does not set (it "
+            f"passes in_features): rename the argument in_features, which hpotool sets from the data, or set "
+            f"{name}: {features} under model:"
+        )
+    if any(p.kind is inspect.Parameter.VAR_KEYWORD for p in params.values()):
+        return None  # in_features reached its **kwargs
+    return (
+        f"{said}: {cfg.model.name} takes no in_features, so its input size is fixed in its code: take "
+        f"in_features as an argument for its first layer (nn.Linear(in_features, ...)), which hpotool sets to "
+        f"{features} from the data"
+    )
 
 
 def needs_a_channel(exc: BaseException, x: torch.Tensor) -> str | None:

@@ -21,6 +21,7 @@ from hpotool.errors import RunCheckError
 from hpotool.loss_checks import PairwiseWatch, check_loss_is_a_mean, check_loss_value, refuse_pairwise_loss
 from hpotool.lr_schedule import build_schedule
 from hpotool.model_hints import (
+    fixed_input_hint,
     forward_needs_more,
     needs_a_channel,
     needs_flat_input,
@@ -85,7 +86,7 @@ def dry_run(cfg: RunConfig, data: PreparedData, *, step: bool = True) -> None:
     k = max(1, min(len(data.train), cfg.batch_size, DRY_RUN_SAMPLES))
     train = TensorData(data.train.x[:k].clone(), data.train.y[:k])
     val = TensorData(data.val.x[:DRY_RUN_SAMPLES].clone(), data.val.y[:DRY_RUN_SAMPLES])
-    out = _forward(model, val, data)
+    out = _forward(cfg, model, val, data)
     check_output(cfg, data, val, out, loss_fn)
     _check_loss(model, loss_fn, trainer, val, data.task)
     _train_one_step(cfg, data, trainer, train, val, k)
@@ -117,7 +118,7 @@ def _build_model(cfg: RunConfig, data: PreparedData) -> nn.Module:
         ) from None
 
 
-def _forward(model: nn.Module, val: TensorData, data: PreparedData) -> Any:
+def _forward(cfg: RunConfig, model: nn.Module, val: TensorData, data: PreparedData) -> Any:
     """The model's output for the validation samples in eval mode, which must leave its input as it was.
 
     Raises:
@@ -128,7 +129,7 @@ def _forward(model: nn.Module, val: TensorData, data: PreparedData) -> Any:
         try:
             out = model(val.x[:])  # a view of its own: an unsqueeze_() in forward() leaves val.x's shape
         except Exception as exc:
-            fix = _forward_fix(exc, model, val.x, data.task)
+            fix = _forward_fix(exc, cfg, model, val.x, data.task)
             if fix is not None:
                 raise RunCheckError("model", f"{described(exc)}; {fix}") from None
             raise
@@ -137,7 +138,7 @@ def _forward(model: nn.Module, val: TensorData, data: PreparedData) -> Any:
     return out
 
 
-def _forward_fix(exc: Exception, model: nn.Module, x: torch.Tensor, task: str) -> str | None:
+def _forward_fix(exc: Exception, cfg: RunConfig, model: nn.Module, x: torch.Tensor, task: str) -> str | None:
     """What to change where the forward pass of `x` raised `exc` for a known reason, or None."""
     if (dtype := _dtype_fix(exc, model, x, task)) is not None:
         return dtype
@@ -147,6 +148,8 @@ def _forward_fix(exc: Exception, model: nn.Module, x: torch.Tensor, task: str) -
         return channel
     if (flat := needs_flat_input(exc, x, model)) is not None:
         return flat
+    if (fixed := fixed_input_hint(exc, x, cfg)) is not None:
+        return fixed
     if wants_integer_ids(exc, x):
         return (
             f"the data's x is {str(x.dtype).removeprefix('torch.')} (hpotool casts "
@@ -165,7 +168,7 @@ def _dtype_fix(exc: Exception, model: nn.Module, x: torch.Tensor, task: str) -> 
         return None
     x_type, p_type = (str(t).removeprefix("torch.") for t in (x.dtype, next(iter(dtypes))))
     if x.is_floating_point() and p_type == "float32":  # float64 from numpy, kept by a Dataset
-        fix = "give x as float32 in the dataset function (x.float())"
+        fix = "give x as float32 in the dataset function (x.float(); a numpy array: x.astype(np.float32))"
     elif x.is_floating_point() and p_type == str(torch.get_default_dtype()).removeprefix("torch."):
         # torch.set_default_dtype(torch.float64) in the user's module: the model called no .double()
         fix = (

@@ -128,11 +128,18 @@ def check_required(
 
 # What models elsewhere call the sizes hpotool passes as in_features and out_features, and schedules the
 # run's length it passes as epochs and num_training_steps.
+INPUT_SIZE_NAMES = (
+    "input_dim",
+    "in_dim",
+    "input_size",
+    "n_features",
+    "num_features",
+    "n_inputs",
+    "n_in",
+    "d_in",
+)
 _SIZE_NAMES = {
-    **dict.fromkeys(
-        ("input_dim", "in_dim", "input_size", "n_features", "num_features", "n_inputs", "n_in", "d_in"),
-        "in_features",
-    ),
+    **dict.fromkeys(INPUT_SIZE_NAMES, "in_features"),
     **dict.fromkeys(
         (
             *("num_classes", "n_classes", "output_dim", "out_dim", "output_size", "n_outputs", "num_outputs"),

@@ -100,6 +100,8 @@ def _not_a_dataset(obj: Any) -> DataError:
             got += ": the validation split is hpotool's (data.val_fraction)"
     elif isinstance(obj, dict) and not bunch and obj:  # "got dict" told no way to return its arrays
         got = _dict_hint(obj)
+    elif (alone := _one_array_hint(obj)) is not None:
+        got = alone
     elif hasattr(obj, "__len__") and hasattr(obj, "__getitem__") and not isinstance(obj, str | bytes | dict):
         got += (  # a map-style dataset of the user's, or another library's, that torch's does not see as one
             ", which has __len__ and __getitem__ but is no torch.utils.data.Dataset: make its class a subclass of "
@@ -110,6 +112,39 @@ def _not_a_dataset(obj: Any) -> DataError:
         f"samples, got {got}"
         + ("; scikit-learn's loaders return (x, y) with return_X_y: true under data:" if bunch else "")
     )
+
+
+def _one_array_hint(obj: Any) -> str | None:
+    """What `_not_a_dataset` says of one array returned alone (a numpy array, a tensor, a pandas DataFrame or
+    Series): the (x, y) pair to return instead, a DataFrame's spelt with its target column where one is named
+    so. Such an array has __len__ and __getitem__, and the line told its class to subclass torch's Dataset,
+    which no ndarray, Tensor or DataFrame can; None for anything else."""
+    kind = type(obj)
+    pandas = kind.__module__.split(".")[0] == "pandas"  # pandas.core.frame, or pandas itself on pandas 3
+    if isinstance(obj, np.ndarray | torch.Tensor):
+        name = "a numpy array" if isinstance(obj, np.ndarray) else "a tensor"
+        shape = tuple(obj.shape)
+        got = f"{name} alone, " + (f"of {shape[0]} values" if len(shape) == 1 else f"shaped {shape}")
+        if len(shape) == 2 and shape[1] > 1:  # a table, its target a column: np.column_stack([x, y])
+            return (
+                f"{got}: return the inputs and the targets as an (x, y) pair (return x, y); a table whose "
+                f"last column is the target: return a[:, :-1], a[:, -1]"
+            )
+        return f"{got}: return the inputs and the targets as an (x, y) pair (return x, y)"
+    if pandas and kind.__name__ == "DataFrame":
+        columns = [str(c) for c in obj.columns]
+        target = next((c for c in columns if c.lower() in _TARGET_KEYS), None)
+        shown = ", ".join(_spelt(c) for c in columns[:8]) + (
+            f" and {len(columns) - 8} more" if len(columns) > 8 else ""
+        )
+        spelt = _spelt(target) if target is not None else '"<target column>"'
+        return (
+            f"a pandas DataFrame alone (columns {shown}); return its inputs and its target as an (x, y) "
+            f"pair: return df.drop(columns=[{spelt}]), df[{spelt}]"
+        )
+    if pandas and kind.__name__ == "Series":
+        return f"a pandas Series alone ({len(obj)} values): return the inputs and the targets as an (x, y) pair (return x, y)"
+    return None
 
 
 _INPUT_KEYS = ("x", "inputs", "input", "features", "data", "images", "samples")

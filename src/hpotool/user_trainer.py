@@ -17,6 +17,8 @@ import time
 from collections.abc import Callable
 from typing import Any
 
+from pydantic import BaseModel
+
 from hpotool.config import RunConfig
 from hpotool.config_fields import INT32_MAX
 from hpotool.epoch import EpochResult, NonFiniteLossError
@@ -45,7 +47,7 @@ def run_user_trainer(
     metrics = _call_refusing_exit(fn, cfg, offered, lambda: bool(rows or stopped))
     if stopped:  # the function caught what report raised and carried on
         raise stopped[0]
-    final = _final_metrics(cfg.trainer.function, metrics)
+    final = _final_metrics(cfg.trainer.function, metrics, rows)
     if rows and "epoch_time" not in final:
         final["epoch_time"] = sum(r["epoch_time"] for r in rows) / len(rows)
     return final
@@ -157,6 +159,11 @@ def _call_refusing_exit(
     try:
         with chdir_undone(os.getcwd()) as moved:
             result = _call(fn, pick_kwargs(fn, offered), _named_trainer_keys(fn, cfg), reported)
+    except (AttributeError, TypeError) as exc:
+        fix = _config_read_wrongly(exc, offered["config"], cfg)
+        if fix is None:
+            raise
+        raise mark_broken_contract(type(exc)(f"{exc}; {fix}")).with_traceback(exc.__traceback__) from None
     except SystemExit as exc:  # it would end hpotool, leaving the trial RUNNING and the study without a word
         raise mark_broken_contract(
             RuntimeError(
@@ -178,16 +185,63 @@ def _call_refusing_exit(
     return result
 
 
-def _final_metrics(function: str, metrics: Any) -> dict[str, float]:
+def _config_read_wrongly(exc: BaseException, config: dict[str, Any], cfg: RunConfig) -> str | None:
+    """How to read the run config where the function read `config`, a plain dict, by attribute
+    (`config.optimizer.lr`), or `run_config`, the RunConfig, by key (`run_config["optimizer"]`); None for
+    another error. Each trial failed alike with Python's "'dict' object has no attribute 'optimizer'" or
+    "'RunConfig' object is not subscriptable", until 5 in a row stopped the study, exit code 1."""
+    read = getattr(exc, "obj", None)  # what the attribute was read from
+    if isinstance(exc, AttributeError) and isinstance(read, dict) and exc.name:
+        path = _dict_path(config, read)
+        if path is None:
+            return None
+        keys = "".join(f"[{k!r}]" for k in (*path, exc.name))
+        return (
+            f"config is the run config as a plain dict: read config{keys}, or take run_config, the "
+            f"RunConfig, and read run_config.{'.'.join((*path, exc.name))}"
+        )
+    sections = {type(cfg).__name__} | {
+        type(value).__name__
+        for name in type(cfg).model_fields
+        if isinstance(value := getattr(cfg, name), BaseModel)
+    }
+    found = re.fullmatch(r"'(\w+)' object is not subscriptable", str(exc))
+    if isinstance(exc, TypeError) and found is not None and found.group(1) in sections:
+        return (
+            "run_config is the RunConfig, read by attribute (run_config.optimizer.lr, run_config.trainer.width); "
+            "config is the same run config as a plain dict, read by key (config['optimizer']['lr'])"
+        )
+    return None
+
+
+def _dict_path(config: dict[str, Any], obj: dict[Any, Any]) -> tuple[str, ...] | None:
+    """The keys that lead from `config` to `obj`, the dict an attribute was read from (itself, or a copy of
+    it); None where `obj` is no part of the config."""
+    if obj is config or (obj and obj == config):
+        return ()
+    for key, value in config.items():
+        if isinstance(value, dict) and (path := _dict_path(value, obj)) is not None:
+            return (str(key), *path)
+    return None
+
+
+def _final_metrics(function: str, metrics: Any, rows: list[dict[str, float]]) -> dict[str, float]:
     """What `function` returned, checked to be a dict of numbers, each value as a float.
 
     Raises:
-        TrainerOutputError: for anything else, naming what it returned.
+        TrainerOutputError: for anything else, naming what it returned, and what it reported last (`rows`):
+            a function that reported its `val_r2` each epoch and returned nothing was shown
+            `{'val_loss': 0.5}` as the dict to return, a metric it had never measured.
     """
     if not isinstance(metrics, dict):
         raise TrainerOutputError(
-            f"{function} returned {returned_kind(metrics)}; it must return a dict of final metrics, "
-            f"such as {{'val_loss': 0.5}}"
+            f"{function} returned {returned_kind(metrics)}{_last_report(rows)}; it must return a dict of final "
+            f"metrics, such as "
+            + (
+                f"its last report's, {_reported_dict(rows[-1])} (the values given to report() do not count)"
+                if rows
+                else "{'val_loss': 0.5}"
+            )
         )
     final = {}
     for k, v in metrics.items():
@@ -198,6 +252,17 @@ def _final_metrics(function: str, metrics: Any) -> dict[str, float]:
                 f"{function} returned {k!r}: {v!r}, which is not a number; return numbers only"
             ) from None
     return final
+
+
+def _last_report(rows: list[dict[str, float]]) -> str:
+    """How many epochs the function reported before it returned (`_final_metrics`); empty for none."""
+    return f" after reporting {len(rows)} epoch{'s' if len(rows) != 1 else ''}" if rows else ""
+
+
+def _reported_dict(row: dict[str, float]) -> str:
+    """The metrics of a history row as the dict the function gave report(), each to 4 significant digits."""
+    shown = {k: v for k, v in row.items() if k not in ("epoch", "epoch_time", "lr")}
+    return "{" + ", ".join(f"{k!r}: {v:.4g}" for k, v in shown.items()) + "}"
 
 
 def _call(
