@@ -143,14 +143,22 @@ def sqlite_path(url: str) -> Path | None:
     written = Path(path).expanduser()
     # `%20` as the installed SQLAlchemy reads it, so Optuna's CLI and optuna-dashboard given the same URL
     # open this file: SQLAlchemy 2.1 decodes it, 2.0 (the newest on Python 3.10) keeps it as written. A file
-    # an older hpotool made under the other reading (as written; decoded, whatever SQLAlchemy did) is still
-    # found there.
+    # an older hpotool made under the other reading is still found there.
     from urllib.parse import unquote
 
     meant = Path(_database_as_sqlalchemy_reads(path)).expanduser()
-    if meant.exists():
+    others = [p for p in (written, Path(unquote(path)).expanduser()) if p != meant]
+    if not others or _is_there(meant):
         return meant
-    return next((p for p in (written, Path(unquote(path)).expanduser()) if p.exists()), meant)
+    return next((p for p in others if _is_there(p)), meant)
+
+
+def _is_there(path: Path) -> bool:
+    """Whether `path` exists; False for a name too long to be a file's, which the file checks then name."""
+    try:
+        return path.exists()
+    except OSError:
+        return False
 
 
 def _database_as_sqlalchemy_reads(path: str) -> str:
