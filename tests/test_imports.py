@@ -44,7 +44,10 @@ def test_python_dash_m_runs_the_cli() -> None:
 
 def _console_script() -> tuple[str, str]:
     """The module and function pyproject.toml names as the `hpotool` console script's entry point."""
-    import tomllib
+    if sys.version_info >= (3, 11):
+        import tomllib
+    else:  # tomllib is new in 3.11; tomli (a dev dependency there) is the same parser
+        import tomli as tomllib
 
     pyproject = tomllib.loads((Path(__file__).resolve().parents[1] / "pyproject.toml").read_text())
     module, _, function = pyproject["project"]["scripts"]["hpotool"].partition(":")

@@ -2142,13 +2142,24 @@ def _queued_by_a(storage: tuple[str, str]) -> Any:
     return None
 
 
+@contextlib.contextmanager
+def _chdir(path: Path) -> Iterator[None]:
+    """`contextlib.chdir`, which Python 3.10 lacks."""
+    before = os.getcwd()
+    os.chdir(path)
+    try:
+        yield
+    finally:
+        os.chdir(before)
+
+
 _OPTIMIZE = ["optimize", "-r", "run.yaml", "-o", "optimize.yaml", "-q"]
 
 
 def _machine_b(b_dir: Path, caplog: pytest.LogCaptureFixture) -> str:
     """What machine B's `optimize` of the configs in its folder printed and logged (its notes and warnings),
     run in this process (another process than A's); it must exit 0."""
-    with contextlib.chdir(b_dir), caplog.at_level("WARNING", logger="hpotool"):
+    with _chdir(b_dir), caplog.at_level("WARNING", logger="hpotool"):
         output = _in_this_process(_OPTIMIZE).output
     return output + "".join(f"{r.getMessage()}\n" for r in caplog.records if r.name == "hpotool")
 
@@ -2278,7 +2289,7 @@ def test_a_worker_starts_processes_of_its_own_as_one_process_does(tmp_path: Path
     )
     space = {"optimizer.lr": {"type": "float", "low": 0.001, "high": 0.1}}
     opt = write_yaml(tmp_path / "o.yaml", {"study_name": "m", "n_trials": 2, "search_space": space})
-    with contextlib.chdir(REPO):
+    with _chdir(REPO):
         args = ["optimize", "-r", str(run), "-o", str(opt), "--storage", f"sqlite:///{tmp_path / 'm.db'}"]
         result = CliRunner().invoke(app, [*args, "--workers", "2", "-q"], catch_exceptions=False)
     assert result.exit_code == 0, result.output
@@ -2309,7 +2320,7 @@ def test_workers_take_the_environment_of_the_command_not_of_the_worker_server(
             monkeypatch.setenv(variable, setting)
         name = f"m{setting}"
         opt = write_yaml(tmp_path / "o.yaml", {"study_name": name, "n_trials": 2, "search_space": space})
-        with contextlib.chdir(REPO):
+        with _chdir(REPO):
             args = ["optimize", "-r", str(run), "-o", str(opt), "--storage", url]
             result = CliRunner().invoke(app, [*args, "--workers", "2", "-q"], catch_exceptions=False)
         assert result.exit_code == 0, result.output
@@ -2445,7 +2456,7 @@ def test_max_failures_with_workers_names_the_run_s_first_error_as_one_process_do
         trainer.update(storage=url, study=f"m{workers}")
         run = write_yaml(tmp_path / "r.yaml", {"epochs": 1, "trainer": trainer})
         args = ["optimize", "-r", str(run), "-o", str(opt), "--storage", url, "--study-name", f"m{workers}"]
-        with contextlib.chdir(REPO):
+        with _chdir(REPO):
             result = _in_this_process([*args, "--workers", workers, "--max-failures", "3", "-q"], exit_code=1)
         assert "note: stopped after 3 failed trials in a row" in result.output, result.output
         first = [line for line in result.output.splitlines() if line.startswith("first error:")]

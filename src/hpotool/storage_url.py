@@ -136,17 +136,40 @@ def location(url: str) -> str:
 def sqlite_path(url: str) -> Path | None:
     if not url.startswith("sqlite:///"):
         return None
-    from urllib.parse import unquote
-
     path = url.removeprefix("sqlite:///").split("?", 1)[0]
     if path in ("", ":memory:"):
         return None
     # `~` as the shell reads it: SQLite takes it as a folder named ~ under the current one
     written = Path(path).expanduser()
-    # `%20` as SQLAlchemy reads it, so Optuna's CLI and optuna-dashboard given the same URL open this file;
-    # a file an older hpotool made under the name as written is still found there
-    decoded = Path(unquote(path)).expanduser()
-    return written if decoded != written and written.exists() and not decoded.exists() else decoded
+    # `%20` as the installed SQLAlchemy reads it, so Optuna's CLI and optuna-dashboard given the same URL
+    # open this file: SQLAlchemy 2.1 decodes it, 2.0 (the newest on Python 3.10) keeps it as written. A file
+    # an older hpotool made under the other reading is still found there.
+    from urllib.parse import unquote
+
+    meant = Path(_database_as_sqlalchemy_reads(path)).expanduser()
+    others = [p for p in (written, Path(unquote(path)).expanduser()) if p != meant]
+    if not others or _is_there(meant):
+        return meant
+    return next((p for p in others if _is_there(p)), meant)
+
+
+def _is_there(path: Path) -> bool:
+    """Whether `path` exists; False for a name too long to be a file's, which the file checks then name."""
+    try:
+        return path.exists()
+    except OSError:
+        return False
+
+
+def _database_as_sqlalchemy_reads(path: str) -> str:
+    """The file SQLAlchemy (so Optuna) opens for the URL `sqlite:///{path}`."""
+    from sqlalchemy.engine import make_url
+    from sqlalchemy.exc import ArgumentError
+
+    try:
+        return make_url(f"sqlite:///{path}").database or path
+    except ArgumentError:  # a URL SQLAlchemy cannot read: as written, for the message that says so
+        return path
 
 
 def storage_url_of(study: optuna.Study) -> str | None:
