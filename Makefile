@@ -57,7 +57,7 @@ lint: $(VENV)/.installed-dev
 	$(BIN)/mypy src/
 
 test: lint
-	$(BIN)/pytest -n $(TEST_PROCESSES) --dist worksteal
+	$(BIN)/pytest -n $(TEST_PROCESSES) --dist worksteal --durations=30
 
 $(OLDEST_BIN)/python:
 	$(PYTHON) -m venv $(OLDEST_VENV)
