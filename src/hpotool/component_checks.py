@@ -18,6 +18,7 @@ from hpotool.components import (
     first_argument,
     loss_inputs,
     resolve_component,
+    unset_positional,
 )
 from hpotool.formatting import format_choice
 from hpotool.kwarg_types import check_types
@@ -140,23 +141,7 @@ def _refuse_a_one_input_loss(
     """Raise `ValueError` for a loss function that takes the prediction or the target alone (`def loss(pred)`):
     read as a factory, it was told "requires 'pred', which the config does not set; add pred: ... under loss:",
     where no YAML value is a batch's prediction."""
-    import inspect
-
-    if isinstance(obj, type):
-        return
-    try:
-        params = inspect.signature(obj).parameters.values()
-    except (TypeError, ValueError):
-        return
-    positional = (inspect.Parameter.POSITIONAL_ONLY, inspect.Parameter.POSITIONAL_OR_KEYWORD)
-    free = [
-        p.name
-        for p in params
-        if p.kind in positional
-        and p.default is inspect.Parameter.empty
-        and p.name not in kwargs
-        and p.name not in injected
-    ]
+    free = unset_positional(obj, kwargs, injected)
     if len(free) != 1 or free[0].lower() not in (*_PREDICTION_NAMES, *_TARGET_NAMES):
         return
     arg = free[0]

@@ -128,24 +128,31 @@ def loss_inputs(obj: Any, kwargs: Mapping[str, Any]) -> tuple[str, ...]:
     """The (prediction, target) parameters of a plain loss function such as `torch.nn.functional:
     cross_entropy` (its first two required positional parameters the config does not set), or () for a loss
     class or a factory that builds one, which hpotool calls with the config's arguments first."""
+    free = unset_positional(obj, kwargs, INJECTED["loss"])
+    return tuple(free[:2]) if len(free) >= 2 else ()
+
+
+def unset_positional(obj: Any, kwargs: Mapping[str, Any], injected: tuple[str, ...]) -> list[str]:
+    """The required positional parameters of a function `obj` that neither the config (`kwargs`) nor hpotool
+    (`injected`) sets, in order: what hpotool's call must pass it; [] for a class, or where Python cannot
+    read the signature."""
     import inspect
 
     if isinstance(obj, type):
-        return ()
+        return []
     try:
         params = inspect.signature(obj).parameters.values()
     except (TypeError, ValueError):
-        return ()
+        return []
     positional = (inspect.Parameter.POSITIONAL_ONLY, inspect.Parameter.POSITIONAL_OR_KEYWORD)
-    free = [
+    return [
         p.name
         for p in params
         if p.kind in positional
         and p.default is inspect.Parameter.empty
         and p.name not in kwargs
-        and p.name not in INJECTED["loss"]
+        and p.name not in injected
     ]
-    return tuple(free[:2]) if len(free) >= 2 else ()
 
 
 def component_kwargs(kind: Kind, name: str) -> list[str]:
