@@ -3812,4 +3812,15 @@ CASES = [
         run={"loss": {"name": "one_input_loss:penalty"}},
         files={"one_input_loss.py": "def penalty(pred):\n    return (pred**2).mean()\n"},
     ),
+    Case(
+        "model-a-bare-class-name-of-the-project",
+        "a model given by the bare name of a class the current folder's project defines (mylab/models.py's Net); "
+        "before: 'unknown model 'Net'; choose one of: mlp, cnn, or give an import path', not which one",
+        "error: run.yaml: model: unknown model 'Net'; did you mean bare_lab.models:Net? (your own code is named by its import path, package.module:Name; built-in: mlp, cnn)",
+        run={"model": {"name": "Net"}},
+        files={
+            "bare_lab/__init__.py": "",
+            "bare_lab/models.py": "from torch import nn\n\n\nclass Net(nn.Module):\n    pass\n",
+        },
+    ),
 ]

@@ -701,6 +701,30 @@ def test_an_object_argument_that_builds_nothing_right_names_its_key(
     assert said in str(info.value)
 
 
+def test_a_bare_name_of_a_sampler_or_its_crossover_the_project_defines_is_told_its_import_path(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """`sampler: {name: MySampler}` or a crossover's `name: MyCrossover`, defined in the current folder's
+    hpo_lab/parts.py: the line said only "unknown sampler" or "give the import path", not which one."""
+    (tmp_path / "hpo_lab").mkdir()
+    (tmp_path / "hpo_lab" / "__init__.py").write_text("")
+    (tmp_path / "hpo_lab" / "parts.py").write_text(
+        "class MySampler:\n    pass\n\n\nclass MyCrossover:\n    pass\n"
+    )
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(HpoError) as info:
+        make_sampler("nsga2", {"crossover": {"name": "MyCrossover"}}, seed=0, space=SPACE)
+    assert str(info.value) == (
+        "sampler.kwargs.crossover.name: give the import path of a BaseCrossover class (package.module:Name), "
+        "got 'MyCrossover'; did you mean hpo_lab.parts:MyCrossover?"
+    )
+    with pytest.raises(HpoError) as info:
+        make_sampler("MySampler", {}, seed=0, space=SPACE)
+    assert str(info.value).startswith(
+        "sampler.name: unknown sampler 'MySampler'; did you mean hpo_lab.parts:MySampler? (your own code "
+    )
+
+
 def test_an_unseeded_scrambled_qmc_study_shares_one_sequence_between_its_processes() -> None:
     """With no seed, each worker and resume scrambled a random sequence of its own, Optuna warning of it in
     each ("No seed is provided for `QMCSampler`"): two workers drew two sequences."""

@@ -287,3 +287,111 @@ def test_a_module_that_changes_the_working_folder_as_it_imports_is_refused_namin
     with pytest.raises(HpoError, match="changed the working folder"):  # not imported from sys.modules
         import_object("labnets.here:Net")
     assert Path.cwd() == project
+
+
+def _write(root: Path, files: dict[str, str]) -> None:
+    for name, text in files.items():
+        (root / name).parent.mkdir(parents=True, exist_ok=True)
+        (root / name).write_text(text)
+
+
+def test_a_bare_class_name_the_project_defines_is_told_its_import_path_without_importing_it(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """`model: {name: Net}` with the user's walklab/models.py defining Net said only "unknown model 'Net';
+    choose one of: mlp, cnn, or give an import path such as package.module:Name". The files are read, never
+    imported; environments, hidden folders, builds, a file over 1 MB, and a Net that is no top-level
+    definition are not named."""
+    from hpotool.components import REGISTRIES
+    from hpotool.resolve import resolve
+
+    net = "class Net:\n    pass\n"
+    _write(
+        tmp_path,
+        {
+            "walklab/__init__.py": "",
+            "walklab/models.py": f"open('imported', 'w').close()\n\n\n{net}",
+            "walklab/only_indented.py": "if True:\n    class Net:\n        pass\n\n\nclass Holder:\n    def Net(self):\n        pass\n",
+            "walklab/in_a_string.py": f'"""\n{net}"""\n',
+            "walklab/broken.py": f"{net}def f(:\n",
+            "walklab/huge.py": net + "#" * 1_100_000 + "\n",
+            ".venv/lib/python3.11/site-packages/other/models.py": net,
+            "env2/pyvenv.cfg": "home = /usr/bin\n",
+            "env2/lib/nets.py": net,
+            ".hidden/nets.py": net,
+            "build/lib/walklab/models.py": net,
+            "my-data/nets.py": net,
+        },
+    )
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(HpoError) as info:
+        resolve("Net", REGISTRIES["model"], "model")
+    assert str(info.value) == (
+        "unknown model 'Net'; did you mean walklab.models:Net? (your own code is named by its import path, "
+        "package.module:Name; built-in: mlp, cnn)"
+    )
+    assert "walklab" not in sys.modules and not (tmp_path / "imported").exists()
+    with pytest.raises(HpoError) as info:  # a name the project does not define: the built-ins, as before
+        resolve("Nett", REGISTRIES["model"], "model")
+    assert str(info.value).startswith("unknown model 'Nett'; choose one of: mlp, cnn")
+
+
+def test_several_definitions_of_a_bare_name_are_named_three_at_most_the_shallowest_first(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A dataset function, a loss and a training function given by their bare names, as a model's is."""
+    from hpotool.components import REGISTRIES
+    from hpotool.resolve import resolve
+
+    load = "def load():\n    return None\n"
+    _write(
+        tmp_path,
+        {
+            "deep/x/y/loaders.py": load,
+            "pkg/__init__.py": "",
+            "pkg/data.py": load,
+            "tools/read.py": f"import os\n\n\nasync {load}",
+            "loading.py": load,
+            "mylab/__init__.py": "",
+            "mylab/losses.py": "def focal(pred, target):\n    return (pred - target).abs().mean()\n",
+            "mylab/training.py": "def fit(config, report):\n    return {}\n",
+        },
+    )
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(HpoError) as info:
+        resolve("load", REGISTRIES["data"], "data")
+    assert str(info.value) == (
+        "unknown data 'load'; did you mean loading:load, pkg.data:load or tools.read:load? (your own code is "
+        "named by its import path, package.module:Name; built-in: digits, regression)"
+    )
+    with pytest.raises(HpoError) as info:
+        resolve("focal", REGISTRIES["loss"], "loss")
+    assert str(info.value).startswith(
+        "unknown loss 'focal'; did you mean mylab.losses:focal? (your own code "
+    )
+    with pytest.raises(HpoError) as info:  # trainer: {function: fit}
+        import_object("fit")
+    assert str(info.value) == (
+        "'fit' is not an import path; write it as package.module:Name; did you mean mylab.training:fit?"
+    )
+
+
+def test_a_bare_name_a_src_layout_defines_is_named_from_src_with_the_folder_to_run_from(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """README: imports resolve from the current folder and PYTHONPATH, so a src/ layout's package is named
+    from src/, with how to import from there; with src/ on the path, as it is imported."""
+    from hpotool.components import REGISTRIES
+    from hpotool.resolve import resolve
+
+    _write(tmp_path, {"src/mylab/__init__.py": "", "src/mylab/models.py": "class Net:\n    pass\n"})
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(HpoError) as info:
+        resolve("Net", REGISTRIES["model"], "model")
+    assert str(info.value).startswith(
+        "unknown model 'Net'; did you mean mylab.models:Net (run hpotool from src/, or add src to PYTHONPATH)? "
+    )
+    monkeypatch.syspath_prepend(str(tmp_path / "src"))
+    with pytest.raises(HpoError) as info:
+        resolve("Net", REGISTRIES["model"], "model")
+    assert str(info.value).startswith("unknown model 'Net'; did you mean mylab.models:Net? (your own code ")

@@ -795,6 +795,46 @@ def test_a_training_function_that_breaks_the_contract_stops_the_study_at_the_fir
     )
 
 
+@pytest.mark.parametrize(
+    ("objectives", "example", "workers"),
+    [
+        ({"metric": "val_r2", "direction": "maximize"}, "{'val_r2': 0.5}", "1"),
+        ({"metric": "val_r2", "direction": "maximize"}, "{'val_r2': 0.5}", "2"),  # told by the main process
+        (
+            {"metrics": ["val_r2", "val_loss"], "directions": ["maximize", "minimize"]},
+            "{'val_r2': 0.5, 'val_loss': 0.5}",
+            "1",
+        ),
+    ],
+)
+def test_the_line_of_a_broken_contract_shows_the_report_of_the_study_s_own_metrics(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, objectives: dict[str, Any], example: str, workers: str
+) -> None:
+    """A study of val_r2 whose function returned nothing was told to call report(epoch, {'val_loss': 0.5}),
+    a metric it never measured and the study never reads."""
+    import yaml
+
+    monkeypatch.chdir(REPO)
+    run = tmp_path / "run.yaml"
+    function = "tests.trainers:reports_its_metric_and_forgets_to_return"
+    run.write_text(yaml.safe_dump({"project": "u", "epochs": 2, "trainer": {"function": function}}))
+    opt = tmp_path / "opt.yaml"
+    space = {"optimizer.lr": {"type": "float", "low": 1e-3, "high": 1e-1, "log": True}}
+    opt.write_text(
+        yaml.safe_dump({"study_name": "u", "pruner": {"name": "nop"}, "search_space": space, **objectives})
+    )
+    storage = f"sqlite:///{tmp_path / 'u.db'}"
+    args = ["optimize", "-r", str(run), "-o", str(opt), "--storage", storage, "--n-trials", "3", "-q"]
+    result = CliRunner().invoke(app, [*args, "--workers", workers])
+    assert result.exit_code == 2 and "Traceback" not in result.output, result.output
+    line = result.stderr.strip().splitlines()[-1]
+    assert line.startswith(f"error: {run}: trainer.function: trial 0 failed: "), line
+    assert line.endswith(
+        f"; this mistake fails every trial, so the study stopped: fix the function (report(epoch, {example}) "
+        "after each epoch, return a dict of numbers) and run the same command"
+    ), line
+
+
 def test_a_mapping_of_the_run_config_is_searched_as_a_whole_choice(tmp_path: Path) -> None:
     """README: a categorical choice may be a whole mapping. trainer.opts, a mapping in the run config, was
     refused as a search-space path ("the run config has no such key; did you mean 'trainer.opts.a'")."""

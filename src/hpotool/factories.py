@@ -268,11 +268,14 @@ def _inner_sampler(
 
 def _inner_object(arg: str, name: str, inner: Mapping[str, Any], base: str, where: str) -> Any:
     """The object of class `base` (NSGA-II's `crossover`: a BaseCrossover) an argument names by import path."""
+    from hpotool.import_hints import defined_here
     from hpotool.import_paths import import_object, is_import_path
 
     if not is_import_path(name):
+        defined = defined_here(name)
         raise HpoError(
             f"{where}.name: give the import path of a {base} class (package.module:Name), got {name!r}"
+            + (f"; {defined}" if defined else "")
         )
     try:
         made = import_object(name)

@@ -1,12 +1,17 @@
 """What a failed import of a user's object says besides Python's words: the module meant (a misspelt one),
 the folder that holds a module not found and how to import from there (for the command, or for Python code
-inside `python_caller`), the submodule that defines a name its package lacks, and a definition made only
-under `if __name__ == "__main__":`."""
+inside `python_caller`), the submodule that defines a name its package lacks, a definition made only under
+`if __name__ == "__main__":`, and the import path of a bare name the current folder's project defines
+(`defined_here`)."""
 
 from __future__ import annotations
 
+import collections
+import functools
 import importlib
 import importlib.util
+import itertools
+import keyword
 import os
 import re
 import sys
@@ -216,3 +221,128 @@ def main_block_definition(module: types.ModuleType, name: str) -> int | None:
             ):
                 return inner.lineno
     return None
+
+
+# Bounds of the search for a bare name's definition (`defined_here`): the .py files read, the entries of the
+# folders listed, and a file's size; a folder with a large data set or a home folder costs no more than these.
+_MOST_FILES = 2000
+_MOST_ENTRIES = 20000
+_MOST_BYTES = 1_000_000
+
+
+def defined_here(name: str) -> str:
+    """`did you mean mylab.models:Net?` for a bare name (`model: {name: Net}`) that a module under the current
+    folder defines at its top level (a class or a function; up to three such modules, the shallowest first),
+    each as the import path to write; empty where none does. The modules are read (`ast`), never imported:
+    bounded in number and size, skipping hidden folders, environments, caches and builds. A module of a
+    package whose project root is a folder below this one (a `src/` layout: `src/mylab/models.py`) is named
+    from that root, with the folder to run from. The line said only "unknown model 'Net'", though the user's
+    project defines it one import path away."""
+    if not name.isidentifier() or keyword.iskeyword(name):
+        return ""
+    cwd = os.getcwd()
+    roots = tuple(sorted({os.path.abspath(p or cwd) for p in sys.path} | {cwd}))
+    found = _definitions(cwd, name, roots)
+    if not found:
+        return ""
+    shown = found[0] if len(found) == 1 else f"{', '.join(found[:-1])} or {found[-1]}"
+    return f"did you mean {shown}?"
+
+
+@functools.lru_cache(maxsize=32)
+def _definitions(cwd: str, name: str, roots: tuple[str, ...]) -> tuple[str, ...]:
+    """The import paths of up to three top-level definitions of `name` under `cwd` (`defined_here`), found
+    once per name: the checks that only probe a component (and catch its error) do not read the files again."""
+    pattern = re.compile(rb"^(?:async[ \t]+def|def|class)[ \t]+" + re.escape(name.encode()) + rb"\b", re.M)
+    found: list[str] = []
+    queue, files, entries = collections.deque([cwd]), 0, 0
+    while queue and len(found) < 3 and files < _MOST_FILES and entries < _MOST_ENTRIES:
+        folder = queue.popleft()
+        try:
+            with os.scandir(folder) as listing:
+                listed = sorted(itertools.islice(listing, _MOST_ENTRIES - entries), key=lambda e: e.name)
+        except OSError:
+            continue
+        entries += len(listed)
+        for entry in listed:
+            if entry.name.endswith(".py") and _is_file(entry):
+                files += 1
+                if files > _MOST_FILES or len(found) == 3:
+                    break
+                if _defines(entry.path, name, pattern):
+                    path = _import_path(entry.path, name, cwd, roots)
+                    found += [path] if path is not None else []
+            elif _searched(entry, roots):
+                queue.append(entry.path)
+    return tuple(found)
+
+
+def _is_file(entry: os.DirEntry[str]) -> bool:
+    """Whether `entry` is a file (or a link to one); False for one that cannot be read."""
+    try:
+        return entry.is_file()
+    except OSError:
+        return False
+
+
+def _searched(entry: os.DirEntry[str], roots: tuple[str, ...]) -> bool:
+    """Whether the folder `entry` may hold a module of the user's: not a link, nor hidden, an environment
+    (one with a pyvenv.cfg, whatever its name), a cache or a build, and named as a package can be (or on
+    sys.path)."""
+    try:
+        if not entry.is_dir(follow_symlinks=False):
+            return False
+    except OSError:
+        return False
+    name = entry.name
+    if name.startswith(".") or name in _NOT_CODE or name == "dist-packages" or name.endswith(".egg-info"):
+        return False
+    if not (name.isidentifier() and not keyword.iskeyword(name)) and entry.path not in roots:
+        return False
+    return not os.path.isfile(os.path.join(entry.path, "pyvenv.cfg"))
+
+
+def _defines(file: str, name: str, pattern: re.Pattern[bytes]) -> bool:
+    """Whether the module `file` defines the class or function `name` at its top level (not under an `if`,
+    nor in a class)."""
+    import ast
+
+    try:
+        if os.path.getsize(file) > _MOST_BYTES:
+            return False
+        with open(file, "rb") as fh:
+            source = fh.read()
+        if not pattern.search(source):  # most files: no parse
+            return False
+        tree = ast.parse(source, filename=file)
+    except (OSError, SyntaxError, ValueError, RecursionError, MemoryError):
+        return False
+    kinds = (ast.ClassDef, ast.FunctionDef, ast.AsyncFunctionDef)
+    return any(isinstance(node, kinds) and node.name == name for node in tree.body)
+
+
+def _import_path(file: str, name: str, cwd: str, roots: tuple[str, ...]) -> str | None:
+    """`mylab.models:Net` for `file`, as imported from the deepest folder of sys.path (or the current one)
+    that holds it; for a module of a package whose project root is a folder below that (`lib/mylab/`, whose
+    `lib/` holds no __init__.py), or of a `src/` layout, the path from that root and the folder to run from.
+    None for a file no import path names (`my-nets.py`)."""
+    folder = os.path.dirname(file)
+    root = max((r for r in roots if folder == r or folder.startswith(r.rstrip(os.sep) + os.sep)), key=len)
+    src = os.path.join(cwd, "src")
+    top = folder
+    if os.path.isfile(os.path.join(folder, "__init__.py")):  # a package's: from the folder above the package
+        while top != root and os.path.isfile(os.path.join(top, "__init__.py")):
+            top = os.path.dirname(top)
+    elif root == cwd and (folder == src or folder.startswith(src + os.sep)):
+        top = src  # a src/ layout, which imports do not search (README: run from src/, or PYTHONPATH)
+    else:
+        top = root  # a module of a plain folder: the folders joined by dots, as Python imports them
+    parts = Path(os.path.relpath(file, top)).with_suffix("").parts
+    parts = parts[:-1] if parts and parts[-1] == "__init__" else parts
+    if not parts or not all(p.isidentifier() and not keyword.iskeyword(p) for p in parts):
+        return None
+    path = f"{'.'.join(parts)}:{name}"
+    if top == root:
+        return path
+    below = os.path.relpath(top, cwd)
+    return f"{path} (run hpotool from {below}/, or add {below} to PYTHONPATH)"

@@ -16,7 +16,13 @@ from pathlib import PurePath
 from typing import Any
 
 from hpotool.errors import HpoError
-from hpotool.import_hints import defined_in_a_submodule, main_block_definition, not_found_hint, similar_module
+from hpotool.import_hints import (
+    defined_here,
+    defined_in_a_submodule,
+    main_block_definition,
+    not_found_hint,
+    similar_module,
+)
 from hpotool.interrupts import unswallowed
 from hpotool.near_names import did_you_mean
 from hpotool.user_code import MOVES_RELATIVE_PATHS, chdir_undone, first_line, user_frame
@@ -53,7 +59,11 @@ def _split_import_path(path: str) -> tuple[str, str]:
     else:
         module_name, _, attr = path.rpartition(".")
     if not module_name or not attr:
-        raise HpoError(f"{path!r} is not an import path; write it as package.module:Name")
+        defined = defined_here(path)  # `trainer: {function: train}`, which mylab/training.py defines
+        raise HpoError(
+            f"{path!r} is not an import path; write it as package.module:Name"
+            + (f"; {defined}" if defined else "")
+        )
     if "/" in module_name or "\\" in module_name:  # never a module name; a relative one fails otherwise
         raise _data_file(path, attr) or _file_path(path, module_name, attr)
     if module_name.startswith("."):  # a package's own `from .models import Net`: no package to start from

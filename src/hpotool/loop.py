@@ -294,7 +294,15 @@ class _TrialLoop:
         nothing left to try: `stop` is set)."""
         plan, study = self.plan, self.study
         try:
-            ran = run_trial(study, trial, self.objective, lambda t: trained_by(plan, t), plan.run_from, asked)
+            ran = run_trial(
+                study,
+                trial,
+                self.objective,
+                lambda t: trained_by(plan, t),
+                plan.run_from,
+                asked,
+                plan.opt.objectives,
+            )
         except AfterTrialFailed as exc:
             raise after_trial_stop(plan.opt.sampler.name, exc) from exc.error
         return self._count(

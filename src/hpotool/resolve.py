@@ -11,6 +11,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from hpotool.errors import HpoError
+from hpotool.import_hints import defined_here
 from hpotool.import_paths import import_object, is_import_path, refuse_a_module
 from hpotool.interrupts import unswallowed
 from hpotool.near_names import did_you_mean
@@ -36,6 +37,12 @@ def resolve(name: str, registry: Mapping[str, str], kind: str) -> Any:
         raise HpoError(
             f"unknown {kind} {name!r}; for that class give its import path, {library} (built-in: "
             f"{', '.join(registry)})"
+        )
+    defined = defined_here(name)  # `Net`, which the user's mylab/models.py defines
+    if defined:
+        raise HpoError(
+            f"unknown {kind} {name!r}; {defined} (your own code is named by its import path, "
+            f"package.module:Name; built-in: {', '.join(registry)})"
         )
     raise HpoError(
         f"unknown {kind} {name!r}{near}; choose one of: {', '.join(registry)}, "

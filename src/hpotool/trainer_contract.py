@@ -4,6 +4,8 @@ in every trial, and what optimize says when one stops the study (`contract_stop`
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 from hpotool.errors import HpoError, chain
 from hpotool.near_names import closest, edit_distance
 
@@ -101,13 +103,18 @@ class ContractStop(HpoError):
     """A trial failed on `broke_contract`: the study stops at once (see `contract_stop`)."""
 
 
-def contract_stop(function: str, trial_number: int, reason: str, source: str | None = None) -> ContractStop:
+def contract_stop(
+    function: str, trial_number: int, reason: str, source: str | None = None, metrics: Sequence[str] = ()
+) -> ContractStop:
     """What optimize says when a trial failed on `broke_contract`: the study stops at once. `source`: the run
-    config file that names the function (None for a study joined by name, which has none)."""
+    config file that names the function (None for a study joined by name, which has none); `metrics`: those
+    the study optimizes, shown in the report() to call (a study of val_r2 was shown `{'val_loss': 0.5}`, a
+    metric it never measured; val_loss where none is given)."""
     named = "trainer.function" if function in reason else f"trainer.function {function}"  # once, not twice
     where = f"{source}: " if source else ""
+    example = "{" + ", ".join(f"{m!r}: 0.5" for m in (metrics or ["val_loss"])) + "}"
     return ContractStop(
         f"{where}{named}: trial {trial_number} failed: {reason}; this mistake fails every trial, "
-        f"so the study stopped: fix the function (report(epoch, {{'val_loss': 0.5}}) after each epoch, "
+        f"so the study stopped: fix the function (report(epoch, {example}) after each epoch, "
         f"return a dict of numbers) and run the same command"
     )

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import NamedTuple
 
@@ -45,9 +45,11 @@ def run_trial(
     trained_by: Callable[[optuna.Trial], str | None] = lambda _: None,
     source: str | None = None,
     asked: float | None = None,
+    metrics: Sequence[str] = (),
 ) -> TrialRun:
     """Run and tell one trial. `asked`: `time.perf_counter()` as the trial was asked for, where its wall
-    time is recorded (`durations`) when it is told.
+    time is recorded (`durations`) when it is told; `metrics`: those the study optimizes, for the line of a
+    broken contract.
 
     Returns:
         Where its result is kept, and whether its training failed (`TrialRun`).
@@ -65,7 +67,7 @@ def run_trial(
         raise ended.interrupted
     function = trained_by(trial) if ended.broken else None
     if function is not None:
-        raise contract_stop(function, trial.number, ended.reason, source)
+        raise contract_stop(function, trial.number, ended.reason, source, metrics)
     return TrialRun(kept, ended.run_failed and told)
 
 

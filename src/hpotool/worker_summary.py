@@ -110,6 +110,7 @@ def _raise_contract_stop(run: WorkerRun) -> None:
             mine[0].number,
             str(mine[0].user_attrs.get("fail_reason", "unknown error")),
             run.plan.run_from,
+            run.plan.opt.objectives,
         )
 
 
