@@ -507,6 +507,11 @@ def test_reporting_a_bare_number_fails_the_trial_saying_how_to_report(
             "return statement?) after reporting 2 epochs; it must return a dict of final metrics, such as its last "
             "report's, {'val_r2': 0.3125, 'val_loss': 1.25} (the values given to report() do not count)",
         ),
+        (  # no study, no metric of its own: the example is hpotool's val_loss, as a study's default metric
+            "trains_and_forgets_to_return",
+            "error: training failed: tests.trainers:trains_and_forgets_to_return returned None (no return "
+            "statement?); it must return a dict of final metrics, such as {'val_loss': 0.5}",
+        ),
         (
             "returns_text",
             "error: training failed: tests.trainers:returns_text returned 'note': 'converged', which is not a "
@@ -795,29 +800,111 @@ def test_a_training_function_that_breaks_the_contract_stops_the_study_at_the_fir
     )
 
 
+R2 = {"metric": "val_r2", "direction": "maximize"}
+R2_AND_LOSS = {"metrics": ["val_r2", "val_loss"], "directions": ["maximize", "minimize"]}
+
+
 @pytest.mark.parametrize(
-    ("objectives", "example", "workers"),
+    ("function", "objectives", "reason", "example", "workers"),
     [
-        ({"metric": "val_r2", "direction": "maximize"}, "{'val_r2': 0.5}", "1"),
-        ({"metric": "val_r2", "direction": "maximize"}, "{'val_r2': 0.5}", "2"),  # told by the main process
         (
-            {"metrics": ["val_r2", "val_loss"], "directions": ["maximize", "minimize"]},
+            "reports_its_metric_and_forgets_to_return",
+            R2,
+            "tests.trainers:reports_its_metric_and_forgets_to_return returned None (no return statement?) after "
+            "reporting 2 epochs; it must return a dict of final metrics, such as its last report's, "
+            "{'val_r2': 0.3125, 'val_loss': 1.25} (the values given to report() do not count)",
+            "{'val_r2': 0.5}",
+            "1",
+        ),
+        (
+            "reports_its_metric_and_forgets_to_return",
+            R2,
+            "tests.trainers:reports_its_metric_and_forgets_to_return returned None (no return statement?) after "
+            "reporting 2 epochs; it must return a dict of final metrics, such as its last report's, "
+            "{'val_r2': 0.3125, 'val_loss': 1.25} (the values given to report() do not count)",
+            "{'val_r2': 0.5}",
+            "2",  # told by the main process
+        ),
+        (
+            "reports_its_metric_and_forgets_to_return",
+            R2_AND_LOSS,
+            "tests.trainers:reports_its_metric_and_forgets_to_return returned None (no return statement?) after "
+            "reporting 2 epochs; it must return a dict of final metrics, such as its last report's, "
+            "{'val_r2': 0.3125, 'val_loss': 1.25} (the values given to report() do not count)",
             "{'val_r2': 0.5, 'val_loss': 0.5}",
+            "1",
+        ),
+        # before: the training's own words, which knew no study, showed {'val_loss': 0.5} where the end of
+        # the same line showed {'val_r2': 0.5}
+        (
+            "trains_and_forgets_to_return",
+            R2,
+            "tests.trainers:trains_and_forgets_to_return returned None (no return statement?); it must return a "
+            "dict of final metrics, such as {'val_r2': 0.5}",
+            "{'val_r2': 0.5}",
+            "1",
+        ),
+        (
+            "trains_and_forgets_to_return",
+            R2,
+            "tests.trainers:trains_and_forgets_to_return returned None (no return statement?); it must return a "
+            "dict of final metrics, such as {'val_r2': 0.5}",
+            "{'val_r2': 0.5}",
+            "2",  # the reason written by a worker process, the line by the main one
+        ),
+        (
+            "trains_and_forgets_to_return",
+            R2_AND_LOSS,
+            "tests.trainers:trains_and_forgets_to_return returned None (no return statement?); it must return a "
+            "dict of final metrics, such as {'val_r2': 0.5, 'val_loss': 0.5}",
+            "{'val_r2': 0.5, 'val_loss': 0.5}",
+            "1",
+        ),
+        (
+            "reports_a_bare_number",
+            R2,
+            "TypeError: report(0, 0.25): give the metrics as a dict, such as report(0, {'val_r2': 0.25}) (at "
+            "tests/trainers.py:",
+            "{'val_r2': 0.5}",
+            "1",
+        ),
+        (
+            "reports_a_bare_number",
+            R2_AND_LOSS,
+            "TypeError: report(0, 0.25): give the metrics as a dict, such as report(0, {'val_r2': 0.25, "
+            "'val_loss': 0.5}) (at tests/trainers.py:",
+            "{'val_r2': 0.5, 'val_loss': 0.5}",
+            "2",
+        ),
+        (
+            "reports_metrics_as_keywords",
+            R2,
+            "TypeError: report(0, val_loss=0.5): missing a required argument: 'metrics'; call "
+            "report(epoch, {'val_r2': 0.5}), the epoch counting from 0 (at tests/trainers.py:",
+            "{'val_r2': 0.5}",
             "1",
         ),
     ],
 )
 def test_the_line_of_a_broken_contract_shows_the_report_of_the_study_s_own_metrics(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, objectives: dict[str, Any], example: str, workers: str
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    function: str,
+    objectives: dict[str, Any],
+    reason: str,
+    example: str,
+    workers: str,
 ) -> None:
     """A study of val_r2 whose function returned nothing was told to call report(epoch, {'val_loss': 0.5}),
-    a metric it never measured and the study never reads."""
+    a metric it never measured and the study never reads; and, fixed there, the line still began with the
+    training's own example, {'val_loss': 0.5}, for a function that had reported nothing (or called report()
+    wrongly). Every example of the line is the study's own metric(s), in one process or with workers."""
     import yaml
 
     monkeypatch.chdir(REPO)
     run = tmp_path / "run.yaml"
-    function = "tests.trainers:reports_its_metric_and_forgets_to_return"
-    run.write_text(yaml.safe_dump({"project": "u", "epochs": 2, "trainer": {"function": function}}))
+    path = f"tests.trainers:{function}"
+    run.write_text(yaml.safe_dump({"project": "u", "epochs": 2, "trainer": {"function": path}}))
     opt = tmp_path / "opt.yaml"
     space = {"optimizer.lr": {"type": "float", "low": 1e-3, "high": 1e-1, "log": True}}
     opt.write_text(
@@ -828,7 +915,8 @@ def test_the_line_of_a_broken_contract_shows_the_report_of_the_study_s_own_metri
     result = CliRunner().invoke(app, [*args, "--workers", workers])
     assert result.exit_code == 2 and "Traceback" not in result.output, result.output
     line = result.stderr.strip().splitlines()[-1]
-    assert line.startswith(f"error: {run}: trainer.function: trial 0 failed: "), line
+    named = "" if path in reason else f" {path}"  # the function named once
+    assert line.startswith(f"error: {run}: trainer.function{named}: trial 0 failed: {reason}"), line
     assert line.endswith(
         f"; this mistake fails every trial, so the study stopped: fix the function (report(epoch, {example}) "
         "after each epoch, return a dict of numbers) and run the same command"

@@ -104,6 +104,11 @@ def forgets_to_return(report: Report) -> None:
     report(0, {"val_loss": 0.5})
 
 
+def trains_and_forgets_to_return(config: dict[str, Any]) -> None:
+    """Trains without calling report, then returns nothing: no final metrics, and no report to show."""
+    _ = config["epochs"]
+
+
 def reports_its_metric_and_forgets_to_return(report: Report) -> None:
     """Reports a metric of its own each epoch, then returns nothing: the final metrics are missing."""
     report(0, {"val_r2": 0.25, "val_loss": 1.5})

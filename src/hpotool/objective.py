@@ -167,7 +167,9 @@ class _Objective:
         attrs: dict[str, Any] = {}
         lost = False  # the storage stopped answering: nothing more is written to it
         try:
-            return train_run(config, on_epoch_end=on_epoch_end, history=history)
+            return train_run(
+                config, on_epoch_end=on_epoch_end, history=history, objectives=self.opt.objectives
+            )
         except StorageLostInTrial:
             lost = True
             raise

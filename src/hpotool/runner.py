@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import time
 import weakref
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -104,6 +104,7 @@ def train_run(
     *,
     on_epoch_end: Callable[[EpochResult], None] = _noop,
     history: list[dict[str, float]] | None = None,
+    objectives: Sequence[str] = (),
 ) -> RunResult:
     """Train `cfg` from scratch and return its final metrics.
 
@@ -112,6 +113,8 @@ def train_run(
         on_epoch_end: called after each epoch; raise from it to stop training.
         history: filled with one row per epoch as training goes, so a caller still has the rows when
             training stops with an exception.
+        objectives: the metrics a study optimizes (none outside one), which the line of a user's training
+            function that breaks its contract shows in its examples, as the study's stop line does.
     """
     start = time.perf_counter()
     if cfg.torch_threads is not None:
@@ -126,7 +129,7 @@ def train_run(
 
         import_object(cfg.trainer.function)  # first: its module's imports decide whether torch is seeded
         seed_everything(cfg.seed)
-        metrics = run_user_trainer(_device_picked(cfg), on_epoch_end, rows)
+        metrics = run_user_trainer(_device_picked(cfg), on_epoch_end, rows, objectives)
         return RunResult(metrics, rows, None, time.perf_counter() - start, "user code")
     from hpotool.user_code import refusing_exit
 

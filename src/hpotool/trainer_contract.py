@@ -99,6 +99,16 @@ def unmeasured_constraint(
     )
 
 
+def metrics_example(objectives: Sequence[str] = (), first: str = "0.5") -> str:
+    """The dict of metrics every line of a broken contract shows, to report() each epoch or return from fit:
+    the study's own `objectives`, or val_loss where no study is known (`hpotool train`); `first`: the first
+    one's value (the number a function gave report() in place of a dict). A study of val_r2 whose function
+    returned nothing was told to return `{'val_loss': 0.5}` at the start of its line (the training's words)
+    and to report `{'val_r2': 0.5}` at its end (`contract_stop`'s)."""
+    names = list(objectives) or ["val_loss"]
+    return "{" + ", ".join(f"{m!r}: {first if i == 0 else '0.5'}" for i, m in enumerate(names)) + "}"
+
+
 class ContractStop(HpoError):
     """A trial failed on `broke_contract`: the study stops at once (see `contract_stop`)."""
 
@@ -108,13 +118,11 @@ def contract_stop(
 ) -> ContractStop:
     """What optimize says when a trial failed on `broke_contract`: the study stops at once. `source`: the run
     config file that names the function (None for a study joined by name, which has none); `metrics`: those
-    the study optimizes, shown in the report() to call (a study of val_r2 was shown `{'val_loss': 0.5}`, a
-    metric it never measured; val_loss where none is given)."""
+    the study optimizes, shown in the report() to call (`metrics_example`, as `reason` shows them)."""
     named = "trainer.function" if function in reason else f"trainer.function {function}"  # once, not twice
     where = f"{source}: " if source else ""
-    example = "{" + ", ".join(f"{m!r}: 0.5" for m in (metrics or ["val_loss"])) + "}"
     return ContractStop(
         f"{where}{named}: trial {trial_number} failed: {reason}; this mistake fails every trial, "
-        f"so the study stopped: fix the function (report(epoch, {example}) after each epoch, "
+        f"so the study stopped: fix the function (report(epoch, {metrics_example(metrics)}) after each epoch, "
         f"return a dict of numbers) and run the same command"
     )

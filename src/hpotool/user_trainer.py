@@ -14,7 +14,7 @@ import math
 import os
 import re
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Any
 
 from pydantic import BaseModel
@@ -25,16 +25,21 @@ from hpotool.epoch import EpochResult, NonFiniteLossError
 from hpotool.formatting import returned_kind
 from hpotool.import_paths import import_object
 from hpotool.signatures import accepted_kwargs, pick_kwargs
-from hpotool.trainer_contract import TrainerOutputError, mark_broken_contract
+from hpotool.trainer_contract import TrainerOutputError, mark_broken_contract, metrics_example
 from hpotool.user_code import MOVES_RELATIVE_PATHS, chdir_undone
 
 OFFERED = ("config", "run_config", "report")
 
 
 def run_user_trainer(
-    cfg: RunConfig, on_epoch_end: Callable[[EpochResult], None], rows: list[dict[str, float]]
+    cfg: RunConfig,
+    on_epoch_end: Callable[[EpochResult], None],
+    rows: list[dict[str, float]],
+    objectives: Sequence[str] = (),
 ) -> dict[str, float]:
     """Call the user's function; returns its final metrics (with `epoch_time`, the mean over reports).
+    `objectives`: the metrics the study optimizes, which the line of a broken contract shows in its examples
+    (`metrics_example`; none outside a study).
 
     An exception `report` raised (the pruner's stop, a NaN loss, an epoch reported twice) is raised again
     when the function returns, should it have caught and ignored it: the trial still ends as it said.
@@ -42,19 +47,22 @@ def run_user_trainer(
     assert cfg.trainer is not None
     fn = import_object(cfg.trainer.function)
     stopped: list[BaseException] = []  # what report raised: it ends the run even if the function caught it
-    report = _reporter(on_epoch_end, rows, stopped)
+    report = _reporter(on_epoch_end, rows, stopped, objectives)
     offered: dict[str, Any] = {"config": cfg.model_dump(mode="json"), "run_config": cfg, "report": report}
     metrics = _call_refusing_exit(fn, cfg, offered, lambda: bool(rows or stopped))
     if stopped:  # the function caught what report raised and carried on
         raise stopped[0]
-    final = _final_metrics(cfg.trainer.function, metrics, rows)
+    final = _final_metrics(cfg.trainer.function, metrics, rows, objectives)
     if rows and "epoch_time" not in final:
         final["epoch_time"] = sum(r["epoch_time"] for r in rows) / len(rows)
     return final
 
 
 def _reporter(
-    on_epoch_end: Callable[[EpochResult], None], rows: list[dict[str, float]], stopped: list[BaseException]
+    on_epoch_end: Callable[[EpochResult], None],
+    rows: list[dict[str, float]],
+    stopped: list[BaseException],
+    objectives: Sequence[str],
 ) -> Callable[..., None]:
     """The `report` passed to the function: each call checked, its epoch timed, appended to `rows` and handed
     to `on_epoch_end`. What it raises is kept in `stopped` and raised again by every later call."""
@@ -65,8 +73,8 @@ def _reporter(
         if stopped:
             raise stopped[0]
         try:
-            epoch, metrics = _report_arguments(args, kwargs)
-            epoch = _checked_report(epoch, metrics, rows)
+            epoch, metrics = _report_arguments(args, kwargs, objectives)
+            epoch = _checked_report(epoch, metrics, rows, objectives)
             now = time.perf_counter()
             result = EpochResult(epoch, _reported_values(epoch, metrics), now - last)
             last = now
@@ -79,8 +87,9 @@ def _reporter(
     return report
 
 
-def _checked_report(epoch: Any, metrics: Any, rows: list[dict[str, float]]) -> int:
-    """The epoch of a call to `report` as an int: a whole number after the last one reported in `rows`.
+def _checked_report(epoch: Any, metrics: Any, rows: list[dict[str, float]], objectives: Sequence[str]) -> int:
+    """The epoch of a call to `report` as an int: a whole number after the last one reported in `rows`
+    (`objectives`: the study's metrics, for the example of metrics not in a dict).
 
     Raises:
         ValueError, TypeError: marked as breaking the contract, for another epoch or metrics not in a dict.
@@ -111,7 +120,7 @@ def _checked_report(epoch: Any, metrics: Any, rows: list[dict[str, float]]) -> i
         raise mark_broken_contract(
             TypeError(
                 f"report({epoch}, {metrics!r}): give the metrics as a dict, such as "
-                f"report({epoch}, {{'val_loss': {metrics!r}}})"
+                f"report({epoch}, {metrics_example(objectives, repr(metrics))})"
             )
         )
     return epoch
@@ -225,13 +234,16 @@ def _dict_path(config: dict[str, Any], obj: dict[Any, Any]) -> tuple[str, ...] |
     return None
 
 
-def _final_metrics(function: str, metrics: Any, rows: list[dict[str, float]]) -> dict[str, float]:
+def _final_metrics(
+    function: str, metrics: Any, rows: list[dict[str, float]], objectives: Sequence[str]
+) -> dict[str, float]:
     """What `function` returned, checked to be a dict of numbers, each value as a float.
 
     Raises:
         TrainerOutputError: for anything else, naming what it returned, and what it reported last (`rows`):
             a function that reported its `val_r2` each epoch and returned nothing was shown
-            `{'val_loss': 0.5}` as the dict to return, a metric it had never measured.
+            `{'val_loss': 0.5}` as the dict to return, a metric it had never measured; one that reported
+            nothing, the study's `objectives` (`metrics_example`).
     """
     if not isinstance(metrics, dict):
         raise TrainerOutputError(
@@ -240,7 +252,7 @@ def _final_metrics(function: str, metrics: Any, rows: list[dict[str, float]]) ->
             + (
                 f"its last report's, {_reported_dict(rows[-1])} (the values given to report() do not count)"
                 if rows
-                else "{'val_loss': 0.5}"
+                else metrics_example(objectives)
             )
         )
     final = {}
@@ -306,12 +318,15 @@ def _named_trainer_keys(fn: Callable[..., Any], cfg: RunConfig) -> dict[str, Any
     return {k: v for k, v in cfg.trainer.kwargs.items() if (var_kw or k in names) and k not in OFFERED}
 
 
-def _report_arguments(args: tuple[Any, ...], kwargs: dict[str, Any]) -> tuple[Any, Any]:
+def _report_arguments(
+    args: tuple[Any, ...], kwargs: dict[str, Any], objectives: Sequence[str]
+) -> tuple[Any, Any]:
     """The epoch and metrics of a call to `report`.
 
     Raises:
         TypeError: marked as breaking the contract, for a call that does not give exactly those two (the
-            epoch left out, each metric as a keyword of its own), showing the call and the right one.
+            epoch left out, each metric as a keyword of its own), showing the call and the right one (of
+            the study's `objectives`, `metrics_example`).
     """
     try:
         bound = _REPORT.bind(*args, **kwargs)
@@ -319,7 +334,8 @@ def _report_arguments(args: tuple[Any, ...], kwargs: dict[str, Any]) -> tuple[An
         call = ", ".join([repr(a) for a in args] + [f"{k}={v!r}" for k, v in kwargs.items()])
         raise mark_broken_contract(
             TypeError(
-                f"report({call}): {exc}; call report(epoch, {{'val_loss': 0.5}}), the epoch counting from 0"
+                f"report({call}): {exc}; call report(epoch, {metrics_example(objectives)}), the epoch counting "
+                f"from 0"
             )
         ) from None
     return bound.arguments["epoch"], bound.arguments["metrics"]
