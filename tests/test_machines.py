@@ -912,7 +912,9 @@ def test_a_trial_failed_as_stale_as_it_trains_is_no_failure_of_the_training(
     failed: list[int] = []
     epochs: list[int] = []  # each epoch trained, in each run
 
-    def taken_for_dead_after_its_first_epoch(cfg: Any, *, on_epoch_end: Any, history: Any) -> Any:
+    def taken_for_dead_after_its_first_epoch(
+        cfg: Any, *, on_epoch_end: Any, history: Any, **rest: Any
+    ) -> Any:
         def ended(result: Any) -> None:
             epochs.append(result.epoch)
             on_epoch_end(result)
@@ -922,7 +924,7 @@ def test_a_trial_failed_as_stale_as_it_trains_is_no_failure_of_the_training(
                 failed.extend(fail_stale_trials(other))  # and queues its values again
                 time.sleep(FLUSH_S + 0.1)  # the next report is written at once, and refused
 
-        return real_train_run(cfg, on_epoch_end=ended, history=history)
+        return real_train_run(cfg, on_epoch_end=ended, history=history, **rest)
 
     monkeypatch.setattr(objective, "train_run", taken_for_dead_after_its_first_epoch)
     summary = run_study(
@@ -1062,7 +1064,9 @@ def test_a_trial_failed_as_stale_during_its_last_epoch_keeps_its_result_in_the_r
     runs: list[list[float]] = []  # the val_loss of each epoch, per run of the values
     failed: list[int] = []
 
-    def taken_for_dead_during_its_last_epoch(cfg: Any, *, on_epoch_end: Any, history: Any) -> Any:
+    def taken_for_dead_during_its_last_epoch(
+        cfg: Any, *, on_epoch_end: Any, history: Any, **rest: Any
+    ) -> Any:
         runs.append([])
 
         def ended(result: Any) -> None:
@@ -1075,7 +1079,7 @@ def test_a_trial_failed_as_stale_during_its_last_epoch_keeps_its_result_in_the_r
             runs[-1].append(result.metrics["val_loss"])
             on_epoch_end(result)
 
-        return real_train_run(cfg, on_epoch_end=ended, history=history)
+        return real_train_run(cfg, on_epoch_end=ended, history=history, **rest)
 
     monkeypatch.setattr(objective, "train_run", taken_for_dead_during_its_last_epoch)
     opt_dict["constraints"] = ["n_params <= 100000"]
@@ -1131,7 +1135,9 @@ def test_a_trial_failed_as_stale_as_its_last_epoch_prunes_it_keeps_its_pruned_re
     runs: list[int] = []
     failed: list[int] = []
 
-    def taken_for_dead_during_its_last_epoch(cfg: Any, *, on_epoch_end: Any, history: Any) -> Any:
+    def taken_for_dead_during_its_last_epoch(
+        cfg: Any, *, on_epoch_end: Any, history: Any, **rest: Any
+    ) -> Any:
         runs.append(len(runs))
 
         def ended(result: Any) -> None:
@@ -1141,7 +1147,7 @@ def test_a_trial_failed_as_stale_as_its_last_epoch_prunes_it_keeps_its_pruned_re
                 backend.record_heartbeat(running._trial_id)
                 failed.extend(fail_stale_trials(other))  # and queues its values again
 
-        return real_train_run(cfg, on_epoch_end=ended, history=history)
+        return real_train_run(cfg, on_epoch_end=ended, history=history, **rest)
 
     monkeypatch.setattr(objective, "train_run", taken_for_dead_during_its_last_epoch)
     summary = run_study(prepare_study(tmp_path / "run.yaml", tmp_path / "optimize.yaml"), max_failures=1)
