@@ -323,6 +323,16 @@ def test_fail_stale_on_a_study_it_cannot_write_says_so(
         assert load_study("s", url).trials[0].state.name == "RUNNING"  # nothing half-written
 
 
+def _dead_trial_file_of_short_patience(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> tuple[Path, str]:
+    """The SQLite file `s.db` under `tmp_path` and its URL, holding `_study_with_a_dead_trial`, with a busy
+    timeout of 1 s for the lock tests (60 s by default)."""
+    db = tmp_path / "s.db"
+    url = f"sqlite:///{db}"
+    _study_with_a_dead_trial(url)
+    monkeypatch.setenv("HPOTOOL_SQLITE_BUSY_TIMEOUT", "1")
+    return db, url
+
+
 def test_fail_stale_on_a_study_another_process_keeps_locked_says_so(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -332,10 +342,7 @@ def test_fail_stale_on_a_study_another_process_keeps_locked_says_so(
 
     from hpotool.cli import app
 
-    db = tmp_path / "s.db"
-    url = f"sqlite:///{db}"
-    _study_with_a_dead_trial(url)
-    monkeypatch.setenv("HPOTOOL_SQLITE_BUSY_TIMEOUT", "1")
+    db, url = _dead_trial_file_of_short_patience(tmp_path, monkeypatch)
     lock = sqlite3.connect(db, isolation_level=None)
     try:
         lock.execute("BEGIN EXCLUSIVE")
@@ -380,10 +387,7 @@ def test_a_sqlite_file_held_past_the_busy_timeout_is_opened_once_not_six_times(
     from hpotool.rdb_storage import created_rdb_storage
     from hpotool.sqlite_files import connect_sqlite
 
-    db = tmp_path / "s.db"
-    url = f"sqlite:///{db}"
-    _study_with_a_dead_trial(url)
-    monkeypatch.setenv("HPOTOOL_SQLITE_BUSY_TIMEOUT", "1")
+    db, url = _dead_trial_file_of_short_patience(tmp_path, monkeypatch)
     opened: list[str] = []
 
     def counted(path: str) -> Any:
@@ -409,10 +413,7 @@ def test_a_sqlite_study_another_process_holds_exclusively_is_one_line_naming_the
 
     from hpotool.cli import app
 
-    db = tmp_path / "s.db"
-    url = f"sqlite:///{db}"
-    _study_with_a_dead_trial(url)
-    monkeypatch.setenv("HPOTOOL_SQLITE_BUSY_TIMEOUT", "1")
+    db, url = _dead_trial_file_of_short_patience(tmp_path, monkeypatch)
     monkeypatch.chdir(tmp_path)
     with _held_exclusively(db):
         result = CliRunner().invoke(app, [command[0], "--study-name", "s", "--storage", url, *command[1:]])
