@@ -1716,6 +1716,9 @@ def test_a_storage_server_that_goes_away_while_a_command_reads_is_one_line(
     study.set_user_attr("run_config", RunConfig().model_dump(mode="json"))
     study.optimize(lambda t: t.suggest_float("optimizer.lr", 1e-4, 1e-1, log=True), n_trials=2)
     monkeypatch.chdir(tmp_path)
+    (tmp_path / "best").mkdir()  # an earlier export and report, left as they were
+    (tmp_path / "best" / "best_run.yaml").write_text("earlier\n")
+    (tmp_path / "r.html").write_text("earlier\n")
     port = 5432 if url.startswith("postgresql") else 3306
     relay = _Tripwire(port, b"SELECT trials.trial_id, trials.number")  # the first read of the trials
     through = url.replace(f"127.0.0.1:{port}", f"127.0.0.1:{relay.port}")
@@ -1732,7 +1735,8 @@ def test_a_storage_server_that_goes_away_while_a_command_reads_is_one_line(
         "; the study it holds is kept: once the server answers again, run the same command\n"
     )
     assert result.stderr.count("\n") == 1
-    assert not (tmp_path / "best").exists() and not (tmp_path / "r.html").exists()
+    assert sorted(p.name for p in tmp_path.rglob("*")) == ["best", "best_run.yaml", "r.html"]
+    assert (tmp_path / "best" / "best_run.yaml").read_text() == (tmp_path / "r.html").read_text() == "earlier\n"
 
 
 @pytest.mark.filterwarnings("ignore:Heartbeat of storage is supposed to be used with Study.optimize")
