@@ -362,6 +362,7 @@ def _written_over(journal: _Server, key: str, write: Callable[[Any], None]) -> C
         # JSON, not a journal's record: a traceback (TypeError in Optuna's replay)
         ("studies", lambda c, k: c.set(k, "[1, 2]"), "holds '[1, 2]', not a journal log"),
     ],
+    ids=["a-hash", "not-json", "not-a-record"],
 )
 def test_a_journal_log_another_program_wrote_over_is_named(
     journal: _Server,
