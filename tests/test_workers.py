@@ -1736,7 +1736,9 @@ def test_a_storage_server_that_goes_away_while_a_command_reads_is_one_line(
     )
     assert result.stderr.count("\n") == 1
     assert sorted(p.name for p in tmp_path.rglob("*")) == ["best", "best_run.yaml", "r.html"]
-    assert (tmp_path / "best" / "best_run.yaml").read_text() == (tmp_path / "r.html").read_text() == "earlier\n"
+    assert (
+        (tmp_path / "best" / "best_run.yaml").read_text() == (tmp_path / "r.html").read_text() == "earlier\n"
+    )
 
 
 @pytest.mark.filterwarnings("ignore:Heartbeat of storage is supposed to be used with Study.optimize")
