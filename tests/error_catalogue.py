@@ -1308,7 +1308,7 @@ CASES = [
     Case(
         "trainer-optuna-objective",
         "an Optuna objective, def objective(trial), named as the training function",
-        "error: run.yaml: trainer.function: optuna_objective:objective requires 'trial', which hpotool cannot pass: it passes config, run_config, report and the trainer: keys the function names (by name); hpotool passes no Optuna trial: it samples search_space itself and hands the picked values in config (config['optimizer']['lr']) and as the trainer: keys the function names; take config and report instead, call report(epoch, {'val_loss': 0.5}) where it called trial.report, and drop its trial.suggest_* calls",
+        "error: run.yaml: trainer.function: optuna_objective:objective requires 'trial', which hpotool cannot pass: it passes config, run_config, report and the trainer: keys the function names (by name); hpotool passes no Optuna trial: it samples search_space itself and hands the picked values in config (config['optimizer']['lr']) and as the trainer: keys the function names; take config and report instead, call report(epoch, {'val_accuracy': 0.5}) where it called trial.report, and drop its trial.suggest_* calls",
         run={"trainer": {"function": "optuna_objective:objective"}},
         files={
             "optuna_objective.py": "def objective(trial):\n    lr = trial.suggest_float('lr', 1e-4, 1e-1, log=True)\n"
@@ -1354,7 +1354,7 @@ CASES = [
     Case(
         "trainer-no-report",
         "a pruner with a training function that takes no report",
-        "error: run.yaml: trainer.function: tests.trainers:never_reports takes no 'report' argument, so the pruner can never stop a trial; add a report parameter and call report(epoch, {metric: value}) after each epoch, or set pruner: {name: nop} in optimize.yaml",
+        "error: run.yaml: trainer.function: tests.trainers:never_reports takes no 'report' argument, so the pruner can never stop a trial; add a report parameter and call report(epoch, {'val_loss': 0.5}) after each epoch, or set pruner: {name: nop} in optimize.yaml",
         run={"trainer": {"function": "tests.trainers:never_reports"}},
         optimize={"pruner": {"name": "median"}, "metric": "val_loss", "direction": "minimize"},
     ),

@@ -352,6 +352,47 @@ def test_a_training_function_whose_parameter_hpotool_cannot_pass_is_told_the_fix
     )
 
 
+@pytest.mark.parametrize(
+    ("signature", "metrics", "example"),
+    [
+        ("config, callback", {"metric": "val_r2", "direction": "maximize"}, "{'val_r2': 0.5}"),
+        (
+            "trial",
+            {"metrics": ["val_r2", "val_loss"], "directions": ["maximize", "minimize"]},
+            "{'val_r2': 0.5, 'val_loss': 0.5}",
+        ),
+        (
+            "config",
+            {"metric": "val_r2", "direction": "maximize", "pruner": {"name": "median"}},
+            "{'val_r2': 0.5}",
+        ),
+    ],
+)
+def test_the_checks_before_trial_0_show_report_with_the_studys_metrics(
+    tmp_path: Path,
+    run_dict: dict[str, Any],
+    opt_dict: dict[str, Any],
+    signature: str,
+    metrics: dict[str, Any],
+    example: str,
+) -> None:
+    """A study of val_r2 whose training function took `callback`, an Optuna objective's `trial`, or no report
+    under a pruner, was told to call report(epoch, {'val_loss': 0.5}) (or {metric: value}), a metric it does
+    not measure; the study-stopped line already showed the study's own (`metrics_example`)."""
+    from hpotool.plan import prepare_study
+
+    from .conftest import write_configs
+
+    module = "metric_fit_" + "".join(c for c in signature if c.isalnum())
+    (tmp_path / f"{module}.py").write_text(f"def fit({signature}):\n    return {{'val_r2': 1.0}}\n")
+    run = {**run_dict, "trainer": {"function": f"{module}:fit"}}
+    opt = {k: v for k, v in opt_dict.items() if k not in ("metric", "direction")} | metrics
+    opt["search_space"] = {"optimizer.lr": opt_dict["search_space"]["optimizer.lr"]}
+    refused = _refused(prepare_study, *write_configs(tmp_path, run, opt))
+    assert f"report(epoch, {example})" in refused, refused
+    assert refused.count("report(epoch, ") == 1
+
+
 BUILT_OBJECTS = """import torch
 from torch import nn
 

@@ -1704,7 +1704,7 @@ class _Tripwire(_Relay):
 @pytest.mark.parametrize(
     "command", [["trials"], ["export-best", "--out", "best"], ["report", "--out", "r.html"]]
 )
-@pytest.mark.parametrize("storage", ["postgres"], indirect=True)
+@pytest.mark.parametrize("storage", ["postgres", "mysql"], indirect=True)
 def test_a_storage_server_that_goes_away_while_a_command_reads_is_one_line(
     tmp_path: Path, storage: tuple[str, str], command: list[str], monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -1716,8 +1716,12 @@ def test_a_storage_server_that_goes_away_while_a_command_reads_is_one_line(
     study.set_user_attr("run_config", RunConfig().model_dump(mode="json"))
     study.optimize(lambda t: t.suggest_float("optimizer.lr", 1e-4, 1e-1, log=True), n_trials=2)
     monkeypatch.chdir(tmp_path)
-    relay = _Tripwire(5432, b"SELECT trials.trial_id, trials.number")  # the first read of the trials
-    through = url.replace("127.0.0.1:5432", f"127.0.0.1:{relay.port}")
+    (tmp_path / "best").mkdir()  # an earlier export and report, left as they were
+    (tmp_path / "best" / "best_run.yaml").write_text("earlier\n")
+    (tmp_path / "r.html").write_text("earlier\n")
+    port = 5432 if url.startswith("postgresql") else 3306
+    relay = _Tripwire(port, b"SELECT trials.trial_id, trials.number")  # the first read of the trials
+    through = url.replace(f"127.0.0.1:{port}", f"127.0.0.1:{relay.port}")
     try:
         result = CliRunner().invoke(app, [*command, "--study-name", name, "--storage", through])
     finally:
@@ -1725,13 +1729,16 @@ def test_a_storage_server_that_goes_away_while_a_command_reads_is_one_line(
     assert result.exit_code == 2 and "Traceback" not in result.output, result.output
     # the server's or driver's own words, without "OperationalError: (psycopg.OperationalError) "
     assert re.match(
-        rf"error: storage '{re.escape(through)}' stopped answering \([a-z][^()]+\); ", result.stderr
+        rf"error: storage '{re.escape(through)}' stopped answering \([A-Za-z][^()]+\); ", result.stderr
     ), result.stderr
     assert result.stderr.endswith(
         "; the study it holds is kept: once the server answers again, run the same command\n"
     )
     assert result.stderr.count("\n") == 1
-    assert not (tmp_path / "best").exists() and not (tmp_path / "r.html").exists()
+    assert sorted(p.name for p in tmp_path.rglob("*")) == ["best", "best_run.yaml", "r.html"]
+    assert (
+        (tmp_path / "best" / "best_run.yaml").read_text() == (tmp_path / "r.html").read_text() == "earlier\n"
+    )
 
 
 @pytest.mark.filterwarnings("ignore:Heartbeat of storage is supposed to be used with Study.optimize")

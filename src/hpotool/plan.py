@@ -267,7 +267,9 @@ def _trainers_without_report(
 
     assert run.trainer is not None
     try:
-        takes_report = check_user_trainer(run, pruning=pruning, opt_source=opt_path)
+        takes_report = check_user_trainer(
+            run, pruning=pruning, opt_source=opt_path, objectives=opt.objectives
+        )
     except HpoError as exc:
         raise HpoError(f"{run_path}: {exc}") from None
     check_space(run, opt, None, opt_path)
@@ -276,7 +278,9 @@ def _trainers_without_report(
         chosen = apply_overrides(run, {"trainer": choice})
         assert chosen.trainer is not None
         try:
-            if not check_user_trainer(chosen, pruning=pruning, opt_source=opt_path):
+            if not check_user_trainer(
+                chosen, pruning=pruning, opt_source=opt_path, objectives=opt.objectives
+            ):
                 no_report.append(chosen.trainer.function)
         except HpoError as exc:
             raise HpoError(f"{opt_path}: search_space.trainer.choices.{i}: {exc}") from None

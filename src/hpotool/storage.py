@@ -30,7 +30,7 @@ from hpotool.rdb_storage import (
     server_connect_kwargs,
 )
 from hpotool.sqlite_storage import no_sqlite_file, sqlite_storage
-from hpotool.storage_faults import OPENED_SERVERS, driver_words, locked
+from hpotool.storage_faults import OPENED_SERVERS, driver_words, locked, server_lost
 from hpotool.storage_files import file_hint, is_optuna_journal, refuse_a_folder, refuse_a_long_name
 from hpotool.storage_settings import heartbeat_settings, server_silence, sqlite_busy_timeout
 from hpotool.storage_url import (
@@ -152,14 +152,23 @@ def _redis_storage(url: str, *, check_only: bool) -> optuna.storages.BaseStorage
         return None
     import warnings
 
-    from optuna.storages.journal import JournalRedisBackend
+    from hpotool.redis_journal import RedisJournal
 
+    base, _, prefix = redis_prefix(url)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
-        backend = JournalRedisBackend(*redis_prefix(url))
+        backend = RedisJournal(url, base, prefix)
     ping_redis(url, redis_timeouts(backend._redis))  # fail now, with a clear message, not at the first trial
     OPENED_SERVERS.append(url)
-    return optuna.storages.JournalStorage(backend)
+    try:
+        return optuna.storages.JournalStorage(backend)  # reads the whole journal
+    except Exception as exc:
+        # The server went away or froze as the journal was read, after it answered the ping: "cannot open it:
+        # Connection closed by server; is the server ... a Redis server?" sent users the wrong way.
+        lost = server_lost(exc)
+        if lost is None:
+            raise
+        raise lost from exc
 
 
 def _journal_storage(url: str, *, create: bool, check_only: bool) -> optuna.storages.BaseStorage | None:
@@ -288,46 +297,28 @@ def redis_prefixes_holding(url: str, study_name: str) -> list[str]:
     return [other for other in other_redis_journals(url) if study_name in peeked_study_names(other)]
 
 
-class _MissingLog(Exception):
-    """A Redis journal's log that its log count says is there, and is not."""
-
-
 def peeked_study_names(url: str) -> list[str]:
     """The names of the studies in the Redis journal at `url`, another than the one hpotool opens, read
-    without waiting for a log that is not there: one being deleted key by key (`redis-cli --scan --pattern
-    'p:*' | xargs redis-cli del`, which can take `p:log:0` before `p:log_number`), or written by a cluster
-    client between its two commands. Optuna's reader waits for such a log for ever, and a look at the
-    server's other journals, to say where a study is, hung every command opening a Redis study (a test's
-    cleanup beside it hung one in CI). [] for such a journal: a journal going away holds no study to name."""
-    import json
+    without waiting for a log that is not there (`RedisJournal`): one being deleted key by key (`redis-cli
+    --scan --pattern 'p:*' | xargs redis-cli del`, which can take `p:log:0` before `p:log_number`). Optuna's
+    reader waits for such a log for ever, and a look at the server's other journals, to say where a study
+    is, hung every command opening a Redis study (a test's cleanup beside it hung one in CI). [] for such a
+    journal, or one whose keys another program wrote over: a journal going away holds no study to name."""
     import warnings
 
     import optuna
-    from optuna.storages.journal import JournalRedisBackend
 
-    base, cluster, prefix = redis_prefix(url)
+    from hpotool.redis_journal import JournalFault, RedisJournal
+
+    base, _, prefix = redis_prefix(url)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
-        backend = JournalRedisBackend(base, cluster, prefix)
+        backend = RedisJournal(url, base, prefix)
     client = redis_timeouts(backend._redis)
-
-    def read_logs(log_number_from: int) -> Iterator[dict[str, object]]:
-        last = client.get(f"{prefix}:log_number")
-        for number in range(log_number_from, int(last) + 1 if last is not None else 0):
-            log = client.get(f"{prefix}:log:{number}")
-            if log is None:
-                raise _MissingLog(number)
-            try:
-                yield json.loads(log)
-            except json.JSONDecodeError:
-                if number != int(last or 0):  # the last one half-written: Optuna leaves it out too
-                    raise _MissingLog(number) from None
-
-    backend.read_logs = read_logs  # type: ignore[method-assign,assignment]
     try:
         with contextlib.closing(client):
             return study_names(optuna.storages.JournalStorage(backend))
-    except _MissingLog:
+    except JournalFault:
         return []
 
 

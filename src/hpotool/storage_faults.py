@@ -189,7 +189,7 @@ def lost_cause(exc: BaseException) -> str:
     return driver_words(f"{type(cause).__name__}: {text.splitlines()[0]}") if text else type(cause).__name__
 
 
-def _redis_cli(url: str) -> str:
+def redis_cli(url: str) -> str:
     """The `redis-cli` command reaching the Redis server of `url` (its password left out)."""
     from shlex import quote
     from urllib.parse import unquote, urlsplit
@@ -207,13 +207,13 @@ def redis_refusal(url: str, error: str) -> str | None:
     replica. Both printed a traceback and exit code 1, a trial's FAIL or the study's creation half written."""
     if "when used memory > 'maxmemory'" in error:
         return (
-            f"its Redis server is at its maxmemory: raise it ({_redis_cli(url)} CONFIG SET maxmemory 2gb) or "
+            f"its Redis server is at its maxmemory: raise it ({redis_cli(url)} CONFIG SET maxmemory 2gb) or "
             f"free memory there (delete the journals no longer needed)"
         )
     if "write against a read only replica" in error:
         return (
             f"its Redis server is a read-only replica: give the URL of its primary (master_host and master_port "
-            f"in {_redis_cli(url)} INFO replication)"
+            f"in {redis_cli(url)} INFO replication)"
         )
     return None
 

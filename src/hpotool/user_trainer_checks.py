@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import inspect
 import types
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
 from hpotool.config import RunConfig
@@ -14,13 +14,18 @@ from hpotool.formatting import format_choice
 from hpotool.import_paths import import_object
 from hpotool.near_names import closest, edit_distance
 from hpotool.signatures import accepted_kwargs
+from hpotool.trainer_contract import metrics_example
 from hpotool.user_trainer import OFFERED
 
 
-def check_user_trainer(cfg: RunConfig, *, pruning: bool, opt_source: str = "the optimize config") -> bool:
+def check_user_trainer(
+    cfg: RunConfig, *, pruning: bool, opt_source: str = "the optimize config", objectives: Sequence[str] = ()
+) -> bool:
     """Before trial 0: the function imports, and hpotool can call it (every argument it requires is one
     hpotool passes); with a pruner the user chose (`pruning`), it must take `report`, or the pruner could
-    never stop it. Returns whether it takes `report` (True where its signature cannot be read).
+    never stop it. Returns whether it takes `report` (True where its signature cannot be read). `objectives`:
+    the study's metrics, which the report() a fix shows reports (`metrics_example`; val_loss where none is
+    known, `hpotool train`).
 
     Raises:
         HpoError: naming `trainer.function` and what to change.
@@ -51,7 +56,7 @@ def check_user_trainer(cfg: RunConfig, *, pruning: bool, opt_source: str = "the 
         raise HpoError(
             f"trainer.function: {path} requires {', '.join(repr(r) for r in required)}, which hpotool cannot "
             f"pass: it passes {', '.join(OFFERED)} and the trainer: keys the function names (by name); "
-            f"{_required_fix(required[0], cfg)}"
+            f"{_required_fix(required[0], cfg, objectives)}"
         )
     names, var_kw = accepted_kwargs(fn)
     if not var_kw:
@@ -59,7 +64,7 @@ def check_user_trainer(cfg: RunConfig, *, pruning: bool, opt_source: str = "the 
     if pruning and "report" not in names and not var_kw:
         raise HpoError(
             f"trainer.function: {path} takes no 'report' argument, so the pruner can never stop a trial; add a "
-            f"report parameter and call report(epoch, {{metric: value}}) after each epoch, or set pruner: "
+            f"report parameter and call report(epoch, {metrics_example(objectives)}) after each epoch, or set pruner: "
             f"{{name: nop}} in {opt_source}"
         )
     return "report" in names or var_kw
@@ -149,21 +154,22 @@ _CONFIG_NAMES = frozenset(
 _REPORT_NAMES = frozenset({"callback", "reporter", "report_fn", "on_epoch", "on_epoch_end", "log_metrics"})
 
 
-def _required_fix(name: str, cfg: RunConfig) -> str:
+def _required_fix(name: str, cfg: RunConfig, objectives: Sequence[str] = ()) -> str:
     """How to fix a parameter `name` of the training function that hpotool cannot pass: rename what is the
     config or the report callback under another name, or replace an Optuna objective's trial; read a key
-    the run config has from it; set any other under trainer:."""
+    the run config has from it; set any other under trainer:. The report() it shows reports the study's
+    `objectives` (`metrics_example`): a study of val_r2 was shown {'val_loss': 0.5}."""
     if name == "trial":
         return (
             "hpotool passes no Optuna trial: it samples search_space itself and hands the picked values in config "
             "(config['optimizer']['lr']) and as the trainer: keys the function names; take config and report "
-            "instead, call report(epoch, {'val_loss': 0.5}) where it called trial.report, and drop its "
-            "trial.suggest_* calls"
+            f"instead, call report(epoch, {metrics_example(objectives)}) where it called trial.report, and drop "
+            "its trial.suggest_* calls"
         )
     if name in _CONFIG_NAMES:
         return f"rename {name!r} config (the run config as a dict) or run_config (the RunConfig)"
     if name in _REPORT_NAMES:
-        return f"rename {name!r} report (call report(epoch, {{'val_loss': 0.5}}) after each epoch)"
+        return f"rename {name!r} report (call report(epoch, {metrics_example(objectives)}) after each epoch)"
     read = _run_config_key(name, cfg)
     if read is not None:
         return read
