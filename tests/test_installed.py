@@ -283,3 +283,37 @@ def test_an_error_in_an_installed_copy_of_the_users_model_is_told_at_its_line(tm
     )
     assert done.returncode == 2, done.stderr
     assert f"No module named 'errlab_dependency_xyz' at {site / 'errlab' / 'needs.py'}:1" in done.stderr
+
+
+def test_hpotool_itself_installed_from_a_checkout_is_not_taken_for_the_users_code(
+    elsewhere: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """`pip install .` of an hpotool checkout copies hpotool into site-packages as a project installed from a
+    folder: its files are hpotool's, where no error of the user's is said to be, and of which no copy is
+    noted; the user's project installed beside it is theirs."""
+    from hpotool.installed import local_packages
+
+    site = elsewhere / "site"
+    _dist_info(site, "hpotool", ["hpotool"], elsewhere / "hpotool-checkout", editable=False)
+    _dist_info(site, "inst-lab", ["instlab"], elsewhere / "proj", editable=False)
+    monkeypatch.syspath_prepend(str(site))
+    assert local_packages() == (f"{site / 'instlab'}{os.sep}", str(site / "instlab.py"))
+
+
+def test_a_package_installed_editable_from_a_folder_that_no_longer_holds_it_is_told_to_be_installed_again(
+    elsewhere: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The package of an editable install renamed in its folder (src/renamedlab/ now src/renamedlab2/): the
+    line named only folders and PYTHONPATH, and the project is installed from where it is."""
+    project = elsewhere / "proj"
+    (project / "src" / "renamedlab2").mkdir(parents=True)
+    site = elsewhere / "site"
+    _dist_info(site, "renamed-lab", ["renamedlab"], project, editable=True)
+    monkeypatch.syspath_prepend(str(site))
+    with pytest.raises(HpoError) as info:
+        import_object("renamedlab.models:Net")
+    assert str(info.value) == (
+        f"cannot import 'renamedlab.models:Net': No module named 'renamedlab'; renamed-lab is installed "
+        f"editable (pip install -e) from {project}, which holds no renamedlab now: install it again "
+        f"({sys.executable} -m pip install -e {project})"
+    )

@@ -130,7 +130,7 @@ def local_packages() -> tuple[str, ...]:
     copy of the user's model was said to be at torch's `module.py`, not at the line of theirs that raised."""
     held = []
     for install in local_installs():
-        if install.editable:
+        if install.editable or "hpotool" in install.imports:  # hpotool's own code, installed from a checkout
             continue
         for name in install.imports:
             held += [os.path.join(install.site, name) + os.sep, os.path.join(install.site, f"{name}.py")]
@@ -150,6 +150,8 @@ def not_installed_hint(path: str, top: str) -> str:
     for dist in _distributions():
         name = dist.metadata["Name"] or ""
         local = _folder_of(dist)
+        if _squashed(name) != _squashed(top) and (local is None or not local[1]):
+            continue  # neither named so nor an editable install: its files are not read (torch's RECORD)
         imports = _import_names(dist, local[0] if local else None)
         if _squashed(name) == _squashed(top) and top not in imports and imports:
             meant = [i for i in imports if _squashed(i) == _squashed(top)] or list(imports)
@@ -166,9 +168,11 @@ def not_installed_hint(path: str, top: str) -> str:
                 f"; {name} is installed editable (pip install -e) from {folder}, which no longer exists (moved or "
                 f"deleted): install it again from its folder now ({_python()} install -e NEW_FOLDER)"
             )
-        if not any(os.path.exists(os.path.join(folder, *s, top)) for s in ([], ["src"])):
+        if not any(
+            os.path.exists(os.path.join(folder, *s, t)) for s in ([], ["src"]) for t in (top, f"{top}.py")
+        ):
             return (
-                f"; {name} is installed editable (pip install -e) from {folder}, which holds no {top}/ now: "
+                f"; {name} is installed editable (pip install -e) from {folder}, which holds no {top} now: "
                 f"install it again ({_python()} install -e {folder})"
             )
     return ""
@@ -226,7 +230,7 @@ def note_a_stale_copy(module_name: str, file: str | None) -> None:
         return
     file = os.path.abspath(file)
     for install in local_installs():
-        if install.editable or not file.startswith(install.site + os.sep):
+        if install.editable or "hpotool" in install.imports or not file.startswith(install.site + os.sep):
             continue
         inside = os.path.relpath(file, install.site)
         if inside.split(os.sep)[0].removesuffix(".py") not in install.imports:
