@@ -317,3 +317,29 @@ def test_a_package_installed_editable_from_a_folder_that_no_longer_holds_it_is_t
         f"editable (pip install -e) from {project}, which holds no renamedlab now: install it again "
         f"({sys.executable} -m pip install -e {project})"
     )
+
+
+@pytest.mark.parametrize("how", ["package", "editable"])
+def test_a_package_of_the_activated_environment_not_hpotools_is_told_which_environment_holds_it(
+    elsewhere: Path, monkeypatch: pytest.MonkeyPatch, how: str
+) -> None:
+    """The shell's activated venv holds the project (pip install -e . there), but `hpotool` on the PATH is
+    another environment's (pipx's, the system's): the line told the user to change folders or PYTHONPATH."""
+    env = elsewhere / "labenv"
+    site = env / "lib" / "python3.11" / "site-packages"
+    site.mkdir(parents=True)
+    if how == "package":
+        (site / "envlab").mkdir()
+        (site / "envlab" / "__init__.py").write_text("")
+    else:
+        (elsewhere / "proj" / "src" / "envlab").mkdir(parents=True)
+        (site / "__editable__.env_lab-0.1.0.pth").write_text(f"{elsewhere / 'proj' / 'src'}\n")
+    monkeypatch.setenv("VIRTUAL_ENV", str(env))
+    with pytest.raises(HpoError) as info:
+        import_object("envlab.models:Net")
+    assert str(info.value) == (
+        f"cannot import 'envlab.models:Net': No module named 'envlab'; envlab is installed in the environment "
+        f"{env} (VIRTUAL_ENV, the one the shell has activated), not in the one hpotool runs in ({sys.prefix}): "
+        f"install hpotool there ({env / 'bin' / 'python'} -m pip install hpotool) and run its hpotool, or "
+        f"install your project in hpotool's ({sys.executable} -m pip install -e YOUR_PROJECT)"
+    )

@@ -162,10 +162,12 @@ def _not_found(path: str, module_name: str, attr: str, exc: ModuleNotFoundError)
         return _file_path(path, module_name, attr)
     if wrong_path and (data_file := _data_file(path, attr)):
         return data_file
-    from hpotool.installed import not_installed_hint
+    from hpotool.installed import not_installed_hint, other_environment_hint
 
-    if wrong_path and "." not in missing and (installed := not_installed_hint(path, top)):
-        return HpoError(f"cannot import {path!r}: {exc}{installed}")
+    if wrong_path and "." not in missing:
+        installed = not_installed_hint(path, top) or other_environment_hint(top)
+        if installed:
+            return HpoError(f"cannot import {path!r}: {exc}{installed}")
     hint = similar_module(missing) if wrong_path else ""
     if wrong_path and "." not in missing:
         hint += not_found_hint(top)

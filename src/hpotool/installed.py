@@ -178,6 +178,59 @@ def not_installed_hint(path: str, top: str) -> str:
     return ""
 
 
+def other_environment_hint(top: str) -> str:
+    """`; mylab is installed in the activated environment ..., not in the one hpotool runs in` where the
+    virtual or conda environment the shell has activated (VIRTUAL_ENV, CONDA_PREFIX) is not hpotool's and
+    holds the package `top`: `hpotool` on the PATH is another environment's (pipx's, the system's), which the
+    line only told to change folders or PYTHONPATH. Empty otherwise."""
+    import glob
+
+    for variable in ("VIRTUAL_ENV", "CONDA_PREFIX"):
+        env = os.environ.get(variable)
+        if not env or os.path.realpath(env) == os.path.realpath(sys.prefix):
+            continue
+        sites = glob.glob(os.path.join(env, "lib", "python*", "site-packages"))
+        sites += glob.glob(os.path.join(env, "Lib", "site-packages"))
+        if any(_holds(site, top) for site in sites):
+            python = os.path.join(env, "Scripts" if os.name == "nt" else "bin", "python")
+            return (
+                f"; {top} is installed in the environment {env} ({variable}, the one the shell has activated), "
+                f"not in the one hpotool runs in ({sys.prefix}): install hpotool there ({python} -m pip install "
+                f"hpotool) and run its hpotool, or install your project in hpotool's ({_python()} install -e "
+                f"YOUR_PROJECT)"
+            )
+    return ""
+
+
+def _holds(site: str, top: str) -> bool:
+    """Whether the site-packages folder `site` imports `top`: a package or module there, a distribution there
+    that names it among its top-level names, or a folder an editable install's .pth adds that holds it."""
+    if os.path.exists(os.path.join(site, top)) or os.path.isfile(os.path.join(site, f"{top}.py")):
+        return True
+    try:
+        listed = os.listdir(site)
+    except OSError:
+        return False
+    for name in listed:
+        file = os.path.join(site, name)
+        try:
+            if name.endswith(".dist-info") and os.path.isfile(os.path.join(file, "top_level.txt")):
+                with open(os.path.join(file, "top_level.txt"), encoding="utf-8") as fh:
+                    if top in fh.read().split():
+                        return True
+            elif name.endswith(".pth"):
+                with open(file, encoding="utf-8") as fh:
+                    for line in fh.read().splitlines():
+                        folder = line.strip()
+                        if not folder or folder.startswith(("#", "import ")):
+                            continue
+                        if os.path.exists(os.path.join(folder, top)):
+                            return True
+        except (OSError, UnicodeDecodeError):
+            continue
+    return False
+
+
 def install_hint(project: str | None) -> str:
     """`, or install your project in the Python hpotool runs in (...)`: the other way a package of the user's
     imports, which a user whose project is installed in another environment than hpotool's (hpotool run
