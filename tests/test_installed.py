@@ -343,3 +343,30 @@ def test_a_package_of_the_activated_environment_not_hpotools_is_told_which_envir
         f"install hpotool there ({env / 'bin' / 'python'} -m pip install hpotool) and run its hpotool, or "
         f"install your project in hpotool's ({sys.executable} -m pip install -e YOUR_PROJECT)"
     )
+
+
+@pytest.mark.parametrize("how", ["record", "editable-folder"])
+def test_a_distribution_without_top_level_txt_is_told_its_import_name(
+    elsewhere: Path, monkeypatch: pytest.MonkeyPatch, how: str
+) -> None:
+    """Hatchling, flit and PDM write no top_level.txt: the import name comes from the files the wheel
+    installed (RECORD), or, for an editable install that installed only a .pth, from the project folder's
+    (or its src/'s) packages."""
+    project = elsewhere / "proj"
+    (project / "src" / "hatchlab").mkdir(parents=True)
+    (project / "src" / "hatchlab" / "__init__.py").write_text("")
+    site = elsewhere / "site"
+    _dist_info(site, "hatch-lab", [], project, editable=how == "editable-folder")
+    info = site / "hatch_lab-0.1.0.dist-info"
+    (info / "top_level.txt").unlink()
+    record = (
+        "_hatch_lab.pth,," if how == "editable-folder" else "hatchlab/__init__.py,,\nhatchlab/models.py,,"
+    )
+    (info / "RECORD").write_text(f"{record}\nhatch_lab-0.1.0.dist-info/METADATA,,\n")
+    monkeypatch.syspath_prepend(str(site))
+    with pytest.raises(HpoError) as info_:
+        import_object("hatch-lab.models:Net")
+    assert str(info_.value).endswith(
+        "hatch-lab names the distribution hatch-lab (pip's name for it), which Python imports as hatchlab: "
+        "write hatchlab.models:Net"
+    )
