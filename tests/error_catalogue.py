@@ -1066,7 +1066,7 @@ CASES = [
     Case(
         "import-module",
         "an import path whose module does not import",
-        "error: run.yaml: model: cannot import 'mypkg.nets:Net': No module named 'mypkg'; imports resolve from the current folder and PYTHONPATH: run hpotool from the folder that holds mypkg/ (or mypkg.py), or add that folder to PYTHONPATH",
+        "error: run.yaml: model: cannot import 'mypkg.nets:Net': No module named 'mypkg'; imports resolve from the current folder and PYTHONPATH: run hpotool from the folder that holds mypkg/ (or mypkg.py), add that folder to PYTHONPATH, or install your project in the Python hpotool runs in (<python> -m pip install -e YOUR_PROJECT)",
         run={"model": {"name": "mypkg.nets:Net"}},
     ),
     Case(
@@ -1079,14 +1079,14 @@ CASES = [
     Case(
         "import-package-in-a-subfolder",
         "an import path whose package sits in a subfolder of the one hpotool runs in (-r proj/run.yaml)",
-        "error: run.yaml: model: cannot import 'subfolder_nets.nets:Net': No module named 'subfolder_nets'; imports resolve from the current folder and PYTHONPATH, and <cwd>/proj holds subfolder_nets: run hpotool from there (cd proj), or add that folder to PYTHONPATH",
+        "error: run.yaml: model: cannot import 'subfolder_nets.nets:Net': No module named 'subfolder_nets'; imports resolve from the current folder and PYTHONPATH, and <cwd>/proj holds subfolder_nets: run hpotool from there (cd proj), add that folder to PYTHONPATH, or install your project in the Python hpotool runs in (<python> -m pip install -e YOUR_PROJECT)",
         run={"model": {"name": "subfolder_nets.nets:Net"}},
         files={"proj/subfolder_nets/__init__.py": "", "proj/subfolder_nets/nets.py": "Net = None\n"},
     ),
     Case(
         "import-module-in-a-folder-above",
         "an import path whose module sits in a folder above the one hpotool runs in (run from configs/)",
-        "error: ../run.yaml: model: cannot import 'above_nets:Net': No module named 'above_nets'; imports resolve from the current folder and PYTHONPATH, and <cwd> holds above_nets: run hpotool from there (cd ..), or add that folder to PYTHONPATH",
+        "error: ../run.yaml: model: cannot import 'above_nets:Net': No module named 'above_nets'; imports resolve from the current folder and PYTHONPATH, and <cwd> holds above_nets: run hpotool from there (cd ..), add that folder to PYTHONPATH, or install your project in the Python hpotool runs in (<python> -m pip install -e YOUR_PROJECT)",
         run={"model": {"name": "above_nets:Net"}},
         files={"above_nets.py": "Net = None\n"},
         command=("optimize", "-r", "../run.yaml", "-o", "../optimize.yaml"),
@@ -1096,7 +1096,7 @@ CASES = [
         "import-exported-config-from-another-folder",
         "an exported best_run.yaml trained from a folder beside its project, whose module the folder the "
         "config sits below holds; before: 'run hpotool from the folder that holds sibling_nets/', naming none",
-        "error: ../proj/studies/best/best_run.yaml: model: cannot import 'sibling_nets:Net': No module named 'sibling_nets'; imports resolve from the current folder and PYTHONPATH, and <cwd>/proj holds sibling_nets: run hpotool from there (cd ../proj), or add that folder to PYTHONPATH",
+        "error: ../proj/studies/best/best_run.yaml: model: cannot import 'sibling_nets:Net': No module named 'sibling_nets'; imports resolve from the current folder and PYTHONPATH, and <cwd>/proj holds sibling_nets: run hpotool from there (cd ../proj), add that folder to PYTHONPATH, or install your project in the Python hpotool runs in (<python> -m pip install -e YOUR_PROJECT)",
         files={
             "proj/sibling_nets.py": "Net = None\n",
             "proj/studies/best/best_run.yaml": "model: {name: 'sibling_nets:Net'}\ndevice: cpu\n",
@@ -3822,5 +3822,26 @@ CASES = [
             "bare_lab/__init__.py": "",
             "bare_lab/models.py": "from torch import nn\n\n\nclass Net(nn.Module):\n    pass\n",
         },
+    ),
+    Case(
+        "import-distribution-name",
+        "an import path that starts with the name pip installs a project by (cat-lab, as in pip install -e .), "
+        "not the package Python imports (catlab); before: 'run hpotool from the folder that holds cat-lab/'",
+        "error: run.yaml: model: cannot import 'cat-lab.nets:Net': No module named 'cat-lab'; cat-lab names the distribution cat-lab (pip's name for it), which Python imports as catlab: write catlab.nets:Net",
+        run={"model": {"name": "cat-lab.nets:Net"}},
+        files={
+            "catlab/__init__.py": "",
+            "catlab/nets.py": "Net = None\n",
+            "cat_lab-0.1.0.dist-info/METADATA": "Metadata-Version: 2.1\nName: cat-lab\nVersion: 0.1.0\n",
+            "cat_lab-0.1.0.dist-info/top_level.txt": "catlab\n",
+        },
+    ),
+    Case(
+        "import-file-path-of-a-src-layout",
+        "the path of a src/ layout's module written where its import path goes; before: 'write "
+        "src.srclay.nets:Net ... run from the folder that holds src/', which breaks the package's own imports",
+        "error: run.yaml: model: cannot import 'src/srclay/nets.py:Net': 'src/srclay/nets.py' is a file path, not an import path; write srclay.nets:Net (the file is in a package, named from the folder above it) and run hpotool from src (or add it to PYTHONPATH, or pip install -e your project)",
+        run={"model": {"name": "src/srclay/nets.py:Net"}},
+        files={"src/srclay/__init__.py": "", "src/srclay/nets.py": "Net = None\n"},
     ),
 ]

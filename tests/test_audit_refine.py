@@ -6,6 +6,7 @@ import json
 import math
 import re
 import shlex
+import sys
 import zlib
 from dataclasses import replace
 from pathlib import Path
@@ -817,7 +818,8 @@ def test_refine_names_a_user_module_that_fails_to_import(
     assert str(exc.value) == (
         "study 'user': run_config: model: cannot import 'broken_models_for_refine:Net': importing "
         "'broken_models_for_refine' raised ModuleNotFoundError: No module named 'no_such_dependency_xyz' "
-        "at broken_models_for_refine.py:1"
+        "at broken_models_for_refine.py:1; no_such_dependency_xyz is not installed in the Python hpotool runs "
+        f"in: install it there ({sys.executable} -m pip install no_such_dependency_xyz)"
     )
 
 

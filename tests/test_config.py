@@ -2,6 +2,7 @@ from __future__ import annotations
 
 import inspect
 import re
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -501,8 +502,9 @@ def test_components_of_a_package_that_does_not_import_are_one_line(
         validate_config(RunConfig, run, "run.yaml")
     assert str(info.value) == (
         "run.yaml: model: cannot import 'mylab.nets:Net': No module named 'mylab'; imports resolve from the "
-        "current folder and PYTHONPATH: run hpotool from the folder that holds mylab/ (or mylab.py), or add "
-        "that folder to PYTHONPATH (loss needs it too)"
+        "current folder and PYTHONPATH: run hpotool from the folder that holds mylab/ (or mylab.py), add that "
+        f"folder to PYTHONPATH, or install your project in the Python hpotool runs in ({sys.executable} -m pip "
+        "install -e YOUR_PROJECT) (loss needs it too)"
     )
 
 

@@ -149,7 +149,8 @@ def test_bad_input_is_one_line_exit_2_and_writes_nothing(case: Case, request: py
             lock.close()  # its transaction rolls back
     assert result.exit_code == 2, result.output
     expected = _as_this_python_words(case.message)
-    assert result.stderr == expected.replace("<cwd>", str(Path.cwd())).replace("<repo>", str(REPO)) + "\n"
+    expected = expected.replace("<cwd>", str(Path.cwd())).replace("<repo>", str(REPO))
+    assert result.stderr == expected.replace("<python>", sys.executable) + "\n"
     assert "Traceback" not in result.output
     if before is None:
         assert not Path("studies/tiny.db").exists()
@@ -169,7 +170,7 @@ def render_doc() -> str:
         "`tests/error_catalogue.py`, and `tests/test_errors_catalogue.py` runs every case through the real CLI,",
         "so what you read here is what hpotool prints (paths as in the tests: `run.yaml`, `optimize.yaml`, the",
         "default `studies/tiny.db`; `<cwd>`: the folder the command runs in; `<repo>`: hpotool's checkout, whose",
-        "`tests/helpers.py` stands for a user's code).",
+        "`tests/helpers.py` stands for a user's code; `<python>`: the Python hpotool runs in).",
         "",
     ]
     for i, case in enumerate(CASES, 1):

@@ -5,6 +5,7 @@ import os
 import re
 import shutil
 import statistics
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -782,7 +783,6 @@ def test_train_from_best_over_very_many_seeds_starts_training_at_once(
     # and deaf to Ctrl-C, until killed. Now each run is built when it is reached. (A subprocess, so the old
     # code's endless build fails the test at the guard instead of hanging it.)
     import subprocess
-    import sys
 
     study = run_tiny_study(tmp_path, run_dict, opt_dict)
     code = """
@@ -826,7 +826,6 @@ def test_train_from_best_stopped_over_very_many_seeds_counts_only_the_runs_there
     # folder: the "interrupted: ..." line never came, and the command did not return. Now it counts the
     # folders there are. (A subprocess, so the old code's endless count fails at the guard.)
     import subprocess
-    import sys
 
     study = run_tiny_study(tmp_path, run_dict, opt_dict)
     n = study.best_trial.number
@@ -987,7 +986,6 @@ def test_train_from_best_of_a_study_in_another_folder_names_its_project_folder(t
     refine and optimize joining the study. (Real processes: the study's module must not linger in this one's
     sys.modules.)"""
     import subprocess
-    import sys
 
     import hpotool
 
@@ -1023,7 +1021,8 @@ def test_train_from_best_of_a_study_in_another_folder_names_its_project_folder(t
         2,
         "error: study 'tiny': run_config: model: cannot import 'walka_proj_nets:Net': No module named "
         f"'walka_proj_nets'; imports resolve from the current folder and PYTHONPATH, and {proj} holds "
-        "walka_proj_nets: run hpotool from there (cd ../proj), or add that folder to PYTHONPATH\n",
+        "walka_proj_nets: run hpotool from there (cd ../proj), add that folder to PYTHONPATH, or install your "
+        f"project in the Python hpotool runs in ({sys.executable} -m pip install -e YOUR_PROJECT)\n",
     )
     done = hpotool(other, *final, path=str(proj))
     assert done.returncode == 2

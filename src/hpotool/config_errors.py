@@ -280,12 +280,14 @@ def _word_meant(given: str, words: list[str]) -> str:
 
 def _one_line_per_missing_package(lines: list[str]) -> list[str]:
     """Sections whose components come from one package that does not import (hpotool run from the wrong
-    folder) share one line: the first, naming the other sections."""
+    folder, or in another environment than the package's; its editable install moved) share one line: the
+    first, naming the other sections."""
     first: dict[str, int] = {}
     also: dict[int, list[str]] = {}
     out: list[str] = []
     for line in lines:
-        missing = re.search(r"No module named '([^']+)'; imports resolve", line)
+        # the path's own package not found (a hint where it may be, or of its install), not one it imports
+        missing = re.search(r"cannot import '[^']*': No module named '([^']+)';", line)
         if missing is None:
             out.append(line)
         elif missing.group(1) in first:

@@ -44,6 +44,10 @@ def similar_module(missing: str) -> str:
     else:
         search = [os.getcwd()]
     names = [m.name for m in pkgutil.iter_modules(search)]
+    if not parent:  # and the packages of the user's that pip installed from their folders (pip install -e .)
+        from hpotool.installed import local_installs
+
+        names += [name for install in local_installs() for name in install.imports]
     near = closest(last, names, n=1, ignore_case=True)
     return f" (did you mean {'.'.join([parent, near[0]]).lstrip('.')!r}?)" if near else ""
 
@@ -148,15 +152,27 @@ def not_found_hint(top: str) -> str:
             f"; imports resolve from the current folder and sys.path: run your script from the folder that "
             f"holds {top}/ (or {top}.py), or add that folder to sys.path first"
         )
+    from hpotool.installed import install_hint
+
     if holder is not None:
         return (
             f"; imports resolve from the current folder and PYTHONPATH, and {holder} holds {top}: run "
-            f"hpotool from there (cd {os.path.relpath(holder)}), or add that folder to PYTHONPATH"
+            f"hpotool from there (cd {os.path.relpath(holder)}), add that folder to PYTHONPATH"
+            + install_hint(_project_of(holder))
         )
     return (
         f"; imports resolve from the current folder and PYTHONPATH: run hpotool from the folder "
-        f"that holds {top}/ (or {top}.py), or add that folder to PYTHONPATH"
+        f"that holds {top}/ (or {top}.py), add that folder to PYTHONPATH" + install_hint(None)
     )
+
+
+def _project_of(holder: str) -> str | None:
+    """The project folder (one with a pyproject.toml, setup.py or setup.cfg) that is `holder` or holds it as
+    its `src/`, which pip installs; None for a plain folder."""
+    for folder in (holder, os.path.dirname(holder) if os.path.basename(holder) == "src" else holder):
+        if any(os.path.isfile(os.path.join(folder, f)) for f in ("pyproject.toml", "setup.py", "setup.cfg")):
+            return folder
+    return None
 
 
 def defined_in_a_submodule(package: types.ModuleType, name: str, attr: str) -> str:

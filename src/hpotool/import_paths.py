@@ -107,6 +107,9 @@ def _import_module(path: str, module_name: str, attr: str) -> types.ModuleType:
     if moved:
         sys.modules.pop(module_name, None)  # imported again by a later call, which refuses it again
         raise _changed_folder(path, module_name, *moved)
+    from hpotool.installed import note_a_stale_copy
+
+    note_a_stale_copy(module_name, getattr(module, "__file__", None))
     return module
 
 
@@ -153,15 +156,46 @@ def _not_found(path: str, module_name: str, attr: str, exc: ModuleNotFoundError)
         # the user's module imports something that is missing: say where, not that the path is wrong
         return HpoError(
             f"cannot import {path!r}: importing {module_name!r} raised {first_line(exc)} at {inside}"
+            + _missing_import_hint(missing, inside)
         )
     if wrong_path and module_name.endswith(".py"):
         return _file_path(path, module_name, attr)
     if wrong_path and (data_file := _data_file(path, attr)):
         return data_file
+    from hpotool.installed import not_installed_hint, other_environment_hint
+
+    if wrong_path and "." not in missing:
+        installed = not_installed_hint(path, top) or other_environment_hint(top)
+        if installed:
+            return HpoError(f"cannot import {path!r}: {exc}{installed}")
     hint = similar_module(missing) if wrong_path else ""
     if wrong_path and "." not in missing:
         hint += not_found_hint(top)
     return HpoError(f"cannot import {path!r}: {exc}{hint}")
+
+
+def _missing_import_hint(missing: str, inside: str) -> str:
+    """What to do about the module `missing` that a user's module imports at `inside` (`path:line in f`):
+    import it by its package where it is a module beside that file (`import utils` in mylab/models.py, which
+    worked when the file ran as a script from its folder), or else install it in the Python hpotool runs in
+    (installed in another environment, the one the user's scripts run in, it is not in hpotool's)."""
+    from hpotool.installed import missing_dependency_hint
+
+    top = missing.split(".")[0]
+    folder = os.path.dirname(os.path.abspath(re.sub(r":\d+( in .*)?$", "", inside)))
+    if not (os.path.isfile(os.path.join(folder, f"{top}.py")) or os.path.isdir(os.path.join(folder, top))):
+        return missing_dependency_hint(missing)
+    if not os.path.isfile(os.path.join(folder, "__init__.py")):  # a plain folder's: not on sys.path here
+        return ""
+    package = [os.path.basename(folder)]
+    while os.path.isfile(os.path.join(os.path.dirname(folder), "__init__.py")):
+        folder = os.path.dirname(folder)
+        package.insert(0, os.path.basename(folder))
+    return (
+        f"; {top} is a module beside that file, in the package {'.'.join(package)}, which Python does not "
+        f"search by its bare name: import it by its package (from {'.'.join(package)} import {top}, or "
+        f"from . import {top})"
+    )
 
 
 def _no_attribute(path: str, module_name: str, attr: str, obj: Any, owner: str, part: str) -> HpoError:
@@ -224,6 +258,15 @@ def _file_path(path: str, module_name: str, attr: str) -> HpoError:
     file = file.with_suffix("") if file.suffix == ".py" else file
     said = f"cannot import {path!r}: {module_name!r} is a file path, not an import path; write"
     parts = [p for p in file.parts if p != "."]
+    package = _package_module(str(file))
+    if package is not None:
+        name, root = package
+        if root is None:
+            return HpoError(f"{said} {name}:{attr}, the module Python imports that file as")
+        return HpoError(
+            f"{said} {name}:{attr} (the file is in a package, named from the folder above it) and run hpotool "
+            f"from {root} (or add it to PYTHONPATH, or pip install -e your project)"
+        )
     if file.is_absolute() or ".." in parts:
         return HpoError(
             f"{said} {file.name}:{attr} and run hpotool from {file.parent} (or add it to PYTHONPATH)"
@@ -233,6 +276,44 @@ def _file_path(path: str, module_name: str, attr: str) -> HpoError:
         f"{said} {'.'.join(parts)}:{attr} (folders joined by dots, without .py), run from the folder that "
         f"holds {top}"
     )
+
+
+def _package_module(file: str) -> tuple[str, str | None] | None:
+    """The module a file path (`src/mylab/models`, without .py) names inside a package: its dotted name
+    (`mylab.models`) and None where Python imports that name from that file already (an installed project),
+    or else the folder to run from (the one above the package's top); None for a file that is in no package,
+    or is not there. A `src/` layout's file was told to be written `src.mylab.models:Net`, and an absolute
+    path's `models:Net`, run from inside the package: both break the package's own imports."""
+    path = os.path.abspath(file.replace("\\", "/"))
+    if not os.path.isfile(f"{path}.py"):  # not here: the package Python imports that holds it, if one does
+        given = PurePath(file.replace("\\", "/")).parts
+        for i in range(len(given) - 1):
+            if all(p.isidentifier() for p in given[i:]) and any(
+                os.path.isfile(os.path.join(w, *given[i + 1 :]) + ".py") for w in _package_folders(given[i])
+            ):
+                return ".".join(given[i:]), None
+        return None
+    if not os.path.isfile(os.path.join(os.path.dirname(path), "__init__.py")):
+        return None
+    parts, root = [os.path.basename(path)], os.path.dirname(path)
+    while os.path.isfile(os.path.join(root, "__init__.py")):
+        parts.insert(0, os.path.basename(root))
+        root = os.path.dirname(root)
+    if not all(p.isidentifier() for p in parts) or root == os.getcwd():  # from here: said as it is
+        return None
+    if os.path.join(root, parts[0]) in _package_folders(parts[0]):
+        return ".".join(parts), None
+    return ".".join(parts), os.path.relpath(root) if root.startswith(os.getcwd() + os.sep) else root
+
+
+def _package_folders(top: str) -> list[str]:
+    """The folders Python imports the package `top` from (found, not imported); none for a module that is not
+    a package, or not found."""
+    try:
+        spec = importlib.util.find_spec(top)
+    except (ImportError, ValueError):
+        return []
+    return [os.path.abspath(w) for w in (spec.submodule_search_locations or [])] if spec is not None else []
 
 
 def _refuse_a_shadowed_module(path: str, module_name: str, attr: str) -> None:

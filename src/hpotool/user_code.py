@@ -66,10 +66,15 @@ def _innermost_user_frame(frames: list[tuple[str, int | None, str | None]]) -> s
 
 
 def _users_file(filename: str, library: tuple[str, ...]) -> bool:
-    """Whether a frame's `filename` is a file of the user's: outside the `library` folders, and a file (a
-    compiled module's frame names its source relatively, `<frozen ...>` none)."""
+    """Whether a frame's `filename` is a file of the user's: outside the `library` folders, or in a project
+    of theirs that pip copied there from its folder (`pip install .`), and a file (a compiled module's frame
+    names its source relatively, `<frozen ...>` none)."""
+    from hpotool.installed import local_packages
+
     path = os.path.abspath(filename)
-    return not filename.startswith("<") and not path.startswith(library) and os.path.isfile(path)
+    if filename.startswith("<") or not os.path.isfile(path):
+        return False
+    return not path.startswith(library) or path.startswith(local_packages())
 
 
 def first_line(exc: BaseException) -> str:

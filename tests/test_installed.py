@@ -1,0 +1,372 @@
+"""A user's project installed with pip (`pip install -e .` or `pip install .`, a `src/` layout, a distribution
+named `my-lab` imported as `mylab`), used from another folder: what a mistake with the install says."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import sysconfig
+import textwrap
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+import hpotool
+from hpotool.errors import HpoError
+from hpotool.import_paths import import_object
+
+SRC = Path(hpotool.__file__).resolve().parents[1]  # the hpotool these tests import, for the venv's .pth
+
+
+def _dist_info(site: Path, dist: str, imports: list[str], folder: Path, *, editable: bool) -> None:
+    """The .dist-info folder pip writes for `dist` installed from the local `folder` (`pip install [-e]`)."""
+    info = site / f"{dist.replace('-', '_')}-0.1.0.dist-info"
+    info.mkdir(parents=True)
+    (info / "METADATA").write_text(f"Metadata-Version: 2.1\nName: {dist}\nVersion: 0.1.0\n")
+    (info / "top_level.txt").write_text("".join(f"{i}\n" for i in imports))
+    (info / "RECORD").write_text("")
+    url = {"url": folder.as_uri(), "dir_info": {"editable": True} if editable else {}}
+    (info / "direct_url.json").write_text(json.dumps(url))
+
+
+@pytest.fixture
+def elsewhere(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
+    """A `runs/` folder, away from the project, as the current folder; the modules the test imports are
+    forgotten after it."""
+    runs = tmp_path / "runs"
+    runs.mkdir()
+    monkeypatch.chdir(runs)
+    before = set(sys.modules)
+    yield tmp_path
+    for name in set(sys.modules) - before:
+        if name.startswith(("instlab", "movedlab", "srclab", "deplab", "stalelab")):
+            del sys.modules[name]
+
+
+def test_the_distributions_name_written_for_its_import_name_is_told_the_import_path(
+    elsewhere: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """`model: {name: inst-lab.models:Net}` (pip's name, as in `pip install -e .` of a project named inst-lab,
+    whose package is instlab) said "No module named 'inst-lab'; ... run hpotool from the folder that holds
+    inst-lab/", a folder no project has."""
+    project = elsewhere / "proj"
+    (project / "src" / "instlab").mkdir(parents=True)
+    (project / "src" / "instlab" / "__init__.py").write_text("")
+    (project / "src" / "instlab" / "models.py").write_text("class Net:\n    pass\n")
+    site = elsewhere / "site"
+    _dist_info(site, "inst-lab", ["instlab"], project, editable=True)
+    monkeypatch.syspath_prepend(str(site))
+    monkeypatch.syspath_prepend(str(project / "src"))  # as the editable install's .pth puts it
+    for written in ("inst-lab", "inst_lab"):
+        with pytest.raises(HpoError) as info:
+            import_object(f"{written}.models:Net")
+        assert str(info.value) == (
+            f"cannot import '{written}.models:Net': No module named '{written}'; {written} names the "
+            f"distribution inst-lab (pip's name for it), which Python imports as instlab: write "
+            f"instlab.models:Net"
+        )
+    assert import_object("instlab.models:Net").__name__ == "Net"
+
+
+def test_a_package_installed_editable_from_a_folder_since_moved_is_told_to_be_installed_again(
+    elsewhere: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The project folder of a `pip install -e` moved: Python finds no package, and the line told the user to
+    run hpotool from the folder that holds it, which was where they had always run it from."""
+    site = elsewhere / "site"
+    _dist_info(site, "moved-lab", ["movedlab"], elsewhere / "gone" / "proj", editable=True)
+    monkeypatch.syspath_prepend(str(site))
+    with pytest.raises(HpoError) as info:
+        import_object("movedlab.models:Net")
+    assert str(info.value) == (
+        f"cannot import 'movedlab.models:Net': No module named 'movedlab'; moved-lab is installed editable "
+        f"(pip install -e) from {elsewhere / 'gone' / 'proj'}, which no longer exists (moved or deleted): "
+        f"install it again from its folder now ({sys.executable} -m pip install -e NEW_FOLDER)"
+    )
+
+
+def test_a_package_not_found_names_the_python_to_install_the_project_in(elsewhere: Path) -> None:
+    """hpotool run from a venv (or pipx) other than the one the project is installed in: the line spoke only
+    of folders and PYTHONPATH, not of the environment the package must be installed in."""
+    with pytest.raises(HpoError) as info:
+        import_object("srclab_nowhere.models:Net")
+    assert str(info.value).endswith(
+        f", or install your project in the Python hpotool runs in ({sys.executable} -m pip install -e "
+        f"YOUR_PROJECT)"
+    )
+
+
+@pytest.mark.parametrize("given", ["src/srclab/models.py", "src/srclab/models", "ABS"])
+def test_a_file_path_into_an_installed_package_is_told_its_module(
+    elsewhere: Path, monkeypatch: pytest.MonkeyPatch, given: str
+) -> None:
+    """`model: {name: src/srclab/models.py:Net}` of a `src/` layout installed with pip: the line said to write
+    `src.srclab.models:Net` and run from the folder that holds src/ (the absolute path: `models:Net`, run from
+    inside the package), both of which break the package's own imports; Python imports it as
+    `srclab.models`."""
+    project = elsewhere / "proj"
+    (project / "src" / "srclab").mkdir(parents=True)
+    (project / "src" / "srclab" / "__init__.py").write_text("")
+    (project / "src" / "srclab" / "models.py").write_text("class Net:\n    pass\n")
+    monkeypatch.syspath_prepend(str(project / "src"))
+    path = str(project / "src" / "srclab" / "models.py") if given == "ABS" else given
+    with pytest.raises(HpoError) as info:
+        import_object(f"{path}:Net")
+    assert str(info.value) == (
+        f"cannot import '{path}:Net': '{path}' is a file path, not an import path; write srclab.models:Net, "
+        f"the module Python imports that file as"
+    )
+
+
+def test_an_absolute_file_path_into_a_package_not_installed_is_told_the_folder_above_the_package(
+    elsewhere: Path,
+) -> None:
+    """The absolute path of a package's module said "write models:Net and run hpotool from .../srclab", which
+    imports the module outside its package."""
+    project = elsewhere / "proj"
+    (project / "src" / "srclab").mkdir(parents=True)
+    (project / "src" / "srclab" / "__init__.py").write_text("")
+    (project / "src" / "srclab" / "models.py").write_text("class Net:\n    pass\n")
+    path = project / "src" / "srclab" / "models.py"
+    with pytest.raises(HpoError) as info:
+        import_object(f"{path}:Net")
+    assert str(info.value) == (
+        f"cannot import '{path}:Net': '{path}' is a file path, not an import path; write srclab.models:Net "
+        f"(the file is in a package, named from the folder above it) and run hpotool from {project / 'src'} "
+        f"(or add it to PYTHONPATH, or pip install -e your project)"
+    )
+
+
+def test_a_dependency_a_users_module_imports_is_told_the_python_to_install_it_in(
+    elsewhere: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """`import wandb` (installed in the user's own venv, not in hpotool's): the line said where, not what to
+    do; a module beside the file imported by its bare name (`import helpers`, which worked as a script) is told
+    to import it by its package, not to install it."""
+    package = elsewhere / "lib" / "deplab"
+    package.mkdir(parents=True)
+    (package / "__init__.py").write_text("")
+    (package / "helpers.py").write_text("")
+    (package / "needs.py").write_text("import os\nimport deplab_not_installed_xyz\n")
+    (package / "sibling.py").write_text("import helpers\n")
+    (package / "sklearnish.py").write_text("import cv2_not_here_xyz\n")
+    monkeypatch.syspath_prepend(str(elsewhere / "lib"))
+    with pytest.raises(HpoError) as info:
+        import_object("deplab.needs:Net")
+    assert str(info.value).endswith(
+        f"at {package / 'needs.py'}:2; deplab_not_installed_xyz is not installed in the Python hpotool runs "
+        f"in: install it there ({sys.executable} -m pip install deplab_not_installed_xyz)"
+    )
+    with pytest.raises(HpoError) as info:
+        import_object("deplab.sibling:Net")
+    assert str(info.value).endswith(
+        f"at {package / 'sibling.py'}:1; helpers is a module beside that file, in the package deplab, which "
+        f"Python does not search by its bare name: import it by its package (from deplab import helpers, or "
+        f"from . import helpers)"
+    )
+
+
+def test_an_installed_copy_older_than_the_source_being_edited_is_noted_once(
+    elsewhere: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    """`pip install .` (not -e) copies the project into site-packages; the user edits src/ and hpotool runs
+    the copy: a new argument of their model was refused as unknown, with nothing to say why."""
+    project = elsewhere / "proj"
+    (project / "src" / "stalelab").mkdir(parents=True)
+    (project / "src" / "stalelab" / "__init__.py").write_text("")
+    (project / "src" / "stalelab" / "models.py").write_text(
+        "class Net:\n    def __init__(self, act=1): ...\n"
+    )
+    site = elsewhere / "site"
+    (site / "stalelab").mkdir(parents=True)
+    (site / "stalelab" / "__init__.py").write_text("")
+    (site / "stalelab" / "models.py").write_text("class Net:\n    pass\n")
+    (site / "stalelab" / "same.py").write_text("x = 1\n")
+    (project / "src" / "stalelab" / "same.py").write_text("x = 1\n")
+    _dist_info(site, "stale-lab", ["stalelab"], project, editable=False)
+    monkeypatch.syspath_prepend(str(site))
+    monkeypatch.delenv("HPOTOOL_NOTED_COPIES", raising=False)
+    with caplog.at_level("WARNING", logger="hpotool"):
+        import_object("stalelab.models:Net")
+        import_object("stalelab.models:Net")
+        import_object("stalelab.same:x")
+    notes = [r.getMessage() for r in caplog.records if r.name == "hpotool"]
+    assert notes == [
+        f"note: stalelab.models is imported from the copy pip installed in {site} (pip install {project}, "
+        f"without -e), not from {project / 'src' / 'stalelab' / 'models.py'}, which differs from it: your "
+        f"edits there do not run until you install it again ({sys.executable} -m pip install {project}), or "
+        f"install it editable once ({sys.executable} -m pip install -e {project})"
+    ]
+
+
+def test_an_error_in_an_installed_copy_of_the_users_model_is_told_at_its_line(tmp_path: Path) -> None:
+    """A real `pip install .` (not -e) of a `src/` layout project into a venv, run from another folder: an
+    error in the model's forward() was said to be at torch's module.py, as the copy in site-packages was taken
+    for a library's code, and a missing dependency at its import was told with no file at all."""
+    venv = tmp_path / "venv"
+    subprocess.run([sys.executable, "-m", "venv", "--without-pip", str(venv)], check=True)
+    python = venv / "bin" / "python"
+    site = Path(
+        subprocess.run(
+            [python, "-c", "import sysconfig; print(sysconfig.get_paths()['purelib'])"],
+            check=True,
+            capture_output=True,
+            text=True,
+        ).stdout.strip()
+    )
+    # hpotool's source and this Python's packages (torch, optuna, setuptools), as a .pth puts them
+    (site / "zz_hpotool.pth").write_text(f"{SRC}\n{sysconfig.get_paths()['purelib']}\n")
+    project = tmp_path / "proj"
+    (project / "src" / "errlab").mkdir(parents=True)
+    (project / "pyproject.toml").write_text(
+        textwrap.dedent(
+            """\
+            [build-system]
+            requires = ["setuptools"]
+            build-backend = "setuptools.build_meta"
+            [project]
+            name = "err-lab"
+            version = "0.1.0"
+            [tool.setuptools.packages.find]
+            where = ["src"]
+            """
+        )
+    )
+    (project / "src" / "errlab" / "__init__.py").write_text("")
+    (project / "src" / "errlab" / "models.py").write_text(
+        textwrap.dedent(
+            """\
+            import torch
+
+
+            class Net(torch.nn.Module):
+                def __init__(self, in_features, out_features):
+                    super().__init__()
+                    self.lin = torch.nn.Linear(in_features, out_features)
+
+                def forward(self, x):
+                    return self.lin(x.flatten(1)) + undefined_name  # noqa: F821
+            """
+        )
+    )
+    (project / "src" / "errlab" / "needs.py").write_text("import errlab_dependency_xyz\n")
+    pip = [python, "-m", "pip", "install", "-q", "--no-deps", "--no-build-isolation", "--no-index"]
+    subprocess.run([*pip, str(project)], check=True, cwd=tmp_path, env={**os.environ, "PIP_NO_INPUT": "1"})
+    runs = tmp_path / "runs"
+    runs.mkdir()
+    (runs / "run.yaml").write_text(
+        "data: {name: digits}\nmodel: {name: errlab.models:Net}\nepochs: 1\nbatch_size: 32\n"
+    )
+    env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
+    done = subprocess.run(
+        [python, "-m", "hpotool", "train", "-r", "run.yaml"],
+        cwd=runs,
+        env=env,
+        capture_output=True,
+        text=True,
+    )
+    copy = site / "errlab" / "models.py"
+    assert done.returncode == 2, done.stderr
+    assert f"at {copy}:10 in forward" in done.stderr, done.stderr
+    (runs / "run.yaml").write_text(
+        "data: {name: digits}\nmodel: {name: errlab.needs:Net}\nepochs: 1\nbatch_size: 32\n"
+    )
+    done = subprocess.run(
+        [python, "-m", "hpotool", "train", "-r", "run.yaml"],
+        cwd=runs,
+        env=env,
+        capture_output=True,
+        text=True,
+    )
+    assert done.returncode == 2, done.stderr
+    assert f"No module named 'errlab_dependency_xyz' at {site / 'errlab' / 'needs.py'}:1" in done.stderr
+
+
+def test_hpotool_itself_installed_from_a_checkout_is_not_taken_for_the_users_code(
+    elsewhere: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """`pip install .` of an hpotool checkout copies hpotool into site-packages as a project installed from a
+    folder: its files are hpotool's, where no error of the user's is said to be, and of which no copy is
+    noted; the user's project installed beside it is theirs."""
+    from hpotool.installed import local_packages
+
+    site = elsewhere / "site"
+    _dist_info(site, "hpotool", ["hpotool"], elsewhere / "hpotool-checkout", editable=False)
+    _dist_info(site, "inst-lab", ["instlab"], elsewhere / "proj", editable=False)
+    monkeypatch.syspath_prepend(str(site))
+    assert local_packages() == (f"{site / 'instlab'}{os.sep}", str(site / "instlab.py"))
+
+
+def test_a_package_installed_editable_from_a_folder_that_no_longer_holds_it_is_told_to_be_installed_again(
+    elsewhere: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The package of an editable install renamed in its folder (src/renamedlab/ now src/renamedlab2/): the
+    line named only folders and PYTHONPATH, and the project is installed from where it is."""
+    project = elsewhere / "proj"
+    (project / "src" / "renamedlab2").mkdir(parents=True)
+    site = elsewhere / "site"
+    _dist_info(site, "renamed-lab", ["renamedlab"], project, editable=True)
+    monkeypatch.syspath_prepend(str(site))
+    with pytest.raises(HpoError) as info:
+        import_object("renamedlab.models:Net")
+    assert str(info.value) == (
+        f"cannot import 'renamedlab.models:Net': No module named 'renamedlab'; renamed-lab is installed "
+        f"editable (pip install -e) from {project}, which holds no renamedlab now: install it again "
+        f"({sys.executable} -m pip install -e {project})"
+    )
+
+
+@pytest.mark.parametrize("how", ["package", "editable"])
+def test_a_package_of_the_activated_environment_not_hpotools_is_told_which_environment_holds_it(
+    elsewhere: Path, monkeypatch: pytest.MonkeyPatch, how: str
+) -> None:
+    """The shell's activated venv holds the project (pip install -e . there), but `hpotool` on the PATH is
+    another environment's (pipx's, the system's): the line told the user to change folders or PYTHONPATH."""
+    env = elsewhere / "labenv"
+    site = env / "lib" / "python3.11" / "site-packages"
+    site.mkdir(parents=True)
+    if how == "package":
+        (site / "envlab").mkdir()
+        (site / "envlab" / "__init__.py").write_text("")
+    else:
+        (elsewhere / "proj" / "src" / "envlab").mkdir(parents=True)
+        (site / "__editable__.env_lab-0.1.0.pth").write_text(f"{elsewhere / 'proj' / 'src'}\n")
+    monkeypatch.setenv("VIRTUAL_ENV", str(env))
+    with pytest.raises(HpoError) as info:
+        import_object("envlab.models:Net")
+    assert str(info.value) == (
+        f"cannot import 'envlab.models:Net': No module named 'envlab'; envlab is installed in the environment "
+        f"{env} (VIRTUAL_ENV, the one the shell has activated), not in the one hpotool runs in ({sys.prefix}): "
+        f"install hpotool there ({env / 'bin' / 'python'} -m pip install hpotool) and run its hpotool, or "
+        f"install your project in hpotool's ({sys.executable} -m pip install -e YOUR_PROJECT)"
+    )
+
+
+@pytest.mark.parametrize("how", ["record", "editable-folder"])
+def test_a_distribution_without_top_level_txt_is_told_its_import_name(
+    elsewhere: Path, monkeypatch: pytest.MonkeyPatch, how: str
+) -> None:
+    """Hatchling, flit and PDM write no top_level.txt: the import name comes from the files the wheel
+    installed (RECORD), or, for an editable install that installed only a .pth, from the project folder's
+    (or its src/'s) packages."""
+    project = elsewhere / "proj"
+    (project / "src" / "hatchlab").mkdir(parents=True)
+    (project / "src" / "hatchlab" / "__init__.py").write_text("")
+    site = elsewhere / "site"
+    _dist_info(site, "hatch-lab", [], project, editable=how == "editable-folder")
+    info = site / "hatch_lab-0.1.0.dist-info"
+    (info / "top_level.txt").unlink()
+    record = (
+        "_hatch_lab.pth,," if how == "editable-folder" else "hatchlab/__init__.py,,\nhatchlab/models.py,,"
+    )
+    (info / "RECORD").write_text(f"{record}\nhatch_lab-0.1.0.dist-info/METADATA,,\n")
+    monkeypatch.syspath_prepend(str(site))
+    with pytest.raises(HpoError) as info_:
+        import_object("hatch-lab.models:Net")
+    assert str(info_.value).endswith(
+        "hatch-lab names the distribution hatch-lab (pip's name for it), which Python imports as hatchlab: "
+        "write hatchlab.models:Net"
+    )
