@@ -1619,3 +1619,31 @@ def test_a_machine_reading_the_study_s_data_from_another_path_joins_it(
     third, third_args = _machine(tmp_path, "m3", _rows(flip=3), str(tmp_path / "m3" / "data" / "rows.csv"), storage)
     monkeypatch.chdir(third)
     assert "is not the data study 'rows'" in _in_this_process([*third_args, "3", "-q"], exit_code=2).stderr
+
+
+def test_a_machine_with_other_versions_than_the_study_s_creator_says_so(
+    tmp_path: Path,
+    run_dict: dict[str, Any],
+    opt_dict: dict[str, Any],
+    monkeypatch: pytest.MonkeyPatch,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    # A machine with another Optuna, torch or hpotool than the machine that created the study joined it
+    # without a word; its trials may differ in what the versions changed (torch's numerics, a sampler's).
+    opt_dict["n_trials"] = 1
+    run, opt = write_configs(tmp_path, {**run_dict, "epochs": 1}, opt_dict)
+    args = ["optimize", "-r", str(run), "-o", str(opt), "-q"]
+    _in_this_process(args)
+    study = optuna.load_study(study_name=opt_dict["study_name"], storage=opt_dict["storage"])
+    here = study.user_attrs["versions"]
+    with caplog.at_level("WARNING", logger="hpotool"):
+        _in_this_process([*args, "--n-trials", "2"])
+    assert "versions" not in caplog.text, caplog.text  # the same versions: nothing to say
+    study.set_user_attr("versions", {**here, "optuna": "3.6.1", "torch": f"{here['torch'].split('+')[0]}+cu999"})
+    with caplog.at_level("WARNING", logger="hpotool"):
+        _in_this_process([*args, "--n-trials", "3"])
+    assert (
+        f"note: study 'tiny' was created with optuna 3.6.1, {here['optuna']} here: its trials here may differ "
+        "from the creator's in what those versions changed; install the study's versions to match it (pip "
+        "install NAME==VERSION)"
+    ) in caplog.text, caplog.text

@@ -4,6 +4,7 @@ joining machine waiting for its creator), and described on the console."""
 from __future__ import annotations
 
 import contextlib
+import logging
 import sys
 import warnings
 from collections.abc import Callable
@@ -100,6 +101,7 @@ def open_study(
         data=plan_data_digest(plan),
         data_source=data_source(plan),
     )
+    _note_other_versions(existing)
     _record_run_settings(existing, opt)
     # Others may be sampling it: a process created it a moment ago (it is empty, or we lost the race to
     # create it) or has a trial running. A resume of an idle study keeps reproducible seeds.
@@ -187,6 +189,29 @@ def _near_study(plan: StudyPlan, storage: Any) -> str:
         here |= {p.stem: location(f"sqlite:///{p}") for p in default.parent.glob("*.db") if p.stem != name}
     near = closest(name, [n for n in here if typo_of(name, n) and not same_series(name, n)], n=1)
     return f" (did you mean {near[0]!r}, in {here[near[0]]}?)" if near else ""
+
+
+def _note_other_versions(study: optuna.Study) -> None:
+    """Say which of hpotool's, Optuna's and torch's versions differ from those the study was created with (a
+    machine installed apart from the creator, or upgraded since): no other experiment, and not refused, but
+    its trials may differ from the creator's in what the versions changed. A build's local tag (torch's
+    `+cpu`, `+cu126`) is left out: the device is not part of the experiment either."""
+    stored = study.user_attrs.get("versions")
+    if not isinstance(stored, dict):
+        return
+    here = versions()
+    differ = [
+        f"{name} {stored[name]}, {here[name]} here"
+        for name in here
+        if isinstance(stored.get(name), str) and stored[name].split("+")[0] != here[name].split("+")[0]
+    ]
+    if differ:
+        logging.getLogger("hpotool").warning(
+            "note: study %r was created with %s: its trials here may differ from the creator's in what those "
+            "versions changed; install the study's versions to match it (pip install NAME==VERSION)",
+            study.study_name,
+            "; ".join(differ),
+        )
 
 
 def _record_run_settings(study: optuna.Study, opt: OptimizeConfig) -> None:
