@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import hashlib
 import logging
+import re
 from typing import TYPE_CHECKING, Any
 
 from hpotool.errors import HpoError
@@ -26,6 +27,7 @@ if TYPE_CHECKING:
 _log = logging.getLogger("hpotool")
 ATTR = "data_digest"
 _DATA_KEY = "run_config.data."
+_READS = re.compile(r'run_config\.data\.(?!name:)[^.:]+: ".*" -> ".*"$')
 
 
 def digest_of(data: PreparedData) -> dict[str, Any]:
@@ -60,17 +62,18 @@ def same_data(study_attrs: dict[str, Any], digest: dict[str, Any] | None) -> boo
     return kept is not None and digest is not None and kept["sha256"] == digest["sha256"]
 
 
-def only_in_the_data_section(changes: list[str]) -> bool:
-    """Whether the `changes` of the configs (`fingerprint.differences`) are all in the run config's data
-    section (none: False)."""
-    return bool(changes) and all(c.startswith(_DATA_KEY) for c in changes)
+def only_where_it_reads(changes: list[str]) -> bool:
+    """Whether the `changes` of the configs (`fingerprint.differences`) are all of a text the run config's
+    data section gives its dataset, other than its name: a file's path, as another machine spells it (none:
+    False). Another dataset, a split's fraction or a number of the dataset's own is another experiment."""
+    return bool(changes) and all(_READS.match(c) for c in changes)
 
 
 def only_where_it_is_read(changes: list[str], study_attrs: dict[str, Any], digest: dict[str, Any] | None) -> bool:
     """Whether the `changes` of the configs (`fingerprint.differences`) are all in the run config's data
     section and the data they read is the study's: the same dataset read from another place (this machine's
     copy of the file at another path), no other experiment."""
-    return only_in_the_data_section(changes) and same_data(study_attrs, digest)
+    return bool(changes) and all(c.startswith(_DATA_KEY) for c in changes) and same_data(study_attrs, digest)
 
 
 def note_same_data_elsewhere(study: optuna.Study, changes: list[str], digest: dict[str, Any]) -> None:
@@ -113,9 +116,10 @@ def check(
     if not allow_changed:
         raise HpoError(
             f"{source}: the data read here ({_described(digest)}) is not the data study {study.study_name!r} "
-            f"was created with ({_described(kept)}): what it reads holds other rows on this machine (another "
-            f"copy or version of the file); copy the study's data here so every machine trains on the same, use "
-            f"a new study_name, or pass --allow-changed-config to go on anyway"
+            f"was created with ({_described(kept)}): what it reads holds other rows here (another copy or "
+            f"version of the file, or a dataset function drawing its data at random: seed it); copy the study's "
+            f"data here so every machine trains on the same, use a new study_name, or pass "
+            f"--allow-changed-config to go on anyway"
         )
     if record_it:
         record(study, digest)

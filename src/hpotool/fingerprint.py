@@ -119,7 +119,7 @@ def check(
         if record:
             data_digest.note_same_data_elsewhere(study, changes, data)
         return
-    if not allow_changed and data_digest.only_in_the_data_section(changes):
+    if not allow_changed and data_digest.only_where_it_reads(changes):
         # Read from elsewhere, and other data: the data is what differs, not where it is read
         data_digest.check(study, attrs, data, source=data_source, allow_changed=False, record_it=False)
     check_distributions(study, opt, source=source)  # not even --allow-changed-config makes these work
