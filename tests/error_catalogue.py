@@ -52,7 +52,9 @@ class Case:
     lock_held: bool = False
     read_only: str | None = None  # a folder made read-only before the command (a read-only mount as root)
     server: str | None = None  # a local server the case needs ("redis"): skipped where it does not answer
-    existing_files: dict[str, str] = field(default_factory=dict)  # with existing_study: files written before it
+    existing_files: dict[str, str] = field(
+        default_factory=dict
+    )  # with existing_study: files written before it
     # is created (path -> text), which `files` may then overwrite
 
     def configs(self) -> tuple[dict[str, Any], dict[str, Any]]:

@@ -1609,14 +1609,16 @@ def test_a_machine_reading_the_study_s_data_from_another_path_joins_it(
     with caplog.at_level("WARNING", logger="hpotool"):
         _in_this_process([*other_args, "2", "-q"])
     assert (
-        f"note: study 'rows': data.path: \"data/rows.csv\" -> \"{elsewhere}\", and the data read here is the "
+        f'note: study \'rows\': data.path: "data/rows.csv" -> "{elsewhere}", and the data read here is the '
         "study's (40 samples, sha256 "
     ) in caplog.text, caplog.text
     study = optuna.load_study(study_name="rows", storage=storage)
     assert [t.state for t in study.trials] == [TrialState.COMPLETE, TrialState.COMPLETE]
     assert study.user_attrs["run_config"]["data"]["path"] == "data/rows.csv"
     # Other rows at another path are still other data
-    third, third_args = _machine(tmp_path, "m3", _rows(flip=3), str(tmp_path / "m3" / "data" / "rows.csv"), storage)
+    third, third_args = _machine(
+        tmp_path, "m3", _rows(flip=3), str(tmp_path / "m3" / "data" / "rows.csv"), storage
+    )
     monkeypatch.chdir(third)
     assert "is not the data study 'rows'" in _in_this_process([*third_args, "3", "-q"], exit_code=2).stderr
 
@@ -1639,7 +1641,9 @@ def test_a_machine_with_other_versions_than_the_study_s_creator_says_so(
     with caplog.at_level("WARNING", logger="hpotool"):
         _in_this_process([*args, "--n-trials", "2"])
     assert "versions" not in caplog.text, caplog.text  # the same versions: nothing to say
-    study.set_user_attr("versions", {**here, "optuna": "3.6.1", "torch": f"{here['torch'].split('+')[0]}+cu999"})
+    study.set_user_attr(
+        "versions", {**here, "optuna": "3.6.1", "torch": f"{here['torch'].split('+')[0]}+cu999"}
+    )
     with caplog.at_level("WARNING", logger="hpotool"):
         _in_this_process([*args, "--n-trials", "3"])
     assert (
@@ -1647,3 +1651,21 @@ def test_a_machine_with_other_versions_than_the_study_s_creator_says_so(
         "from the creator's in what those versions changed; install the study's versions to match it (pip "
         "install NAME==VERSION)"
     ) in caplog.text, caplog.text
+
+
+def test_a_data_section_changed_other_than_where_it_reads_is_still_another_experiment(
+    tmp_path: Path, run_dict: dict[str, Any], opt_dict: dict[str, Any]
+) -> None:
+    # Only a changed path is read as where a machine keeps the data: a fraction, another dataset, is a change of
+    # the experiment, refused naming it as before the data's digest was kept.
+    opt_dict["n_trials"] = 1
+    run, opt = write_configs(tmp_path, {**run_dict, "epochs": 1}, opt_dict)
+    _in_this_process(["optimize", "-r", str(run), "-o", str(opt), "-q"])
+    run_dict["data"] = {**run_dict["data"], "subset_fraction": 0.2}
+    run, opt = write_configs(tmp_path, {**run_dict, "epochs": 1}, opt_dict)
+    refused = _in_this_process(
+        ["optimize", "-r", str(run), "-o", str(opt), "-q", "--n-trials", "2"], exit_code=2
+    )
+    assert refused.stderr.startswith(
+        "error: study 'tiny' was created with another experiment: run_config.data.subset_fraction: 0.1 -> 0.2. "
+    ), refused.stderr

@@ -39,7 +39,7 @@ def digest_of(data: PreparedData) -> dict[str, Any]:
     for tensor in (data.train.x, data.train.y, data.val.x, data.val.y):
         t = tensor.detach().cpu().contiguous()
         h.update(f"{t.dtype}{tuple(t.shape)};".encode())
-        h.update(t.reshape(-1).view(torch.uint8).numpy())  # a view of the bytes: no copy
+        h.update(t.reshape(-1).view(torch.uint8).numpy().data)  # a view of the bytes: no copy
     return {"sha256": h.hexdigest()[:16], "samples": len(data.train) + len(data.val)}
 
 
@@ -69,7 +69,9 @@ def only_where_it_reads(changes: list[str]) -> bool:
     return bool(changes) and all(_READS.match(c) for c in changes)
 
 
-def only_where_it_is_read(changes: list[str], study_attrs: dict[str, Any], digest: dict[str, Any] | None) -> bool:
+def only_where_it_is_read(
+    changes: list[str], study_attrs: dict[str, Any], digest: dict[str, Any] | None
+) -> bool:
     """Whether the `changes` of the configs (`fingerprint.differences`) are all in the run config's data
     section and the data they read is the study's: the same dataset read from another place (this machine's
     copy of the file at another path), no other experiment."""
