@@ -52,6 +52,10 @@ class Case:
     lock_held: bool = False
     read_only: str | None = None  # a folder made read-only before the command (a read-only mount as root)
     server: str | None = None  # a local server the case needs ("redis"): skipped where it does not answer
+    existing_files: dict[str, str] = field(
+        default_factory=dict
+    )  # with existing_study: files written before it
+    # is created (path -> text), which `files` may then overwrite
 
     def configs(self) -> tuple[dict[str, Any], dict[str, Any]]:
         run, opt = copy.deepcopy(RUN), copy.deepcopy(OPTIMIZE)
@@ -66,6 +70,23 @@ class Case:
 
 
 LR = "optimizer.lr"
+
+
+def _rows_csv(flip: int | None = None) -> str:
+    """60 rows of 3 features and a class, for a dataset reading a CSV file; `flip`: that row's class the other
+    one (another version of the file)."""
+    rows = []
+    for i in range(60):
+        label = i % 2 if i != flip else 1 - i % 2
+        rows.append(f"{i / 60:.3f},{(i * 7 % 60) / 60:.3f},{label + 0.1 * (i % 3):.3f},{label}")
+    return "\n".join(rows) + "\n"
+
+
+ROWS_DATA = (
+    "import numpy as np\n\n\ndef load(path):\n"
+    "    rows = np.loadtxt(path, delimiter=',', dtype=np.float32)\n"
+    "    return rows[:, :-1], rows[:, -1].astype(np.int64)\n"
+)
 
 
 def _optimize_text(**patch: Any) -> str:
@@ -3843,5 +3864,18 @@ CASES = [
         "error: run.yaml: model: cannot import 'src/srclay/nets.py:Net': 'src/srclay/nets.py' is a file path, not an import path; write srclay.nets:Net (the file is in a package, named from the folder above it) and run hpotool from src (or add it to PYTHONPATH, or pip install -e your project)",
         run={"model": {"name": "src/srclay/nets.py:Net"}},
         files={"src/srclay/__init__.py": "", "src/srclay/nets.py": "Net = None\n"},
+    ),
+    Case(
+        "data-file-other-rows-than-the-study",
+        "a study joined by a machine whose data section reads its copy of the data file from another path, and "
+        "that copy holds other rows than the data the study was created with (at the same path as well); "
+        "before: the path refused as another experiment, and at the same path it ran, mixing trials on other "
+        "data into the study",
+        "error: run.yaml: data (rows_csv:load, path: copy/rows.csv): the data read here (60 samples, sha256 e16b6c8d3300d7b8) is not the data study 'tiny' was created with (60 samples, sha256 7b28bda81839be01): what it reads holds other rows here (another copy or version of the file, or a dataset function drawing its data at random: seed it); copy the study's data here so every machine trains on the same, use a new study_name, or pass --allow-changed-config to go on anyway",
+        existing_study=True,
+        existing_run={"data": {"name": "rows_csv:load", "path": "data/rows.csv"}},
+        existing_files={"rows_csv.py": ROWS_DATA, "data/rows.csv": _rows_csv()},
+        run={"data": {"name": "rows_csv:load", "path": "copy/rows.csv"}},
+        files={"copy/rows.csv": _rows_csv(flip=5)},
     ),
 ]

@@ -96,7 +96,16 @@ def test_bad_input_is_one_line_exit_2_and_writes_nothing(case: Case, request: py
             os.chdir(here)
         assert made.exit_code == 0, made.output
     if case.existing_study:
-        _write(Case("base", "", "", run=case.existing_run, optimize=case.existing_optimize))
+        _write(
+            Case(
+                "base",
+                "",
+                "",
+                run=case.existing_run,
+                optimize=case.existing_optimize,
+                files=case.existing_files,
+            )
+        )
         made = runner.invoke(
             app, [*ARGS, "--n-trials", str(case.existing_trials), "-q"], catch_exceptions=False
         )

@@ -1505,3 +1505,167 @@ def test_a_trial_whose_process_on_another_machine_died_before_its_first_heartbea
     )
     assert retry.state == TrialState.COMPLETE and retry.params == {"optimizer.lr": 0.05}
     assert retry.user_attrs["retry_of"] == 0
+
+
+# A user's dataset reading a CSV file its data section names (`path:`), as machines sharing a study read each
+# their own copy of it.
+ROWS_DATA = """
+import numpy as np
+
+
+def load(path):
+    rows = np.loadtxt(path, delimiter=",", dtype=np.float32)
+    return rows[:, :-1], rows[:, -1].astype(np.int64)
+"""
+
+
+def _machine(tmp_path: Path, name: str, rows: str, data_path: str, storage: str) -> tuple[Path, list[str]]:
+    """A machine's folder, tmp_path/NAME, with its own copy of the data (data/rows.csv holding `rows`) and of
+    the configs, whose data section reads `data_path`; and the `optimize` arguments that run it there."""
+    folder = tmp_path / name
+    (folder / "data").mkdir(parents=True)
+    (folder / "data" / "rows.csv").write_text(rows)
+    run = {
+        "seed": 0,
+        "device": "cpu",
+        "torch_threads": 1,
+        "data": {"name": "rows_data:load", "path": data_path},
+        "model": {"name": "mlp", "hidden": [4]},
+        "epochs": 1,
+        "batch_size": 8,
+    }
+    opt = {
+        "study_name": "rows",
+        "seed": 0,
+        "metric": "val_loss",
+        "direction": "minimize",
+        "storage": storage,
+        "sampler": {"name": "random"},
+        "search_space": {"optimizer.lr": {"type": "float", "low": 1e-3, "high": 1e-1, "log": True}},
+    }
+    paths = write_configs(folder, run, opt)
+    return folder, ["optimize", "-r", str(paths[0]), "-o", str(paths[1]), "--n-trials"]
+
+
+def _rows(flip: int | None = None) -> str:
+    """40 rows of 3 features and a class; `flip`: that row's class the other one (another version of the file)."""
+    lines = []
+    for i in range(40):
+        label = i % 2 if i != flip else 1 - i % 2
+        lines.append(f"{i / 40:.3f},{(i * 7 % 40) / 40:.3f},{label + 0.1 * (i % 3):.3f},{label}")
+    return "\n".join(lines) + "\n"
+
+
+def test_a_machine_whose_data_file_holds_other_rows_is_refused_naming_its_data_section(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    # Machines sharing a study compared their configs only: one whose file at the same path held other rows
+    # (an older copy, another preprocessing) joined silently and mixed trials on other data into the study.
+    (tmp_path / "rows_data.py").write_text(ROWS_DATA)
+    monkeypatch.syspath_prepend(str(tmp_path))
+    storage = f"sqlite:///{tmp_path / 'shared.db'}"
+    first, args = _machine(tmp_path, "m1", _rows(), "data/rows.csv", storage)
+    other, other_args = _machine(tmp_path, "m2", _rows(flip=5), "data/rows.csv", storage)
+    monkeypatch.chdir(first)
+    _in_this_process([*args, "1", "-q"])
+    monkeypatch.chdir(other)
+    refused = _in_this_process([*other_args, "2", "-q"], exit_code=2)
+    assert refused.stderr.count("\n") == 1, refused.stderr
+    assert refused.stderr.startswith(
+        f"error: {other / 'run.yaml'}: data (rows_data:load, path: data/rows.csv): the data read here (40 samples, "
+        "sha256 "
+    ), refused.stderr
+    assert "is not the data study 'rows' was created with (40 samples, sha256 " in refused.stderr
+    assert refused.stderr.rstrip().endswith(
+        "copy the study's data here so every machine trains on the same, use a new study_name, or pass "
+        "--allow-changed-config to go on anyway"
+    ), refused.stderr
+    assert len(optuna.load_study(study_name="rows", storage=storage).trials) == 1
+    # The flag goes on with this data, and says so; the first machine's data is then the other one
+    with caplog.at_level("WARNING", logger="hpotool"):
+        _in_this_process([*other_args, "2", "-q", "--allow-changed-config"])
+    assert "--allow-changed-config recorded other data (40 samples, sha256 " in caplog.text, caplog.text
+    assert len(optuna.load_study(study_name="rows", storage=storage).trials) == 2
+    monkeypatch.chdir(first)
+    assert "is not the data study 'rows'" in _in_this_process([*args, "3", "-q"], exit_code=2).stderr
+
+
+def test_a_machine_reading_the_study_s_data_from_another_path_joins_it(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    # The same file at another path on the second machine (`/mnt/b/data/rows.csv` for `data/rows.csv`) was
+    # refused as another experiment, telling to start a new study or to pass --allow-changed-config, which is
+    # refused while the first machine runs the study: machines whose data lay at different paths could not
+    # share one. The data read is the same: it joins, with a note, and the study keeps its creator's configs.
+    (tmp_path / "rows_data.py").write_text(ROWS_DATA)
+    monkeypatch.syspath_prepend(str(tmp_path))
+    storage = f"sqlite:///{tmp_path / 'shared.db'}"
+    first, args = _machine(tmp_path, "m1", _rows(), "data/rows.csv", storage)
+    elsewhere = tmp_path / "m2" / "data" / "rows.csv"
+    other, other_args = _machine(tmp_path, "m2", _rows(), str(elsewhere), storage)
+    monkeypatch.chdir(first)
+    _in_this_process([*args, "1", "-q"])
+    monkeypatch.chdir(other)
+    with caplog.at_level("WARNING", logger="hpotool"):
+        _in_this_process([*other_args, "2", "-q"])
+    assert (
+        f'note: study \'rows\': data.path: "data/rows.csv" -> "{elsewhere}", and the data read here is the '
+        "study's (40 samples, sha256 "
+    ) in caplog.text, caplog.text
+    study = optuna.load_study(study_name="rows", storage=storage)
+    assert [t.state for t in study.trials] == [TrialState.COMPLETE, TrialState.COMPLETE]
+    assert study.user_attrs["run_config"]["data"]["path"] == "data/rows.csv"
+    # Other rows at another path are still other data
+    third, third_args = _machine(
+        tmp_path, "m3", _rows(flip=3), str(tmp_path / "m3" / "data" / "rows.csv"), storage
+    )
+    monkeypatch.chdir(third)
+    assert "is not the data study 'rows'" in _in_this_process([*third_args, "3", "-q"], exit_code=2).stderr
+
+
+def test_a_machine_with_other_versions_than_the_study_s_creator_says_so(
+    tmp_path: Path,
+    run_dict: dict[str, Any],
+    opt_dict: dict[str, Any],
+    monkeypatch: pytest.MonkeyPatch,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    # A machine with another Optuna, torch or hpotool than the machine that created the study joined it
+    # without a word; its trials may differ in what the versions changed (torch's numerics, a sampler's).
+    opt_dict["n_trials"] = 1
+    run, opt = write_configs(tmp_path, {**run_dict, "epochs": 1}, opt_dict)
+    args = ["optimize", "-r", str(run), "-o", str(opt), "-q"]
+    _in_this_process(args)
+    study = optuna.load_study(study_name=opt_dict["study_name"], storage=opt_dict["storage"])
+    here = study.user_attrs["versions"]
+    with caplog.at_level("WARNING", logger="hpotool"):
+        _in_this_process([*args, "--n-trials", "2"])
+    assert "versions" not in caplog.text, caplog.text  # the same versions: nothing to say
+    study.set_user_attr(
+        "versions", {**here, "optuna": "3.6.1", "torch": f"{here['torch'].split('+')[0]}+cu999"}
+    )
+    with caplog.at_level("WARNING", logger="hpotool"):
+        _in_this_process([*args, "--n-trials", "3"])
+    assert (
+        f"note: study 'tiny' was created with optuna 3.6.1, {here['optuna']} here: its trials here may differ "
+        "from the creator's in what those versions changed; install the study's versions to match it (pip "
+        "install NAME==VERSION)"
+    ) in caplog.text, caplog.text
+
+
+def test_a_data_section_changed_other_than_where_it_reads_is_still_another_experiment(
+    tmp_path: Path, run_dict: dict[str, Any], opt_dict: dict[str, Any]
+) -> None:
+    # Only a changed path is read as where a machine keeps the data: a fraction, another dataset, is a change of
+    # the experiment, refused naming it as before the data's digest was kept.
+    opt_dict["n_trials"] = 1
+    run, opt = write_configs(tmp_path, {**run_dict, "epochs": 1}, opt_dict)
+    _in_this_process(["optimize", "-r", str(run), "-o", str(opt), "-q"])
+    run_dict["data"] = {**run_dict["data"], "subset_fraction": 0.2}
+    run, opt = write_configs(tmp_path, {**run_dict, "epochs": 1}, opt_dict)
+    refused = _in_this_process(
+        ["optimize", "-r", str(run), "-o", str(opt), "-q", "--n-trials", "2"], exit_code=2
+    )
+    assert refused.stderr.startswith(
+        "error: study 'tiny' was created with another experiment: run_config.data.subset_fraction: 0.1 -> 0.2. "
+    ), refused.stderr

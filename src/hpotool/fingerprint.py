@@ -15,6 +15,7 @@ from collections.abc import Iterable, Mapping
 from datetime import datetime, timezone
 from typing import TYPE_CHECKING, Any
 
+from hpotool import data_digest
 from hpotool.drawn_space import check_brute_force_space, check_distributions
 from hpotool.errors import HpoError
 from hpotool.formatting import counted
@@ -85,15 +86,21 @@ def check(
     allow_changed: bool,
     record: bool = True,
     source: str | None = None,
+    data: dict[str, Any] | None = None,
+    data_source: str = "run config",
 ) -> None:
     """Refuse to resume `study` with another experiment unless `allow_changed`; then record the change
     (`record` false, for a dry run: refuse what the run would, and write nothing). `source`: the optimize
-    config file the search space came from, which a search space Optuna cannot resume with names.
+    config file the search space came from, which a search space Optuna cannot resume with names. `data`:
+    the digest of the data this command trains on (`data_digest.digest_of`; None for a user's training
+    function), checked against the study's, and `data_source` the run config that names it, for the line: a
+    data section that differs only in where it reads the study's data from is no other experiment.
 
     Raises:
         HpoError: naming what changed and the two ways out.
     """
-    stored = study.user_attrs.get(ATTR)
+    attrs = study.user_attrs
+    stored = attrs.get(ATTR)
     parts = experiment(run, opt)
     if not isinstance(stored, dict):  # made by plain Optuna code: used as it is, if Optuna can go on with it
         check_distributions(study, opt, source=source)
@@ -102,8 +109,19 @@ def check(
         # Older hpotool let --allow-changed-config record a change Optuna cannot make (a categorical's
         # choices): the configs match, and every trial would fail.
         check_distributions(study, opt, recorded=True, source=source)
+        data_digest.check(
+            study, attrs, data, source=data_source, allow_changed=allow_changed, record_it=record
+        )
         return
     changes = differences(stored.get("parts", {}), parts)
+    if data is not None and data_digest.only_where_it_is_read(changes, attrs, data):
+        # This machine's copy of the study's data, at another path: the same experiment
+        if record:
+            data_digest.note_same_data_elsewhere(study, changes, data)
+        return
+    if not allow_changed and data_digest.only_where_it_reads(changes):
+        # Read from elsewhere, and other data: the data is what differs, not where it is read
+        data_digest.check(study, attrs, data, source=data_source, allow_changed=False, record_it=False)
     check_distributions(study, opt, source=source)  # not even --allow-changed-config makes these work
     check_brute_force_space(study, opt, source)
     undone = _undone_change(study, parts)
@@ -118,6 +136,7 @@ def check(
     elif not allow_changed:
         _refuse_change(study, changes)
     _refuse_while_running(study)
+    data_digest.check(study, attrs, data, source=data_source, allow_changed=allow_changed, record_it=record)
     if not record:
         return
     from_trial = _record_change(study, run, opt, parts, changes)

@@ -4,6 +4,7 @@ joining machine waiting for its creator), and described on the console."""
 from __future__ import annotations
 
 import contextlib
+import logging
 import sys
 import warnings
 from collections.abc import Callable
@@ -13,7 +14,7 @@ from typing import Any
 import optuna
 from optuna.trial import TrialState
 
-from hpotool import __version__, fingerprint
+from hpotool import __version__, data_digest, fingerprint
 from hpotool.config import OptimizeConfig
 from hpotool.errors import HpoError
 from hpotool.formatting import counted
@@ -92,8 +93,15 @@ def open_study(
         # a run config. The queue is left as it is: prepare_resume queues the warm starts it lacks.
         describe_study(existing, plan)
     fingerprint.check(
-        existing, plan.run, opt, allow_changed=plan.allow_changed_config, source=plan.storage_from
+        existing,
+        plan.run,
+        opt,
+        allow_changed=plan.allow_changed_config,
+        source=plan.storage_from,
+        data=plan_data_digest(plan),
+        data_source=data_source(plan),
     )
+    _note_other_versions(existing)
     _record_run_settings(existing, opt)
     # Others may be sampling it: a process created it a moment ago (it is empty, or we lost the race to
     # create it) or has a trial running. A resume of an idle study keeps reproducible seeds.
@@ -105,6 +113,22 @@ def open_study(
     )
     existing.pruner = plan.pruner
     return existing, salt
+
+
+def plan_data_digest(plan: StudyPlan) -> dict[str, Any] | None:
+    """The digest of the data the plan trains on (`data_digest`); None for a user's own training function,
+    which loads its data itself."""
+    return None if plan.data is None else data_digest.digest_of(plan.data)
+
+
+def data_source(plan: StudyPlan) -> str:
+    """The run config's data section the plan's data comes from, for a refusal of its data: its file (or the
+    configs stored on the study, on a machine that joined by the study's name), the key, the dataset and the
+    files it reads (`run.yaml: data (mylab.data:load, path: data/train.csv)`)."""
+    where = plan.run_from or f"study {plan.opt.study_name!r}: run_config"
+    section = plan.run.data
+    named = [section.name] + [f"{k}: {v}" for k, v in section.kwargs.items() if isinstance(v, str)]
+    return f"{where}: data ({', '.join(named)})"
 
 
 def check_objectives(existing: optuna.Study, plan: StudyPlan) -> None:
@@ -165,6 +189,29 @@ def _near_study(plan: StudyPlan, storage: Any) -> str:
         here |= {p.stem: location(f"sqlite:///{p}") for p in default.parent.glob("*.db") if p.stem != name}
     near = closest(name, [n for n in here if typo_of(name, n) and not same_series(name, n)], n=1)
     return f" (did you mean {near[0]!r}, in {here[near[0]]}?)" if near else ""
+
+
+def _note_other_versions(study: optuna.Study) -> None:
+    """Say which of hpotool's, Optuna's and torch's versions differ from those the study was created with (a
+    machine installed apart from the creator, or upgraded since): no other experiment, and not refused, but
+    its trials may differ from the creator's in what the versions changed. A build's local tag (torch's
+    `+cpu`, `+cu126`) is left out: the device is not part of the experiment either."""
+    stored = study.user_attrs.get("versions")
+    if not isinstance(stored, dict):
+        return
+    here = versions()
+    differ = [
+        f"{name} {stored[name]}, {here[name]} here"
+        for name in here
+        if isinstance(stored.get(name), str) and stored[name].split("+")[0] != here[name].split("+")[0]
+    ]
+    if differ:
+        logging.getLogger("hpotool").warning(
+            "note: study %r was created with %s: its trials here may differ from the creator's in what those "
+            "versions changed; install the study's versions to match it (pip install NAME==VERSION)",
+            study.study_name,
+            "; ".join(differ),
+        )
 
 
 def _record_run_settings(study: optuna.Study, opt: OptimizeConfig) -> None:
@@ -250,6 +297,7 @@ def describe_study(study: optuna.Study, plan: StudyPlan) -> None:
     study.set_user_attr("run_config", plan.run.model_dump(mode="json"))
     study.set_user_attr("optimize_config", fingerprint.stored_optimize_config(opt))
     study.set_user_attr("versions", versions())
+    data_digest.record(study, plan_data_digest(plan))
     # Optuna's own tools name the objectives too: optuna-dashboard's axes, trials_dataframe's
     # value_<metric> column (values_<metric> for several; hpotool's trials.csv keeps its "value")
     with warnings.catch_warnings():  # "experimental since 3.2"
@@ -324,6 +372,8 @@ def finished_so_far(plan: StudyPlan, *, ask_server: bool) -> tuple[int | None, b
         allow_changed=plan.allow_changed_config,
         record=False,
         source=plan.storage_from,
+        data=plan_data_digest(plan),
+        data_source=data_source(plan),
     )
     from hpotool.exhaustion import sampler_exhausted
 
