@@ -1896,7 +1896,7 @@ CASES = [
         "searched-batch-too-large",
         "a searched batch size too large for the dataset",
         "error: optimize.yaml: search_space.batch_size: 512 is larger than the 144 training samples; use a smaller batch_size or more data (data.subset_fraction, data.val_fraction)",
-        optimize={"search_space": {"batch_size": {"type": "categorical", "choices": ["32", "512"]}}},
+        optimize={"search_space": {"batch_size": {"type": "categorical", "choices": [32, 512]}}},
     ),
     Case(
         "batch-norm-searched-with-batch-of-one",

@@ -605,3 +605,51 @@ def test_a_condition_on_a_stepped_float_holds_at_the_value_the_yaml_writes(
         on_target = math.isclose(values["p"], target, abs_tol=step / 1000)
         assert ("q" in values) == on_target, (values, target)
         study.tell(trial, 0.0)
+
+
+@pytest.mark.parametrize(
+    ("path", "choices", "written"),
+    [
+        ("batch_size", ["32", "64"], "[32, 64]"),  # the RunConfig read "32" as 32: Optuna stored the text
+        ("optimizer.lr", ["1e-3", "1e-2"], "[0.001, 0.01]"),
+        ("model.hidden.0", ["32", "64"], "[32, 64]"),  # a list item: pydantic's bare line, no fix
+        ("grad_clip", [None, "1.5"], "[null, 1.5]"),
+    ],
+)
+def test_a_choice_written_as_a_number_in_quotes_for_a_number_key_is_refused_naming_the_choices_to_write(
+    path: str, choices: list[Any], written: str
+) -> None:
+    # A porting user who quotes numbers (as YAML 1.1 configs quote 1e-3) got a study whose params were the
+    # text "32": shown in quotes, exported as text to best_params.json, and no match for a study of the numbers.
+    from hpotool.config import OptimizeConfig, RunConfig
+    from hpotool.errors import HpoError
+    from hpotool.space_checks import check_space
+
+    run = RunConfig.model_validate({"device": "cpu", "model": {"name": "mlp", "hidden": [64]}})
+    opt = OptimizeConfig.model_validate(
+        {"study_name": "s", "search_space": {path: {"type": "categorical", "choices": choices}}}
+    )
+    quoted = next(c for c in choices if isinstance(c, str))
+    with pytest.raises(HpoError) as info:
+        check_space(run, opt, None, "optimize.yaml")
+    assert str(info.value).startswith(f'optimize.yaml: search_space.{path}: the choice "{quoted}" is text (in quotes)')
+    assert str(info.value).endswith(f"; write choices: {written}, without quotes")
+    numbers = [yaml.safe_load(c) if isinstance(c, str) else c for c in choices]
+    numbers = [float(c) if isinstance(c, str) else c for c in numbers]  # PyYAML reads 1e-3 as text
+    opt = OptimizeConfig.model_validate(
+        {"study_name": "s", "search_space": {path: {"type": "categorical", "choices": numbers}}}
+    )
+    check_space(run, opt, None, "optimize.yaml")  # the numbers themselves pass
+
+
+def test_a_number_in_quotes_for_a_key_that_takes_text_stays_a_choice() -> None:
+    from hpotool.config import OptimizeConfig, RunConfig
+    from hpotool.space_checks import check_space
+
+    run = RunConfig.model_validate(
+        {"data": {"name": "digits"}, "trainer": {"function": "examples.sklearn_trainer:fit", "tag": "a"}}
+    )
+    opt = OptimizeConfig.model_validate(
+        {"study_name": "s", "search_space": {"trainer.tag": {"type": "categorical", "choices": ["1", "2"]}}}
+    )
+    check_space(run, opt, None, "optimize.yaml")  # the function gets the text as written

@@ -243,7 +243,7 @@ class CategoricalParam(_Param):
                         f"{format_choice(b)} as {format_choice(a)}; keep one"
                     )
         numbers = [c for c in self.choices if isinstance(c, int | float) and not isinstance(c, bool)]
-        quoted = next((c for c in self.choices if isinstance(c, str) and _is_number(c)), None)
+        quoted = next((c for c in self.choices if isinstance(c, str) and is_number_text(c)), None)
         if numbers and quoted is not None:
             raise ValueError(
                 f"choices mix numbers and the text {format_choice(quoted)}; write it as a number, {quoted}, without quotes in "
@@ -284,12 +284,21 @@ def _plain(value: Any) -> bool:
     return value is None or isinstance(value, bool | int | float | str)
 
 
-def _is_number(text: str) -> bool:
+def is_number_text(text: str) -> bool:
+    """Whether `text` reads as a finite number (`"32"`, `"1e-3"`), as a choice written in quotes may."""
     try:
         float(text)
     except ValueError:
         return False
     return text.strip().lower() not in ("nan", "inf", "+inf", "-inf", "infinity", "-infinity")
+
+
+def number_of_text(text: str) -> int | float:
+    """The number a text `is_number_text` accepts reads as: `"32"` is 32, `"1e-3"` 0.001."""
+    try:
+        return int(text)
+    except ValueError:
+        return float(text)
 
 
 Param = Annotated[IntParam | FloatParam | CategoricalParam, Field(discriminator="type")]
