@@ -1109,3 +1109,26 @@ def test_a_quoted_bound_is_its_number_log_yes_is_true_and_a_quoted_text_is_refus
     assert str(err.value) == (
         f"{path}: search_space.optimizer.lr.low: Input should be a valid number, got abc; write a number"
     )
+
+
+@pytest.mark.parametrize(
+    ("given", "fix"),
+    [
+        ("suggest_float", "write type: float (Optuna's suggest_float)"),
+        ("suggest_int", "write type: int (Optuna's suggest_int)"),
+        ("suggest_categorical", "write type: categorical (Optuna's suggest_categorical)"),
+        ("trial.suggest_float", "write type: float (Optuna's suggest_float)"),
+        ("suggest_loguniform", "write type: float, log: true"),
+        ("suggest_discrete_uniform", "write type: float, with step: ..."),
+    ],
+)
+def test_a_type_spelt_as_optunas_suggest_method_names_the_type_to_write(given: str, fix: str) -> None:
+    # A script being ported says trial.suggest_float(...): the type was "unknown ...; choose one of" the
+    # three, with no word that suggest_float is type: float.
+    with pytest.raises(HpoError) as err:
+        validate_config(
+            OptimizeConfig,
+            {"study_name": "s", "search_space": {"optimizer.lr": {"type": given, "low": 1, "high": 2}}},
+            "optimize.yaml",
+        )
+    assert str(err.value) == f"optimize.yaml: search_space.optimizer.lr: unknown type {given!r}; {fix}"

@@ -223,6 +223,12 @@ def _unknown_type(tag: Any) -> str:
     """An unknown parameter type: a near spelling, the type another tool's name for it means, or the types."""
     if not isinstance(tag, str):  # `type: .inf` said "unknown type 'inf' (did you mean 'int'?)"; {a: 1} too
         return f"unknown type {format_choice(tag)}, not a name; choose one of: {', '.join(PARAM_TYPES)}"
+    # Optuna's method names, as a script being ported spells them: suggest_float is type: float
+    bare = str(tag).lower().removeprefix("trial.").removeprefix("suggest_")
+    if bare != str(tag).lower() and bare in PARAM_TYPES:
+        return f"unknown type {tag!r}; write type: {bare} (Optuna's suggest_{bare})"
+    if bare != str(tag).lower() and bare in _OTHER_TYPES:
+        return f"unknown type {tag!r}; {_OTHER_TYPES[bare]}"
     hint = did_you_mean(str(tag), PARAM_TYPES)
     if not hint and str(tag).lower() in _OTHER_TYPES:
         return f"unknown type {tag!r}; {_OTHER_TYPES[str(tag).lower()]}"
