@@ -245,9 +245,14 @@ class CategoricalParam(_Param):
         numbers = [c for c in self.choices if isinstance(c, int | float) and not isinstance(c, bool)]
         quoted = next((c for c in self.choices if isinstance(c, str) and is_number_text(c)), None)
         if numbers and quoted is not None:
+            written: list[Any] = []
+            for c in self.choices:  # each number once: [32, "32"] is one choice
+                c = number_of_text(c) if isinstance(c, str) and is_number_text(c) else c
+                if not any(c == w and type(c) is type(w) for w in written):
+                    written.append(c)
             raise ValueError(
-                f"choices mix numbers and the text {format_choice(quoted)}; write it as a number, {quoted}, without quotes in "
-                f"the YAML"
+                f"choices mix numbers and the text {format_choice(quoted)}; write choices: {format_choice(written)}, "
+                f"without quotes"
             )
         return self
 

@@ -104,11 +104,19 @@ def check_value(s: Searched, value: Any, context: dict[str, Any]) -> None:
     run, opt, data, path, param, contexts, fixed = s.run, s.opt, s.data, s.path, s.param, s.contexts, s.fixed
     if isinstance(param, CategoricalParam) and isinstance(value, str) and is_number_text(value):
         _check_quoted_number(s, value, context)
+    if isinstance(param, CategoricalParam) and _whole_float(value):
+        _check_whole_float(s, value, context)
     try:
         config = apply_overrides(run, {**context, path: value})
     except HpoError as exc:
         if isinstance(param, CategoricalParam) and value is None and str(exc).endswith(", got null"):
             raise HpoError(f"{exc}; {_null_choice_fix(path, param.choices, str(exc))}") from None
+        if isinstance(param, CategoricalParam) and _whole_float(value) and "valid integer" in str(exc):
+            # model.layers: [1, 2.0] said "Input should be a valid integer, got 2.0", no fix
+            whole = [int(c) if _whole_float(c) else c for c in param.choices]
+            raise HpoError(
+                f"{exc}; {path} takes whole numbers: write choices: {format_choice(whole)}"
+            ) from None
         if isinstance(param, FloatParam) and "valid integer" in str(exc):
             # the type's fix, not the value's ("write a whole number": the sampler writes it)
             raise HpoError(
@@ -159,6 +167,11 @@ def check_value(s: Searched, value: Any, context: dict[str, Any]) -> None:
         _check_data(config, opt, f"with {format_params({path: value})}")
 
 
+def _whole_float(value: Any) -> bool:
+    """Whether `value` is a float with no fractional part (2.0), which an integer key may refuse."""
+    return isinstance(value, float) and value.is_integer()
+
+
 def _check_quoted_number(s: Searched, value: str, context: dict[str, Any]) -> None:
     """A choice written as a number in quotes (`"32"`, `"1e-3"`) where `s.path` takes a number: refused,
     naming the choices to write. The RunConfig reads `"1e-3"` as 0.001 (or, as a list item of the mlp's
@@ -181,6 +194,28 @@ def _check_quoted_number(s: Searched, value: str, context: dict[str, Any]) -> No
         f"the choice {format_choice(value)} is text (in quotes), which the study would store and export as "
         f"text, while {s.path} takes the number {format_choice(number)}; write choices: {format_choice(numbers)}, "
         f"without quotes"
+    )
+
+
+def _check_whole_float(s: Searched, value: float, context: dict[str, Any]) -> None:
+    """A choice such as 32.0 where `s.path` takes whole numbers (`batch_size: [16, 32.0, 64]`): refused,
+    naming the choices to write, as the RunConfig reads it as 32 while Optuna stores and exports 32.0 (a key
+    that refuses 2.0 outright, `model.layers`, is named by check_value's own line)."""
+    try:
+        config = apply_overrides(s.run, {**context, s.path: value})
+        if (
+            None in s.param.choices
+        ):  # a null the key refuses: its line names the choices to write, 128.0 as 128
+            apply_overrides(s.run, {**context, s.path: None})
+    except HpoError:
+        return
+    taken = leaf_values(config).get(s.path)
+    if isinstance(taken, bool) or not isinstance(taken, int):
+        return  # a key that takes floats keeps it
+    whole = [int(c) if _whole_float(c) else c for c in s.param.choices]
+    raise HpoError(
+        f"the choice {format_choice(value)} is a float, which the study would store and export as "
+        f"{format_choice(value)}, while {s.path} takes whole numbers; write choices: {format_choice(whole)}"
     )
 
 
