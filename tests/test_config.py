@@ -1132,3 +1132,40 @@ def test_a_type_spelt_as_optunas_suggest_method_names_the_type_to_write(given: s
             "optimize.yaml",
         )
     assert str(err.value) == f"optimize.yaml: search_space.optimizer.lr: unknown type {given!r}; {fix}"
+
+
+@pytest.mark.parametrize(
+    ("param", "value", "line"),
+    [
+        (  # it said "lies outside its search space ([0.0001, 0.1], log)", which holds 0.001
+            {"type": "float", "low": 1e-4, "high": 0.1, "log": True},
+            "1e-3",
+            '"1e-3" is text (in quotes), where optimizer.lr\'s values are numbers; write 0.001 without quotes',
+        ),
+        (
+            {"type": "categorical", "choices": [0.001, 0.01]},
+            "0.01",
+            '"0.01" is text (in quotes), where optimizer.lr\'s values are numbers; write 0.01 without quotes',
+        ),
+    ],
+)
+def test_an_enqueued_number_in_quotes_says_to_drop_the_quotes(param: dict, value: Any, line: str) -> None:
+    data = {"study_name": "s", "search_space": {"optimizer.lr": param}, "enqueue": [{"optimizer.lr": value}]}
+    with pytest.raises(HpoError) as info:
+        validate_config(OptimizeConfig, data, "o.yaml")
+    assert str(info.value) == f"o.yaml: enqueue.0: optimizer.lr: {line}"
+
+
+def test_an_enqueued_whole_float_for_an_int_says_to_write_the_integer() -> None:
+    # it said batch_size=32.0 "lies outside its search space ([16, 64])"
+    data = {
+        "study_name": "s",
+        "search_space": {"batch_size": {"type": "int", "low": 16, "high": 64}},
+        "enqueue": [{"batch_size": 32.0}],
+    }
+    with pytest.raises(HpoError) as info:
+        validate_config(OptimizeConfig, data, "o.yaml")
+    assert (
+        str(info.value)
+        == "o.yaml: enqueue.0: batch_size: 32.0 is a float, where batch_size takes whole numbers; write 32"
+    )

@@ -14,7 +14,7 @@ from hpotool.config import (
 from hpotool.errors import HpoError
 from hpotool.formatting import format_choice
 from hpotool.near_names import closest
-from hpotool.param_values import boundary_values, contains, same_value, values_text
+from hpotool.param_values import boundary_values, contains, number_slip, same_value, values_text
 from hpotool.search_space import CategoricalParam, Param
 from hpotool.sections import SECTIONS, section_choices
 
@@ -96,7 +96,14 @@ def _never_holds(path: str, condition: Any, ref: Param) -> str:
     """Why a condition on the searched parameter `path` (`ref`) holds for none of its values, with a hint
     for the likely slip: a list for any of several, a boolean for a number, a misspelt choice."""
     hint = ""
-    if isinstance(condition, list) and any(contains(ref, c) for c in condition):
+    operands = list(condition.values()) if isinstance(condition, dict) else [condition]
+    operands = [
+        o for v in operands for o in (v if isinstance(v, list) and isinstance(condition, dict) else [v])
+    ]
+    slip = next((s for o in operands if (s := number_slip(path, ref, o))), "")
+    if slip:  # `when: {batch_size: "64"}` over the choices [32, 64]
+        hint = f"; {slip}"
+    elif isinstance(condition, list) and any(contains(ref, c) for c in condition):
         # `when: {model.name: [rf, svc]}` reads as the one list value [rf, svc], not "any of them"
         hint = f"; a list is one value (a list choice): for any of several, write {{in: {format_choice(condition)}}}"
     elif isinstance(ref, CategoricalParam) and _boolean_for_number(condition, ref.choices):
@@ -176,6 +183,8 @@ def check_section_operands(path: str, param: Param, opt: OptimizeConfig) -> None
         if stray is _NONE or (test == "in" and not any(contains(ref, v) for v in operands)):
             continue  # an `in` none of whose values it takes never holds: that check names the condition
         values = f"{on}'s values ({values_text(ref)})"
+        if slip := number_slip(on, ref, stray):  # {ne: "64"}, {in: ["64", 32]}: the quotes, not the value
+            raise HpoError(f"search_space.{path}.when.{on}: {slip}")
         if test == "ne":
             words = (
                 [c for c in ref.choices if isinstance(c, str)] if isinstance(ref, CategoricalParam) else []
