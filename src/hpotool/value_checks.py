@@ -113,7 +113,7 @@ def check_value(s: Searched, value: Any, context: dict[str, Any]) -> None:
             raise HpoError(f"{exc}; {_null_choice_fix(path, param.choices, str(exc))}") from None
         if isinstance(param, CategoricalParam) and _whole_float(value) and "valid integer" in str(exc):
             # model.layers: [1, 2.0] said "Input should be a valid integer, got 2.0", no fix
-            whole = [int(c) if _whole_float(c) else c for c in param.choices]
+            whole = [_as_whole(c) for c in param.choices]
             raise HpoError(
                 f"{exc}; {path} takes whole numbers: write choices: {format_choice(whole)}"
             ) from None
@@ -172,6 +172,15 @@ def _whole_float(value: Any) -> bool:
     return isinstance(value, float) and value.is_integer()
 
 
+def _as_whole(value: Any) -> Any:
+    """`value` with a whole float written as the integer (2.0 as 2), any other value as it is."""
+    return int(value) if isinstance(value, float) and value.is_integer() else value
+
+
+def _choices(param: Param) -> list[Any]:
+    return param.choices if isinstance(param, CategoricalParam) else []
+
+
 def _check_quoted_number(s: Searched, value: str, context: dict[str, Any]) -> None:
     """A choice written as a number in quotes (`"32"`, `"1e-3"`) where `s.path` takes a number: refused,
     naming the choices to write. The RunConfig reads `"1e-3"` as 0.001 (or, as a list item of the mlp's
@@ -189,7 +198,9 @@ def _check_quoted_number(s: Searched, value: str, context: dict[str, Any]) -> No
         taken = leaf_values(config).get(s.path)
         if isinstance(taken, bool) or not isinstance(taken, int | float):
             return  # a key that takes text (or a number or text) keeps it
-    numbers = [number_of_text(c) if isinstance(c, str) and is_number_text(c) else c for c in s.param.choices]
+    numbers = [
+        number_of_text(c) if isinstance(c, str) and is_number_text(c) else c for c in _choices(s.param)
+    ]
     raise HpoError(
         f"the choice {format_choice(value)} is text (in quotes), which the study would store and export as "
         f"text, while {s.path} takes the number {format_choice(number)}; write choices: {format_choice(numbers)}, "
@@ -203,16 +214,14 @@ def _check_whole_float(s: Searched, value: float, context: dict[str, Any]) -> No
     that refuses 2.0 outright, `model.layers`, is named by check_value's own line)."""
     try:
         config = apply_overrides(s.run, {**context, s.path: value})
-        if (
-            None in s.param.choices
-        ):  # a null the key refuses: its line names the choices to write, 128.0 as 128
+        if None in _choices(s.param):  # a null the key refuses: its line names the choices, 128.0 as 128
             apply_overrides(s.run, {**context, s.path: None})
     except HpoError:
         return
     taken = leaf_values(config).get(s.path)
     if isinstance(taken, bool) or not isinstance(taken, int):
         return  # a key that takes floats keeps it
-    whole = [int(c) if _whole_float(c) else c for c in s.param.choices]
+    whole = [_as_whole(c) for c in _choices(s.param)]
     raise HpoError(
         f"the choice {format_choice(value)} is a float, which the study would store and export as "
         f"{format_choice(value)}, while {s.path} takes whole numbers; write choices: {format_choice(whole)}"
