@@ -610,3 +610,19 @@ def test_a_condition_on_a_number_written_in_quotes_says_to_drop_the_quotes(
     }
     said, _, _ = _refused(tmp_path, run_dict, opt_dict)
     assert said.endswith(message), said
+
+
+def test_a_condition_on_a_run_config_number_written_in_quotes_says_to_drop_the_quotes(
+    tmp_path: Path, run_dict: dict, opt_dict: dict
+) -> None:
+    # it said: "... the run config sets it to 32 ...; search batch_size (above model.dropout), set it to "32"
+    # in the run config, or ...": text, which batch_size never holds
+    run_dict["batch_size"] = 32
+    opt_dict["search_space"] = {
+        "model.dropout": {"type": "float", "low": 0.0, "high": 0.5, "when": {"batch_size": "32"}},
+    }
+    said, _, _ = _refused(tmp_path, run_dict, opt_dict)
+    assert said.endswith(
+        'search_space.model.dropout: the condition batch_size: "32" never holds: "32" is text (in quotes), where '
+        "the run config sets batch_size to the number 32; write 32 without quotes"
+    ), said
