@@ -708,3 +708,11 @@ def test_a_whole_float_choice_for_a_key_that_takes_floats_stays() -> None:
         }
     )
     check_space(run, opt, None, "optimize.yaml")
+
+
+def test_an_int_step_of_null_is_the_step_left_out() -> None:
+    # a float's `step: null` is no step; an int's said "Input should be a valid integer, got null"
+    adapter: TypeAdapter[Param] = TypeAdapter(Param)
+    written = adapter.validate_python({"type": "int", "low": 16, "high": 64, "step": None})
+    assert written == adapter.validate_python({"type": "int", "low": 16, "high": 64})
+    assert isinstance(written, IntParam) and written.step == 1

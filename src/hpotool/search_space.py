@@ -163,6 +163,13 @@ class IntParam(_Param):
     step: Integer = Field(1, description="Step between values; must be 1 with log.")
     log: Boolean = Field(False, description="Sample on a log scale; needs low >= 1.")
 
+    @field_validator("step", mode="before")
+    @classmethod
+    def _null_step(cls, step: Any) -> Any:
+        """`step: null` is the step left out, 1, as a float's null is none: it said "Input should be a valid
+        integer, got null"."""
+        return 1 if step is None else step
+
     @model_validator(mode="after")
     def _check(self) -> IntParam:
         if self.low > self.high:
