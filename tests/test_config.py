@@ -1169,3 +1169,18 @@ def test_an_enqueued_whole_float_for_an_int_says_to_write_the_integer() -> None:
         str(info.value)
         == "o.yaml: enqueue.0: batch_size: 32.0 is a float, where batch_size takes whole numbers; write 32"
     )
+
+
+@pytest.mark.parametrize("key", ["range", "bounds"])
+def test_a_range_given_as_one_pair_is_one_line_naming_low_and_high(key: str) -> None:
+    # it was three lines: low missing, high missing, and the unknown key with the valid keys
+    data = {
+        "study_name": "s",
+        "search_space": {"optimizer.lr": {"type": "float", key: [1e-4, 0.1], "log": True}},
+    }
+    with pytest.raises(HpoError) as info:
+        validate_config(OptimizeConfig, data, "o.yaml")
+    assert (
+        str(info.value)
+        == f"o.yaml: search_space.optimizer.lr: unknown key {key!r}; write low: 0.0001, high: 0.1"
+    )
