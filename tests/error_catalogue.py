@@ -1917,7 +1917,7 @@ CASES = [
         "searched-batch-too-large",
         "a searched batch size too large for the dataset",
         "error: optimize.yaml: search_space.batch_size: 512 is larger than the 144 training samples; use a smaller batch_size or more data (data.subset_fraction, data.val_fraction)",
-        optimize={"search_space": {"batch_size": {"type": "categorical", "choices": ["32", "512"]}}},
+        optimize={"search_space": {"batch_size": {"type": "categorical", "choices": [32, 512]}}},
     ),
     Case(
         "batch-norm-searched-with-batch-of-one",
@@ -3877,5 +3877,48 @@ CASES = [
         existing_files={"rows_csv.py": ROWS_DATA, "data/rows.csv": _rows_csv()},
         run={"data": {"name": "rows_csv:load", "path": "copy/rows.csv"}},
         files={"copy/rows.csv": _rows_csv(flip=5)},
+    ),
+    Case(
+        "categorical-numbers-in-quotes",
+        "a categorical's numbers all written in quotes for a key that takes numbers; before: accepted, the study "
+        'storing, showing and exporting the text "32"',
+        'error: optimize.yaml: search_space.batch_size: the choice "16" is text (in quotes), which the study would store and export as text, while batch_size takes the number 16; write choices: [16, 32], without quotes',
+        optimize={"search_space": {"batch_size": {"type": "categorical", "choices": ["16", "32"]}}},
+    ),
+    Case(
+        "categorical-whole-float-for-whole-numbers",
+        "a categorical choice written 32.0 for a key that takes whole numbers; before: accepted, the study "
+        "storing and exporting 32.0",
+        "error: optimize.yaml: search_space.batch_size: the choice 32.0 is a float, which the study would store and export as 32.0, while batch_size takes whole numbers; write choices: [16, 32]",
+        optimize={"search_space": {"batch_size": {"type": "categorical", "choices": [16, 32.0]}}},
+    ),
+    Case(
+        "enqueue-number-in-quotes",
+        "an enqueued value written as a number in quotes; before: 'lies outside its search space', which "
+        "holds it",
+        'error: optimize.yaml: enqueue.0: optimizer.lr: "1e-2" is text (in quotes), where optimizer.lr\'s values are numbers; write 0.01 without quotes',
+        # PyYAML writes the text 1e-2 without quotes, which hpotool reads as a number: the quotes by hand
+        optimize_text=_optimize_text(enqueue=[{"optimizer.lr": 0.01}]).replace(
+            "- optimizer.lr: 0.01\n", '- optimizer.lr: "1e-2"\n'
+        ),
+    ),
+    Case(
+        "list-item-searched-above-the-item-before-it",
+        "model.hidden.2 written above model.hidden.1 past the run config's list of one; before: 'search its "
+        "items in order (model.hidden.1 adds one)', where model.hidden.1 was searched",
+        "error: optimize.yaml: search_space.model.hidden.2: model.hidden.1 is searched below it, but a trial sets model.hidden's items in the order written, and the run config's list has 1; move model.hidden.1 above model.hidden.2",
+        # written as is: the files the catalogue writes sort their keys, which would put model.hidden.1 first
+        optimize_text=_optimize_text(search_space=None).replace(
+            "search_space: null\n",
+            "search_space:\n  model.hidden.2: {type: int, low: 8, high: 32}\n"
+            "  model.hidden.1: {type: int, low: 8, high: 32}\n",
+        ),
+    ),
+    Case(
+        "parameter-type-as-optuna-suggest-method",
+        "a parameter type spelt as Optuna's method, suggest_float; before: 'choose one of: float, int, "
+        "categorical', no word that it is type: float",
+        "error: optimize.yaml: search_space.optimizer.lr: unknown type 'suggest_float'; write type: float (Optuna's suggest_float)",
+        optimize=_space(type="suggest_float", low=1e-3, high=1e-1),
     ),
 ]

@@ -578,3 +578,51 @@ def test_a_queued_set_a_grid_refuses_reads_a_stepped_float_as_the_trial_does() -
         }
     )
     assert unset_by({"model.dropout": 0.1 * 3}, opt, {}) == ["optimizer.momentum"]
+
+
+@pytest.mark.parametrize(
+    ("condition", "message"),
+    [
+        (  # it said the condition "never holds for batch_size's values (its choices: [32, 64])"
+            "64",
+            'the condition batch_size: "64" never holds for batch_size\'s values, so it would never be set; "64" '
+            "is text (in quotes), where batch_size's values are numbers; write 64 without quotes",
+        ),
+        (
+            {"in": ["64"]},
+            'never be set; "64" is text (in quotes), where batch_size\'s values are numbers; write 64 without '
+            "quotes",
+        ),
+        (  # it said "64" "is not one of batch_size's values"
+            {"ne": "64"},
+            'when.batch_size: "64" is text (in quotes), where batch_size\'s values are numbers; write 64 without '
+            "quotes",
+        ),
+        ({"in": ["64", 32]}, "where batch_size's values are numbers; write 64 without quotes"),
+    ],
+)
+def test_a_condition_on_a_number_written_in_quotes_says_to_drop_the_quotes(
+    tmp_path: Path, run_dict: dict, opt_dict: dict, condition: Any, message: str
+) -> None:
+    opt_dict["search_space"] = {
+        "batch_size": {"type": "categorical", "choices": [32, 64]},
+        "model.dropout": {"type": "float", "low": 0.0, "high": 0.5, "when": {"batch_size": condition}},
+    }
+    said, _, _ = _refused(tmp_path, run_dict, opt_dict)
+    assert said.endswith(message), said
+
+
+def test_a_condition_on_a_run_config_number_written_in_quotes_says_to_drop_the_quotes(
+    tmp_path: Path, run_dict: dict, opt_dict: dict
+) -> None:
+    # it said: "... the run config sets it to 32 ...; search batch_size (above model.dropout), set it to "32"
+    # in the run config, or ...": text, which batch_size never holds
+    run_dict["batch_size"] = 32
+    opt_dict["search_space"] = {
+        "model.dropout": {"type": "float", "low": 0.0, "high": 0.5, "when": {"batch_size": "32"}},
+    }
+    said, _, _ = _refused(tmp_path, run_dict, opt_dict)
+    assert said.endswith(
+        'search_space.model.dropout: the condition batch_size: "32" never holds: "32" is text (in quotes), where '
+        "the run config sets batch_size to the number 32; write 32 without quotes"
+    ), said

@@ -1111,3 +1111,78 @@ def test_a_quoted_bound_is_its_number_log_yes_is_true_and_a_quoted_text_is_refus
     assert str(err.value) == (
         f"{path}: search_space.optimizer.lr.low: Input should be a valid number, got abc; write a number"
     )
+
+
+@pytest.mark.parametrize(
+    ("given", "fix"),
+    [
+        ("suggest_float", "write type: float (Optuna's suggest_float)"),
+        ("suggest_int", "write type: int (Optuna's suggest_int)"),
+        ("suggest_categorical", "write type: categorical (Optuna's suggest_categorical)"),
+        ("trial.suggest_float", "write type: float (Optuna's suggest_float)"),
+        ("suggest_loguniform", "write type: float, log: true"),
+        ("suggest_discrete_uniform", "write type: float, with step: ..."),
+    ],
+)
+def test_a_type_spelt_as_optunas_suggest_method_names_the_type_to_write(given: str, fix: str) -> None:
+    # A script being ported says trial.suggest_float(...): the type was "unknown ...; choose one of" the
+    # three, with no word that suggest_float is type: float.
+    with pytest.raises(HpoError) as err:
+        validate_config(
+            OptimizeConfig,
+            {"study_name": "s", "search_space": {"optimizer.lr": {"type": given, "low": 1, "high": 2}}},
+            "optimize.yaml",
+        )
+    assert str(err.value) == f"optimize.yaml: search_space.optimizer.lr: unknown type {given!r}; {fix}"
+
+
+@pytest.mark.parametrize(
+    ("param", "value", "line"),
+    [
+        (  # it said "lies outside its search space ([0.0001, 0.1], log)", which holds 0.001
+            {"type": "float", "low": 1e-4, "high": 0.1, "log": True},
+            "1e-3",
+            '"1e-3" is text (in quotes), where optimizer.lr\'s values are numbers; write 0.001 without quotes',
+        ),
+        (
+            {"type": "categorical", "choices": [0.001, 0.01]},
+            "0.01",
+            '"0.01" is text (in quotes), where optimizer.lr\'s values are numbers; write 0.01 without quotes',
+        ),
+    ],
+)
+def test_an_enqueued_number_in_quotes_says_to_drop_the_quotes(param: dict, value: Any, line: str) -> None:
+    data = {"study_name": "s", "search_space": {"optimizer.lr": param}, "enqueue": [{"optimizer.lr": value}]}
+    with pytest.raises(HpoError) as info:
+        validate_config(OptimizeConfig, data, "o.yaml")
+    assert str(info.value) == f"o.yaml: enqueue.0: optimizer.lr: {line}"
+
+
+def test_an_enqueued_whole_float_for_an_int_says_to_write_the_integer() -> None:
+    # it said batch_size=32.0 "lies outside its search space ([16, 64])"
+    data = {
+        "study_name": "s",
+        "search_space": {"batch_size": {"type": "int", "low": 16, "high": 64}},
+        "enqueue": [{"batch_size": 32.0}],
+    }
+    with pytest.raises(HpoError) as info:
+        validate_config(OptimizeConfig, data, "o.yaml")
+    assert (
+        str(info.value)
+        == "o.yaml: enqueue.0: batch_size: 32.0 is a float, where batch_size takes whole numbers; write 32"
+    )
+
+
+@pytest.mark.parametrize("key", ["range", "bounds"])
+def test_a_range_given_as_one_pair_is_one_line_naming_low_and_high(key: str) -> None:
+    # it was three lines: low missing, high missing, and the unknown key with the valid keys
+    data = {
+        "study_name": "s",
+        "search_space": {"optimizer.lr": {"type": "float", key: [1e-4, 0.1], "log": True}},
+    }
+    with pytest.raises(HpoError) as info:
+        validate_config(OptimizeConfig, data, "o.yaml")
+    assert (
+        str(info.value)
+        == f"o.yaml: search_space.optimizer.lr: unknown key {key!r}; write low: 0.0001, high: 0.1"
+    )

@@ -251,3 +251,67 @@ def test_refusals_of_mutated_configs_are_lines_naming_the_file(
         for line in str(exc).splitlines():
             assert line.startswith(f"{path}: "), line
             assert "Keys should be strings" not in line and "[key]" not in line, line
+
+
+# A number as a YAML config may write a choice: itself, as a whole float (32.0), or in quotes ("32", "1e-3").
+_NUMBER_KEYS = {
+    "batch_size": int,
+    "epochs": int,
+    "model.layers": int,
+    "model.hidden.0": int,
+    "optimizer.lr": float,
+}
+
+
+def _written(number: float, how: str) -> Any:
+    return {"plain": number, "float": float(number), "quoted": str(number)}[how]
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    path=st.sampled_from(sorted(_NUMBER_KEYS)),
+    numbers=st.lists(st.integers(1, 64), min_size=1, max_size=3, unique=True),
+    hows=st.lists(st.sampled_from(["plain", "float", "quoted"]), min_size=3, max_size=3),
+    seed=st.integers(0, 2**16),
+)
+def test_a_number_choice_is_stored_as_the_run_trains_it_or_refused_naming_the_choices_to_write(
+    path: str, numbers: list[int], hows: list[str], seed: int
+) -> None:
+    """Whatever way a choice is written, the value the study stores (and shows and exports) is the value the
+    run config trains, of its type; or the space is refused before trial 0 in one line naming the file and
+    the key, whose `write choices: [...]` passes. `"32"` and `32.0` for batch_size ran, stored as text and
+    as a float, while the run trained 32."""
+    from hpotool.overrides import leaf_values
+    from hpotool.space_checks import check_space
+
+    kind = _NUMBER_KEYS[path]
+    choices = [
+        _written(kind(n) if kind is int else n / 1000, how) for n, how in zip(numbers, hows, strict=False)
+    ]
+    run = validate_config(RunConfig, copy.deepcopy(RUN_BASE), "run.yaml")
+    spec = {"type": "categorical", "choices": choices}
+    # Each refusal names choices to write; a load-time one ([1.0, "2"]: the quotes) cannot know the key takes
+    # whole numbers, which the space check's line then says: two lines at most, and what they name passes.
+    for _ in range(3):
+        try:
+            opt = validate_config(
+                OptimizeConfig, {"study_name": "p", "search_space": {path: spec}}, "optimize.yaml"
+            )
+            check_space(run, opt, None, "optimize.yaml")
+            break
+        except HpoError as exc:
+            line = str(exc)
+            assert "\n" not in line and line.startswith(f"optimize.yaml: search_space.{path}"), line
+            written = line.rpartition("write choices: ")[2].removesuffix(", without quotes")
+            assert written != line, line  # the line names the choices to write
+            assert repr(yaml.safe_load(written)) != repr(spec["choices"]), line
+            spec = {"type": "categorical", "choices": yaml.safe_load(written)}
+    else:
+        raise AssertionError(f"still refused after two fixes: {spec}")
+    study = optuna.create_study(sampler=optuna.samplers.RandomSampler(seed=seed))
+    for _ in range(3):
+        trial = study.ask()
+        stored = suggest(trial, opt.search_space)[path]
+        trained = leaf_values(apply_overrides(run, {path: stored}))[path]
+        assert type(stored) is type(trained) and stored == trained, (stored, trained)
+        study.tell(trial, 0.0)

@@ -160,3 +160,30 @@ def test_a_trainer_key_without_a_trainer_section_says_what_trainer_is(path: str,
     with pytest.raises(HpoError) as info:
         check_path(path, paths)
     assert str(info.value) == message
+
+
+def test_a_list_item_searched_above_the_item_before_it_says_to_move_that_one_up() -> None:
+    # `n_layers` then `width_i` ported with width_2 written above width_1: it said "search its items in
+    # order (model.hidden.1 adds one)", where model.hidden.1 was searched, a line below
+    from hpotool.config import OptimizeConfig
+    from hpotool.space_checks import check_space
+
+    run = RunConfig.model_validate({"device": "cpu", "model": {"name": "mlp", "hidden": [64]}})
+    width = {"type": "int", "low": 16, "high": 64}
+    space = {
+        "model.layers": {"type": "int", "low": 1, "high": 3},
+        "model.hidden.2": {**width, "when": {"model.layers": 3}},
+        "model.hidden.1": {**width, "when": {"model.layers": {"ge": 2}}},
+    }
+    opt = OptimizeConfig.model_validate({"study_name": "s", "search_space": space})
+    with pytest.raises(HpoError) as info:
+        check_space(run, opt, None, "optimize.yaml")
+    assert str(info.value) == (
+        "optimize.yaml: search_space.model.hidden.2: model.hidden.1 is searched below it, but a trial sets "
+        "model.hidden's items in the order written, and the run config's list has 1; move model.hidden.1 above "
+        "model.hidden.2"
+    )
+    moved = {k: space[k] for k in ("model.layers", "model.hidden.1", "model.hidden.2")}
+    check_space(
+        run, OptimizeConfig.model_validate({"study_name": "s", "search_space": moved}), None, "o.yaml"
+    )

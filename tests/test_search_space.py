@@ -98,7 +98,7 @@ def test_valid_params(spec: dict[str, Any], expected: Param) -> None:
         ({"type": "categorical", "choices": [0.0, False, 0]}, "choices 0.0 and false are equal to Optuna"),
         (  # a quoted number among numbers: a study would hold 16 and '32', which look the same everywhere
             {"type": "categorical", "choices": [16, "32", 64]},
-            'choices mix numbers and the text "32"; write it as a number, 32, without quotes in the YAML',
+            r'choices mix numbers and the text "32"; write choices: \[16, 32, 64\], without quotes',
         ),
         (
             {"type": "categorical", "choices": [[1, 2], {1: 2}]},
@@ -605,3 +605,114 @@ def test_a_condition_on_a_stepped_float_holds_at_the_value_the_yaml_writes(
         on_target = math.isclose(values["p"], target, abs_tol=step / 1000)
         assert ("q" in values) == on_target, (values, target)
         study.tell(trial, 0.0)
+
+
+@pytest.mark.parametrize(
+    ("path", "choices", "written"),
+    [
+        ("batch_size", ["32", "64"], "[32, 64]"),  # the RunConfig read "32" as 32: Optuna stored the text
+        ("optimizer.lr", ["1e-3", "1e-2"], "[0.001, 0.01]"),
+        ("model.hidden.0", ["32", "64"], "[32, 64]"),  # a list item: pydantic's bare line, no fix
+        ("grad_clip", [None, "1.5"], "[null, 1.5]"),
+    ],
+)
+def test_a_choice_written_as_a_number_in_quotes_for_a_number_key_is_refused_naming_the_choices_to_write(
+    path: str, choices: list[Any], written: str
+) -> None:
+    # A porting user who quotes numbers (as YAML 1.1 configs quote 1e-3) got a study whose params were the
+    # text "32": shown in quotes, exported as text to best_params.json, and no match for a study of the numbers.
+    from hpotool.config import OptimizeConfig, RunConfig
+    from hpotool.errors import HpoError
+    from hpotool.space_checks import check_space
+
+    run = RunConfig.model_validate({"device": "cpu", "model": {"name": "mlp", "hidden": [64]}})
+    opt = OptimizeConfig.model_validate(
+        {"study_name": "s", "search_space": {path: {"type": "categorical", "choices": choices}}}
+    )
+    quoted = next(c for c in choices if isinstance(c, str))
+    with pytest.raises(HpoError) as info:
+        check_space(run, opt, None, "optimize.yaml")
+    assert str(info.value).startswith(
+        f'optimize.yaml: search_space.{path}: the choice "{quoted}" is text (in quotes)'
+    )
+    assert str(info.value).endswith(f"; write choices: {written}, without quotes")
+    numbers = [yaml.safe_load(c) if isinstance(c, str) else c for c in choices]
+    numbers = [float(c) if isinstance(c, str) else c for c in numbers]  # PyYAML reads 1e-3 as text
+    opt = OptimizeConfig.model_validate(
+        {"study_name": "s", "search_space": {path: {"type": "categorical", "choices": numbers}}}
+    )
+    check_space(run, opt, None, "optimize.yaml")  # the numbers themselves pass
+
+
+def test_a_number_in_quotes_for_a_key_that_takes_text_stays_a_choice() -> None:
+    from hpotool.config import OptimizeConfig, RunConfig
+    from hpotool.space_checks import check_space
+
+    run = RunConfig.model_validate(
+        {"data": {"name": "digits"}, "trainer": {"function": "examples.sklearn_trainer:fit", "tag": "a"}}
+    )
+    opt = OptimizeConfig.model_validate(
+        {"study_name": "s", "search_space": {"trainer.tag": {"type": "categorical", "choices": ["1", "2"]}}}
+    )
+    check_space(run, opt, None, "optimize.yaml")  # the function gets the text as written
+
+
+@pytest.mark.parametrize(
+    ("path", "choices", "line"),
+    [
+        (  # the RunConfig read 32.0 as 32: Optuna stored and exported 32.0
+            "batch_size",
+            [16, 32.0, 64],
+            "the choice 32.0 is a float, which the study would store and export as 32.0, while batch_size "
+            "takes whole numbers; write choices: [16, 32, 64]",
+        ),
+        (
+            "epochs",
+            [1.0, 2.0],
+            "the choice 1.0 is a float, which the study would store and export as 1.0, while epochs takes whole "
+            "numbers; write choices: [1, 2]",
+        ),
+        (  # the mlp refused 2.0 with pydantic's bare line
+            "model.layers",
+            [1, 2.0],
+            "with model.layers=2.0: model: model 'mlp' argument 'layers': Input should be a valid integer, got "
+            "2.0; model.layers takes whole numbers: write choices: [1, 2]",
+        ),
+    ],
+)
+def test_a_whole_float_choice_for_a_whole_number_key_is_refused_naming_the_choices_to_write(
+    path: str, choices: list[Any], line: str
+) -> None:
+    from hpotool.config import OptimizeConfig, RunConfig
+    from hpotool.errors import HpoError
+    from hpotool.space_checks import check_space
+
+    run = RunConfig.model_validate({"device": "cpu"})
+    opt = OptimizeConfig.model_validate(
+        {"study_name": "s", "search_space": {path: {"type": "categorical", "choices": choices}}}
+    )
+    with pytest.raises(HpoError) as info:
+        check_space(run, opt, None, "optimize.yaml")
+    assert str(info.value) == f"optimize.yaml: search_space.{path}: {line}"
+
+
+def test_a_whole_float_choice_for_a_key_that_takes_floats_stays() -> None:
+    from hpotool.config import OptimizeConfig, RunConfig
+    from hpotool.space_checks import check_space
+
+    run = RunConfig.model_validate({"device": "cpu"})
+    opt = OptimizeConfig.model_validate(
+        {
+            "study_name": "s",
+            "search_space": {"grad_clip": {"type": "categorical", "choices": [None, 1.0, 2.0]}},
+        }
+    )
+    check_space(run, opt, None, "optimize.yaml")
+
+
+def test_an_int_step_of_null_is_the_step_left_out() -> None:
+    # a float's `step: null` is no step; an int's said "Input should be a valid integer, got null"
+    adapter: TypeAdapter[Param] = TypeAdapter(Param)
+    written = adapter.validate_python({"type": "int", "low": 16, "high": 64, "step": None})
+    assert written == adapter.validate_python({"type": "int", "low": 16, "high": 64})
+    assert isinstance(written, IntParam) and written.step == 1

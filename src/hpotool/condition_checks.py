@@ -14,8 +14,8 @@ from hpotool.config import (
 from hpotool.errors import HpoError
 from hpotool.formatting import format_choice
 from hpotool.near_names import closest
-from hpotool.param_values import boundary_values, contains, same_value, values_text
-from hpotool.search_space import CategoricalParam, Param
+from hpotool.param_values import boundary_values, contains, number_slip, same_value, values_text
+from hpotool.search_space import CategoricalParam, Param, is_number_text, number_of_text
 from hpotool.sections import SECTIONS, section_choices
 
 _NONE = object()
@@ -69,10 +69,31 @@ def _check_fixed_condition(path: str, condition: Any, fixed: Mapping[str, Any], 
     )
     if isinstance(condition, list) and not unset and any(same_value(fixed[path], c) for c in condition):
         fix = f"a list is one value (a list choice): for any of several, write {{in: {format_choice(condition)}}}"
+    quoted = next((o for o in _operands(condition) if _quotes(o, fixed.get(path))), None)
+    if quoted is not None:  # `{batch_size: "64"}` beside batch_size: 64 said to set it to "64", text
+        raise HpoError(
+            f"the condition {path}: {format_choice(condition)} never holds: {format_choice(quoted)} is text (in "
+            f"quotes), where the run config sets {path} to the number {format_choice(fixed[path])}; write "
+            f"{format_choice(number_of_text(quoted))} without quotes"
+        )
     raise HpoError(
         f"the condition {path}: {format_choice(condition)} never holds: {path} is not searched and the run config "
         f"{says}, so {name} would never be set; {fix}, or change or drop the condition"
     )
+
+
+def _operands(condition: Any) -> list[Any]:
+    """The values a condition compares with: itself, or its test's operand (each of an `in` list)."""
+    if not isinstance(condition, dict):
+        return [condition]
+    return [o for v in condition.values() for o in (v if isinstance(v, list) else [v])]
+
+
+def _quotes(operand: Any, value: Any) -> bool:
+    """Whether `operand` is `value`, a number, written in quotes ("64" for 64)."""
+    if not isinstance(operand, str) or not is_number_text(operand) or isinstance(value, bool):
+        return False
+    return isinstance(value, int | float) and number_of_text(operand) == value
 
 
 def can_hold(condition: Any, ref: Param) -> bool:
@@ -96,7 +117,10 @@ def _never_holds(path: str, condition: Any, ref: Param) -> str:
     """Why a condition on the searched parameter `path` (`ref`) holds for none of its values, with a hint
     for the likely slip: a list for any of several, a boolean for a number, a misspelt choice."""
     hint = ""
-    if isinstance(condition, list) and any(contains(ref, c) for c in condition):
+    slip = next((s for o in _operands(condition) if (s := number_slip(path, ref, o))), "")
+    if slip:  # `when: {batch_size: "64"}` over the choices [32, 64]
+        hint = f"; {slip}"
+    elif isinstance(condition, list) and any(contains(ref, c) for c in condition):
         # `when: {model.name: [rf, svc]}` reads as the one list value [rf, svc], not "any of them"
         hint = f"; a list is one value (a list choice): for any of several, write {{in: {format_choice(condition)}}}"
     elif isinstance(ref, CategoricalParam) and _boolean_for_number(condition, ref.choices):
@@ -176,6 +200,8 @@ def check_section_operands(path: str, param: Param, opt: OptimizeConfig) -> None
         if stray is _NONE or (test == "in" and not any(contains(ref, v) for v in operands)):
             continue  # an `in` none of whose values it takes never holds: that check names the condition
         values = f"{on}'s values ({values_text(ref)})"
+        if slip := number_slip(on, ref, stray):  # {ne: "64"}, {in: ["64", 32]}: the quotes, not the value
+            raise HpoError(f"search_space.{path}.when.{on}: {slip}")
         if test == "ne":
             words = (
                 [c for c in ref.choices if isinstance(c, str)] if isinstance(ref, CategoricalParam) else []

@@ -141,14 +141,36 @@ def _without_misspelt_missing(errors: list[Any], root: type[BaseModel]) -> list[
         for e in errors
         if e["type"] == "extra_forbidden"
     }
+    # a range written as one key, `range: [1.0e-4, 0.1]`, stands for low and high: its line says so alone
+    ranged = {tuple(e["loc"][:-1]) for e in errors if _range_key(e)}
     return [
         e
         for e in errors
         if not (
             e["type"] == "missing"
-            and (tuple(e["loc"][:-1]), f" (did you mean {e['loc'][-1]!r}?)") in misspelt
+            and (
+                (tuple(e["loc"][:-1]), f" (did you mean {e['loc'][-1]!r}?)") in misspelt
+                or (tuple(e["loc"][:-1]) in ranged and e["loc"][-1] in ("low", "high"))
+            )
         )
     ]
+
+
+_RANGE_KEYS = ("range", "bounds", "domain", "interval", "limits")
+
+
+def _range_key(err: Any) -> bool:
+    """Whether `err` is an unknown key of a parameter that gives its range as a pair, `range: [1, 4]` (as
+    other tools write it), where hpotool takes low and high."""
+    value = err.get("input")
+    return (
+        err["type"] == "extra_forbidden"
+        and len(err["loc"]) >= 3
+        and err["loc"][0] == "search_space"
+        and err["loc"][-1] in _RANGE_KEYS
+        and isinstance(value, list)
+        and len(value) == 2
+    )
 
 
 def _error_line(err: Any, root: type[BaseModel]) -> str:
@@ -167,6 +189,9 @@ def _error_line(err: Any, root: type[BaseModel]) -> str:
 def _message(err: Any, loc: tuple[str | int, ...], root: type[BaseModel]) -> str:
     """One error's message, worded for a config author, by the kind of error."""
     kind = err["type"]
+    if kind == "extra_forbidden" and _range_key(err):
+        low, high = err["input"]
+        return f"unknown key {loc[-1]!r}; write low: {format_choice(low)}, high: {format_choice(high)}"
     if kind == "extra_forbidden":
         return _unknown_key(loc, root)
     if kind == "missing":
@@ -223,6 +248,12 @@ def _unknown_type(tag: Any) -> str:
     """An unknown parameter type: a near spelling, the type another tool's name for it means, or the types."""
     if not isinstance(tag, str):  # `type: .inf` said "unknown type 'inf' (did you mean 'int'?)"; {a: 1} too
         return f"unknown type {format_choice(tag)}, not a name; choose one of: {', '.join(PARAM_TYPES)}"
+    # Optuna's method names, as a script being ported spells them: suggest_float is type: float
+    bare = str(tag).lower().removeprefix("trial.").removeprefix("suggest_")
+    if bare != str(tag).lower() and bare in PARAM_TYPES:
+        return f"unknown type {tag!r}; write type: {bare} (Optuna's suggest_{bare})"
+    if bare != str(tag).lower() and bare in _OTHER_TYPES:
+        return f"unknown type {tag!r}; {_OTHER_TYPES[bare]}"
     hint = did_you_mean(str(tag), PARAM_TYPES)
     if not hint and str(tag).lower() in _OTHER_TYPES:
         return f"unknown type {tag!r}; {_OTHER_TYPES[str(tag).lower()]}"

@@ -8,7 +8,7 @@ from typing import Any
 
 from hpotool.conditions import equal_in_value, is_number
 from hpotool.formatting import format_choice
-from hpotool.search_space import CategoricalParam, FloatParam, IntParam, Param
+from hpotool.search_space import CategoricalParam, FloatParam, IntParam, Param, is_number_text, number_of_text
 
 
 def same_value(a: Any, b: Any) -> bool:
@@ -137,3 +137,23 @@ def boundary_values(p: Param) -> list[Any]:
         case IntParam() | FloatParam():
             return [p.low, p.high]
     raise TypeError(f"unsupported parameter {p!r}")  # pragma: no cover
+
+
+def number_slip(path: str, p: Param, value: Any) -> str:
+    """Why `value`, which `p` (searched at `path`) does not contain, is likely meant as one of its values, and
+    what to write: a number in quotes (`"1e-3"`, `"64"`, text to Optuna) or a whole float (`32.0`) for an int
+    range. "" for neither: `enqueue:` said `"1e-3"` "lies outside its search space", a condition that it
+    "never holds for" choices that held 64."""
+    if isinstance(value, str) and is_number_text(value) and contains(p, number := number_of_text(value)):
+        return (
+            f"{format_choice(value)} is text (in quotes), where {path}'s values are numbers; write "
+            f"{format_choice(number)} without quotes"
+        )
+    if (
+        isinstance(p, IntParam)
+        and isinstance(value, float)
+        and value.is_integer()
+        and contains(p, int(value))
+    ):
+        return f"{format_choice(value)} is a float, where {path} takes whole numbers; write {int(value)}"
+    return ""

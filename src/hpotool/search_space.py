@@ -163,6 +163,13 @@ class IntParam(_Param):
     step: Integer = Field(1, description="Step between values; must be 1 with log.")
     log: Boolean = Field(False, description="Sample on a log scale; needs low >= 1.")
 
+    @field_validator("step", mode="before")
+    @classmethod
+    def _null_step(cls, step: Any) -> Any:
+        """`step: null` is the step left out, 1, as a float's null is none: it said "Input should be a valid
+        integer, got null"."""
+        return 1 if step is None else step
+
     @model_validator(mode="after")
     def _check(self) -> IntParam:
         if self.low > self.high:
@@ -243,11 +250,16 @@ class CategoricalParam(_Param):
                         f"{format_choice(b)} as {format_choice(a)}; keep one"
                     )
         numbers = [c for c in self.choices if isinstance(c, int | float) and not isinstance(c, bool)]
-        quoted = next((c for c in self.choices if isinstance(c, str) and _is_number(c)), None)
+        quoted = next((c for c in self.choices if isinstance(c, str) and is_number_text(c)), None)
         if numbers and quoted is not None:
+            written: list[Any] = []
+            for c in self.choices:  # each number once: [32, "32"] is one choice
+                c = number_of_text(c) if isinstance(c, str) and is_number_text(c) else c
+                if not any(c == w and type(c) is type(w) for w in written):
+                    written.append(c)
             raise ValueError(
-                f"choices mix numbers and the text {format_choice(quoted)}; write it as a number, {quoted}, without quotes in "
-                f"the YAML"
+                f"choices mix numbers and the text {format_choice(quoted)}; write choices: {format_choice(written)}, "
+                f"without quotes"
             )
         return self
 
@@ -284,12 +296,21 @@ def _plain(value: Any) -> bool:
     return value is None or isinstance(value, bool | int | float | str)
 
 
-def _is_number(text: str) -> bool:
+def is_number_text(text: str) -> bool:
+    """Whether `text` reads as a finite number (`"32"`, `"1e-3"`), as a choice written in quotes may."""
     try:
         float(text)
     except ValueError:
         return False
     return text.strip().lower() not in ("nan", "inf", "+inf", "-inf", "infinity", "-infinity")
+
+
+def number_of_text(text: str) -> int | float:
+    """The number a text `is_number_text` accepts reads as: `"32"` is 32, `"1e-3"` 0.001."""
+    try:
+        return int(text)
+    except ValueError:
+        return float(text)
 
 
 Param = Annotated[IntParam | FloatParam | CategoricalParam, Field(discriminator="type")]

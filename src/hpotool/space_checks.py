@@ -56,6 +56,25 @@ def _check_list_item(path: str, fixed: Mapping[str, Any]) -> None:
         )
 
 
+def _check_item_order(path: str, opt: OptimizeConfig, fixed: Mapping[str, Any]) -> None:
+    """`model.hidden.2` past the end of the run config's list needs the items before it set first, as a
+    trial sets them in the order written: one searched below it is named, to move above it (it said "search
+    its items in order (model.hidden.1 adds one)" where model.hidden.1 was searched, a line below)."""
+    parent, _, last = path.rpartition(".")
+    if not last.isdigit() or not isinstance(fixed.get(parent), list) or int(last) <= len(fixed[parent]):
+        return
+    names = list(opt.search_space)
+    below = names[names.index(path) + 1 :]
+    later = next(
+        (f"{parent}.{i}" for i in range(len(fixed[parent]), int(last)) if f"{parent}.{i}" in below), None
+    )
+    if later is not None:
+        raise HpoError(
+            f"search_space.{path}: {later} is searched below it, but a trial sets {parent}'s items in the order "
+            f"written, and the run config's list has {len(fixed[parent])}; move {later} above {path}"
+        )
+
+
 def _earlier_items(path: str, opt: OptimizeConfig) -> dict[str, Any]:
     """For a list item, the searched items of the same list suggested before it (at their first value):
     model.hidden.3 exists only once model.hidden.2 does."""
@@ -134,6 +153,7 @@ def _check_param(
     """The checks of the parameter `path` itself: its path exists, its conditions read what they can, and
     the search can learn from it."""
     _check_list_item(path, fixed)
+    _check_item_order(path, opt, fixed)
     if path.startswith("loss.") and path not in valid and run.loss.name == "auto":
         raise HpoError(
             f"loss 'auto' takes no arguments; {AUTO_LOSS_FIX.format(arg=path.partition('.')[2])} in "

@@ -20,11 +20,13 @@ from hpotool.data import PreparedData, check_batch_size, data_failure, load_data
 from hpotool.device import device_name
 from hpotool.errors import HpoError, RunCheckError
 from hpotool.formatting import WHOLE_NUMBER_FIX, format_choice, format_params
-from hpotool.overrides import apply_overrides
+from hpotool.overrides import apply_overrides, leaf_values
 from hpotool.search_space import (
     CategoricalParam,
     FloatParam,
     Param,
+    is_number_text,
+    number_of_text,
 )
 
 
@@ -100,11 +102,21 @@ def check_value(s: Searched, value: Any, context: dict[str, Any]) -> None:
     """`s.path` at `value`, with the other searched values `context`, gives a config that validates, and
     (with `s.data`) whose components build and train a step."""
     run, opt, data, path, param, contexts, fixed = s.run, s.opt, s.data, s.path, s.param, s.contexts, s.fixed
+    if isinstance(param, CategoricalParam) and isinstance(value, str) and is_number_text(value):
+        _check_quoted_number(s, value, context)
+    if isinstance(param, CategoricalParam) and _whole_float(value):
+        _check_whole_float(s, value, context)
     try:
         config = apply_overrides(run, {**context, path: value})
     except HpoError as exc:
         if isinstance(param, CategoricalParam) and value is None and str(exc).endswith(", got null"):
             raise HpoError(f"{exc}; {_null_choice_fix(path, param.choices, str(exc))}") from None
+        if isinstance(param, CategoricalParam) and _whole_float(value) and "valid integer" in str(exc):
+            # model.layers: [1, 2.0] said "Input should be a valid integer, got 2.0", no fix
+            whole = [_as_whole(c) for c in param.choices]
+            raise HpoError(
+                f"{exc}; {path} takes whole numbers: write choices: {format_choice(whole)}"
+            ) from None
         if isinstance(param, FloatParam) and "valid integer" in str(exc):
             # the type's fix, not the value's ("write a whole number": the sampler writes it)
             raise HpoError(
@@ -153,6 +165,67 @@ def check_value(s: Searched, value: Any, context: dict[str, Any]) -> None:
             raise HpoError(f"with {format_params({path: value})}: {detail}{hint}") from None
     if data is not None and section == "loss":  # another task: its metrics
         _check_data(config, opt, f"with {format_params({path: value})}")
+
+
+def _whole_float(value: Any) -> bool:
+    """Whether `value` is a float with no fractional part (2.0), which an integer key may refuse."""
+    return isinstance(value, float) and value.is_integer()
+
+
+def _as_whole(value: Any) -> Any:
+    """`value` with a whole float written as the integer (2.0 as 2), any other value as it is."""
+    return int(value) if isinstance(value, float) and value.is_integer() else value
+
+
+def _choices(param: Param) -> list[Any]:
+    return param.choices if isinstance(param, CategoricalParam) else []
+
+
+def _check_quoted_number(s: Searched, value: str, context: dict[str, Any]) -> None:
+    """A choice written as a number in quotes (`"32"`, `"1e-3"`) where `s.path` takes a number: refused,
+    naming the choices to write. The RunConfig reads `"1e-3"` as 0.001 (or, as a list item of the mlp's
+    `hidden`, refuses it), but Optuna would store, show and export the text, and a study searching the
+    numbers themselves would not match it (`--enqueue-from`). A key that takes text keeps it as text."""
+    number = number_of_text(value)
+    try:
+        config = apply_overrides(s.run, {**context, s.path: value})
+    except HpoError:
+        try:  # the text fails where the number fits: the key takes numbers
+            apply_overrides(s.run, {**context, s.path: number})
+        except HpoError:
+            return  # neither fits: the text's own error says why
+    else:
+        taken = leaf_values(config).get(s.path)
+        if isinstance(taken, bool) or not isinstance(taken, int | float):
+            return  # a key that takes text (or a number or text) keeps it
+    numbers = [
+        number_of_text(c) if isinstance(c, str) and is_number_text(c) else c for c in _choices(s.param)
+    ]
+    raise HpoError(
+        f"the choice {format_choice(value)} is text (in quotes), which the study would store and export as "
+        f"text, while {s.path} takes the number {format_choice(number)}; write choices: {format_choice(numbers)}, "
+        f"without quotes"
+    )
+
+
+def _check_whole_float(s: Searched, value: float, context: dict[str, Any]) -> None:
+    """A choice such as 32.0 where `s.path` takes whole numbers (`batch_size: [16, 32.0, 64]`): refused,
+    naming the choices to write, as the RunConfig reads it as 32 while Optuna stores and exports 32.0 (a key
+    that refuses 2.0 outright, `model.layers`, is named by check_value's own line)."""
+    try:
+        config = apply_overrides(s.run, {**context, s.path: value})
+        if None in _choices(s.param):  # a null the key refuses: its line names the choices, 128.0 as 128
+            apply_overrides(s.run, {**context, s.path: None})
+    except HpoError:
+        return
+    taken = leaf_values(config).get(s.path)
+    if isinstance(taken, bool) or not isinstance(taken, int):
+        return  # a key that takes floats keeps it
+    whole = [_as_whole(c) for c in _choices(s.param)]
+    raise HpoError(
+        f"the choice {format_choice(value)} is a float, which the study would store and export as "
+        f"{format_choice(value)}, while {s.path} takes whole numbers; write choices: {format_choice(whole)}"
+    )
 
 
 def _monitor_mode_hint(path: str, param: Param, run: RunConfig, opt: OptimizeConfig) -> str:
