@@ -19,6 +19,7 @@ from hpotool.parts import build_model
 from hpotool.runner import check_run, train_run
 from hpotool.user_datasets import as_dataset
 from tests.helpers import features_with_a_graph, numpy_regression
+from tests.python_words import as_this_python_words
 
 SMALL = {"data": {"name": "digits", "subset_fraction": 0.1}, "model": {"name": "mlp", "hidden": [8]}}  # quick
 
@@ -947,7 +948,7 @@ def test_a_training_step_that_fails_in_the_schedule_or_the_optimizer_names_its_a
     """A schedule's or a fused optimizer's argument torch takes and fails on as the run steps: the one-step
     check said "check that the loss fits this classification task", blaming the loss, naming no argument."""
     message = _check_refusal({**SMALL, **section, "device": "cpu"})
-    assert message == f"run.yaml: training: one step on 8 samples failed: {ending}"
+    assert message == f"run.yaml: training: one step on 8 samples failed: {as_this_python_words(ending)}"
 
 
 @pytest.mark.parametrize(

@@ -17,20 +17,12 @@ from typer.testing import CliRunner
 from hpotool.cli import app
 
 from .error_catalogue import CASES, Case
+from .python_words import as_this_python_words
 
 REPO = Path(__file__).resolve().parents[1]
 DOC = REPO / "docs" / "ERRORS.md"
 ARGS = ["optimize", "--run-config", "run.yaml", "--optimize-config", "optimize.yaml"]
 runner = CliRunner()
-# Python's own words, which a line passes on (an error raised in the user's or torch's code), as each Python
-# before 3.11 words them: the catalogue holds 3.11's. `1 % 0` said "integer division or modulo by zero".
-OLDER_PYTHON_WORDS = {(3, 10): {"integer modulo by zero": "integer division or modulo by zero"}}
-
-
-def _as_this_python_words(message: str) -> str:
-    for old, new in OLDER_PYTHON_WORDS.get(sys.version_info[:2], {}).items():
-        message = message.replace(old, new)
-    return message
 
 
 def _write(case: Case) -> None:
@@ -157,7 +149,7 @@ def test_bad_input_is_one_line_exit_2_and_writes_nothing(case: Case, request: py
         if lock is not None:
             lock.close()  # its transaction rolls back
     assert result.exit_code == 2, result.output
-    expected = _as_this_python_words(case.message)
+    expected = as_this_python_words(case.message)
     expected = expected.replace("<cwd>", str(Path.cwd())).replace("<repo>", str(REPO))
     assert result.stderr == expected.replace("<python>", sys.executable) + "\n"
     assert "Traceback" not in result.output

@@ -522,6 +522,11 @@ def test_reporting_a_bare_number_fails_the_trial_saying_how_to_report(
             "error: training failed: TypeError: report(0, ...): 'acc' is array([0.5]), not a number (raised "
             "at tests/trainers.py:",
         ),
+        (  # before, with numpy 2.2 (the newest on Python 3.10): recorded as 0.5, with numpy's warning
+            "returns_an_array",
+            "error: training failed: tests.trainers:returns_an_array returned 'acc': array([0.5]), which is not "
+            "a number; return numbers only",
+        ),
         (  # before: stored as 1.0, a metric of the study
             "returns_a_bool",
             "error: training failed: tests.trainers:returns_a_bool returned 'converged': True, which is not a "

@@ -139,6 +139,14 @@ def reports_an_array(report: Report) -> dict[str, float]:
     return {"val_loss": 0.5}
 
 
+def returns_an_array(report: Report) -> dict[str, Any]:
+    """Returns a metric as a one-element array of one dimension, as `np.mean(x, axis=0)` gives."""
+    import numpy as np
+
+    report(0, {"val_loss": 0.5})
+    return {"val_loss": 0.5, "acc": np.array([0.5])}
+
+
 def returns_text(report: Report) -> dict[str, Any]:
     report(0, {"val_loss": 0.5})
     return {"val_loss": 0.5, "note": "converged"}

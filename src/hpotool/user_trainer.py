@@ -13,6 +13,7 @@ import inspect
 import math
 import os
 import re
+import sys
 import time
 from collections.abc import Callable, Sequence
 from typing import Any
@@ -342,13 +343,19 @@ def _report_arguments(
 
 
 def _number(value: Any, message: str) -> float:
-    """`value` as a float (a Python or numpy number, a 0-d or one-element tensor or array).
+    """`value` as a float (a Python or numpy number, a 0-d numpy array, a 0-d or one-element tensor).
 
     Raises:
         TypeError: `message`, for text (even "0.5": a metric is a number), a bool (a Python, numpy or torch
-            one: float() took True as 1.0, a metric of the study), None or an array of several values.
+            one: float() took True as 1.0, a metric of the study), None, a tensor of several values or a numpy
+            array of one dimension or more. float() refuses such an array from numpy 2.4 on; before (numpy
+            2.2, the newest on Python 3.10) it took a one-element one, with a deprecation warning printed
+            amid the run: the same training function was refused on one install and recorded on another.
     """
     if isinstance(value, str | bytes | bool) or str(getattr(value, "dtype", "")) in ("bool", "torch.bool"):
+        raise TypeError(message)
+    numpy = sys.modules.get("numpy")  # an array is numpy's: numpy is imported if one is here
+    if numpy is not None and isinstance(value, numpy.ndarray) and value.ndim > 0:
         raise TypeError(message)
     detach = getattr(value, "detach", None)  # a loss still in the autograd graph: its value, without torch's
     if callable(detach) and getattr(value, "requires_grad", False):  # warning about converting it
