@@ -1667,5 +1667,5 @@ def test_a_data_section_changed_other_than_where_it_reads_is_still_another_exper
         ["optimize", "-r", str(run), "-o", str(opt), "-q", "--n-trials", "2"], exit_code=2
     )
     assert refused.stderr.startswith(
-        "error: study 'tiny' was created with another experiment: run_config.data.subset_fraction: 0.1 -> 0.2. "
+        f"error: study 'tiny' was created with another experiment: {run}: data.subset_fraction: 0.1 -> 0.2. "
     ), refused.stderr
