@@ -161,7 +161,7 @@ def measure(storage: str, finished: int, running: int, seconds: float, workers: 
             )
             assert proc.stdout is not None
             line = proc.stdout.readline()
-            assert "resuming study" in line, line
+            assert "joining study" in line, line  # another machine's trials run: joined
             time.sleep(3.0)  # the workers start, look, and wait
             begin = time.monotonic()
             time.sleep(seconds)

@@ -1007,7 +1007,7 @@ CASES = [
     Case(
         "changed-experiment",
         "resuming a study whose search space changed",
-        "error: study 'tiny' was created with another experiment: search_space.optimizer.lr.high: 0.1 -> 0.3. Resuming or joining it with these configs would mix two experiments: use a new study_name, or pass --allow-changed-config to go on with it anyway",
+        "error: study 'tiny' was created with another experiment: optimize.yaml: search_space.optimizer.lr.high: 0.1 -> 0.3. Resuming or joining it with these configs would mix two experiments: use a new study_name, or pass --allow-changed-config to go on with it anyway",
         optimize={
             "n_trials": 2,
             "search_space": {

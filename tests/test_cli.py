@@ -1150,8 +1150,8 @@ def test_the_dry_run_of_a_resume_refuses_what_the_run_refuses(
         (
             {**run_dict, "epochs": 3},
             opt_dict,
-            "error: study 'tiny' was created with another experiment: run_config.epochs: 2 -> 3. Resuming or "
-            "joining it with these configs would mix two experiments: use a new study_name, or pass "
+            f"error: study 'tiny' was created with another experiment: {tmp_path / 'run.yaml'}: epochs: 2 -> 3. "
+            "Resuming or joining it with these configs would mix two experiments: use a new study_name, or pass "
             "--allow-changed-config to go on with it anyway",
         ),
         (

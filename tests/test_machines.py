@@ -340,8 +340,9 @@ def _waiting_for_machine_b(
         text=True,
     )
     assert proc.stdout is not None
-    line = proc.stdout.readline()  # "resuming study 'shared': 2/3 trials done": it waits for a slot
-    assert "resuming study" in line, line
+    line = proc.stdout.readline()  # it waits for a slot
+    # B runs the study now: this command joins it, and resumes nothing (it said "resuming study shared")
+    assert " ".join(line.split()) == f"joining study shared: 2/{2 + on_b} trials done, {on_b} running", line
     return study, on_b_trials[0], proc
 
 
@@ -1667,5 +1668,5 @@ def test_a_data_section_changed_other_than_where_it_reads_is_still_another_exper
         ["optimize", "-r", str(run), "-o", str(opt), "-q", "--n-trials", "2"], exit_code=2
     )
     assert refused.stderr.startswith(
-        "error: study 'tiny' was created with another experiment: run_config.data.subset_fraction: 0.1 -> 0.2. "
+        f"error: study 'tiny' was created with another experiment: {run}: data.subset_fraction: 0.1 -> 0.2. "
     ), refused.stderr

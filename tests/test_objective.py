@@ -873,9 +873,10 @@ def test_a_changed_pruner_is_named_before_the_kwargs_it_changes(
     _run(tmp_path, run_dict, opt_dict)
     opt_dict["pruner"] = {"name": "median", "kwargs": {"n_startup_trials": 2, "n_warmup_steps": 1}}
     said = _run_refused(tmp_path, run_dict, opt_dict)
+    opt = tmp_path / "optimize.yaml"
     assert said.startswith(
-        'study \'tiny\' was created with another experiment: pruner.name: "successive_halving" -> "median"; '
-        "pruner.kwargs.min_resource: removed (was 1); "
+        f"study 'tiny' was created with another experiment: {opt}: pruner.name: \"successive_halving\" -> "
+        f'"median"; {opt}: pruner.kwargs.min_resource: removed (was 1); '
     ), said
 
 
@@ -890,12 +891,14 @@ def test_resuming_with_a_changed_experiment_is_refused_naming_the_change(
         "optimizer.lr": {"type": "float", "low": 1e-3, "high": 0.3, "log": True},
     }
     said = _run_refused(tmp_path, run_dict, wider)
+    # Each change under the file to edit, as the user gave it (it named `run_config.epochs`, a path of the
+    # study's fingerprint, and no file)
     assert (
-        "study 'tiny' was created with another experiment: search_space.optimizer.lr.high: 0.1 -> 0.3."
-        in said
+        f"study 'tiny' was created with another experiment: {tmp_path / 'optimize.yaml'}: "
+        "search_space.optimizer.lr.high: 0.1 -> 0.3." in said
     )
     assert "pass --allow-changed-config" in said
-    with pytest.raises(HpoError, match=r"run_config.epochs: 2 -> 3"):
+    with pytest.raises(HpoError, match=re.escape(f"experiment: {tmp_path / 'run.yaml'}: epochs: 2 -> 3.")):
         _run(tmp_path, {**run_dict, "epochs": 3}, opt_dict)
     # What only says how long or where to run is not part of the experiment.
     _run(
@@ -916,7 +919,8 @@ def test_allow_changed_config_records_the_change(
         )
     # The flag changed the study silently: nothing said what it recorded, or from which trial.
     assert [r.getMessage() for r in caplog.records if "recorded the change" in r.getMessage()] == [
-        "note: study 'tiny': --allow-changed-config recorded the change (run_config.epochs: 2 -> 3); trials #1 on "
+        f"note: study 'tiny': --allow-changed-config recorded the change ({tmp_path / 'run.yaml'}: epochs: 2 -> 3); "
+        "trials #1 on "
         "run with these configs, and the earlier ones keep theirs (export-best and train-from-best rebuild each "
         "with its own)"
     ]
@@ -938,7 +942,7 @@ def test_allow_changed_config_records_the_change(
     said = _run_refused(tmp_path, run_dict, {**opt_dict, "n_trials": 4})
     assert said.startswith(
         f"study 'tiny' has run another experiment since the change --allow-changed-config recorded on "
-        f"{changes[0]['time']}: run_config.epochs: 3 -> 2. Resuming or joining it with these configs would "
+        f"{changes[0]['time']}: {tmp_path / 'run.yaml'}: epochs: 3 -> 2. Resuming or joining it with these configs would "
         "mix two experiments"
     ), said
 
@@ -1112,9 +1116,75 @@ def test_going_back_to_the_configs_before_a_change_trials_finished_under_needs_t
     _run(tmp_path, {**run_dict, "epochs": 3}, {**opt_dict, "n_trials": 2}, allow_changed_config=True)
     with pytest.raises(
         HpoError,
-        match=r"has run another experiment since the change --allow-changed-config recorded on .*: run_config.epochs: 3 -> 2\.",
+        match=r"has run another experiment since the change --allow-changed-config recorded on .*: "
+        + re.escape(f"{tmp_path / 'run.yaml'}: epochs: 3 -> 2."),
     ):
         _run(tmp_path, run_dict, {**opt_dict, "n_trials": 3})  # trial 1 ran 3 epochs: going back mixes
+
+
+def test_a_changed_experiment_names_each_change_under_its_own_config_file(
+    tmp_path: Path, run_dict: dict, opt_dict: dict
+) -> None:
+    # The refusal named fingerprint paths (`run_config.epochs`, `search_space...`), never the file to edit;
+    # with a run config and an optimize config in other folders, each change names its own file.
+    opt_dict["n_trials"] = 1
+    _run(tmp_path, run_dict, opt_dict)
+    (tmp_path / "configs").mkdir()
+    (tmp_path / "exp").mkdir()
+    run = write_yaml(tmp_path / "configs" / "run.yaml", {**run_dict, "epochs": 3})
+    wider = {**opt_dict, "n_trials": 2, "search_space": {**opt_dict["search_space"]}}
+    wider["search_space"]["optimizer.lr"] = {"type": "float", "low": 1e-3, "high": 0.3, "log": True}
+    opt = write_yaml(tmp_path / "exp" / "optimize.yaml", wider)
+    with pytest.raises(HpoError) as err:
+        run_study(prepare_study(run, opt))
+    assert str(err.value) == (
+        f"study 'tiny' was created with another experiment: {run}: epochs: 2 -> 3; {opt}: "
+        "search_space.optimizer.lr.high: 0.1 -> 0.3. Resuming or joining it with these configs would mix two "
+        "experiments: use a new study_name, or pass --allow-changed-config to go on with it anyway"
+    )
+    # --storage given: the optimize config is still the file named (storage_from leaves it out)
+    with pytest.raises(HpoError, match=re.escape(f"; {opt}: search_space.optimizer.lr.high: 0.1 -> 0.3.")):
+        run_study(prepare_study(run, opt, Overrides(storage=opt_dict["storage"])))
+
+
+def test_the_note_of_configs_that_undo_a_change_names_their_files(
+    tmp_path: Path, run_dict: dict, opt_dict: dict, caplog: pytest.LogCaptureFixture
+) -> None:
+    opt_dict["n_trials"] = 1
+    _run(tmp_path, run_dict, opt_dict)
+    _, summary = _run(tmp_path, {**run_dict, "epochs": 3}, opt_dict, allow_changed_config=True)
+    assert summary.ran_now == 0  # the change recorded, and no trial finished under it
+    (change,) = load_study(opt_dict).user_attrs["config_changes"]
+    with caplog.at_level("WARNING", logger="hpotool"):
+        _run(tmp_path, run_dict, opt_dict)
+    assert [r.getMessage() for r in caplog.records if "undo the change" in r.getMessage()] == [
+        f"note: study 'tiny': these configs undo the change recorded on {change['time']} "
+        f"({tmp_path / 'run.yaml'}: epochs: 3 -> 2), under which no trial finished, so the study resumes with them"
+    ]
+
+
+def test_a_changed_experiment_found_with_the_configs_stored_on_the_study_says_so(
+    tmp_path: Path, run_dict: dict, opt_dict: dict
+) -> None:
+    # A machine joining by the study's name (no config files) runs the configs stored on the study; where
+    # they are another experiment than its fingerprint (a newer hpotool's defaults, a field an older one
+    # did not have), the line names the stored configs, as its other lines do, not a file.
+    from hpotool import fingerprint
+    from hpotool.plan import prepare_stored_study
+
+    opt_dict["n_trials"] = 1
+    _run(tmp_path, run_dict, opt_dict)
+    study = load_study(opt_dict)
+    parts = copy.deepcopy(study.user_attrs[fingerprint.ATTR]["parts"])
+    parts["run_config"]["epochs"] = 5  # the fingerprint as an older hpotool's defaults made it
+    parts["search_space"]["optimizer.lr"]["high"] = 0.2
+    study.set_user_attr(fingerprint.ATTR, {"hash": fingerprint.digest(parts), "parts": parts})
+    with pytest.raises(HpoError) as err:
+        open_study(prepare_stored_study("tiny", opt_dict["storage"]))
+    assert str(err.value).startswith(
+        "study 'tiny' was created with another experiment: study 'tiny': run_config: epochs: 5 -> 2; "
+        "study 'tiny': optimize_config: search_space.optimizer.lr.high: 0.2 -> 0.1. Resuming or joining"
+    ), err.value
 
 
 def test_a_plain_optuna_study_whose_trials_drew_a_parameter_otherwise_is_refused_before_trial_0(
@@ -1851,7 +1921,9 @@ def _joiner_is_refused_while(joiner: Any, describe: Any, *args: Any) -> None:
     describing = threading.Timer(0.5, describe, args)
     describing.start()
     try:
-        with pytest.raises(HpoError, match=r"created with another experiment: run_config.epochs: 2 -> 3\."):
+        # the joiner's own run config named, the one it would edit (run2.yaml; the creator's is run.yaml)
+        said = re.escape(f"created with another experiment: {joiner.run_from}: epochs: 2 -> 3.")
+        with pytest.raises(HpoError, match=said):
             open_study(joiner)
     finally:
         describing.join()

@@ -465,3 +465,82 @@ def test_quiet_and_json_runs_say_they_resume_a_study_as_they_say_they_create_one
     assert again.stderr.startswith("resuming study tiny: 1/2 trials done\n"), again.stderr
     if flag == "--json":  # on stderr: stdout holds the JSON alone
         assert json.loads(again.stdout)["study_name"] == "tiny"
+
+
+def _started_line(observer_of: Callable[[Console], Any], running: int, done: int, joined: bool) -> str:
+    """The line an observer (`observer_of(console)`) prints as a study of `done` finished trials and
+    `running` trials of another machine starts, joined (`joined`) or not."""
+    from hpotool.progress import QuietObserver
+
+    out = io.StringIO()
+    console = Console(file=out, width=200, color_system=None)
+    study = optuna.create_study(study_name="tiny", direction="maximize")
+    for _ in range(done):
+        study.tell(study.ask(), 0.5)
+    for _ in range(running):
+        study.ask().set_user_attr("worker", {"host": "machine-b.example", "pid": 4242})
+    observer = observer_of(console)
+    observer.study_started(study, 9, done, joined=joined)
+    if not isinstance(observer, QuietObserver):
+        observer.progress.stop()
+    return next((line for line in out.getvalue().splitlines() if "study" in line), "")
+
+
+@pytest.mark.parametrize("observer", ["rich", "quiet"])
+def test_a_study_other_processes_run_now_is_joined_not_resumed(observer: str) -> None:
+    # A second machine joining a study the first was running said `resuming study tiny: 0/9 trials done`:
+    # nothing of it had stopped, nor was resumed. --quiet and --json print QuietObserver's line.
+    from hpotool.progress import QuietObserver
+
+    def make(console: Console) -> Any:
+        return RichObserver(console, "val_accuracy") if observer == "rich" else QuietObserver(console)
+
+    assert (
+        _started_line(make, running=2, done=0, joined=True)
+        == "joining study tiny: 0/9 trials done, 2 running"
+    )
+    assert (
+        _started_line(make, running=1, done=3, joined=True)
+        == "joining study tiny: 3/9 trials done, 1 running"
+    )
+    # Nothing running: a resume, whoever created the study
+    assert _started_line(make, running=0, done=3, joined=True) == "resuming study tiny: 3/9 trials done"
+    assert _started_line(make, running=0, done=3, joined=False) == "resuming study tiny: 3/9 trials done"
+
+
+@pytest.mark.parametrize("flag", ["-q", "--json"])
+def test_a_quiet_command_joining_a_study_another_machine_runs_says_it_joins(
+    tmp_path: Path, run_dict: dict, opt_dict: dict, flag: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Machine B joins the study machine A created and runs two trials of now: it said `resuming study
+    tiny: 0/1 trials done`. README (Resuming): `joining study NAME: 12/20 trials done, 2 running`."""
+    from typer.testing import CliRunner
+
+    from hpotool.cli import app
+    from hpotool.plan import prepare_study
+    from hpotool.progress import QuietObserver
+    from hpotool.study import open_study
+
+    from .conftest import ask_with_heartbeat, write_yaml
+
+    run_path = write_yaml(tmp_path / "run.yaml", run_dict)
+    opt_path = write_yaml(tmp_path / "opt.yaml", {**opt_dict, "n_trials": 1})
+    machine_a, _ = open_study(prepare_study(run_path, opt_path))  # machine A's study, and its two trials
+    on_a = [ask_with_heartbeat(machine_a) for _ in range(2)]
+    for trial in on_a:
+        trial.set_user_attr("worker", {"host": "machine-a.example", "pid": 4242})
+    real = QuietObserver.study_started
+
+    def then_a_stops(
+        self: QuietObserver, *a: Any, **kw: Any
+    ) -> None:  # A's trials end once B has said its line
+        real(self, *a, **kw)
+        for trial in on_a:
+            machine_a.tell(trial, state=TrialState.FAIL)
+
+    monkeypatch.setattr(QuietObserver, "study_started", then_a_stops)
+    result = CliRunner().invoke(
+        app, ["optimize", "-r", str(run_path), "-o", str(opt_path), flag], catch_exceptions=False
+    )
+    assert result.exit_code == 0, result.output
+    assert result.stderr.startswith("joining study tiny: 0/1 trials done, 2 running\n"), result.stderr

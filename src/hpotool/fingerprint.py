@@ -88,6 +88,8 @@ def check(
     source: str | None = None,
     data: dict[str, Any] | None = None,
     data_source: str = "run config",
+    run_source: str = "run config",
+    opt_source: str = "optimize config",
 ) -> None:
     """Refuse to resume `study` with another experiment unless `allow_changed`; then record the change
     (`record` false, for a dry run: refuse what the run would, and write nothing). `source`: the optimize
@@ -95,6 +97,9 @@ def check(
     the digest of the data this command trains on (`data_digest.digest_of`; None for a user's training
     function), checked against the study's, and `data_source` the run config that names it, for the line: a
     data section that differs only in where it reads the study's data from is no other experiment.
+    `run_source` and `opt_source`: the run and optimize config files as the user gave them (or the configs
+    stored on the study, for a command run with them), which the lines of a changed experiment name each
+    change under (`named_changes`).
 
     Raises:
         HpoError: naming what changed and the two ways out.
@@ -125,16 +130,17 @@ def check(
     check_distributions(study, opt, source=source)  # not even --allow-changed-config makes these work
     check_brute_force_space(study, opt, source)
     undone = _undone_change(study, parts)
+    shown = named_changes(changes, run_source, opt_source)
     if undone is not None:  # the configs before the last change, and nothing finished under it: no mix
         _log.warning(
             "note: study %r: these configs undo the change recorded on %s (%s), under which no trial "
             "finished, so the study resumes with them",
             study.study_name,
             undone.get("time", "?"),
-            "; ".join(changes[:3]) + ("; ..." if len(changes) > 3 else ""),
+            "; ".join(shown[:3]) + ("; ..." if len(shown) > 3 else ""),
         )
     elif not allow_changed:
-        _refuse_change(study, changes)
+        _refuse_change(study, shown)
     _refuse_while_running(study)
     data_digest.check(study, attrs, data, source=data_source, allow_changed=allow_changed, record_it=record)
     if not record:
@@ -145,13 +151,26 @@ def check(
             "note: study %r: --allow-changed-config recorded the change (%s); trials #%d on run with these configs, "
             "and the earlier ones keep theirs (export-best and train-from-best rebuild each with its own)",
             study.study_name,
-            "; ".join(changes[:3]) + ("; ..." if len(changes) > 3 else ""),
+            "; ".join(shown[:3]) + ("; ..." if len(shown) > 3 else ""),
             from_trial,
         )
 
 
+def named_changes(changes: list[str], run_source: str, opt_source: str) -> list[str]:
+    """The `changes` of the configs (`differences`), each under the file the user edits to change it back:
+    `run.yaml: epochs: 3 -> 5` for a run config key, `optimize.yaml: search_space.optimizer.lr.high: 0.1 ->
+    0.3` for the optimize config's; `run_config.epochs` named a path of the fingerprint, not a file."""
+    return [
+        f"{run_source}: {change.removeprefix('run_config.')}"
+        if change.startswith("run_config.")
+        else f"{opt_source}: {change}"
+        for change in changes
+    ]
+
+
 def _refuse_change(study: optuna.Study, changes: list[str]) -> None:
-    """Refuse to go on with another experiment than the study's without --allow-changed-config.
+    """Refuse to go on with another experiment than the study's without --allow-changed-config. `changes`:
+    each under the file it comes from (`named_changes`).
 
     Raises:
         HpoError: naming what changed and the two ways out.

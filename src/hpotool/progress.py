@@ -185,23 +185,30 @@ class RunProgress:
 
 def resume_line(study: optuna.Study, target: int | None, already_done: int, joined: bool) -> str | None:
     """`resuming study NAME: 3/20 trials done` (rich markup) for a study this command did not start, as
-    `StudyObserver.study_started` is told of it; None for one it created, or one holding its target."""
+    `StudyObserver.study_started` is told of it, or `joining study NAME: 3/20 trials done, 2 running` where
+    other processes run its trials now (another machine, another command: this one has started none yet,
+    and the trials of this machine's dead processes are failed by then); None for one it created, or one
+    holding its target."""
     # A study holding its target already: the summary's note says so, with how to run more (said here too,
     # it printed the same fact twice, in two wordings). One whose trials all failed (Ctrl-C in its first
     # trial) is resumed too, though none is done: said nothing, the run read as a study started over. One
     # joined with no trial finished yet is said too: a second machine started with the first said nothing
-    # of the study it joined.
-    failed = bool(study.get_trials(deepcopy=False, states=(TrialState.FAIL,)))
+    # of the study it joined. One another process runs now is joined, not resumed: nothing of it had stopped.
+    states = [t.state for t in study.get_trials(deepcopy=False, states=(TrialState.FAIL, TrialState.RUNNING))]
+    failed, running = TrialState.FAIL in states, states.count(TrialState.RUNNING)
     if (already_done or failed or joined) and (target is None or already_done < target):
         of = "" if target is None else f"/{target}"
-        return f"resuming study [bold]{escape(study.study_name)}[/]: {already_done}{of} trials done"
+        done = f"[bold]{escape(study.study_name)}[/]: {already_done}{of} trials done"
+        if joined and running:
+            return f"joining study {done}, {running} running"
+        return f"resuming study {done}"
     return None
 
 
 class QuietObserver:
-    """What --quiet and --json show as the study runs: the `resuming study` line alone. They keep the `new
-    study` line, and dropped this one with the bars: a run adding trials to an existing study read as one
-    that started it."""
+    """What --quiet and --json show as the study runs: the `resuming study` (or `joining study`) line alone.
+    They keep the `new study` line, and dropped this one with the bars: a run adding trials to an existing
+    study read as one that started it."""
 
     def __init__(self, console: Console) -> None:
         self.console = console

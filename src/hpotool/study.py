@@ -100,6 +100,8 @@ def open_study(
         source=plan.storage_from,
         data=plan_data_digest(plan),
         data_source=data_source(plan),
+        run_source=run_source(plan),
+        opt_source=opt_source(plan),
     )
     _note_other_versions(existing)
     _record_run_settings(existing, opt)
@@ -121,11 +123,23 @@ def plan_data_digest(plan: StudyPlan) -> dict[str, Any] | None:
     return None if plan.data is None else data_digest.digest_of(plan.data)
 
 
+def run_source(plan: StudyPlan) -> str:
+    """The run config file the plan's run config came from, as the user gave it, or the configs stored on
+    the study, on a machine that joined by the study's name (`study 'NAME': run_config`)."""
+    return plan.run_from or f"study {plan.opt.study_name!r}: run_config"
+
+
+def opt_source(plan: StudyPlan) -> str:
+    """The optimize config file the plan's optimize config came from (even with --storage, which
+    `storage_from` leaves out), or the configs stored on the study (`study 'NAME': optimize_config`)."""
+    return plan.opt_from or f"study {plan.opt.study_name!r}: optimize_config"
+
+
 def data_source(plan: StudyPlan) -> str:
     """The run config's data section the plan's data comes from, for a refusal of its data: its file (or the
     configs stored on the study, on a machine that joined by the study's name), the key, the dataset and the
     files it reads (`run.yaml: data (mylab.data:load, path: data/train.csv)`)."""
-    where = plan.run_from or f"study {plan.opt.study_name!r}: run_config"
+    where = run_source(plan)
     section = plan.run.data
     named = [section.name] + [f"{k}: {v}" for k, v in section.kwargs.items() if isinstance(v, str)]
     return f"{where}: data ({', '.join(named)})"
@@ -374,6 +388,8 @@ def finished_so_far(plan: StudyPlan, *, ask_server: bool) -> tuple[int | None, b
         source=plan.storage_from,
         data=plan_data_digest(plan),
         data_source=data_source(plan),
+        run_source=run_source(plan),
+        opt_source=opt_source(plan),
     )
     from hpotool.exhaustion import sampler_exhausted
 

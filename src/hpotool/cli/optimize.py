@@ -223,7 +223,9 @@ def _run(outcome: Outcome, plan: StudyPlan, args: OptimizeArgs, redraws: str | N
     outcome.opening = shown_url(plan.storage_url)
     with saying_lock_waits(plan.storage_url, print_note):  # not a silent minute behind another's lock
         if args.quiet or args.as_json:
-            from hpotool.progress import QuietObserver  # the resuming line, kept as the new study's is
+            from hpotool.progress import (
+                QuietObserver,
+            )  # the resuming (or joining) line, kept as the new study's is
 
             return run(QuietObserver(err_console()))
         from hpotool.progress import RichObserver
