@@ -12,7 +12,7 @@ from hpotool.config import OptimizeConfig
 from hpotool.config_errors import validate_config
 from hpotool.errors import HpoError
 from hpotool.plan import prepare_study
-from hpotool.space_notes import grid_notes
+from hpotool.space_notes import configuration_count, configurations_text, grid_notes
 from tests.cli_run import optimize, shipped_run
 from tests.conftest import write_yaml
 
@@ -626,3 +626,68 @@ def test_a_condition_on_a_run_config_number_written_in_quotes_says_to_drop_the_q
         'search_space.model.dropout: the condition batch_size: "32" never holds: "32" is text (in quotes), where '
         "the run config sets batch_size to the number 32; write 32 without quotes"
     ), said
+
+
+def _searched(search_space: dict[str, Any]) -> dict[str, Any]:
+    return validate_config(
+        OptimizeConfig, {"study_name": "s", "search_space": search_space}, "o.yaml"
+    ).search_space
+
+
+def test_a_conditional_space_counts_the_configurations_its_conditions_reach() -> None:
+    # A note said "at most 192 configurations" of a space whose conditions reached 84: each parameter was
+    # counted as if its conditions always held
+    space = _searched(
+        {
+            "optimizer.name": {"type": "categorical", "choices": ["adam", "sgd", "adamw"]},
+            "optimizer.momentum": {
+                "type": "categorical",
+                "choices": [0.0, 0.9],
+                "when": {"optimizer.name": "sgd"},
+            },
+            "optimizer.nesterov": {
+                "type": "categorical",
+                "choices": [True, False],
+                "when": {"optimizer.momentum": {"gt": 0}},
+            },
+            "model.dropout": {"type": "float", "low": 0.0, "high": 0.3, "step": 0.1},
+            "model.hidden.0": {
+                "type": "int",
+                "low": 8,
+                "high": 16,
+                "step": 8,
+                "when": {"model.dropout": 0.3},
+            },
+        }
+    )
+    assert configuration_count(space) == 3 * 2 * 2 * 4 * 2
+    # adam, adamw, sgd with momentum 0.0, sgd with 0.9 and either nesterov: 5; three dropouts alone, and 0.3
+    # (Optuna's 0.30000000000000004, as the condition reads it) with either width: 5
+    assert configurations_text(space, {}) == "25 configurations"
+    assert configurations_text(space) == "at most 96 configurations"  # without the base config's values
+
+
+def test_a_condition_on_a_key_not_searched_is_counted_with_the_base_config_s_value() -> None:
+    space = _searched(
+        {
+            "model.activation": {"type": "categorical", "choices": ["relu", "tanh"]},
+            "optimizer.momentum": {
+                "type": "categorical",
+                "choices": [0.5, 0.9],
+                "when": {"optimizer.name": "sgd"},
+            },
+        }
+    )
+    assert configurations_text(space, {"optimizer.name": "adam"}) == "2 configurations"
+    assert configurations_text(space, {"optimizer.name": "sgd"}) == "4 configurations"
+
+
+def test_a_large_conditional_space_is_not_counted_one_by_one() -> None:
+    # 200 x 60 points, past the 10,000 counted one by one: the product bounds the 259 its condition reaches
+    space = _searched(
+        {
+            "model.hidden.0": {"type": "int", "low": 1, "high": 200},
+            "batch_size": {"type": "int", "low": 1, "high": 60, "when": {"model.hidden.0": 1}},
+        }
+    )
+    assert configurations_text(space, {}) == "at most 12,000 configurations"

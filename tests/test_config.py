@@ -1173,6 +1173,63 @@ def test_an_enqueued_whole_float_for_an_int_says_to_write_the_integer() -> None:
     )
 
 
+@pytest.mark.parametrize(
+    ("param", "value", "line"),
+    [
+        (  # it said "model.dropout=0.15 lies outside its search space ([0.0, 0.5], step 0.1)"
+            {"type": "float", "low": 0.0, "high": 0.5, "step": 0.1},
+            0.15,
+            "0.15 is not on the step 0.1 from 0.0: write 0.1 or 0.2",
+        ),
+        (  # 0.2 + 0.1 is 0.30000000000000004 in floats: the values named as the YAML writes them
+            {"type": "float", "low": 0.0, "high": 0.5, "step": 0.1},
+            0.25,
+            "0.25 is not on the step 0.1 from 0.0: write 0.2 or 0.3",
+        ),
+        (
+            {"type": "int", "low": 8, "high": 64, "step": 8},
+            20,
+            "20 is not on the step 8 from 8: write 16 or 24",
+        ),
+        ({"type": "int", "low": 1, "high": 10}, 4.5, "4.5 is not on the step 1 from 1: write 4 or 5"),
+    ],
+)
+def test_an_enqueued_value_between_two_steps_names_the_two_to_write(
+    param: dict, value: Any, line: str
+) -> None:
+    data = {
+        "study_name": "s",
+        "search_space": {"model.dropout": param},
+        "enqueue": [{"model.dropout": value}],
+    }
+    with pytest.raises(HpoError) as info:
+        validate_config(OptimizeConfig, data, "o.yaml")
+    assert str(info.value) == f"o.yaml: enqueue.0: model.dropout: {line}"
+
+
+@pytest.mark.parametrize(
+    ("param", "value", "shown"),
+    [
+        ({"type": "float", "low": 0.0, "high": 0.5, "step": 0.1}, 0.55, "[0.0, 0.5], step 0.1"),
+        ({"type": "int", "low": 8, "high": 64, "step": 8}, 4, "[8, 64], step 8"),
+    ],
+)
+def test_an_enqueued_value_beyond_a_stepped_range_still_lies_outside_it(
+    param: dict, value: Any, shown: str
+) -> None:
+    data = {
+        "study_name": "s",
+        "search_space": {"model.dropout": param},
+        "enqueue": [{"model.dropout": value}],
+    }
+    with pytest.raises(HpoError) as info:
+        validate_config(OptimizeConfig, data, "o.yaml")
+    assert str(info.value) == (
+        f"o.yaml: enqueue.0: model.dropout={value} lies outside its search space ({shown}); give a value "
+        f"within it, or widen search_space.model.dropout"
+    )
+
+
 @pytest.mark.parametrize("key", ["range", "bounds"])
 def test_a_range_given_as_one_pair_is_one_line_naming_low_and_high(key: str) -> None:
     # it was three lines: low missing, high missing, and the unknown key with the valid keys

@@ -1607,11 +1607,12 @@ def test_a_machine_reading_the_study_s_data_from_another_path_joins_it(
     monkeypatch.chdir(first)
     _in_this_process([*args, "1", "-q"])
     monkeypatch.chdir(other)
-    with caplog.at_level("WARNING", logger="hpotool"):
-        _in_this_process([*other_args, "2", "-q"])
+    with caplog.at_level("WARNING", logger="hpotool"):  # the run config as this machine's user gives it
+        _in_this_process(["optimize", "-r", "run.yaml", *other_args[3:], "2", "-q"])
+    # it named no file (`data.path: ...`), where the refusal of a changed experiment names `run.yaml: epochs: ...`
     assert (
-        f'note: study \'rows\': data.path: "data/rows.csv" -> "{elsewhere}", and the data read here is the '
-        "study's (40 samples, sha256 "
+        f'note: study \'rows\': run.yaml: data.path: "data/rows.csv" -> "{elsewhere}", and the data read here '
+        "is the study's (40 samples, sha256 "
     ) in caplog.text, caplog.text
     study = optuna.load_study(study_name="rows", storage=storage)
     assert [t.state for t in study.trials] == [TrialState.COMPLETE, TrialState.COMPLETE]

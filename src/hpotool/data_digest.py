@@ -79,12 +79,14 @@ def only_where_it_is_read(
 
 
 def note_same_data_elsewhere(study: optuna.Study, changes: list[str], digest: dict[str, Any]) -> None:
-    """Say that the study is joined with this machine's data section, which reads the study's data."""
+    """Say that the study is joined with this machine's data section, which reads the study's data. `changes`:
+    each under the run config file it comes from (`fingerprint.named_changes`: `run.yaml: data.path: "a" ->
+    "b"`, as the refusals of a changed experiment name them; it said `data.path: ...`, naming no file)."""
     _log.warning(
         "note: study %r: %s, and the data read here is the study's (%s): this machine trains its trials with "
         "its own data section; the study keeps the one it was created with (export-best writes that one)",
         study.study_name,
-        "; ".join(c.removeprefix("run_config.") for c in changes[:3]) + ("; ..." if len(changes) > 3 else ""),
+        "; ".join(changes[:3]) + ("; ..." if len(changes) > 3 else ""),
         _described(digest),
     )
 

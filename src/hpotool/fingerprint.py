@@ -121,8 +121,8 @@ def check(
     changes = differences(stored.get("parts", {}), parts)
     if data is not None and data_digest.only_where_it_is_read(changes, attrs, data):
         # This machine's copy of the study's data, at another path: the same experiment
-        if record:
-            data_digest.note_same_data_elsewhere(study, changes, data)
+        if record:  # each change named under its run config file, as the refusals name them
+            data_digest.note_same_data_elsewhere(study, named_changes(changes, run_source, opt_source), data)
         return
     if not allow_changed and data_digest.only_where_it_reads(changes):
         # Read from elsewhere, and other data: the data is what differs, not where it is read

@@ -17,7 +17,7 @@ from hpotool.config_fields import BUDGET_GIVEN
 from hpotool.formatting import format_choice, format_params
 from hpotool.metrics import minimized_by_default
 from hpotool.near_names import did_you_mean
-from hpotool.param_values import contains, number_slip, values_text
+from hpotool.param_values import contains, number_slip, off_step, values_text
 from hpotool.search_space import CategoricalParam, Param
 from hpotool.suggestion import as_written
 
@@ -326,7 +326,10 @@ def check_enqueue(enqueue: list[dict[str, Any]], search_space: dict[str, Param])
                 raise ValueError(
                     f"enqueue.{i}: {path!r} is not in the search space{did_you_mean(path, search_space)}"
                 )
-            if not contains(param, value) and (slip := number_slip(path, param, value)):
+            # within the range, off its step: it said 0.15 "lies outside its search space" of [0.0, 0.5], step 0.1
+            if not contains(param, value) and (
+                slip := number_slip(path, param, value) or off_step(param, value)
+            ):
                 raise ValueError(f"enqueue.{i}: {path}: {slip}")
             if not contains(param, value):
                 raise ValueError(

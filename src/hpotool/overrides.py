@@ -112,6 +112,11 @@ def _leaf_paths(value: Any, prefix: str) -> Iterable[str]:
 def leaf_values(run: RunConfig) -> dict[str, Any]:
     """Every leaf of the config by dotted path (`{"optimizer.name": "adam", "model.hidden.0": 64, ...}`), and
     each list and (below a section) each mapping as a whole (`model.hidden`, `trainer.opts`)."""
+    return leaves(run.model_dump(mode="python"))
+
+
+def leaves(config: Mapping[str, Any]) -> dict[str, Any]:
+    """`leaf_values` of a run config given as its data (a study's stored `run_config`)."""
     out: dict[str, Any] = {}
 
     def walk(value: Any, prefix: str) -> None:
@@ -127,7 +132,7 @@ def leaf_values(run: RunConfig) -> dict[str, Any]:
         else:
             out[prefix.rstrip(".")] = value
 
-    walk(run.model_dump(mode="python"), "")
+    walk(dict(config), "")
     return out
 
 

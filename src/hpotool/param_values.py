@@ -139,6 +139,30 @@ def boundary_values(p: Param) -> list[Any]:
     raise TypeError(f"unsupported parameter {p!r}")  # pragma: no cover
 
 
+def off_step(p: Param, value: Any) -> str:
+    """Why `value`, a number within `p`'s range but between two of its steps, is not one of its values, and
+    the two nearest on the step to write: `0.15 is not on the step 0.1 from 0.0: write 0.1 or 0.2`. "" for a
+    value `p` takes, one outside its range, and a categorical's: `enqueue:` said 0.15 "lies outside its search
+    space" of [0.0, 0.5], step 0.1, which holds 0.1 and 0.2 on either side of it."""
+    if (
+        isinstance(p, CategoricalParam)
+        or isinstance(value, bool)
+        or not isinstance(value, int | float)
+        or not p.low <= value <= p.high
+        or contains(p, value)
+    ):
+        return ""
+    step = p.step or 1  # a float without step holds every number of its range: contains() took it
+    # high lies on the step (the search space checks it), and value below it, off the step: so k + 1 <= the last
+    k = math.floor((value - p.low) / step)
+    # round(.., 12) as grid_choices spells them: 0.1 + 0.1 is 0.2, not 0.20000000000000001
+    near = [p.low + i * step if isinstance(p, IntParam) else round(p.low + i * step, 12) for i in (k, k + 1)]
+    return (
+        f"{format_choice(value)} is not on the step {format_choice(step)} from {format_choice(p.low)}: write "
+        f"{format_choice(near[0])} or {format_choice(near[1])}"
+    )
+
+
 def number_slip(path: str, p: Param, value: Any) -> str:
     """Why `value`, which `p` (searched at `path`) does not contain, is likely meant as one of its values, and
     what to write: a number in quotes (`"1e-3"`, `"64"`, text to Optuna) or a whole float (`32.0`) for an int

@@ -20,7 +20,7 @@ from hpotool.errors import HpoError, RunCheckError
 from hpotool.final_rules import check_final
 from hpotool.metric_checks import check_constraints, check_objectives
 from hpotool.optimize_sections import PrunerConfig
-from hpotool.overrides import apply_overrides
+from hpotool.overrides import apply_overrides, leaf_values
 from hpotool.param_values import boundary_values
 from hpotool.pruner_reach import most_epochs, never_asked_note
 from hpotool.sampler_and_pruner import sampler_and_pruner
@@ -330,7 +330,7 @@ def _plan(
         raise HpoError(f"{opt_path}: {exc}") from None
     notes = (
         *grid_notes(opt, sampler),
-        *repeat_notes(opt, sampler, opt_path),
+        *repeat_notes(opt, sampler, opt_path, leaf_values(run)),
         *(f"{opt_path}: {note}" for note in [unsteered_note(opt.constraints, sampler)] if note),
         *(f"{opt_path}: {note}" for note in dict.fromkeys(deprecated)),
         *single_choice_notes(opt, opt_path),

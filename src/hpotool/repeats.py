@@ -116,6 +116,7 @@ def _fix(study_attrs: dict[str, Any], repeats: list[FrozenTrial], across: list[i
     the likelier cause is two processes seeded alike; one that did not draw it lies where a `when:` left it
     out."""
     from hpotool.fingerprint import stored_config
+    from hpotool.overrides import leaves
     from hpotool.param_values import value_count
     from hpotool.space_notes import configurations_text
     from hpotool.stored_space import stored_space_or_none
@@ -125,7 +126,8 @@ def _fix(study_attrs: dict[str, Any], repeats: list[FrozenTrial], across: list[i
         return ""
     sampler = stored_config(study_attrs, "optimize_config").get("sampler")
     name = sampler.get("name") if isinstance(sampler, dict) else None
-    configurations = configurations_text(space)
+    # the stored run config's values: what the space's conditions on keys not searched read in its trials
+    configurations = configurations_text(space, leaves(stored_config(study_attrs, "run_config")))
     if configurations is not None:
         runs = "sampler bruteforce runs" if name == "grid" else "sampler grid or bruteforce runs"
         return f"; the space holds {configurations}, and {runs} each of them once"

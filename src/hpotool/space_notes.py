@@ -10,12 +10,13 @@ from typing import TYPE_CHECKING, Any
 
 import optuna
 
-from hpotool.conditions import holds
+from hpotool.conditions import all_hold, holds
 from hpotool.config import OptimizeConfig, RunConfig
 from hpotool.formatting import format_choice
-from hpotool.param_values import value_count
+from hpotool.param_values import grid_choices, value_count
 from hpotool.sampler_checks import grid_search_space
 from hpotool.search_space import CategoricalParam, FloatParam, IntParam, Param
+from hpotool.suggestion import as_written
 
 if TYPE_CHECKING:
     from optuna.samplers import BaseSampler
@@ -180,6 +181,11 @@ _FEW_VALUES = 10
 _FEW_CONFIGURATIONS = 100
 
 
+# A conditional space whose product of value counts is at most this has its configurations counted one by
+# one (`_reachable`), each parameter only where its conditions hold; a larger one says "at most" the product
+_COUNTED_MAX = 10_000
+
+
 def configuration_count(space: Mapping[str, Param]) -> int | None:
     """How many configurations `space` holds, the product of its parameters' value counts (a conditional
     parameter counted as if its condition always held: at most that many); None where a parameter is
@@ -193,31 +199,60 @@ def configuration_count(space: Mapping[str, Param]) -> int | None:
     return total
 
 
-def configurations_text(space: Mapping[str, Param]) -> str | None:
-    """`configuration_count(space)` in words, "at most" where a parameter is conditional (it takes no value
-    where its condition fails); None for a space with a continuous parameter."""
+def configurations_text(space: Mapping[str, Param], fixed: Mapping[str, Any] | None = None) -> str | None:
+    """How many configurations `space` holds, in words; None for a space with a continuous parameter. A
+    conditional space's (`fixed`: the base run config's `leaf_values`, which its conditions may read) counted
+    where each parameter's conditions hold, as trials draw them, if its product is at most _COUNTED_MAX;
+    otherwise, or without `fixed`, "at most" the product: it said "at most 192" of a space of 84."""
     total = configuration_count(space)
-    return None if total is None else _in_words(space, total)
+    if total is None:
+        return None
+    if not any(p.when for p in space.values()):
+        return _in_words(total)
+    if fixed is None or total > _COUNTED_MAX:
+        return _in_words(total, "at most ")
+    return _in_words(_reachable(space, fixed))
 
 
-def _in_words(space: Mapping[str, Param], total: int) -> str:
-    """`total`, the count of `space`'s configurations, in words (`configurations_text`)."""
-    at_most = "at most " if any(p.when for p in space.values()) else ""
+def _reachable(space: Mapping[str, Param], fixed: Mapping[str, Any]) -> int:
+    """How many configurations `space` (finite, a conditional one) holds: its parameters in order, each set
+    to each of its values where its conditions hold on the values set before it and then `fixed`, as
+    `suggestion.suggest` reads them, and left out where they fail. At most `configuration_count` leaves."""
+    params = list(space.items())
+    values = {
+        path: list(p.choices) if isinstance(p, CategoricalParam) else grid_choices(p) for path, p in params
+    }
+
+    def count(i: int, read: dict[str, Any]) -> int:
+        if i == len(params):
+            return 1
+        path, p = params[i]
+        if p.when and not all_hold(p.when, {**fixed, **read}):
+            return count(i + 1, read)
+        return sum(count(i + 1, {**read, path: as_written(p, v)}) for v in values[path])
+
+    return count(0, {})
+
+
+def _in_words(total: int, at_most: str = "") -> str:
+    """`total`, a count of configurations, in words (`configurations_text`)."""
     return f"{at_most}{total:,} configuration{'' if total == 1 else 's'}"
 
 
-def repeat_notes(opt: OptimizeConfig, sampler: BaseSampler, opt_path: str) -> tuple[str, ...]:
+def repeat_notes(
+    opt: OptimizeConfig, sampler: BaseSampler, opt_path: str, fixed: Mapping[str, Any]
+) -> tuple[str, ...]:
     """A note where the sampler repeats configurations already run, each trained again with the same values
     (to the same result or not: that rests on the trainer, which a note before the run cannot know), with no
     word: `cmaes` over a space of few configurations with a numeric parameter of few values (it draws them
     continuously and rounds: model.layers 1..4 ran 2 in five trials of eight, and its search narrows onto one
     configuration), and `gp` over only categorical parameters (it may propose a configuration it has run; 32
-    configurations ran 15 in 25 trials, TPE 18). Where a parameter is continuous, no configuration repeats."""
+    configurations ran 15 in 25 trials, TPE 18). Where a parameter is continuous, no configuration repeats.
+    `fixed`: the base run config's `leaf_values`, which conditions on keys not searched read."""
     space = opt.search_space
     total = configuration_count(space)
     if total is None:
         return ()
-    configurations = _in_words(space, total)
     if isinstance(sampler, optuna.samplers.CmaEsSampler) and total <= _FEW_CONFIGURATIONS:
         few = [
             f"{path} ({n} values)"
@@ -232,13 +267,14 @@ def repeat_notes(opt: OptimizeConfig, sampler: BaseSampler, opt_path: str) -> tu
                 f"{'its values' if len(few) == 1 else 'their values'}, and no searched parameter is "
                 f"continuous: its trials repeat configurations already run, training the same values again, "
                 f"often one trial after trial; use tpe, or grid or bruteforce, which run each of the "
-                f"space's {configurations} once",
+                f"space's {configurations_text(space, fixed)} once",
             )
     if isinstance(sampler, optuna.samplers.GPSampler) and all(
         isinstance(p, CategoricalParam) for p in space.values()
     ):
         return (
-            f"{opt_path}: sampler gp over only categorical parameters ({', '.join(space)}: {configurations}) "
+            f"{opt_path}: sampler gp over only categorical parameters ({', '.join(space)}: "
+            f"{configurations_text(space, fixed)}) "
             f"may propose a configuration already run, training the same values again; use tpe, or "
             f"bruteforce, which runs each configuration once",
         )
