@@ -272,7 +272,8 @@ def test_the_journal_parts(tmp_path: Path) -> None:
     `JournalOperation`s, the storage's `_backend`, `_thread_lock`, `_replay_result` and
     `_sync_with_backend()`, a file backend's `_file_path` and `_lock`; journal_claims, storage and
     journal_writes read a Redis backend's `_redis` and `_prefix`, and append with the script its
-    `append_logs` runs."""
+    `append_logs` runs; redis_journal subclasses the backend (its `_url`, `_key_log_id`, constructor and
+    reading methods)."""
     from optuna.storages import JournalStorage
     from optuna.storages.journal import JournalFileBackend, JournalRedisBackend
 
@@ -309,6 +310,18 @@ def test_the_journal_parts(tmp_path: Path) -> None:
     assert fresh.trials[0].system_attrs["m"] == 1
     redis = JournalRedisBackend("redis://127.0.0.1:6379/0", prefix="hpotool-internals-never-written")
     _has(redis, ["_redis", "_prefix"], "hpotool.journal_writes, hpotool.journal_claims, hpotool.storage")
+    # redis_journal.RedisJournal reads logs itself (without waiting for one that is gone): it calls the
+    # backend's constructor by position, names its keys with `_key_log_id`, shows `_url`, and replaces the
+    # reader's two methods, which Optuna's JournalStorage calls by these parameters
+    _has(redis, ["_url", "_key_log_id"], "hpotool.redis_journal")
+    assert _params(JournalRedisBackend.__init__) == ["self", "url", "use_cluster", "prefix"], (
+        "JournalRedisBackend takes other arguments: adapt hpotool.redis_journal.RedisJournal.__init__"
+    )
+    assert _params(JournalRedisBackend.read_logs) == ["self", "log_number_from"], (
+        "adapt hpotool.redis_journal"
+    )
+    assert _params(JournalRedisBackend.load_snapshot) == ["self"], "adapt hpotool.redis_journal"
+    assert redis._key_log_id(7) == "hpotool-internals-never-written:log:7", "adapt hpotool.redis_journal"
     assert _squashed(journal_writes._APPEND) in _squashed(
         inspect.getsource(JournalRedisBackend.append_logs)
     ), "JournalRedisBackend.append_logs runs another script: adapt hpotool.journal_writes._APPEND"
