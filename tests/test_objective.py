@@ -859,7 +859,12 @@ def test_enqueue_is_checked_against_the_space(tmp_path: Path, run_dict: dict, op
         match=r"enqueue.0: 'optimizer.lrr' is not in the search space \(did you mean 'optimizer.lr'\?\)",
     ):
         _run(tmp_path, run_dict, {**opt_dict, "enqueue": [{"optimizer.lrr": 0.01}]})
-    with pytest.raises(HpoError, match=r"enqueue.0: model.hidden.0=12 lies outside its search space"):
+    with pytest.raises(HpoError, match=r"enqueue.0: model.hidden.0=40 lies outside its search space"):
+        _run(tmp_path, run_dict, {**opt_dict, "enqueue": [{"model.hidden.0": 40}]})
+    # Within the range, between two steps: not "outside", the two values on the step either side of it
+    with pytest.raises(
+        HpoError, match=r"enqueue.0: model.hidden.0: 12 is not on the step 8 from 8: write 8 or 16$"
+    ):
         _run(tmp_path, run_dict, {**opt_dict, "enqueue": [{"model.hidden.0": 12}]})
 
 
