@@ -498,11 +498,11 @@ CASES = [
     Case(
         "fixed-param-outside-range",
         "PartialFixedSampler's fixed_params with a value outside the parameter's range",
-        "error: optimize.yaml: sampler.kwargs.fixed_params.model.hidden.0: 12 lies outside search_space.model.hidden.0 ([8, 32], step 8); give a value within it, or widen search_space.model.hidden.0",
+        "error: optimize.yaml: sampler.kwargs.fixed_params.model.hidden.0: 40 lies outside search_space.model.hidden.0 ([8, 32], step 8); give a value within it, or widen search_space.model.hidden.0",
         optimize={
             "sampler": {
                 "name": "optuna.samplers.PartialFixedSampler",
-                "kwargs": {"fixed_params": {"model.hidden.0": 12}, "base_sampler": "random"},
+                "kwargs": {"fixed_params": {"model.hidden.0": 40}, "base_sampler": "random"},
             }
         },
     ),
@@ -3920,5 +3920,18 @@ CASES = [
         "categorical', no word that it is type: float",
         "error: optimize.yaml: search_space.optimizer.lr: unknown type 'suggest_float'; write type: float (Optuna's suggest_float)",
         optimize=_space(type="suggest_float", low=1e-3, high=1e-1),
+    ),
+    Case(
+        "fixed-param-off-the-step",
+        "PartialFixedSampler's fixed_params with a value within the parameter's range but between two of its "
+        "steps; before: 'lies outside search_space.model.hidden.0 ([8, 32], step 8)', which holds 8 and 16 on "
+        "either side of it",
+        "error: optimize.yaml: sampler.kwargs.fixed_params.model.hidden.0: 12 is not on the step 8 from 8: write 8 or 16",
+        optimize={
+            "sampler": {
+                "name": "optuna.samplers.PartialFixedSampler",
+                "kwargs": {"fixed_params": {"model.hidden.0": 12}, "base_sampler": "random"},
+            }
+        },
     ),
 ]

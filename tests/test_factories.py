@@ -1045,3 +1045,67 @@ def test_a_cmaes_start_point_needs_no_value_for_a_range_of_one_value() -> None:
     study.optimize(lambda t: suggest(t, space)["optimizer.lr"], n_trials=4)
     assert [t.state for t in study.trials] == [optuna.trial.TrialState.COMPLETE] * 4
     assert {(t.params["model.layers"], t.params["model.dropout"]) for t in study.trials} == {(4, 0.2)}
+
+
+_STEPPED: dict[str, Param] = {
+    "model.hidden.0": IntParam(type="int", low=8, high=32, step=8),
+    "model.dropout": FloatParam(type="float", low=0.0, high=0.5, step=0.1),
+}
+
+
+@pytest.mark.parametrize(
+    ("name", "kwargs", "message"),
+    [
+        (
+            "optuna.samplers.PartialFixedSampler",
+            {"fixed_params": {"model.hidden.0": 12}, "base_sampler": "random"},
+            "sampler.kwargs.fixed_params.model.hidden.0: 12 is not on the step 8 from 8: write 8 or 16",
+        ),
+        (
+            "optuna.samplers.PartialFixedSampler",
+            {"fixed_params": {"model.dropout": 0.15}, "base_sampler": "random"},
+            "sampler.kwargs.fixed_params.model.dropout: 0.15 is not on the step 0.1 from 0.0: write 0.1 or 0.2",
+        ),
+        (  # on the step, but a float where the int takes whole numbers: not "write 16 or 24"
+            "optuna.samplers.PartialFixedSampler",
+            {"fixed_params": {"model.hidden.0": 16.0}, "base_sampler": "random"},
+            "sampler.kwargs.fixed_params.model.hidden.0: 16.0 is a float, where model.hidden.0 takes whole "
+            "numbers; write 16",
+        ),
+        (
+            "cmaes",
+            {"x0": {"model.hidden.0": 20, "model.dropout": 0.1}},
+            "sampler.kwargs.x0.model.hidden.0: 20 is not on the step 8 from 8: write 16 or 24",
+        ),
+        (
+            "cmaes",
+            {"x0": {"model.hidden.0": 16, "model.dropout": 0.25}},
+            "sampler.kwargs.x0.model.dropout: 0.25 is not on the step 0.1 from 0.0: write 0.2 or 0.3",
+        ),
+        (
+            "grid",
+            {"search_space": {"model.hidden.0": [8, 12.0], "model.dropout": [0.1]}},
+            "sampler.kwargs.search_space.model.hidden.0: 12.0 is not on the step 8 from 8: write 8 or 16",
+        ),
+        (
+            "grid",
+            {"search_space": {"model.hidden.0": [8], "model.dropout": [0.1, 0.45]}},
+            "sampler.kwargs.search_space.model.dropout: 0.45 is not on the step 0.1 from 0.0: write 0.4 or 0.5",
+        ),
+        (  # beyond the range: 'lies outside' as before
+            "optuna.samplers.PartialFixedSampler",
+            {"fixed_params": {"model.hidden.0": 40}, "base_sampler": "random"},
+            "sampler.kwargs.fixed_params.model.hidden.0: 40 lies outside search_space.model.hidden.0 ([8, 32], "
+            "step 8); give a value within it, or widen search_space.model.hidden.0",
+        ),
+    ],
+)
+def test_a_sampler_value_within_a_stepped_range_but_off_its_step_names_the_step_and_the_values_on_it(
+    name: str, kwargs: dict[str, Any], message: str
+) -> None:
+    """fixed_params, CMA-ES's x0 and a grid's values between two steps of their parameter's range said the
+    value "lies outside search_space.model.hidden.0 ([8, 32], step 8)", which holds 8 and 16 on either side
+    of 12: now the step and the two values on it to write, as `enqueue:` says it."""
+    with pytest.raises(HpoError) as info:
+        make_sampler(name, kwargs, seed=0, space=_STEPPED)
+    assert str(info.value) == message

@@ -153,8 +153,11 @@ def off_step(p: Param, value: Any) -> str:
     ):
         return ""
     step = p.step or 1  # a float without step holds every number of its range: contains() took it
+    steps = (value - p.low) / step
+    if math.isclose(steps, round(steps), abs_tol=1e-9):  # on the step, of another type: 16.0 for an int
+        return ""  # ("write 16 or 24"; number_slip says what to write)
     # high lies on the step (the search space checks it), and value below it, off the step: so k + 1 <= the last
-    k = math.floor((value - p.low) / step)
+    k = math.floor(steps)
     # round(.., 12) as grid_choices spells them: 0.1 + 0.1 is 0.2, not 0.20000000000000001
     near = [p.low + i * step if isinstance(p, IntParam) else round(p.low + i * step, 12) for i in (k, k + 1)]
     return (

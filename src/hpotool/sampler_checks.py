@@ -17,6 +17,8 @@ from hpotool.param_values import (
     grid_choices,
     grid_size,
     log_points,
+    number_slip,
+    off_step,
     taken_as,
     value_count,
     values_text,
@@ -42,7 +44,11 @@ def _check_grid_size(sizes: Mapping[str, int], where: str, key: str = "sampler")
 def _outside(where: str, path: str, value: Any, p: Param, starts: str = "", drop: bool = False) -> HpoError:
     """The refusal of `value`, given at `where` for the searched parameter `path`, outside its range `p`: one
     wording for fixed_params, CMA-ES's x0 and a grid's values, with what is particular to each (`starts`, said
-    after the range; `drop`, a grid's value may also be dropped)."""
+    after the range; `drop`, a grid's value may also be dropped). A value within the range but between two
+    of its steps is told so, with the two values on the step to write, as `enqueue:` tells it (it said 12
+    "lies outside search_space.model.hidden.0 ([8, 32], step 8)", which holds 8 and 16 on either side)."""
+    if slip := number_slip(path, p, value) or off_step(p, value):  # 16.0 for an int: "write 16"
+        return HpoError(f"{where}: {slip}")
     widen = f"widen search_space.{path}, or drop the value" if drop else f"or widen search_space.{path}"
     return HpoError(
         f"{where}: {format_choice(value)} lies outside search_space.{path} ({values_text(p)}){starts}; "
