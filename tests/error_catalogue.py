@@ -3934,4 +3934,20 @@ CASES = [
             }
         },
     ),
+    Case(
+        "categorical-float-and-quoted-for-whole-numbers",
+        "choices for a whole-number key with a float and a number in quotes; before: two refusals, the quotes "
+        "('write choices: [1.0, 2]'), then the float 1.0",
+        'error: optimize.yaml: search_space.batch_size: choices mix numbers and the text "2", and 1.0 is a float among whole numbers; write choices: [1, 2], without quotes',
+        optimize={"search_space": {"batch_size": {"type": "categorical", "choices": [1.0, "2"]}}},
+    ),
+    Case(
+        "grid-values-not-taken",
+        "a grid given in the sampler's kwargs with several values its parameter does not take; before: "
+        "refused one value at a time, each 'lies outside' the range",
+        "error: optimize.yaml: sampler.kwargs.search_space.model.hidden.0: 12 is not on the step 8 from 8: write 8 or 16; 40 lies outside search_space.model.hidden.0 ([8, 32], step 8); give a value within it, widen search_space.model.hidden.0, or drop it",
+        optimize={
+            "sampler": {"name": "grid", "kwargs": {"search_space": {"model.hidden.0": [8, 12, 40], LR: [0.01]}}}
+        },
+    ),
 ]

@@ -1109,3 +1109,25 @@ def test_a_sampler_value_within_a_stepped_range_but_off_its_step_names_the_step_
     with pytest.raises(HpoError) as info:
         make_sampler(name, kwargs, seed=0, space=_STEPPED)
     assert str(info.value) == message
+
+
+def test_a_grid_names_every_value_its_parameter_does_not_take_at_once() -> None:
+    """A grid's list of values for one parameter was refused a value at a time: [12, 20, 40] for a range
+    [8, 32], step 8 took three runs to fix. One line names each, with what to write."""
+    grid = {"model.hidden.0": [12, 16, 20, 40, 48], "model.dropout": [0.1]}
+    with pytest.raises(HpoError) as info:
+        make_sampler("grid", {"search_space": grid}, seed=0, space=_STEPPED)
+    assert str(info.value) == (
+        "sampler.kwargs.search_space.model.hidden.0: 12 is not on the step 8 from 8: write 8 or 16; 20 is not on "
+        "the step 8 from 8: write 16 or 24; 40, 48 lie outside search_space.model.hidden.0 ([8, 32], step 8); "
+        "give values within it, widen search_space.model.hidden.0, or drop them"
+    )
+    grid = {"model.hidden.0": [8], "model.dropout": ["0.1", 0.15, 0.9]}
+    with pytest.raises(HpoError) as info:
+        make_sampler("grid", {"search_space": grid}, seed=0, space=_STEPPED)
+    assert str(info.value) == (
+        'sampler.kwargs.search_space.model.dropout: "0.1" is text (in quotes), where model.dropout\'s values are '
+        "numbers; write 0.1 without quotes; 0.15 is not on the step 0.1 from 0.0: write 0.1 or 0.2; 0.9 lies "
+        "outside search_space.model.dropout ([0.0, 0.5], step 0.1); give a value within it, widen "
+        "search_space.model.dropout, or drop it"
+    )

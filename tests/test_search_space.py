@@ -716,3 +716,66 @@ def test_an_int_step_of_null_is_the_step_left_out() -> None:
     written = adapter.validate_python({"type": "int", "low": 16, "high": 64, "step": None})
     assert written == adapter.validate_python({"type": "int", "low": 16, "high": 64})
     assert isinstance(written, IntParam) and written.step == 1
+
+
+@pytest.mark.parametrize(
+    ("path", "choices", "line", "written"),
+    [
+        (  # it said "write choices: [1.0, 2]", then "the choice 1.0 is a float ...; write choices: [1, 2]"
+            "batch_size",
+            [1.0, "2"],
+            'choices mix numbers and the text "2", and 1.0 is a float among whole numbers; write choices: '
+            "[1, 2], without quotes",
+            [1, 2],
+        ),
+        (
+            "epochs",
+            ["2", 1.0, 3],
+            'choices mix numbers and the text "2", and 1.0 is a float among whole numbers; write choices: '
+            "[2, 1, 3], without quotes",
+            [2, 1, 3],
+        ),
+        (  # a key of floats takes the ints as well: one fix serves either kind of key
+            "grad_clip",
+            [1.0, "2"],
+            'choices mix numbers and the text "2", and 1.0 is a float among whole numbers; write choices: '
+            "[1, 2], without quotes",
+            [1, 2],
+        ),
+        (  # a fraction: the key takes floats, whose 1.0 stays
+            "grad_clip",
+            [1.0, "2.5"],
+            'choices mix numbers and the text "2.5"; write choices: [1.0, 2.5], without quotes',
+            [1.0, 2.5],
+        ),
+        (  # all in quotes: it said "write choices: [16, 32.0]", then "the choice 32.0 is a float ..."
+            "batch_size",
+            ["16", "32.0"],
+            'the choice "16" is text (in quotes), which the study would store and export as text, while '
+            "batch_size takes the number 16; write choices: [16, 32], without quotes",
+            [16, 32],
+        ),
+    ],
+)
+def test_choices_with_a_number_in_quotes_and_a_whole_float_are_fixed_by_one_refusal(
+    path: str, choices: list[Any], line: str, written: list[Any]
+) -> None:
+    """`[1.0, "2"]` for batch_size took two refusals: the quotes, then the float 1.0. One line now names the
+    choices that fix both, and those choices pass."""
+    from hpotool.config import OptimizeConfig, RunConfig
+    from hpotool.config_errors import validate_config
+    from hpotool.errors import HpoError
+    from hpotool.space_checks import check_space
+
+    run = RunConfig.model_validate({"device": "cpu"})
+
+    def checked(values: list[Any]) -> None:
+        space = {path: {"type": "categorical", "choices": values}}
+        opt = validate_config(OptimizeConfig, {"study_name": "s", "search_space": space}, "optimize.yaml")
+        check_space(run, opt, None, "optimize.yaml")
+
+    with pytest.raises(HpoError) as info:
+        checked(choices)
+    assert str(info.value) == f"optimize.yaml: search_space.{path}: {line}"
+    assert yaml.safe_load(line.rpartition("write choices: ")[2].removesuffix(", without quotes")) == written
+    checked(written)  # the fix passes: no second refusal

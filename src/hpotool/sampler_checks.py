@@ -56,6 +56,21 @@ def _outside(where: str, path: str, value: Any, p: Param, starts: str = "", drop
     )
 
 
+def _outside_all(path: str, values: list[Any], p: Param) -> str:
+    """Why each of a grid's `values` for `path` is not one of `p`'s, in one line: those off the step (or a number
+    in quotes, a whole float for an int) with what to write, then those beyond the range. One at a time, a
+    grid of [12, 20, 40] for a range [8, 32], step 8 took three runs to fix."""
+    said = [slip for v in values if (slip := number_slip(path, p, v) or off_step(p, v))]
+    beyond = [format_choice(v) for v in values if not (number_slip(path, p, v) or off_step(p, v))]
+    if beyond:
+        lie, give, them = ("lies", "a value", "it") if len(beyond) == 1 else ("lie", "values", "them")
+        said.append(
+            f"{', '.join(beyond)} {lie} outside search_space.{path} ({values_text(p)}); give {give} within it, "
+            f"widen search_space.{path}, or drop {them}"
+        )
+    return "; ".join(said)
+
+
 def check_fixed_params(fixed: Mapping[str, Any], space: Mapping[str, Param], key: str = "sampler") -> None:
     """PartialFixedSampler's `fixed_params` name searched parameters, each with a value of its range: a
     misspelt key fixed nothing (the parameter was sampled as before), and a value outside the range was
@@ -122,8 +137,10 @@ def _check_grid(grid: Any, space: Mapping[str, Param], key: str = "sampler") -> 
                 f"parameters only"
             )
         outside = [v for v in values if not taken_as(space[path], v)]  # 16.0: the int 16, as in fixed_params
-        if outside:
+        if len(outside) == 1:
             raise _outside(f"{where}.{path}", path, outside[0], space[path], drop=True)
+        if outside:
+            raise HpoError(f"{where}.{path}: {_outside_all(path, outside, space[path])}")
         _check_grid_once(values, space[path], f"{where}.{path}")
     missing = [path for path in space if path not in grid]
     if missing:

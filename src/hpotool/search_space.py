@@ -252,14 +252,24 @@ class CategoricalParam(_Param):
         numbers = [c for c in self.choices if isinstance(c, int | float) and not isinstance(c, bool)]
         quoted = next((c for c in self.choices if isinstance(c, str) and is_number_text(c)), None)
         if numbers and quoted is not None:
+            read = [number_of_text(c) if isinstance(c, str) and is_number_text(c) else c for c in self.choices]
+            # [1.0, "2"] for batch_size: "write [1.0, 2]" was refused next ("1.0 is a float ... write [1, 2]").
+            # Whole numbers all, some written as floats: as ints, which a key of whole numbers needs and one of
+            # floats reads as well; both fixes in one line
+            floats = [c for c in self.choices if _whole_float(c)]  # as written: "2.0" is text, said so already
+            whole = all(_whole_float(r) or type(r) is int for r in read if _is_number(r))
+            if whole and any(type(r) is int for r in read):
+                read = [int(r) if _whole_float(r) else r for r in read]
+            else:
+                floats = []
             written: list[Any] = []
-            for c in self.choices:  # each number once: [32, "32"] is one choice
-                c = number_of_text(c) if isinstance(c, str) and is_number_text(c) else c
+            for c in read:  # each number once: [32, "32"] is one choice
                 if not any(c == w and type(c) is type(w) for w in written):
                     written.append(c)
+            among = f", and {format_choice(floats[0])} is a float among whole numbers" if floats else ""
             raise ValueError(
-                f"choices mix numbers and the text {format_choice(quoted)}; write choices: {format_choice(written)}, "
-                f"without quotes"
+                f"choices mix numbers and the text {format_choice(quoted)}{among}; write choices: "
+                f"{format_choice(written)}, without quotes"
             )
         return self
 
@@ -303,6 +313,16 @@ def is_number_text(text: str) -> bool:
     except ValueError:
         return False
     return text.strip().lower() not in ("nan", "inf", "+inf", "-inf", "infinity", "-infinity")
+
+
+def _is_number(value: Any) -> bool:
+    """Whether `value` is an int or a float (not a bool)."""
+    return isinstance(value, int | float) and not isinstance(value, bool)
+
+
+def _whole_float(value: Any) -> bool:
+    """Whether `value` is a float with no fractional part (2.0)."""
+    return isinstance(value, float) and value.is_integer()
 
 
 def number_of_text(text: str) -> int | float:
