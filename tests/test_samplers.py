@@ -244,3 +244,30 @@ def test_gp_over_only_categorical_parameters_says_it_may_repeat_one(
     )
     opt_dict["search_space"]["model.layers"] = {"type": "int", "low": 1, "high": 3}
     assert _notes(tmp_path, run_dict, opt_dict) == ()
+
+
+def test_cmaes_says_its_trials_repeat_by_the_configurations_a_conditional_space_reaches(
+    tmp_path: Path, run_dict: dict, opt_dict: dict
+) -> None:
+    """The note fired where the product of the value counts was at most 100: a conditional space of 72
+    configurations (momentum's 5 choices only with sgd), whose product is 4 x 3 x 2 x 5 = 120, had none,
+    though its trials repeat as those of a space of 72 do, and the note counts configurations so."""
+    opt_dict["sampler"] = {"name": "cmaes"}
+    opt_dict["search_space"] = {
+        "model.layers": {"type": "int", "low": 1, "high": 4},
+        "batch_size": {"type": "categorical", "choices": [16, 32, 64]},
+        "optimizer.name": {"type": "categorical", "choices": ["rmsprop", "sgd"]},
+        "optimizer.momentum": {
+            "type": "categorical",
+            "choices": [0.0, 0.3, 0.5, 0.7, 0.9],
+            "when": {"optimizer.name": "sgd"},
+        },
+    }
+    assert _notes(tmp_path, run_dict, opt_dict) == (
+        f"{tmp_path / 'o.yaml'}: sampler cmaes draws model.layers (4 values) as a continuous value rounded to "
+        "its values, and no searched parameter is continuous: its trials repeat configurations already run, "
+        "training the same values again, often one trial after trial; use tpe, or grid or bruteforce, which "
+        "run each of the space's 72 configurations once",
+    )
+    opt_dict["search_space"]["optimizer.momentum"]["when"] = {"optimizer.name": {"in": ["rmsprop", "sgd"]}}
+    assert _notes(tmp_path, run_dict, opt_dict) == ()  # the condition always holds: 120 configurations

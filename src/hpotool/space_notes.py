@@ -204,14 +204,27 @@ def configurations_text(space: Mapping[str, Param], fixed: Mapping[str, Any] | N
     conditional space's (`fixed`: the base run config's `leaf_values`, which its conditions may read) counted
     where each parameter's conditions hold, as trials draw them, if its product is at most _COUNTED_MAX;
     otherwise, or without `fixed`, "at most" the product: it said "at most 192" of a space of 84."""
+    counted = counted_configurations(space, fixed)
+    if counted is None:
+        return None
+    total, exact = counted
+    return _in_words(total, "" if exact else "at most ")
+
+
+def counted_configurations(
+    space: Mapping[str, Param], fixed: Mapping[str, Any] | None = None
+) -> tuple[int, bool] | None:
+    """How many configurations `space` holds, and whether exactly (`configurations_text`): a conditional
+    space's counted where its conditions hold if its product is at most _COUNTED_MAX and `fixed` is given,
+    else the product, at most that many. None for a space with a continuous parameter."""
     total = configuration_count(space)
     if total is None:
         return None
     if not any(p.when for p in space.values()):
-        return _in_words(total)
+        return total, True
     if fixed is None or total > _COUNTED_MAX:
-        return _in_words(total, "at most ")
-    return _in_words(_reachable(space, fixed))
+        return total, False
+    return _reachable(space, fixed), True
 
 
 def _reachable(space: Mapping[str, Param], fixed: Mapping[str, Any]) -> int:
@@ -246,13 +259,18 @@ def repeat_notes(
     (to the same result or not: that rests on the trainer, which a note before the run cannot know), with no
     word: `cmaes` over a space of few configurations with a numeric parameter of few values (it draws them
     continuously and rounds: model.layers 1..4 ran 2 in five trials of eight, and its search narrows onto one
-    configuration), and `gp` over only categorical parameters (it may propose a configuration it has run; 32
-    configurations ran 15 in 25 trials, TPE 18). Where a parameter is continuous, no configuration repeats.
+    configuration; its few configurations are counted where their conditions hold, as the note names them:
+    the product of the choices kept it from a space of 72 whose product is 120), and `gp` over only
+    categorical parameters (it may propose a configuration it has run; 32 configurations ran 15 in 25 trials,
+    TPE 18). Where a parameter is continuous, no configuration repeats.
     `fixed`: the base run config's `leaf_values`, which conditions on keys not searched read."""
     space = opt.search_space
-    total = configuration_count(space)
-    if total is None:
+    counted = counted_configurations(space, fixed)
+    if counted is None:
         return ()
+    # the configurations trials can reach, where counted: a conditional space of 72 (a product of 120) repeats
+    # as one of 72 does, and the note's "each of the space's 72 configurations" names that count
+    total = counted[0]
     if isinstance(sampler, optuna.samplers.CmaEsSampler) and total <= _FEW_CONFIGURATIONS:
         few = [
             f"{path} ({n} values)"
