@@ -3947,7 +3947,23 @@ CASES = [
         "refused one value at a time, each 'lies outside' the range",
         "error: optimize.yaml: sampler.kwargs.search_space.model.hidden.0: 12 is not on the step 8 from 8: write 8 or 16; 40 lies outside search_space.model.hidden.0 ([8, 32], step 8); give a value within it, widen search_space.model.hidden.0, or drop it",
         optimize={
-            "sampler": {"name": "grid", "kwargs": {"search_space": {"model.hidden.0": [8, 12, 40], LR: [0.01]}}}
+            "sampler": {
+                "name": "grid",
+                "kwargs": {"search_space": {"model.hidden.0": [8, 12, 40], LR: [0.01]}},
+            }
+        },
+    ),
+    Case(
+        "condition-value-off-the-step",
+        "a condition's in: list naming a value within a stepped range but between two of its steps; before: "
+        "'is not one of model.hidden.0's values ([8, 32], step 8) ...; drop it from in:, or widen "
+        "model.hidden.0's range', which holds it",
+        "error: optimize.yaml: search_space.optimizer.lr.when.model.hidden.0: 12 is not on the step 8 from 8: write 8 or 16",
+        optimize={
+            "search_space": {
+                "model.hidden.0": {"type": "int", "low": 8, "high": 32, "step": 8},
+                LR: {"type": "float", "low": 1e-3, "high": 1e-1, "when": {"model.hidden.0": {"in": [8, 12]}}},
+            }
         },
     ),
 ]

@@ -691,3 +691,46 @@ def test_a_large_conditional_space_is_not_counted_one_by_one() -> None:
         }
     )
     assert configurations_text(space, {}) == "at most 12,000 configurations"
+
+
+@pytest.mark.parametrize(
+    ("condition", "line"),
+    [
+        (  # it said "; change or drop the condition, or widen model.hidden.0's range to meet it"
+            12,
+            "search_space.optimizer.lr: the condition model.hidden.0: 12 never holds for model.hidden.0's values "
+            "([8, 32], step 8), so it would never be set; 12 is not on the step 8 from 8: write 8 or 16",
+        ),
+        (  # both at once: it named 12 alone, then 20
+            {"in": [12, 20]},
+            "search_space.optimizer.lr: the condition model.hidden.0: {in: [12, 20]} never holds for "
+            "model.hidden.0's values ([8, 32], step 8), so it would never be set; 12 is not on the step 8 from "
+            "8: write 8 or 16; 20 is not on the step 8 from 8: write 16 or 24",
+        ),
+        (  # it said "drop it from in:, or widen model.hidden.0's range"
+            {"in": [8, 12]},
+            "search_space.optimizer.lr.when.model.hidden.0: 12 is not on the step 8 from 8: write 8 or 16",
+        ),
+        (
+            {"ne": 12},
+            "search_space.optimizer.lr.when.model.hidden.0: 12 is not on the step 8 from 8: write 8 or 16",
+        ),
+        (  # beyond the range: widen it, as before
+            {"gt": 32},
+            "search_space.optimizer.lr: the condition model.hidden.0: {gt: 32} never holds for model.hidden.0's "
+            "values ([8, 32], step 8), so it would never be set; change or drop the condition, or widen "
+            "model.hidden.0's range to meet it",
+        ),
+    ],
+)
+def test_a_condition_on_a_value_between_two_steps_names_the_step_and_the_values_on_it(
+    tmp_path: Path, run_dict: dict, opt_dict: dict, condition: Any, line: str
+) -> None:
+    """`when: {model.hidden.0: 12}` over [8, 32], step 8 was told to widen the range, which holds 12 between
+    8 and 16: the step and the two values on it, as enqueue says them."""
+    opt_dict["search_space"] = {
+        "model.hidden.0": {"type": "int", "low": 8, "high": 32, "step": 8},
+        "optimizer.lr": {"type": "float", "low": 1e-3, "high": 1e-1, "when": {"model.hidden.0": condition}},
+    }
+    said, _, opt_path = _refused(tmp_path, run_dict, opt_dict)
+    assert said == f"{opt_path}: {line}"

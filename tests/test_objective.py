@@ -2548,3 +2548,51 @@ def test_a_study_created_with_log_1_is_told_the_log_it_stored_and_resumes_with_i
     _, summary = _run(tmp_path, run_dict, as_created)
     assert summary.ran_now == 1 and summary.counts["complete"] == 2
     assert "config_changes" not in load_study(opt_dict).user_attrs  # the same experiment: no change recorded
+
+
+def test_enqueue_from_names_a_value_between_two_steps_of_this_space_with_the_values_on_either_side(
+    tmp_path: Path, run_dict: dict, opt_dict: dict
+) -> None:
+    """A trial's model.hidden.0 of 12 left out of a space of [8, 32], step 8 was said to lie "outside this
+    space", which holds 8 and 16 on either side of it: the step and those two, as a refusal of 12 names them.
+    A value past the range still lies outside; one given whole (model.hidden: [20]) is named so too."""
+    from optuna.distributions import CategoricalDistribution, FloatDistribution, IntDistribution
+
+    url = f"sqlite:///{tmp_path / 'src.db'}"
+    items = {"model.hidden.0": IntDistribution(8, 64), "model.dropout": FloatDistribution(0.0, 1.0)}
+    _finished_study(
+        url,
+        "items",
+        run_dict,
+        {},
+        [
+            ({"model.hidden.0": 12, "model.dropout": 0.15}, items, 0.9),
+            ({"model.hidden.0": 40, "model.dropout": 0.3}, items, 0.8),
+            ({"model.hidden.0": 16, "model.dropout": 0.2}, items, 0.7),
+        ],
+    )
+    lists = {"model.hidden": CategoricalDistribution(["[20]", "[16]"])}
+    _finished_study(
+        url,
+        "whole",
+        run_dict,
+        {"model.hidden": {"type": "categorical", "choices": [[20], [16]]}},
+        [({"model.hidden": "[20]"}, lists, 0.9), ({"model.hidden": "[16]"}, lists, 0.8)],
+    )
+    opt_dict["search_space"] = {
+        "model.hidden.0": {"type": "int", "low": 8, "high": 32, "step": 8},
+        "model.dropout": {"type": "float", "low": 0.0, "high": 0.5, "step": 0.1},
+    }
+    configs = write_configs(tmp_path, run_dict, opt_dict)
+    plan = _enqueue_from(configs, url, "items", 3)
+    assert plan.opt.enqueue == [{"model.dropout": 0.3}, {"model.hidden.0": 16, "model.dropout": 0.2}]
+    assert plan.notes[-1].endswith(
+        "model.hidden.0 (12 is not on this space's step 8 from 8, between 8 and 16; in 2 of 3 trials), "
+        "model.dropout (0.15 is not on this space's step 0.1 from 0.0, between 0.1 and 0.2; in 1 of 3 trials)"
+    )
+    plan = _enqueue_from(configs, url, "whole", 2)
+    assert plan.opt.enqueue == [{"model.hidden.0": 16}]
+    assert plan.notes[-1].endswith(
+        "model.hidden.0 (the trial's model.hidden gave it 20, which is not on this space's step 8 from 8, "
+        "between 16 and 24; in 1 of 2 trials)"
+    )

@@ -14,7 +14,7 @@ from hpotool.config import (
 from hpotool.errors import HpoError
 from hpotool.formatting import format_choice
 from hpotool.near_names import closest
-from hpotool.param_values import boundary_values, contains, number_slip, same_value, values_text
+from hpotool.param_values import boundary_values, contains, number_slip, off_step, same_value, values_text
 from hpotool.search_space import CategoricalParam, Param, is_number_text, number_of_text
 from hpotool.sections import SECTIONS, section_choices
 
@@ -117,9 +117,12 @@ def _never_holds(path: str, condition: Any, ref: Param) -> str:
     """Why a condition on the searched parameter `path` (`ref`) holds for none of its values, with a hint
     for the likely slip: a list for any of several, a boolean for a number, a misspelt choice."""
     hint = ""
-    slip = next((s for o in _operands(condition) if (s := number_slip(path, ref, o))), "")
-    if slip:  # `when: {batch_size: "64"}` over the choices [32, 64]
-        hint = f"; {slip}"
+    # every operand's at once: `{in: [12, 20]}` named 12, then 20
+    slip = "; ".join(s for o in _operands(condition) if (s := number_slip(path, ref, o) or off_step(ref, o)))
+    if (
+        slip
+    ):  # `when: {batch_size: "64"}` over the choices [32, 64]; `{model.hidden.0: 12}` over [8, 32], step 8
+        hint = f"; {slip}"  # (it said to widen the range, which holds 12 between two steps)
     elif isinstance(condition, list) and any(contains(ref, c) for c in condition):
         # `when: {model.name: [rf, svc]}` reads as the one list value [rf, svc], not "any of them"
         hint = f"; a list is one value (a list choice): for any of several, write {{in: {format_choice(condition)}}}"
@@ -200,7 +203,9 @@ def check_section_operands(path: str, param: Param, opt: OptimizeConfig) -> None
         if stray is _NONE or (test == "in" and not any(contains(ref, v) for v in operands)):
             continue  # an `in` none of whose values it takes never holds: that check names the condition
         values = f"{on}'s values ({values_text(ref)})"
-        if slip := number_slip(on, ref, stray):  # {ne: "64"}, {in: ["64", 32]}: the quotes, not the value
+        # {ne: "64"}, {in: ["64", 32]}: the quotes, not the value; {in: [8, 12]} over [8, 32], step 8: the step
+        # (it said "widen model.hidden.0's range", which holds 12 between two steps)
+        if slip := number_slip(on, ref, stray) or off_step(ref, stray):
             raise HpoError(f"search_space.{path}.when.{on}: {slip}")
         if test == "ne":
             words = (

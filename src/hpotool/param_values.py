@@ -144,6 +144,19 @@ def off_step(p: Param, value: Any) -> str:
     the two nearest on the step to write: `0.15 is not on the step 0.1 from 0.0: write 0.1 or 0.2`. "" for a
     value `p` takes, one outside its range, and a categorical's: `enqueue:` said 0.15 "lies outside its search
     space" of [0.0, 0.5], step 0.1, which holds 0.1 and 0.2 on either side of it."""
+    near = step_neighbours(p, value)
+    if near is None or isinstance(p, CategoricalParam):
+        return ""
+    return (
+        f"{format_choice(value)} is not on the step {format_choice(p.step or 1)} from {format_choice(p.low)}: "
+        f"write {format_choice(near[0])} or {format_choice(near[1])}"
+    )
+
+
+def step_neighbours(p: Param, value: Any) -> tuple[Any, Any] | None:
+    """The two values of `p` on either side of `value`, a number within its range but between two of its
+    steps (`off_step`); None for a value `p` takes, one outside its range, one on the step of another type
+    (16.0 for an int, which `number_slip` names), and a categorical's."""
     if (
         isinstance(p, CategoricalParam)
         or isinstance(value, bool)
@@ -151,19 +164,18 @@ def off_step(p: Param, value: Any) -> str:
         or not p.low <= value <= p.high
         or contains(p, value)
     ):
-        return ""
+        return None
     step = p.step or 1  # a float without step holds every number of its range: contains() took it
     steps = (value - p.low) / step
     if math.isclose(steps, round(steps), abs_tol=1e-9):  # on the step, of another type: 16.0 for an int
-        return ""  # ("write 16 or 24"; number_slip says what to write)
+        return None  # ("write 16 or 24"; number_slip says what to write)
     # high lies on the step (the search space checks it), and value below it, off the step: so k + 1 <= the last
     k = math.floor(steps)
     # round(.., 12) as grid_choices spells them: 0.1 + 0.1 is 0.2, not 0.20000000000000001
-    near = [p.low + i * step if isinstance(p, IntParam) else round(p.low + i * step, 12) for i in (k, k + 1)]
-    return (
-        f"{format_choice(value)} is not on the step {format_choice(step)} from {format_choice(p.low)}: write "
-        f"{format_choice(near[0])} or {format_choice(near[1])}"
+    below, above = (
+        p.low + i * step if isinstance(p, IntParam) else round(p.low + i * step, 12) for i in (k, k + 1)
     )
+    return below, above
 
 
 def number_slip(path: str, p: Param, value: Any) -> str:

@@ -252,11 +252,14 @@ class CategoricalParam(_Param):
         numbers = [c for c in self.choices if isinstance(c, int | float) and not isinstance(c, bool)]
         quoted = next((c for c in self.choices if isinstance(c, str) and is_number_text(c)), None)
         if numbers and quoted is not None:
-            read = [number_of_text(c) if isinstance(c, str) and is_number_text(c) else c for c in self.choices]
+            read = [
+                number_of_text(c) if isinstance(c, str) and is_number_text(c) else c for c in self.choices
+            ]
             # [1.0, "2"] for batch_size: "write [1.0, 2]" was refused next ("1.0 is a float ... write [1, 2]").
             # Whole numbers all, some written as floats: as ints, which a key of whole numbers needs and one of
             # floats reads as well; both fixes in one line
-            floats = [c for c in self.choices if _whole_float(c)]  # as written: "2.0" is text, said so already
+            # the floats as written ("2.0" is text, which the line names already)
+            floats = [c for c in self.choices if _whole_float(c)]
             whole = all(_whole_float(r) or type(r) is int for r in read if _is_number(r))
             if whole and any(type(r) is int for r in read):
                 read = [int(r) if _whole_float(r) else r for r in read]

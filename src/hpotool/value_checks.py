@@ -201,8 +201,8 @@ def _check_quoted_number(s: Searched, value: str, context: dict[str, Any]) -> No
     numbers = [
         number_of_text(c) if isinstance(c, str) and is_number_text(c) else c for c in _choices(s.param)
     ]
-    if isinstance(taken, int) and not isinstance(taken, bool):  # ["16", "32.0"]: "write [16, 32.0]", refused next
-        numbers = [_as_whole(c) for c in numbers]
+    if isinstance(taken, int) and not isinstance(taken, bool):  # a whole-number key: 32.0 as 32 too
+        numbers = [_as_whole(c) for c in numbers]  # (["16", "32.0"] said "write [16, 32.0]", refused next)
     raise HpoError(
         f"the choice {format_choice(value)} is text (in quotes), which the study would store and export as "
         f"text, while {s.path} takes the number {format_choice(number)}; write choices: {format_choice(numbers)}, "

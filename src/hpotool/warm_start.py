@@ -11,7 +11,7 @@ from pydantic import ValidationError
 
 from hpotool.conditions import equal_in_value
 from hpotool.formatting import format_choice
-from hpotool.param_values import taken_as
+from hpotool.param_values import step_neighbours, taken_as
 from hpotool.search_space import CategoricalParam, Param
 from hpotool.sections import SECTIONS, as_trained, configured_section
 
@@ -86,8 +86,21 @@ def _carried_as_set(
             if taken:
                 params[name] = taken[0]
             else:
-                left_out[name] = f"{format_choice(value)} lies outside this space"
+                left_out[name] = f"{format_choice(value)} {_outside(space[name], value)}"
     return params, left_out
+
+
+def _outside(p: Param, value: Any) -> str:
+    """Why a trial's `value` does not carry over to the parameter `p`, said of the value: it lies outside this
+    space, or, within a stepped range, between two of its steps (it said 12 "lies outside this space" of
+    [8, 32], step 8, which holds 8 and 16 on either side of it)."""
+    near = step_neighbours(p, value)
+    if near is None or isinstance(p, CategoricalParam):
+        return "lies outside this space"
+    return (
+        f"is not on this space's step {format_choice(p.step or 1)} from {format_choice(p.low)}, between "
+        f"{format_choice(near[0])} and {format_choice(near[1])}"
+    )
 
 
 def _carried_as_trained(
@@ -112,8 +125,8 @@ def _carried_as_trained(
             params[path] = taken[0]
         elif path in values:
             left_out[path] = (
-                f"the trial's {', '.join(related)} gave it {format_choice(values[path])}, which lies outside "
-                f"this space"
+                f"the trial's {', '.join(related)} gave it {format_choice(values[path])}, which "
+                f"{_outside(space[path], values[path])}"
             )
         elif values:  # read, without this path: an sgd-only key where the trial chose adam, say
             left_out[path] = f"the trial's {', '.join(related)} gave it no value"
