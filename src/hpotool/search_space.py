@@ -257,12 +257,11 @@ class CategoricalParam(_Param):
             ]
             # [1.0, "2"] for batch_size: "write [1.0, 2]" was refused next ("1.0 is a float ... write [1, 2]").
             # Whole numbers all, some written as floats: as ints, which a key of whole numbers needs and one of
-            # floats reads as well; both fixes in one line
-            # the floats as written ("2.0" is text, which the line names already)
+            # floats reads as well; both fixes in one line. The floats named as written ("2.0" is text, named)
             floats = [c for c in self.choices if _whole_float(c)]
             whole = all(_whole_float(r) or type(r) is int for r in read if _is_number(r))
             if whole and any(type(r) is int for r in read):
-                read = [int(r) if _whole_float(r) else r for r in read]
+                read = [int(r) if isinstance(r, float) and r.is_integer() else r for r in read]
             else:
                 floats = []
             written: list[Any] = []
