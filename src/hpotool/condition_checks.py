@@ -119,10 +119,10 @@ def _never_holds(path: str, condition: Any, ref: Param) -> str:
     hint = ""
     # every operand's at once: `{in: [12, 20]}` named 12, then 20
     slip = "; ".join(s for o in _operands(condition) if (s := number_slip(path, ref, o) or off_step(ref, o)))
-    if (
-        slip
-    ):  # `when: {batch_size: "64"}` over the choices [32, 64]; `{model.hidden.0: 12}` over [8, 32], step 8
-        hint = f"; {slip}"  # (it said to widen the range, which holds 12 between two steps)
+    # `when: {batch_size: "64"}` over the choices [32, 64]; `{model.hidden.0: 12}` over [8, 32], step 8 (it
+    # said to widen the range, which holds 12 between two steps)
+    if slip:
+        hint = f"; {slip}"
     elif isinstance(condition, list) and any(contains(ref, c) for c in condition):
         # `when: {model.name: [rf, svc]}` reads as the one list value [rf, svc], not "any of them"
         hint = f"; a list is one value (a list choice): for any of several, write {{in: {format_choice(condition)}}}"
