@@ -31,7 +31,7 @@ from hpotool.cli.optimize_options import (
 from hpotool.cli.optimize_outcome import Outcome, say_interrupted
 from hpotool.cli.options import StorageOpt, StudyNameOpt
 from hpotool.cli.root import app, stoppable, user_errors
-from hpotool.cli.study_view import print_plan, print_summary
+from hpotool.cli.study_view import print_plan, print_summary, print_summary_notes
 from hpotool.cli.terminal import err_console, print_note, say, shown_url
 
 if TYPE_CHECKING:
@@ -251,6 +251,9 @@ def _print_outcome(summary: StudySummary, plan: StudyPlan, as_json: bool) -> Non
             shown = {**summary.as_dict(), "storage": shown_url(summary.storage)}
             # strict JSON, as every JSON hpotool writes: a NaN metric is "NaN", not a bare NaN
             sys.stdout.write(json.dumps(json_safe(shown), indent=2, allow_nan=False, default=str) + "\n")
+            # the notes a table would have under it, on stderr: a CI log (`--json > out.json 2> run.log`)
+            # said nothing of a run interrupted, stopped by its failures or with every trial pruned
+            print_summary_notes(summary)
         else:
             from hpotool.search_space import CategoricalParam
 

@@ -1,0 +1,33 @@
+"""hpotool as a script runs it: stdout the data alone, the notes on stderr, exit codes a script can act on."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+from typer.testing import CliRunner
+
+from hpotool.cli import app
+
+from .conftest import write_configs
+
+
+def test_a_json_run_says_its_notes_on_stderr(tmp_path: Path, run_dict: dict, opt_dict: dict) -> None:
+    """`optimize --json > summary.json 2> run.log` kept the summary's notes in the JSON alone: a CI log said
+    nothing of every trial pruned, of a run with nothing to run, or of an interrupted run, where the
+    table's run says each on stderr."""
+    opt_dict["pruner"] = {"name": "threshold", "kwargs": {"lower": 0.999}}
+    run, opt = write_configs(tmp_path, run_dict, opt_dict)
+    args = ["optimize", "-r", str(run), "-o", str(opt), "--json"]
+    runner = CliRunner()
+    first = runner.invoke(app, args, catch_exceptions=False)
+    assert first.exit_code == 0, first.output
+    summary: dict[str, Any] = json.loads(first.stdout)  # stdout: the JSON alone
+    assert summary["best"] is None and summary["counts"] == {"pruned": 3}
+    assert f"note: {summary['extra']['pruned']}\n" in first.stderr, first.stderr
+    again = runner.invoke(app, args, catch_exceptions=False)
+    assert again.exit_code == 0, again.output
+    stopped = json.loads(again.stdout)["stopped"]
+    assert stopped.startswith("the study already holds 3 finished trials (n_trials: 3): nothing to run")
+    assert f"note: {stopped}\n" in again.stderr, again.stderr
