@@ -31,3 +31,29 @@ def test_a_json_run_says_its_notes_on_stderr(tmp_path: Path, run_dict: dict, opt
     stopped = json.loads(again.stdout)["stopped"]
     assert stopped.startswith("the study already holds 3 finished trials (n_trials: 3): nothing to run")
     assert f"note: {stopped}\n" in again.stderr, again.stderr
+
+
+def test_the_same_thing_has_the_same_key_in_every_json(tmp_path: Path, configs: tuple[Path, Path]) -> None:
+    """A script reading one command's JSON and then another's found the best trial's seconds as `duration` in
+    `optimize --json` and `duration_s` in `trials --json` and the exports, and the study as `study` in
+    `prune-audit --json` and `study_name` everywhere else."""
+    run, opt = configs
+    runner = CliRunner()
+    ran = runner.invoke(app, ["optimize", "-r", str(run), "-o", str(opt), "--json"], catch_exceptions=False)
+    assert ran.exit_code == 0, ran.output
+    best = json.loads(ran.stdout)["best"]
+    study = ["--study-name", "tiny", "--storage", f"sqlite:///{tmp_path / 'studies' / 'tiny.db'}"]
+    listed = runner.invoke(app, ["trials", *study, "--json"], catch_exceptions=False)
+    row = next(r for r in json.loads(listed.stdout) if r["number"] == best["number"])
+    assert {k: row[k] for k in best} == best  # number, value, values, params, metrics, duration_s
+    assert isinstance(best["duration_s"], float)
+    names = {}
+    for command in (
+        ["audit", "--json"],
+        ["prune-audit", "--json"],
+        ["report", "--format", "json", "--out", "-"],
+    ):
+        result = runner.invoke(app, [*command, *study])
+        assert result.exit_code == 0, result.output
+        names[command[0]] = json.loads(result.stdout).get("study_name")
+    assert names == {"audit": "tiny", "prune-audit": "tiny", "report": "tiny"}
