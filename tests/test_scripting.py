@@ -57,3 +57,58 @@ def test_the_same_thing_has_the_same_key_in_every_json(tmp_path: Path, configs: 
         assert result.exit_code == 0, result.output
         names[command[0]] = json.loads(result.stdout).get("study_name")
     assert names == {"audit": "tiny", "prune-audit": "tiny", "report": "tiny"}
+
+
+def _readme_script() -> str:
+    """The bash block of README's "Scripting hpotool"."""
+    readme = (Path(__file__).resolve().parents[1] / "README.md").read_text()
+    return readme.split("## Scripting hpotool\n", 1)[1].split("```bash\n", 1)[1].split("```", 1)[0]
+
+
+def test_the_readme_script_runs_and_runs_again(tmp_path: Path, run_dict: dict, opt_dict: dict) -> None:
+    """README's script, as a CI job runs it: bash with `set -euo pipefail`, stdout a pipe, stderr a file, the
+    `hpotool` and `python3` of this checkout first on PATH. Run again, it trains nothing twice."""
+    import os
+    import subprocess
+    import sys
+
+    repo = Path(__file__).resolve().parents[1]
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    (bin_dir / "hpotool").write_text(f'#!/bin/sh\nexec "{sys.executable}" -m hpotool "$@"\n')
+    (bin_dir / "hpotool").chmod(0o755)
+    (bin_dir / "python3").symlink_to(sys.executable)
+    del opt_dict["storage"]  # the default, studies/tiny.db beside the script
+    write_configs(tmp_path, run_dict, opt_dict)
+    env = {
+        **os.environ,
+        "PATH": f"{bin_dir}{os.pathsep}{os.environ['PATH']}",
+        "PYTHONPATH": str(repo / "src"),
+    }
+    env.pop("COLUMNS", None)
+
+    def script() -> tuple[list[str], str]:
+        with open(tmp_path / "log.txt", "w") as log:
+            done = subprocess.run(
+                ["bash", "-c", _readme_script()],
+                cwd=tmp_path,
+                env=env,
+                stdout=subprocess.PIPE,
+                stderr=log,
+                text=True,
+            )
+        stderr = (tmp_path / "log.txt").read_text()
+        assert done.returncode == 0, stderr
+        return done.stdout.splitlines(), stderr
+
+    out, log = script()
+    assert out[0] == "3" and 0 < float(out[1]) <= 1, out  # 3 complete trials; the val_accuracy trained
+    assert log.startswith("new study 'tiny' in "), log
+    assert "\x1b" not in log and "━" not in log  # a log file: no colour, no bars
+    best = json.loads((tmp_path / "summary.json").read_text())["best"]["number"]
+    model = tmp_path / "runs" / f"trial{best}" / "model.pt"
+    first_model = model.stat().st_mtime_ns
+    again, log = script()
+    assert again == out
+    assert "note: the study already holds 3 finished trials (n_trials: 3): nothing to run" in log, log
+    assert model.stat().st_mtime_ns == first_model  # not trained again
