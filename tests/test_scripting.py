@@ -112,3 +112,23 @@ def test_the_readme_script_runs_and_runs_again(tmp_path: Path, run_dict: dict, o
     assert again == out
     assert "note: the study already holds 3 finished trials (n_trials: 3): nothing to run" in log, log
     assert model.stat().st_mtime_ns == first_model  # not trained again
+
+
+def test_a_json_run_shows_its_progress_on_stderr_unless_quiet(
+    tmp_path: Path, run_dict: dict, opt_dict: dict
+) -> None:
+    """`optimize --json > summary.json` in a CI job showed nothing while it ran, however many trials (--json
+    dropped the progress as --quiet does): its log now has a line per trial, as a run without --json
+    writes into a log; `-q` leaves them out."""
+    run, opt = write_configs(tmp_path, run_dict, {**opt_dict, "n_trials": 2})
+    args = ["optimize", "-r", str(run), "-o", str(opt), "--json"]
+    runner = CliRunner()
+    shown = runner.invoke(app, args, catch_exceptions=False)
+    assert shown.exit_code == 0, shown.output
+    assert json.loads(shown.stdout)["counts"] == {"complete": 2}
+    lines = [line.split()[:3] for line in shown.stderr.splitlines() if line.startswith("trial ")]
+    assert lines == [["trial", "0", "COMPLETE"], ["trial", "1", "COMPLETE"]], shown.stderr
+    quiet = runner.invoke(app, [*args, "-q", "--n-trials", "3"], catch_exceptions=False)
+    assert quiet.exit_code == 0, quiet.output
+    assert json.loads(quiet.stdout)["counts"] == {"complete": 3}
+    assert quiet.stderr == "resuming study tiny: 2/3 trials done\n", quiet.stderr

@@ -203,8 +203,8 @@ def _on_open(outcome: Outcome, plan: StudyPlan, redraws: str | None) -> Callable
 
 
 def _run(outcome: Outcome, plan: StudyPlan, args: OptimizeArgs, redraws: str | None) -> StudySummary:
-    """Run the plan's trials, here or in --workers processes, with progress unless --quiet or --json (which
-    say only that the study is resumed)."""
+    """Run the plan's trials, here or in --workers processes, with progress on stderr unless --quiet (which
+    says only that the study is resumed); --json too, whose JSON alone goes to stdout."""
     from hpotool.study_run import run_study
 
     opened = _on_open(outcome, plan, redraws)
@@ -222,7 +222,9 @@ def _run(outcome: Outcome, plan: StudyPlan, args: OptimizeArgs, redraws: str | N
 
     outcome.opening = shown_url(plan.storage_url)
     with saying_lock_waits(plan.storage_url, print_note):  # not a silent minute behind another's lock
-        if args.quiet or args.as_json:
+        # --json showed no progress either: a CI job's log (`--json > summary.json`) said nothing for the
+        # whole study; `--json -q` is as quiet as that was
+        if args.quiet:
             from hpotool.progress import (
                 QuietObserver,
             )  # the resuming (or joining) line, kept as the new study's is
