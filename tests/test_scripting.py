@@ -132,3 +132,39 @@ def test_a_json_run_shows_its_progress_on_stderr_unless_quiet(
     assert quiet.exit_code == 0, quiet.output
     assert json.loads(quiet.stdout)["counts"] == {"complete": 3}
     assert quiet.stderr == "resuming study tiny: 2/3 trials done\n", quiet.stderr
+
+
+def test_json_on_stdout_is_the_same_at_any_width_and_colour(
+    tmp_path: Path, configs: tuple[Path, Path]
+) -> None:
+    """README (Scripting hpotool): stdout's JSON is the same at any COLUMNS, with no colour codes even where
+    FORCE_COLOR is set (as many CI services set it), in a process of its own as a script runs it."""
+    import os
+    import subprocess
+    import sys
+
+    run, opt = configs
+    ran = CliRunner().invoke(app, ["optimize", "-r", str(run), "-o", str(opt), "-q"], catch_exceptions=False)
+    assert ran.exit_code == 0, ran.output
+    repo = Path(__file__).resolve().parents[1]
+    study = ["--study-name", "tiny", "--storage", f"sqlite:///{tmp_path / 'studies' / 'tiny.db'}"]
+    for command in (
+        ["trials", *study, "--json"],
+        ["studies", *study[2:], "--json"],
+        ["audit", *study, "--json"],
+    ):
+        outputs = []
+        for width, colour in (("40", {"FORCE_COLOR": "1"}), ("300", {})):
+            env = {**os.environ, "PYTHONPATH": str(repo / "src"), "COLUMNS": width, **colour}
+            env.pop("NO_COLOR", None)
+            done = subprocess.run(
+                [sys.executable, "-m", "hpotool", *command],
+                env=env,
+                capture_output=True,
+                text=True,
+                cwd=tmp_path,
+            )
+            assert done.returncode == 0, done.stderr
+            assert "\x1b" not in done.stdout, done.stdout
+            outputs.append(json.loads(done.stdout))
+        assert outputs[0] == outputs[1], command
