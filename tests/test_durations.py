@@ -144,7 +144,7 @@ def test_on_mysql_each_place_shows_the_seconds_a_trial_took(
     report = json.loads(runner.invoke(app, ["report", "--study-name", name, "--storage", url, "--out", "-",
                                             "--format", "json"]).stdout)  # fmt: skip
     assert report["time"]["trials_total_s"] == pytest.approx(sum(seconds))
-    assert summary["best"]["duration"] == seconds[summary["best"]["number"]]
+    assert summary["best"]["duration_s"] == seconds[summary["best"]["number"]]
 
 
 @pytest.mark.server

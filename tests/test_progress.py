@@ -443,7 +443,7 @@ def test_a_trial_s_new_best_mark_is_judged_as_that_trial_finished() -> None:
 def test_quiet_and_json_runs_say_they_resume_a_study_as_they_say_they_create_one(
     tmp_path: Path, run_dict: dict, opt_dict: dict, flag: str
 ) -> None:
-    """`-q` (and `--json`, which shows no progress either) kept the `new study` line and dropped the
+    """`-q` (and `--json`, which showed no progress either) kept the `new study` line and dropped the
     `resuming study` one, which came with the live display: a run appending to an existing study read as
     one that started it. README: -q keeps the new study's line, or the resuming one."""
     import json

@@ -1279,7 +1279,9 @@ def test_two_commands_on_one_study_each_count_only_their_own_trials(
     finally:
         _kill_session(workers)
     assert workers.returncode == 0, output
-    summaries = [json.loads(single.stdout), json.loads(output[output.index("{") :])]
+    # its stderr merged into stdout: the JSON between the progress lines and the notes that follow it
+    start = output.index("\n{\n") + 1 if not output.startswith("{\n") else 0
+    summaries = [json.loads(single.stdout), json.JSONDecoder().raw_decode(output, start)[0]]
     trials = optuna.load_study(study_name="tiny", storage=opt_dict["storage"]).trials
     ran_by_single = sum(t.user_attrs["worker"]["pid"] == os.getpid() for t in trials if t.state.is_finished())
     assert summaries[0]["ran_now"] == ran_by_single

@@ -206,8 +206,8 @@ def resume_line(study: optuna.Study, target: int | None, already_done: int, join
 
 
 class QuietObserver:
-    """What --quiet and --json show as the study runs: the `resuming study` (or `joining study`) line alone.
-    They keep the `new study` line, and dropped this one with the bars: a run adding trials to an existing
+    """What --quiet shows as the study runs: the `resuming study` (or `joining study`) line alone.
+    It keeps the `new study` line, and dropped this one with the bars: a run adding trials to an existing
     study read as one that started it."""
 
     def __init__(self, console: Console) -> None:

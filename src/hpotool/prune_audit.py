@@ -268,7 +268,7 @@ def audit_pruning(
             f"hpotool report {study_options(study)} shows each trial's learning curve and the Pareto front"
         )
     return {
-        "study": study.study_name,
+        "study_name": study.study_name,  # as every other --json names it
         "prediction_errors": [asdict(e) for e in prediction_errors(study)],
         "missed_winners": asdict(missed_winners(study, baseline, top_k)) if baseline is not None else None,
     }

@@ -196,5 +196,5 @@ def _trial_summary(t: FrozenTrial, space: Mapping[str, Param]) -> dict[str, Any]
         "values": t.values,
         "params": decode_params(t.params, space),
         "metrics": t.user_attrs.get("metrics", {}),
-        "duration": trial_seconds(t),
+        "duration_s": trial_seconds(t),  # as `hpotool trials --json` and the exports name it
     }

@@ -31,7 +31,7 @@ from hpotool.cli.optimize_options import (
 from hpotool.cli.optimize_outcome import Outcome, say_interrupted
 from hpotool.cli.options import StorageOpt, StudyNameOpt
 from hpotool.cli.root import app, stoppable, user_errors
-from hpotool.cli.study_view import print_plan, print_summary
+from hpotool.cli.study_view import print_plan, print_summary, print_summary_notes
 from hpotool.cli.terminal import err_console, print_note, say, shown_url
 
 if TYPE_CHECKING:
@@ -203,8 +203,8 @@ def _on_open(outcome: Outcome, plan: StudyPlan, redraws: str | None) -> Callable
 
 
 def _run(outcome: Outcome, plan: StudyPlan, args: OptimizeArgs, redraws: str | None) -> StudySummary:
-    """Run the plan's trials, here or in --workers processes, with progress unless --quiet or --json (which
-    say only that the study is resumed)."""
+    """Run the plan's trials, here or in --workers processes, with progress on stderr unless --quiet (which
+    says only that the study is resumed); --json too, whose JSON alone goes to stdout."""
     from hpotool.study_run import run_study
 
     opened = _on_open(outcome, plan, redraws)
@@ -222,7 +222,9 @@ def _run(outcome: Outcome, plan: StudyPlan, args: OptimizeArgs, redraws: str | N
 
     outcome.opening = shown_url(plan.storage_url)
     with saying_lock_waits(plan.storage_url, print_note):  # not a silent minute behind another's lock
-        if args.quiet or args.as_json:
+        # --json showed no progress either: a CI job's log (`--json > summary.json`) said nothing for the
+        # whole study; `--json -q` is as quiet as that was
+        if args.quiet:
             from hpotool.progress import (
                 QuietObserver,
             )  # the resuming (or joining) line, kept as the new study's is
@@ -251,6 +253,9 @@ def _print_outcome(summary: StudySummary, plan: StudyPlan, as_json: bool) -> Non
             shown = {**summary.as_dict(), "storage": shown_url(summary.storage)}
             # strict JSON, as every JSON hpotool writes: a NaN metric is "NaN", not a bare NaN
             sys.stdout.write(json.dumps(json_safe(shown), indent=2, allow_nan=False, default=str) + "\n")
+            # the notes a table would have under it, on stderr: a CI log (`--json > out.json 2> run.log`)
+            # said nothing of a run interrupted, stopped by its failures or with every trial pruned
+            print_summary_notes(summary)
         else:
             from hpotool.search_space import CategoricalParam
 

@@ -70,7 +70,13 @@ QuietOpt = Annotated[
         "--quiet", "-q", help="No progress: only the final summary (and notes, and the new or resumed study)."
     ),
 ]
-SummaryJsonOpt = Annotated[bool, typer.Option("--json", help="Print a machine-readable summary to stdout.")]
+SummaryJsonOpt = Annotated[
+    bool,
+    typer.Option(
+        "--json",
+        help="Print a machine-readable summary to stdout (progress and notes stay on stderr; -q: no progress).",
+    ),
+]
 ReportOpt = Annotated[
     bool, typer.Option("--report", help="Write studies/<study-name>/report.html at the end.")
 ]

@@ -166,6 +166,12 @@ def print_summary(summary: StudySummary, categorical: Collection[str] = ()) -> N
     # A storage URL wider than its cell (a log file's 80 columns, a narrow terminal) folded mid-URL, and
     # pasted as two: it goes on one line under the table instead, as `hpotool studies` puts it.
     print_keyed(f"study {summary.study_name}", rows, "storage")
+    print_summary_notes(summary)
+
+
+def print_summary_notes(summary: StudySummary) -> None:
+    """The notes under the summary, on stderr: why the run stopped, its first error, its failures, why no
+    trial completed. `--json` prints them too, after its JSON, so a script's log (`2> run.log`) says why."""
     for note in (summary.extra.get("note"), summary.extra.get("independent_sampling", {}).get("note")):
         if note:
             print_note(str(note))
