@@ -1588,7 +1588,47 @@ def test_a_machine_whose_data_file_holds_other_rows_is_refused_naming_its_data_s
     assert "--allow-changed-config recorded other data (40 samples, sha256 " in caplog.text, caplog.text
     assert len(optuna.load_study(study_name="rows", storage=storage).trials) == 2
     monkeypatch.chdir(first)
-    assert "is not the data study 'rows'" in _in_this_process([*args, "3", "-q"], exit_code=2).stderr
+    # not the data it "was created with": the data recorded with the flag, from the trial it ran
+    refused = _in_this_process([*args, "3", "-q"], exit_code=2).stderr
+    assert "is not the data study 'rows' has trained on since trial #1 (40 samples, sha256 " in refused, (
+        refused
+    )
+
+
+def test_a_study_made_before_its_data_was_digested_keeps_the_digest_from_the_next_trial_on(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    # An older hpotool stored no digest of the data: the first run after the upgrade stored its own without a
+    # word, as the data the study "was created with", and a machine with the data the earlier trials had read
+    # was then refused as holding other data than the study was created with.
+    import sqlite3
+
+    (tmp_path / "rows_data.py").write_text(ROWS_DATA)
+    monkeypatch.syspath_prepend(str(tmp_path))
+    storage = f"sqlite:///{tmp_path / 'shared.db'}"
+    first, args = _machine(tmp_path, "m1", _rows(), "data/rows.csv", storage)
+    other, other_args = _machine(tmp_path, "m2", _rows(flip=5), "data/rows.csv", storage)
+    monkeypatch.chdir(first)
+    _in_this_process([*args, "1", "-q"])
+    with contextlib.closing(sqlite3.connect(tmp_path / "shared.db")) as db, db:  # as an older hpotool left it
+        db.execute("DELETE FROM study_user_attributes WHERE key = 'data_digest'")
+    monkeypatch.chdir(other)
+    with caplog.at_level("WARNING", logger="hpotool"):
+        _in_this_process([*other_args, "2", "-q"])
+    assert (
+        "note: study 'rows' kept no digest of its data (an older hpotool made it): it keeps this run's (40 "
+        "samples, sha256 "
+    ) in caplog.text, caplog.text
+    assert (
+        "from trial #1 on, and commands that train its trials compare theirs with it; what the trial before "
+        "read is not known"
+    ) in caplog.text, caplog.text
+    monkeypatch.chdir(first)
+    refused = _in_this_process([*args, "3", "-q"], exit_code=2).stderr
+    assert "is not the data study 'rows' has trained on since trial #1 (40 samples, sha256 " in refused, (
+        refused
+    )
+    assert len(optuna.load_study(study_name="rows", storage=storage).trials) == 2
 
 
 def test_a_machine_reading_the_study_s_data_from_another_path_joins_it(
