@@ -1588,7 +1588,47 @@ def test_a_machine_whose_data_file_holds_other_rows_is_refused_naming_its_data_s
     assert "--allow-changed-config recorded other data (40 samples, sha256 " in caplog.text, caplog.text
     assert len(optuna.load_study(study_name="rows", storage=storage).trials) == 2
     monkeypatch.chdir(first)
-    assert "is not the data study 'rows'" in _in_this_process([*args, "3", "-q"], exit_code=2).stderr
+    # not the data it "was created with": the data recorded with the flag, from the trial it ran
+    refused = _in_this_process([*args, "3", "-q"], exit_code=2).stderr
+    assert "is not the data study 'rows' has trained on since trial #1 (40 samples, sha256 " in refused, (
+        refused
+    )
+
+
+def test_a_study_made_before_its_data_was_digested_keeps_the_digest_from_the_next_trial_on(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    # An older hpotool stored no digest of the data: the first run after the upgrade stored its own without a
+    # word, as the data the study "was created with", and a machine with the data the earlier trials had read
+    # was then refused as holding other data than the study was created with.
+    import sqlite3
+
+    (tmp_path / "rows_data.py").write_text(ROWS_DATA)
+    monkeypatch.syspath_prepend(str(tmp_path))
+    storage = f"sqlite:///{tmp_path / 'shared.db'}"
+    first, args = _machine(tmp_path, "m1", _rows(), "data/rows.csv", storage)
+    other, other_args = _machine(tmp_path, "m2", _rows(flip=5), "data/rows.csv", storage)
+    monkeypatch.chdir(first)
+    _in_this_process([*args, "1", "-q"])
+    with contextlib.closing(sqlite3.connect(tmp_path / "shared.db")) as db, db:  # as an older hpotool left it
+        db.execute("DELETE FROM study_user_attributes WHERE key = 'data_digest'")
+    monkeypatch.chdir(other)
+    with caplog.at_level("WARNING", logger="hpotool"):
+        _in_this_process([*other_args, "2", "-q"])
+    assert (
+        "note: study 'rows' kept no digest of its data (an older hpotool made it): it keeps this run's (40 "
+        "samples, sha256 "
+    ) in caplog.text, caplog.text
+    assert (
+        "from trial #1 on, and commands that train its trials compare theirs with it; what the trial before "
+        "read is not known"
+    ) in caplog.text, caplog.text
+    monkeypatch.chdir(first)
+    refused = _in_this_process([*args, "3", "-q"], exit_code=2).stderr
+    assert "is not the data study 'rows' has trained on since trial #1 (40 samples, sha256 " in refused, (
+        refused
+    )
+    assert len(optuna.load_study(study_name="rows", storage=storage).trials) == 2
 
 
 def test_a_machine_reading_the_study_s_data_from_another_path_joins_it(
@@ -1649,10 +1689,51 @@ def test_a_machine_with_other_versions_than_the_study_s_creator_says_so(
     with caplog.at_level("WARNING", logger="hpotool"):
         _in_this_process([*args, "--n-trials", "3"])
     assert (
-        f"note: study 'tiny' was created with optuna 3.6.1, {here['optuna']} here: its trials here may differ "
-        "from the creator's in what those versions changed; install the study's versions to match it (pip "
-        "install NAME==VERSION)"
+        f"note: study 'tiny' was created with optuna 3.6.1, {here['optuna']} here: the trials run with these "
+        "versions may differ from those run with the study's in what the versions changed (said on the first "
+        "run with them only); to keep them alike, install the study's (pip install optuna==3.6.1)"
     ) in caplog.text, caplog.text
+
+
+def test_a_study_resumed_after_an_upgrade_is_told_of_the_other_versions_once(
+    tmp_path: Path,
+    run_dict: dict[str, Any],
+    opt_dict: dict[str, Any],
+    caplog: pytest.LogCaptureFixture,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from hpotool import study as study_module
+
+    # A study created before an upgrade (of Optuna, torch or hpotool) was told on every resume, for good, that
+    # its trials may differ from the creator's and to install the creator's versions: long after the upgraded
+    # versions had run most of its trials, where installing the old ones would mix in a third set. Said on
+    # the first run with the new versions; again when the versions change once more.
+    opt_dict["n_trials"] = 1
+    run, opt = write_configs(tmp_path, {**run_dict, "epochs": 1}, opt_dict)
+    args = ["optimize", "-r", str(run), "-o", str(opt), "-q"]
+    _in_this_process(args)
+    study = optuna.load_study(study_name=opt_dict["study_name"], storage=opt_dict["storage"])
+    here = study.user_attrs["versions"]
+    study.set_user_attr("versions", {**here, "optuna": "4.0.0", "torch": "2.5.1+cu121"})  # as created before
+    notes = []
+    for n_trials in (2, 3):
+        caplog.clear()
+        with caplog.at_level("WARNING", logger="hpotool"):
+            _in_this_process([*args, "--n-trials", str(n_trials)])
+        notes.append([r.getMessage() for r in caplog.records if "was created with" in r.getMessage()])
+    assert [len(n) for n in notes] == [1, 0], notes
+    assert notes[0][0].startswith(
+        f"note: study 'tiny' was created with optuna 4.0.0, {here['optuna']} here; torch 2.5.1+cu121, "
+        f"{here['torch']} here: "
+    ), notes
+    assert notes[0][0].endswith("(pip install optuna==4.0.0 torch==2.5.1)"), notes
+    # torch upgraded once more here: another set of versions, said again
+    monkeypatch.setattr(study_module, "versions", lambda: {**here, "torch": "2.99.0+cpu"})
+    caplog.clear()
+    with caplog.at_level("WARNING", logger="hpotool"):
+        _in_this_process([*args, "--n-trials", "4"])
+    assert "torch 2.5.1+cu121, 2.99.0+cpu here: " in caplog.text, caplog.text
+    assert len(optuna.load_study(study_name="tiny", storage=opt_dict["storage"]).trials) == 4
 
 
 def test_a_data_section_changed_other_than_where_it_reads_is_still_another_experiment(

@@ -1390,6 +1390,29 @@ def test_a_plain_optuna_study_s_own_versions_attr_does_not_break_the_report(
     assert json.loads(out.read_text())["versions"] == {}
 
 
+def test_the_report_of_a_study_resumed_after_an_upgrade_names_the_versions_of_its_later_runs(
+    tmp_path: Path, run_dict: dict[str, Any], opt_dict: dict[str, Any]
+) -> None:
+    # The header's versions row showed the creator's versions alone, as the study's: after an upgrade, its
+    # later trials had run with others (which `optimize` records on the study, as it says so once).
+    opt_dict.update(n_trials=1, storage=f"sqlite:///{tmp_path / 'tiny.db'}")
+    paths = write_yaml(tmp_path / "run.yaml", run_dict), write_yaml(tmp_path / "optimize.yaml", opt_dict)
+    run_study(prepare_study(*paths))
+    study = load_study("tiny", opt_dict["storage"])
+    here = study.user_attrs["versions"]
+    study.set_user_attr("versions", {**here, "optuna": "4.0.0", "torch": "2.5.1+cu121"})
+    released = {k: v.split("+")[0] for k, v in here.items()}
+    study.set_user_attr("versions_run", [released, {**released, "torch": "2.5.1"}])
+    row = dict(_header_rows(report_info(study, opt_dict["storage"])))["versions"]
+    assert row == (
+        f"hpotool {here['hpotool']}, optuna 4.0.0, torch 2.5.1+cu121 (created with); later runs: "
+        f"optuna {released['optuna']}, torch {released['torch']}; optuna {released['optuna']}"
+    )
+    study.set_user_attr("versions_run", "not a list")  # another tool's attr of that name: the creator's alone
+    row = dict(_header_rows(report_info(study, opt_dict["storage"])))["versions"]
+    assert row == f"hpotool {here['hpotool']}, optuna 4.0.0, torch 2.5.1+cu121 (created with)"
+
+
 def test_refine_and_audit_of_a_study_whose_trials_all_tie_narrow_and_widen_nothing(
     tmp_path: Path, run_dict: dict[str, Any], opt_dict: dict[str, Any]
 ) -> None:

@@ -113,20 +113,27 @@ def check(
     kept = stored(study_attrs)
     if kept is None:
         if record_it:
-            record(study, digest)
+            _record_first(study, digest)
         return
     if kept["sha256"] == digest["sha256"]:
         return
+    since = kept.get("from_trial")
+    trained = (
+        f"has trained on since trial #{since}"
+        if isinstance(since, int) and not isinstance(since, bool) and since > 0
+        else "was created with"
+    )
     if not allow_changed:
         raise HpoError(
             f"{source}: the data read here ({_described(digest)}) is not the data study {study.study_name!r} "
-            f"was created with ({_described(kept)}): what it reads holds other rows here (another copy or "
+            f"{trained} ({_described(kept)}): what it reads holds other rows here (another copy or "
             f"version of the file, or a dataset function drawing its data at random: seed it); copy the study's "
             f"data here so every machine trains on the same, use a new study_name, or pass "
             f"--allow-changed-config to go on anyway"
         )
     if record_it:
-        record(study, digest)
+        ran = _trials_run(study)
+        record(study, {**digest, "from_trial": ran} if ran else digest)
         _log.warning(
             "note: study %r: --allow-changed-config recorded other data (%s, before %s); trials from now on "
             "train on it",
@@ -134,6 +141,35 @@ def check(
             _described(digest),
             _described(kept),
         )
+
+
+def _record_first(study: optuna.Study, digest: dict[str, Any]) -> None:
+    """Store the first digest of a study that has none: one made before hpotool kept it (an older hpotool's,
+    resumed after an upgrade) keeps this run's from its next trial on (`from_trial`), with a note, since what
+    its earlier trials read is not known. A refusal of other data then names that trial: it said the study
+    "was created with" the data of the run that upgraded it."""
+    ran = _trials_run(study)
+    if not ran:
+        record(study, digest)
+        return
+    record(study, {**digest, "from_trial": ran})
+    _log.warning(
+        "note: study %r kept no digest of its data (an older hpotool made it): it keeps this run's (%s) from "
+        "trial #%d on, and commands that train its trials compare theirs with it; what the %s before read is "
+        "not known",
+        study.study_name,
+        _described(digest),
+        ran,
+        "trial" if ran == 1 else f"{ran} trials",
+    )
+
+
+def _trials_run(study: optuna.Study) -> int:
+    """The number after the last trial that started (0: none did; queued ones run with what comes next)."""
+    from optuna.trial import TrialState
+
+    started = [t.number for t in study.get_trials(deepcopy=False) if t.state != TrialState.WAITING]
+    return max(started) + 1 if started else 0
 
 
 def _described(digest: dict[str, Any]) -> str:

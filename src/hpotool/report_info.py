@@ -38,7 +38,7 @@ class ReportInfo:
     best: list[dict[str, Any]]  # the best trial, or the Pareto-optimal trials of a multi-objective study
     time: dict[str, float | None]
     epochs: dict[str, Any]
-    versions: dict[str, str]
+    versions: dict[str, str]  # those the study was created with
     evaluator: str
     importances: list[dict[str, float] | None]  # per objective; None when they cannot be computed
     reproduce: list[str]
@@ -47,6 +47,8 @@ class ReportInfo:
     pruner: dict[str, Any] | None = None
     audit: list[str] = field(default_factory=list)  # `hpotool audit`'s findings (single objective)
     importances_caveat: str | None = None  # set when the importances rest on fewer trials than audit trusts
+    # the other versions later runs used (after an upgrade, on another machine): the study's `versions_run`
+    later_versions: list[dict[str, str]] = field(default_factory=list)
 
     def as_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -141,6 +143,16 @@ def _versions(stored: Any) -> dict[str, str]:
     return {str(k): str(v) for k, v in stored.items()} if isinstance(stored, dict) else {}
 
 
+def _later_versions(stored: Any) -> list[dict[str, str]]:
+    """The sets of versions later runs used where they differ from the creator's (`study.VERSIONS_RUN_ATTR`),
+    as mappings; none where the attr is not a list (a study made before hpotool kept it)."""
+    return [
+        {str(k): str(v) for k, v in entry.items()}
+        for entry in (stored if isinstance(stored, list) else [])
+        if isinstance(entry, dict)
+    ]
+
+
 def categorical(trial: FrozenTrial) -> list[str]:
     """The trial's categorical parameters."""
     return [k for k, d in trial.distributions.items() if isinstance(d, CategoricalDistribution)]
@@ -187,6 +199,7 @@ def report_info(study: optuna.Study, storage: str) -> ReportInfo:
         time=_time(trials),
         epochs=_epochs(study, trials, run, pruner),
         versions=_versions(study.user_attrs.get("versions")),
+        later_versions=_later_versions(study.user_attrs.get("versions_run")),
         evaluator=EVALUATOR,
         importances=importances,
         reproduce=_reproduce(study, storage, trainable=bool(best and run), n_objectives=len(objectives)),

@@ -98,9 +98,23 @@ def _header_rows(info: ReportInfo) -> list[tuple[str, str]]:
         )
     if info.pruner:
         rows.append(("pruner", f"{info.pruner.get('name')} {json.dumps(info.pruner.get('kwargs') or {})}"))
-    rows.append(("versions", ", ".join(f"{k} {v}" for k, v in info.versions.items()) or "not recorded"))
+    rows.append(("versions", _versions_text(info)))
     rows.append(("importance evaluator", info.evaluator))
     return rows
+
+
+def _versions_text(info: ReportInfo) -> str:
+    """The versions the study was created with, and those of later runs that differ (an upgrade): the row said
+    `optuna 4.0.0` alone for a study whose later trials ran with 5.1.0."""
+    created = ", ".join(f"{k} {v}" for k, v in info.versions.items())
+    if not created:
+        return "not recorded"
+    later = []
+    for entry in info.later_versions:
+        differ = [f"{k} {v}" for k, v in entry.items() if info.versions.get(k, "").split("+")[0] != v]
+        if differ:
+            later.append(", ".join(differ))
+    return f"{created} (created with)" + (f"; later runs: {'; '.join(later)}" if later else "")
 
 
 def _epochs_run(row: dict[str, Any]) -> int | None:

@@ -205,27 +205,43 @@ def _near_study(plan: StudyPlan, storage: Any) -> str:
     return f" (did you mean {near[0]!r}, in {here[near[0]]}?)" if near else ""
 
 
+VERSIONS_RUN_ATTR = "versions_run"
+
+
 def _note_other_versions(study: optuna.Study) -> None:
     """Say which of hpotool's, Optuna's and torch's versions differ from those the study was created with (a
     machine installed apart from the creator, or upgraded since): no other experiment, and not refused, but
     its trials may differ from the creator's in what the versions changed. A build's local tag (torch's
-    `+cpu`, `+cu126`) is left out: the device is not part of the experiment either."""
+    `+cpu`, `+cu126`) is left out: the device is not part of the experiment either.
+
+    Said on the first run with those versions only, which records them on the study (`VERSIONS_RUN_ATTR`):
+    after an upgrade every later resume repeated it, and told the user to install the creator's versions
+    again, which would mix a third set into the trials the upgraded ones had run."""
     stored = study.user_attrs.get("versions")
     if not isinstance(stored, dict):
         return
     here = versions()
     differ = [
-        f"{name} {stored[name]}, {here[name]} here"
+        name
         for name in here
         if isinstance(stored.get(name), str) and stored[name].split("+")[0] != here[name].split("+")[0]
     ]
-    if differ:
-        logging.getLogger("hpotool").warning(
-            "note: study %r was created with %s: its trials here may differ from the creator's in what those "
-            "versions changed; install the study's versions to match it (pip install NAME==VERSION)",
-            study.study_name,
-            "; ".join(differ),
-        )
+    if not differ:
+        return
+    released = {name: version.split("+")[0] for name, version in here.items()}
+    seen = study.user_attrs.get(VERSIONS_RUN_ATTR)
+    seen = seen if isinstance(seen, list) else []
+    if released in seen:
+        return
+    study.set_user_attr(VERSIONS_RUN_ATTR, [*seen, released])
+    logging.getLogger("hpotool").warning(
+        "note: study %r was created with %s: the trials run with these versions may differ from those run "
+        "with the study's in what the versions changed (said on the first run with them only); to keep them "
+        "alike, install the study's (pip install %s)",
+        study.study_name,
+        "; ".join(f"{name} {stored[name]}, {here[name]} here" for name in differ),
+        " ".join(f"{name}=={stored[name].split('+')[0]}" for name in differ),
+    )
 
 
 def _record_run_settings(study: optuna.Study, opt: OptimizeConfig) -> None:
