@@ -370,3 +370,59 @@ def test_a_distribution_without_top_level_txt_is_told_its_import_name(
         "hatch-lab names the distribution hatch-lab (pip's name for it), which Python imports as hatchlab: "
         "write hatchlab.models:Net"
     )
+
+
+@pytest.mark.parametrize("hook", [True, False])
+def test_an_editable_install_whose_import_hook_failed_as_python_started_is_told_so(
+    elsewhere: Path, monkeypatch: pytest.MonkeyPatch, hook: bool
+) -> None:
+    """Hatchling's `dev-mode-exact` editable install (as `pip install --no-deps -e .` left it, walked for
+    real): a .pth runs `import _editable_impl_hooklab`, whose `from editables.redirector import ...` fails as
+    Python starts, and the package, though its folder holds it, is not found. The line said "No module named
+    'hooklab' (did you mean 'hooklab'?)" and to run hpotool from the folder that holds hooklab/."""
+    project = elsewhere / "proj"
+    (project / "src" / "hooklab").mkdir(parents=True)
+    (project / "src" / "hooklab" / "__init__.py").write_text("")
+    site = elsewhere / "site"
+    _dist_info(site, "hook-lab", [], project, editable=True)
+    info = site / "hook_lab-0.1.0.dist-info"
+    (info / "top_level.txt").unlink()  # hatchling writes none
+    (info / "RECORD").write_text(
+        "__pycache__/_editable_impl_hook_lab.cpython-311.pyc,,\n"
+        "_editable_impl_hook_lab.pth,sha256=x,40\n_editable_impl_hook_lab.py,sha256=x,184\n"
+        "hook_lab-0.1.0.dist-info/RECORD,,\n"
+    )
+    # without the hook: hatchling's plain .pth, which names a folder Python left off sys.path (python -S)
+    pth = "import _editable_impl_hook_lab" if hook else str(project / "src")
+    (site / "_editable_impl_hook_lab.pth").write_text(pth)
+    (site / "_editable_impl_hook_lab.py").write_text(
+        "from editables.redirector import RedirectingFinder as F\nF.install()\n"
+        f"F.map_module('hooklab', {str(project / 'src' / 'hooklab' / '__init__.py')!r})\n"
+    )
+    monkeypatch.syspath_prepend(str(site))
+    with pytest.raises(HpoError) as info_:
+        import_object("hooklab.models:Net")
+    why = (
+        f'but its import hook (_editable_impl_hook_lab.pth in {site}) failed as Python started ("Error '
+        f'processing line ... of _editable_impl_hook_lab.pth", printed above)'
+        if hook
+        else "yet Python does not find it there"
+    )
+    assert str(info_.value) == (
+        f"cannot import 'hooklab.models:Net': No module named 'hooklab'; hook-lab is installed editable (pip "
+        f"install -e) from {project}, which holds hooklab, {why}: install it again ({sys.executable} -m pip "
+        f"install -e {project})"
+    )
+
+
+def test_a_module_not_found_is_never_told_to_mean_itself(
+    elsewhere: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A project installed from a folder that names a package Python does not find (its editable install's
+    hook failed): "No module named 'selflab' (did you mean 'selflab'?)"."""
+    from hpotool.import_hints import similar_module
+
+    site = elsewhere / "site"
+    _dist_info(site, "self-lab", ["selflab", "selflab2"], elsewhere / "proj", editable=False)
+    monkeypatch.syspath_prepend(str(site))
+    assert similar_module("selflab") == " (did you mean 'selflab2'?)"

@@ -175,6 +175,36 @@ def not_installed_hint(path: str, top: str) -> str:
                 f"; {name} is installed editable (pip install -e) from {folder}, which holds no {top} now: "
                 f"install it again ({_python()} install -e {folder})"
             )
+        return (
+            f"; {name} is installed editable (pip install -e) from {folder}, which holds {top}, "
+            + (_unloaded_hook(dist) or "yet Python does not find it there")
+            + f": install it again ({_python()} install -e {folder})"
+        )
+    return ""
+
+
+def _unloaded_hook(dist: metadata.Distribution) -> str:
+    """`but its import hook (x.pth in SITE) failed as Python started, as said above` where a .pth file that
+    `dist` installed (an editable install's: hatchling's `dev-mode-exact` and setuptools' import finders) runs
+    an `import` that did not load: `editables`, the module hatchling's hook imports, left out by `pip install
+    --no-deps -e`. Python prints the error once, as it starts, and the package is not found later, where its
+    folder still holds it. Empty for none."""
+    for file in dist.files or []:
+        if len(file.parts) != 1 or not file.name.endswith(".pth"):
+            continue
+        path = str(dist.locate_file(file))
+        try:
+            with open(path, encoding="utf-8") as fh:
+                lines = fh.read().splitlines()
+        except (OSError, UnicodeDecodeError):
+            continue
+        for line in lines:
+            found = re.match(r"import\s+([\w.]+)", line)
+            if found is not None and found.group(1) not in sys.modules:
+                return (
+                    f"but its import hook ({file.name} in {os.path.dirname(path)}) failed as Python started "
+                    f'("Error processing line ... of {file.name}", printed above)'
+                )
     return ""
 
 
