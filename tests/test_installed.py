@@ -42,7 +42,7 @@ def elsewhere(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]
     before = set(sys.modules)
     yield tmp_path
     for name in set(sys.modules) - before:
-        if name.startswith(("instlab", "movedlab", "srclab", "deplab", "stalelab")):
+        if name.startswith(("instlab", "movedlab", "srclab", "deplab", "stalelab", "nslab")):
             del sys.modules[name]
 
 
@@ -426,3 +426,34 @@ def test_a_module_not_found_is_never_told_to_mean_itself(
     _dist_info(site, "self-lab", ["selflab", "selflab2"], elsewhere / "proj", editable=False)
     monkeypatch.syspath_prepend(str(site))
     assert similar_module("selflab") == " (did you mean 'selflab2'?)"
+
+
+@pytest.mark.parametrize("how", ["editable", "copy"])
+def test_a_file_path_into_an_installed_namespace_package_is_told_its_module(
+    elsewhere: Path, monkeypatch: pytest.MonkeyPatch, how: str
+) -> None:
+    """A namespace package (no __init__.py: `namespaces = true`, walked for real with setuptools' src layout)
+    installed with pip: the absolute path of its module was told "write models:Net and run hpotool from
+    .../nslab", which imports the module outside its package; Python imports it as nslab.models, from the
+    source (-e, whose .pth adds src/) or from the copy in site-packages."""
+    project = elsewhere / "proj"
+    (project / "src" / "nslab").mkdir(parents=True)
+    (project / "src" / "nslab" / "models.py").write_text("class Net:\n    pass\n")
+    if how == "editable":
+        monkeypatch.syspath_prepend(str(project / "src"))  # as `__editable__.ns_lab-0.1.0.pth` puts it
+    else:
+        (elsewhere / "site" / "nslab").mkdir(parents=True)
+        (elsewhere / "site" / "nslab" / "models.py").write_text("class Net:\n    pass\n")
+        _dist_info(elsewhere / "site", "ns-lab", ["nslab"], project, editable=False)
+        monkeypatch.syspath_prepend(str(elsewhere / "site"))
+    path = project / "src" / "nslab" / "models.py"
+    with pytest.raises(HpoError) as info:
+        import_object(f"{path}:Net")
+    said = f"cannot import '{path}:Net': '{path}' is a file path, not an import path; write nslab.models:Net"
+    assert str(info.value) == said + (
+        ", the module Python imports that file as"
+        if how == "editable"
+        else f" (the file is in a package, named from the folder above it) and run hpotool from "
+        f"{project / 'src'} (or add it to PYTHONPATH, or pip install -e your project)"
+    )
+    assert import_object("nslab.models:Net").__name__ == "Net"

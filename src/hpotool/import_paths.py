@@ -294,7 +294,7 @@ def _package_module(file: str) -> tuple[str, str | None] | None:
                 return ".".join(given[i:]), None
         return None
     if not os.path.isfile(os.path.join(os.path.dirname(path), "__init__.py")):
-        return None
+        return _namespace_module(path)
     parts, root = [os.path.basename(path)], os.path.dirname(path)
     while os.path.isfile(os.path.join(root, "__init__.py")):
         parts.insert(0, os.path.basename(root))
@@ -304,6 +304,30 @@ def _package_module(file: str) -> tuple[str, str | None] | None:
     if os.path.join(root, parts[0]) in _package_folders(parts[0]):
         return ".".join(parts), None
     return ".".join(parts), os.path.relpath(root) if root.startswith(os.getcwd() + os.sep) else root
+
+
+def _namespace_module(path: str) -> tuple[str, str | None] | None:
+    """`_package_module` for the file `path` (without .py) in a folder without `__init__.py` that is part of
+    a namespace package Python imports: an installed project's (`pip install -e`: None, as Python imports that
+    file; `pip install .`: the folder to run from, as for a regular package's source); None for a plain
+    folder, or one found only as the current folder's. Told "write models:Net and run hpotool from
+    .../nslab", which imports the module outside its package."""
+    cwd = os.getcwd()
+    parts, folder = [os.path.basename(path)], os.path.dirname(path)
+    while os.path.dirname(folder) not in (folder, cwd):
+        parts.insert(0, os.path.basename(folder))
+        if not all(p.isidentifier() for p in parts):
+            return None
+        found = _package_folders(parts[0])
+        if folder in found:
+            return ".".join(parts), None
+        if any(os.path.isfile(os.path.join(w, *parts[1:]) + ".py") for w in found):
+            root = os.path.dirname(folder)
+            return ".".join(parts), os.path.relpath(root) if root.startswith(cwd + os.sep) else root
+        if os.path.isfile(os.path.join(folder, "__init__.py")):  # a regular package's: named from there
+            return None
+        folder = os.path.dirname(folder)
+    return None
 
 
 def _package_folders(top: str) -> list[str]:
