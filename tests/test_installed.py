@@ -457,3 +457,54 @@ def test_a_file_path_into_an_installed_namespace_package_is_told_its_module(
         f"{project / 'src'} (or add it to PYTHONPATH, or pip install -e your project)"
     )
     assert import_object("nslab.models:Net").__name__ == "Net"
+
+
+@pytest.mark.parametrize("pth", ["_editable_impl_deep_learning_lab.pth", "deep_learning_lab.pth"])
+def test_an_editable_install_that_records_no_import_name_moved_is_told_it_may_have_held_the_package(
+    elsewhere: Path, monkeypatch: pytest.MonkeyPatch, pth: str
+) -> None:
+    """Hatchling and PDM (`_editable_impl_<dist>.pth`) and Poetry (`<dist>.pth`) install editable
+    projects as a .pth alone, with no top_level.txt (walked for real): a project named deep-learning-lab whose
+    package is unnamedlab, its folder moved, was told only to run hpotool from the folder that holds
+    unnamedlab/, as its import name could be read from nowhere; setuptools' top_level.txt names it. A
+    distribution whose import names are known and are others is not told."""
+    gone = elsewhere / "gone" / "proj"
+    site = elsewhere / "site"
+    _dist_info(site, "deep-learning-lab", [], gone, editable=True)
+    info = site / "deep_learning_lab-0.1.0.dist-info"
+    (info / "top_level.txt").unlink()
+    (info / "RECORD").write_text(f"{pth},sha256=x,35\ndeep_learning_lab-0.1.0.dist-info/RECORD,,\n")
+    (site / pth).write_text(f"{gone / 'src'}\n")
+    _dist_info(site, "other-lab", ["otherlab"], elsewhere / "gone" / "other", editable=True)
+    monkeypatch.syspath_prepend(str(site))
+    with pytest.raises(HpoError) as info_:
+        import_object("unnamedlab.models:Net")
+    assert str(info_.value) == (
+        f"cannot import 'unnamedlab.models:Net': No module named 'unnamedlab'; deep-learning-lab is installed "
+        f"editable (pip install -e) from {gone}, which no longer exists (moved or deleted), and may have held "
+        f"unnamedlab (its install names no package): install it again from its folder now ({sys.executable} -m "
+        f"pip install -e NEW_FOLDER)"
+    )
+
+
+def test_a_flit_editable_install_moved_is_told_by_the_module_its_pth_is_named_after(
+    elsewhere: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """flit's editable install (walked for real) is `mvflit.pth` alone, named after the module, with no
+    top_level.txt; its folder moved, the package is named by that .pth, and the line is the moved install's."""
+    gone = elsewhere / "gone" / "proj"
+    site = elsewhere / "site"
+    _dist_info(site, "deep-learning-flit", [], gone, editable=True)
+    info = site / "deep_learning_flit-0.1.0.dist-info"
+    (info / "top_level.txt").unlink()
+    (info / "RECORD").write_text("mvflit.pth,sha256=x,30\ndeep_learning_flit-0.1.0.dist-info/RECORD,,\n")
+    (info / "WHEEL").write_text("Wheel-Version: 1.0\nGenerator: flit 4.2.0\nRoot-Is-Purelib: true\n")
+    (site / "mvflit.pth").write_text(f"{gone / 'src'}")
+    monkeypatch.syspath_prepend(str(site))
+    with pytest.raises(HpoError) as info_:
+        import_object("mvflit.models:Net")
+    assert str(info_.value) == (
+        f"cannot import 'mvflit.models:Net': No module named 'mvflit'; deep-learning-flit is installed editable "
+        f"(pip install -e) from {gone}, which no longer exists (moved or deleted): install it again from its "
+        f"folder now ({sys.executable} -m pip install -e NEW_FOLDER)"
+    )
