@@ -508,3 +508,38 @@ def test_a_flit_editable_install_moved_is_told_by_the_module_its_pth_is_named_af
         f"(pip install -e) from {gone}, which no longer exists (moved or deleted): install it again from its "
         f"folder now ({sys.executable} -m pip install -e NEW_FOLDER)"
     )
+
+
+def test_a_flat_namespace_package_installed_editable_from_a_folder_since_moved_is_told_so(
+    elsewhere: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """setuptools installs a flat-layout namespace package (no __init__.py) editable as an import finder
+    (`__editable___*_finder.py`, made here by setuptools' own template) whose NAMESPACES still import the
+    package once its folder moved (walked for real): `nsflatlab.models` was the module not found, told with
+    no hint at all."""
+    from setuptools.command.editable_wheel import _finder_template
+
+    gone = elsewhere / "gone" / "proj"
+    site = elsewhere / "site"
+    _dist_info(site, "nsflat-lab", ["nsflatlab"], gone, editable=True)
+    finder = "__editable___nsflat_lab_0_1_0_finder"
+    held = {"nsflatlab": str(gone / "nsflatlab")}
+    (site / f"{finder}.py").write_text(
+        _finder_template("__editable__.nsflat_lab-0.1.0.finder", held, {"nsflatlab": [held["nsflatlab"]]})
+    )
+    for name in ("meta_path", "path_hooks", "path"):  # what the finder's install() changes, undone after
+        monkeypatch.setattr(sys, name, list(getattr(sys, name)))
+    monkeypatch.setattr(sys, "path_importer_cache", dict(sys.path_importer_cache))
+    monkeypatch.syspath_prepend(str(site))
+    try:
+        __import__(finder).install()
+        with pytest.raises(HpoError) as info:
+            import_object("nsflatlab.models:Net")
+    finally:
+        for name in (finder, "nsflatlab"):
+            sys.modules.pop(name, None)
+    assert str(info.value) == (
+        f"cannot import 'nsflatlab.models:Net': No module named 'nsflatlab.models'; nsflat-lab is installed "
+        f"editable (pip install -e) from {gone}, which no longer exists (moved or deleted): install it again "
+        f"from its folder now ({sys.executable} -m pip install -e NEW_FOLDER)"
+    )

@@ -168,10 +168,24 @@ def _not_found(path: str, module_name: str, attr: str, exc: ModuleNotFoundError)
         installed = not_installed_hint(path, top) or other_environment_hint(top)
         if installed:
             return HpoError(f"cannot import {path!r}: {exc}{installed}")
+    if wrong_path and "." in missing and _folderless_namespace(top):
+        installed = not_installed_hint(path, top)  # setuptools' finder, its folder gone: an empty namespace
+        if installed:
+            return HpoError(f"cannot import {path!r}: {exc}{installed}")
     hint = similar_module(missing) if wrong_path else ""
     if wrong_path and "." not in missing:
         hint += not_found_hint(top)
     return HpoError(f"cannot import {path!r}: {exc}{hint}")
+
+
+def _folderless_namespace(top: str) -> bool:
+    """Whether the imported package `top` is a namespace package none of whose folders exists: what
+    setuptools' editable finder (`__editable___*_finder.py`) of a flat-layout namespace package imports once
+    its project folder moved, so that `nslab.models` is the module not found, not `nslab`."""
+    module = sys.modules.get(top)
+    if module is None or getattr(module, "__file__", None) is not None:
+        return False
+    return not any(os.path.isdir(p) for p in getattr(module, "__path__", None) or [])
 
 
 def _missing_import_hint(missing: str, inside: str) -> str:
