@@ -42,7 +42,7 @@ def elsewhere(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]
     before = set(sys.modules)
     yield tmp_path
     for name in set(sys.modules) - before:
-        if name.startswith(("instlab", "movedlab", "srclab", "deplab", "stalelab", "nslab")):
+        if name.startswith(("instlab", "movedlab", "srclab", "deplab", "stalelab", "nslab", "solelab")):
             del sys.modules[name]
 
 
@@ -542,4 +542,22 @@ def test_a_flat_namespace_package_installed_editable_from_a_folder_since_moved_i
         f"cannot import 'nsflatlab.models:Net': No module named 'nsflatlab.models'; nsflat-lab is installed "
         f"editable (pip install -e) from {gone}, which no longer exists (moved or deleted): install it again "
         f"from its folder now ({sys.executable} -m pip install -e NEW_FOLDER)"
+    )
+
+
+def test_the_file_path_of_an_installed_single_module_is_told_its_module(
+    elsewhere: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A single-module project (`py-modules = ["solelab"]`) installed editable (walked for real: setuptools'
+    finder maps solelab to the project's solelab.py): its file path was told "write solelab:Net and run
+    hpotool from .../proj", though Python imports that file as solelab from any folder."""
+    project = elsewhere / "proj"
+    project.mkdir()
+    (project / "solelab.py").write_text("class Net:\n    pass\n")
+    monkeypatch.syspath_prepend(str(project))
+    with pytest.raises(HpoError) as info:
+        import_object(f"{project / 'solelab.py'}:Net")
+    assert str(info.value) == (
+        f"cannot import '{project / 'solelab.py'}:Net': '{project / 'solelab.py'}' is a file path, not an import "
+        f"path; write solelab:Net, the module Python imports that file as"
     )

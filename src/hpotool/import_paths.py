@@ -308,6 +308,8 @@ def _package_module(file: str) -> tuple[str, str | None] | None:
                 return ".".join(given[i:]), None
         return None
     if not os.path.isfile(os.path.join(os.path.dirname(path), "__init__.py")):
+        if _module_file(os.path.basename(path)) == f"{path}.py":  # an installed single module (py-modules)
+            return os.path.basename(path), None
         return _namespace_module(path)
     parts, root = [os.path.basename(path)], os.path.dirname(path)
     while os.path.isfile(os.path.join(root, "__init__.py")):
@@ -342,6 +344,15 @@ def _namespace_module(path: str) -> tuple[str, str | None] | None:
             return None
         folder = os.path.dirname(folder)
     return None
+
+
+def _module_file(name: str) -> str | None:
+    """The file Python imports the top-level module `name` from (found, not imported), or None."""
+    try:
+        spec = importlib.util.find_spec(name) if name.isidentifier() else None
+    except (ImportError, ValueError):
+        return None
+    return os.path.abspath(spec.origin) if spec is not None and spec.has_location and spec.origin else None
 
 
 def _package_folders(top: str) -> list[str]:
