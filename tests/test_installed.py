@@ -11,6 +11,7 @@ import sysconfig
 import textwrap
 from collections.abc import Iterator
 from pathlib import Path
+from typing import ClassVar
 
 import pytest
 
@@ -42,7 +43,9 @@ def elsewhere(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]
     before = set(sys.modules)
     yield tmp_path
     for name in set(sys.modules) - before:
-        if name.startswith(("instlab", "movedlab", "srclab", "deplab", "stalelab", "nslab", "solelab")):
+        if name.startswith(
+            ("instlab", "movedlab", "srclab", "deplab", "stalelab", "nslab", "solelab", "exactlab")
+        ):
             del sys.modules[name]
 
 
@@ -560,4 +563,54 @@ def test_the_file_path_of_an_installed_single_module_is_told_its_module(
     assert str(info.value) == (
         f"cannot import '{project / 'solelab.py'}:Net': '{project / 'solelab.py'}' is a file path, not an import "
         f"path; write solelab:Net, the module Python imports that file as"
+    )
+
+
+class _Redirector:
+    """editables' RedirectingFinder (editables/redirector.py, which hatchling's dev-mode-exact hook installs),
+    as it finds a top-level module: the file it was mapped to, whether or not it is still there."""
+
+    redirections: ClassVar[dict[str, str]] = {}
+
+    @classmethod
+    def find_spec(cls, fullname: str, path: object = None, target: object = None) -> object:
+        import importlib.util
+
+        if "." in fullname or path is not None or fullname not in cls.redirections:
+            return None
+        return importlib.util.spec_from_file_location(fullname, cls.redirections[fullname])
+
+
+@pytest.mark.parametrize("dist", ["exact-lab", "deep-learning-exact"])
+def test_a_hatchling_exact_editable_install_moved_is_told_so(
+    elsewhere: Path, monkeypatch: pytest.MonkeyPatch, dist: str
+) -> None:
+    """Hatchling's `dev-mode-exact` editable install (walked for real) maps the package to its __init__.py in
+    the project folder through editables' finder: once the folder moved, the import raised "FileNotFoundError:
+    [Errno 2] No such file or directory: '.../__init__.py'", with nothing to say the install was the cause.
+    The package's name is read from the hook (`F.map_module('exactlab', ...)`), as hatchling records none."""
+    gone = elsewhere / "gone" / "proj"
+    init = gone / "src" / "exactlab" / "__init__.py"
+    site = elsewhere / "site"
+    _dist_info(site, dist, [], gone, editable=True)
+    info = site / f"{dist.replace('-', '_')}-0.1.0.dist-info"
+    (info / "top_level.txt").unlink()
+    hook = f"_editable_impl_{dist.replace('-', '_')}"
+    (info / "RECORD").write_text(f"{hook}.pth,sha256=x,40\n{hook}.py,sha256=x,184\n")
+    (site / f"{hook}.pth").write_text(f"import {hook}")
+    (site / f"{hook}.py").write_text(
+        "from editables.redirector import RedirectingFinder as F\nF.install()\n"
+        f"F.map_module('exactlab', {str(init)!r})\n"
+    )
+    monkeypatch.setattr(_Redirector, "redirections", {"exactlab": str(init)})
+    monkeypatch.setattr(sys, "meta_path", [*sys.meta_path, _Redirector])
+    monkeypatch.setitem(sys.modules, hook, sys)  # the hook loaded as Python started
+    monkeypatch.syspath_prepend(str(site))
+    with pytest.raises(HpoError) as info_:
+        import_object("exactlab.models:Net")
+    assert str(info_.value) == (
+        f"cannot import 'exactlab.models:Net': importing 'exactlab.models' raised FileNotFoundError: [Errno 2] "
+        f"No such file or directory: '{init}'; {dist} is installed editable (pip install -e) from {gone}, which "
+        f"no longer exists (moved or deleted): install it again from its folder now ({sys.executable} -m pip "
+        f"install -e NEW_FOLDER)"
     )

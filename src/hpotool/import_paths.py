@@ -99,9 +99,15 @@ def _import_module(path: str, module_name: str, attr: str) -> types.ModuleType:
     except Exception as exc:  # the user's module raised while importing (a SyntaxError, an ImportError, ...)
         sys.stderr.write(held.getvalue())
         where = user_frame(exc)
+        install = ""
+        if isinstance(exc, FileNotFoundError) and where is None:  # a loader's: hatchling's editables hook
+            from hpotool.installed import not_installed_hint
+
+            install = not_installed_hint(path, module_name.split(".")[0])
         raise HpoError(
             f"cannot import {path!r}: importing {module_name!r} raised {first_line(exc)}"
             + (f" at {where}" if where else "")
+            + install
         ) from None
     sys.stderr.write(held.getvalue())
     if moved:

@@ -49,6 +49,15 @@ def _import_names(dist: metadata.Distribution, folder: str | None) -> tuple[str,
             top = top[:-3] if top.endswith(".py") and len(file.parts) == 1 else top
             if top.isidentifier() and not top.startswith("_") and top not in names:
                 names.append(top)
+    for file in [] if names else dist.files or []:  # hatchling's dev-mode-exact: the editables hook maps them
+        if len(file.parts) == 1 and file.name.startswith("_editable_impl_") and file.suffix == ".py":
+            try:
+                text = file.read_text(encoding="utf-8")
+            except (OSError, UnicodeDecodeError):
+                continue
+            for mapped in re.findall(r"map_module\(\s*['\"]([\w.]+)['\"]", text):
+                if mapped.split(".")[0] not in names:
+                    names.append(mapped.split(".")[0])
     if not names and re.search(r"^Generator: flit\b", dist.read_text("WHEEL") or "", re.M):
         # flit's editable install is a .pth named after the module (mylab.pth): its name where the folder is gone
         names = [
