@@ -11,6 +11,7 @@ import sysconfig
 import textwrap
 from collections.abc import Iterator
 from pathlib import Path
+from typing import ClassVar
 
 import pytest
 
@@ -42,7 +43,9 @@ def elsewhere(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]
     before = set(sys.modules)
     yield tmp_path
     for name in set(sys.modules) - before:
-        if name.startswith(("instlab", "movedlab", "srclab", "deplab", "stalelab")):
+        if name.startswith(
+            ("instlab", "movedlab", "srclab", "deplab", "stalelab", "nslab", "solelab", "exactlab")
+        ):
             del sys.modules[name]
 
 
@@ -369,4 +372,245 @@ def test_a_distribution_without_top_level_txt_is_told_its_import_name(
     assert str(info_.value).endswith(
         "hatch-lab names the distribution hatch-lab (pip's name for it), which Python imports as hatchlab: "
         "write hatchlab.models:Net"
+    )
+
+
+@pytest.mark.parametrize("hook", [True, False])
+def test_an_editable_install_whose_import_hook_failed_as_python_started_is_told_so(
+    elsewhere: Path, monkeypatch: pytest.MonkeyPatch, hook: bool
+) -> None:
+    """Hatchling's `dev-mode-exact` editable install (as `pip install --no-deps -e .` left it, walked for
+    real): a .pth runs `import _editable_impl_hooklab`, whose `from editables.redirector import ...` fails as
+    Python starts, and the package, though its folder holds it, is not found. The line said "No module named
+    'hooklab' (did you mean 'hooklab'?)" and to run hpotool from the folder that holds hooklab/."""
+    project = elsewhere / "proj"
+    (project / "src" / "hooklab").mkdir(parents=True)
+    (project / "src" / "hooklab" / "__init__.py").write_text("")
+    site = elsewhere / "site"
+    _dist_info(site, "hook-lab", [], project, editable=True)
+    info = site / "hook_lab-0.1.0.dist-info"
+    (info / "top_level.txt").unlink()  # hatchling writes none
+    (info / "RECORD").write_text(
+        "__pycache__/_editable_impl_hook_lab.cpython-311.pyc,,\n"
+        "_editable_impl_hook_lab.pth,sha256=x,40\n_editable_impl_hook_lab.py,sha256=x,184\n"
+        "hook_lab-0.1.0.dist-info/RECORD,,\n"
+    )
+    # without the hook: hatchling's plain .pth, which names a folder Python left off sys.path (python -S)
+    pth = "import _editable_impl_hook_lab" if hook else str(project / "src")
+    (site / "_editable_impl_hook_lab.pth").write_text(pth)
+    (site / "_editable_impl_hook_lab.py").write_text(
+        "from editables.redirector import RedirectingFinder as F\nF.install()\n"
+        f"F.map_module('hooklab', {str(project / 'src' / 'hooklab' / '__init__.py')!r})\n"
+    )
+    monkeypatch.syspath_prepend(str(site))
+    with pytest.raises(HpoError) as info_:
+        import_object("hooklab.models:Net")
+    why = (
+        f'but its import hook (_editable_impl_hook_lab.pth in {site}) failed as Python started ("Error '
+        f'processing line ... of _editable_impl_hook_lab.pth", printed above)'
+        if hook
+        else "yet Python does not find it there"
+    )
+    assert str(info_.value) == (
+        f"cannot import 'hooklab.models:Net': No module named 'hooklab'; hook-lab is installed editable (pip "
+        f"install -e) from {project}, which holds hooklab, {why}: install it again ({sys.executable} -m pip "
+        f"install -e {project})"
+    )
+
+
+def test_a_module_not_found_is_never_told_to_mean_itself(
+    elsewhere: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A project installed from a folder that names a package Python does not find (its editable install's
+    hook failed): "No module named 'selflab' (did you mean 'selflab'?)"."""
+    from hpotool.import_hints import similar_module
+
+    site = elsewhere / "site"
+    _dist_info(site, "self-lab", ["selflab", "selflab2"], elsewhere / "proj", editable=False)
+    monkeypatch.syspath_prepend(str(site))
+    assert similar_module("selflab") == " (did you mean 'selflab2'?)"
+
+
+@pytest.mark.parametrize("how", ["editable", "copy"])
+def test_a_file_path_into_an_installed_namespace_package_is_told_its_module(
+    elsewhere: Path, monkeypatch: pytest.MonkeyPatch, how: str
+) -> None:
+    """A namespace package (no __init__.py: `namespaces = true`, walked for real with setuptools' src layout)
+    installed with pip: the absolute path of its module was told "write models:Net and run hpotool from
+    .../nslab", which imports the module outside its package; Python imports it as nslab.models, from the
+    source (-e, whose .pth adds src/) or from the copy in site-packages."""
+    project = elsewhere / "proj"
+    (project / "src" / "nslab").mkdir(parents=True)
+    (project / "src" / "nslab" / "models.py").write_text("class Net:\n    pass\n")
+    if how == "editable":
+        monkeypatch.syspath_prepend(str(project / "src"))  # as `__editable__.ns_lab-0.1.0.pth` puts it
+    else:
+        (elsewhere / "site" / "nslab").mkdir(parents=True)
+        (elsewhere / "site" / "nslab" / "models.py").write_text("class Net:\n    pass\n")
+        _dist_info(elsewhere / "site", "ns-lab", ["nslab"], project, editable=False)
+        monkeypatch.syspath_prepend(str(elsewhere / "site"))
+    path = project / "src" / "nslab" / "models.py"
+    with pytest.raises(HpoError) as info:
+        import_object(f"{path}:Net")
+    said = f"cannot import '{path}:Net': '{path}' is a file path, not an import path; write nslab.models:Net"
+    assert str(info.value) == said + (
+        ", the module Python imports that file as"
+        if how == "editable"
+        else f" (the file is in a package, named from the folder above it) and run hpotool from "
+        f"{project / 'src'} (or add it to PYTHONPATH, or pip install -e your project)"
+    )
+    assert import_object("nslab.models:Net").__name__ == "Net"
+
+
+@pytest.mark.parametrize("pth", ["_editable_impl_deep_learning_lab.pth", "deep_learning_lab.pth"])
+def test_an_editable_install_that_records_no_import_name_moved_is_told_it_may_have_held_the_package(
+    elsewhere: Path, monkeypatch: pytest.MonkeyPatch, pth: str
+) -> None:
+    """Hatchling and PDM (`_editable_impl_<dist>.pth`) and Poetry (`<dist>.pth`) install editable
+    projects as a .pth alone, with no top_level.txt (walked for real): a project named deep-learning-lab whose
+    package is unnamedlab, its folder moved, was told only to run hpotool from the folder that holds
+    unnamedlab/, as its import name could be read from nowhere; setuptools' top_level.txt names it. A
+    distribution whose import names are known and are others is not told."""
+    gone = elsewhere / "gone" / "proj"
+    site = elsewhere / "site"
+    _dist_info(site, "deep-learning-lab", [], gone, editable=True)
+    info = site / "deep_learning_lab-0.1.0.dist-info"
+    (info / "top_level.txt").unlink()
+    (info / "RECORD").write_text(f"{pth},sha256=x,35\ndeep_learning_lab-0.1.0.dist-info/RECORD,,\n")
+    (site / pth).write_text(f"{gone / 'src'}\n")
+    _dist_info(site, "other-lab", ["otherlab"], elsewhere / "gone" / "other", editable=True)
+    monkeypatch.syspath_prepend(str(site))
+    with pytest.raises(HpoError) as info_:
+        import_object("unnamedlab.models:Net")
+    assert str(info_.value) == (
+        f"cannot import 'unnamedlab.models:Net': No module named 'unnamedlab'; deep-learning-lab is installed "
+        f"editable (pip install -e) from {gone}, which no longer exists (moved or deleted), and may have held "
+        f"unnamedlab (its install names no package): install it again from its folder now ({sys.executable} -m "
+        f"pip install -e NEW_FOLDER)"
+    )
+
+
+def test_a_flit_editable_install_moved_is_told_by_the_module_its_pth_is_named_after(
+    elsewhere: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """flit's editable install (walked for real) is `mvflit.pth` alone, named after the module, with no
+    top_level.txt; its folder moved, the package is named by that .pth, and the line is the moved install's."""
+    gone = elsewhere / "gone" / "proj"
+    site = elsewhere / "site"
+    _dist_info(site, "deep-learning-flit", [], gone, editable=True)
+    info = site / "deep_learning_flit-0.1.0.dist-info"
+    (info / "top_level.txt").unlink()
+    (info / "RECORD").write_text("mvflit.pth,sha256=x,30\ndeep_learning_flit-0.1.0.dist-info/RECORD,,\n")
+    (info / "WHEEL").write_text("Wheel-Version: 1.0\nGenerator: flit 4.2.0\nRoot-Is-Purelib: true\n")
+    (site / "mvflit.pth").write_text(f"{gone / 'src'}")
+    monkeypatch.syspath_prepend(str(site))
+    with pytest.raises(HpoError) as info_:
+        import_object("mvflit.models:Net")
+    assert str(info_.value) == (
+        f"cannot import 'mvflit.models:Net': No module named 'mvflit'; deep-learning-flit is installed editable "
+        f"(pip install -e) from {gone}, which no longer exists (moved or deleted): install it again from its "
+        f"folder now ({sys.executable} -m pip install -e NEW_FOLDER)"
+    )
+
+
+def test_a_flat_namespace_package_installed_editable_from_a_folder_since_moved_is_told_so(
+    elsewhere: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """setuptools installs a flat-layout namespace package (no __init__.py) editable as an import finder
+    (`__editable___*_finder.py`, made here by setuptools' own template) whose NAMESPACES still import the
+    package once its folder moved (walked for real): `nsflatlab.models` was the module not found, told with
+    no hint at all."""
+    from setuptools.command.editable_wheel import _finder_template
+
+    gone = elsewhere / "gone" / "proj"
+    site = elsewhere / "site"
+    _dist_info(site, "nsflat-lab", ["nsflatlab"], gone, editable=True)
+    finder = "__editable___nsflat_lab_0_1_0_finder"
+    held = {"nsflatlab": str(gone / "nsflatlab")}
+    (site / f"{finder}.py").write_text(
+        _finder_template("__editable__.nsflat_lab-0.1.0.finder", held, {"nsflatlab": [held["nsflatlab"]]})
+    )
+    for name in ("meta_path", "path_hooks", "path"):  # what the finder's install() changes, undone after
+        monkeypatch.setattr(sys, name, list(getattr(sys, name)))
+    monkeypatch.setattr(sys, "path_importer_cache", dict(sys.path_importer_cache))
+    monkeypatch.syspath_prepend(str(site))
+    try:
+        __import__(finder).install()
+        with pytest.raises(HpoError) as info:
+            import_object("nsflatlab.models:Net")
+    finally:
+        for name in (finder, "nsflatlab"):
+            sys.modules.pop(name, None)
+    assert str(info.value) == (
+        f"cannot import 'nsflatlab.models:Net': No module named 'nsflatlab.models'; nsflat-lab is installed "
+        f"editable (pip install -e) from {gone}, which no longer exists (moved or deleted): install it again "
+        f"from its folder now ({sys.executable} -m pip install -e NEW_FOLDER)"
+    )
+
+
+def test_the_file_path_of_an_installed_single_module_is_told_its_module(
+    elsewhere: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A single-module project (`py-modules = ["solelab"]`) installed editable (walked for real: setuptools'
+    finder maps solelab to the project's solelab.py): its file path was told "write solelab:Net and run
+    hpotool from .../proj", though Python imports that file as solelab from any folder."""
+    project = elsewhere / "proj"
+    project.mkdir()
+    (project / "solelab.py").write_text("class Net:\n    pass\n")
+    monkeypatch.syspath_prepend(str(project))
+    with pytest.raises(HpoError) as info:
+        import_object(f"{project / 'solelab.py'}:Net")
+    assert str(info.value) == (
+        f"cannot import '{project / 'solelab.py'}:Net': '{project / 'solelab.py'}' is a file path, not an import "
+        f"path; write solelab:Net, the module Python imports that file as"
+    )
+
+
+class _Redirector:
+    """editables' RedirectingFinder (editables/redirector.py, which hatchling's dev-mode-exact hook installs),
+    as it finds a top-level module: the file it was mapped to, whether or not it is still there."""
+
+    redirections: ClassVar[dict[str, str]] = {}
+
+    @classmethod
+    def find_spec(cls, fullname: str, path: object = None, target: object = None) -> object:
+        import importlib.util
+
+        if "." in fullname or path is not None or fullname not in cls.redirections:
+            return None
+        return importlib.util.spec_from_file_location(fullname, cls.redirections[fullname])
+
+
+@pytest.mark.parametrize("dist", ["exact-lab", "deep-learning-exact"])
+def test_a_hatchling_exact_editable_install_moved_is_told_so(
+    elsewhere: Path, monkeypatch: pytest.MonkeyPatch, dist: str
+) -> None:
+    """Hatchling's `dev-mode-exact` editable install (walked for real) maps the package to its __init__.py in
+    the project folder through editables' finder: once the folder moved, the import raised "FileNotFoundError:
+    [Errno 2] No such file or directory: '.../__init__.py'", with nothing to say the install was the cause.
+    The package's name is read from the hook (`F.map_module('exactlab', ...)`), as hatchling records none."""
+    gone = elsewhere / "gone" / "proj"
+    init = gone / "src" / "exactlab" / "__init__.py"
+    site = elsewhere / "site"
+    _dist_info(site, dist, [], gone, editable=True)
+    info = site / f"{dist.replace('-', '_')}-0.1.0.dist-info"
+    (info / "top_level.txt").unlink()
+    hook = f"_editable_impl_{dist.replace('-', '_')}"
+    (info / "RECORD").write_text(f"{hook}.pth,sha256=x,40\n{hook}.py,sha256=x,184\n")
+    (site / f"{hook}.pth").write_text(f"import {hook}")
+    (site / f"{hook}.py").write_text(
+        "from editables.redirector import RedirectingFinder as F\nF.install()\n"
+        f"F.map_module('exactlab', {str(init)!r})\n"
+    )
+    monkeypatch.setattr(_Redirector, "redirections", {"exactlab": str(init)})
+    monkeypatch.setattr(sys, "meta_path", [*sys.meta_path, _Redirector])
+    monkeypatch.setitem(sys.modules, hook, sys)  # the hook loaded as Python started
+    monkeypatch.syspath_prepend(str(site))
+    with pytest.raises(HpoError) as info_:
+        import_object("exactlab.models:Net")
+    assert str(info_.value) == (
+        f"cannot import 'exactlab.models:Net': importing 'exactlab.models' raised FileNotFoundError: [Errno 2] "
+        f"No such file or directory: '{init}'; {dist} is installed editable (pip install -e) from {gone}, which "
+        f"no longer exists (moved or deleted): install it again from its folder now ({sys.executable} -m pip "
+        f"install -e NEW_FOLDER)"
     )

@@ -48,7 +48,7 @@ def similar_module(missing: str) -> str:
         from hpotool.installed import local_installs
 
         names += [name for install in local_installs() for name in install.imports]
-    near = closest(last, names, n=1, ignore_case=True)
+    near = closest(last, [n for n in names if n != last], n=1, ignore_case=True)  # never the name not found
     return f" (did you mean {'.'.join([parent, near[0]]).lstrip('.')!r}?)" if near else ""
 
 

@@ -99,9 +99,15 @@ def _import_module(path: str, module_name: str, attr: str) -> types.ModuleType:
     except Exception as exc:  # the user's module raised while importing (a SyntaxError, an ImportError, ...)
         sys.stderr.write(held.getvalue())
         where = user_frame(exc)
+        install = ""
+        if isinstance(exc, FileNotFoundError) and where is None:  # a loader's: hatchling's editables hook
+            from hpotool.installed import not_installed_hint
+
+            install = not_installed_hint(path, module_name.split(".")[0])
         raise HpoError(
             f"cannot import {path!r}: importing {module_name!r} raised {first_line(exc)}"
             + (f" at {where}" if where else "")
+            + install
         ) from None
     sys.stderr.write(held.getvalue())
     if moved:
@@ -168,10 +174,24 @@ def _not_found(path: str, module_name: str, attr: str, exc: ModuleNotFoundError)
         installed = not_installed_hint(path, top) or other_environment_hint(top)
         if installed:
             return HpoError(f"cannot import {path!r}: {exc}{installed}")
+    if wrong_path and "." in missing and _folderless_namespace(top):
+        installed = not_installed_hint(path, top)  # setuptools' finder, its folder gone: an empty namespace
+        if installed:
+            return HpoError(f"cannot import {path!r}: {exc}{installed}")
     hint = similar_module(missing) if wrong_path else ""
     if wrong_path and "." not in missing:
         hint += not_found_hint(top)
     return HpoError(f"cannot import {path!r}: {exc}{hint}")
+
+
+def _folderless_namespace(top: str) -> bool:
+    """Whether the imported package `top` is a namespace package none of whose folders exists: what
+    setuptools' editable finder (`__editable___*_finder.py`) of a flat-layout namespace package imports once
+    its project folder moved, so that `nslab.models` is the module not found, not `nslab`."""
+    module = sys.modules.get(top)
+    if module is None or getattr(module, "__file__", None) is not None:
+        return False
+    return not any(os.path.isdir(p) for p in getattr(module, "__path__", None) or [])
 
 
 def _missing_import_hint(missing: str, inside: str) -> str:
@@ -294,7 +314,9 @@ def _package_module(file: str) -> tuple[str, str | None] | None:
                 return ".".join(given[i:]), None
         return None
     if not os.path.isfile(os.path.join(os.path.dirname(path), "__init__.py")):
-        return None
+        if _module_file(os.path.basename(path)) == f"{path}.py":  # an installed single module (py-modules)
+            return os.path.basename(path), None
+        return _namespace_module(path)
     parts, root = [os.path.basename(path)], os.path.dirname(path)
     while os.path.isfile(os.path.join(root, "__init__.py")):
         parts.insert(0, os.path.basename(root))
@@ -304,6 +326,39 @@ def _package_module(file: str) -> tuple[str, str | None] | None:
     if os.path.join(root, parts[0]) in _package_folders(parts[0]):
         return ".".join(parts), None
     return ".".join(parts), os.path.relpath(root) if root.startswith(os.getcwd() + os.sep) else root
+
+
+def _namespace_module(path: str) -> tuple[str, str | None] | None:
+    """`_package_module` for the file `path` (without .py) in a folder without `__init__.py` that is part of
+    a namespace package Python imports: an installed project's (`pip install -e`: None, as Python imports that
+    file; `pip install .`: the folder to run from, as for a regular package's source); None for a plain
+    folder, or one found only as the current folder's. Told "write models:Net and run hpotool from
+    .../nslab", which imports the module outside its package."""
+    cwd = os.getcwd()
+    parts, folder = [os.path.basename(path)], os.path.dirname(path)
+    while os.path.dirname(folder) not in (folder, cwd):
+        parts.insert(0, os.path.basename(folder))
+        if not all(p.isidentifier() for p in parts):
+            return None
+        found = _package_folders(parts[0])
+        if folder in found:
+            return ".".join(parts), None
+        if any(os.path.isfile(os.path.join(w, *parts[1:]) + ".py") for w in found):
+            root = os.path.dirname(folder)
+            return ".".join(parts), os.path.relpath(root) if root.startswith(cwd + os.sep) else root
+        if os.path.isfile(os.path.join(folder, "__init__.py")):  # a regular package's: named from there
+            return None
+        folder = os.path.dirname(folder)
+    return None
+
+
+def _module_file(name: str) -> str | None:
+    """The file Python imports the top-level module `name` from (found, not imported), or None."""
+    try:
+        spec = importlib.util.find_spec(name) if name.isidentifier() else None
+    except (ImportError, ValueError):
+        return None
+    return os.path.abspath(spec.origin) if spec is not None and spec.has_location and spec.origin else None
 
 
 def _package_folders(top: str) -> list[str]:

@@ -39,8 +39,8 @@ def _squashed(name: str) -> str:
 
 def _import_names(dist: metadata.Distribution, folder: str | None) -> tuple[str, ...]:
     """The top-level names `dist` is imported by: its `top_level.txt` (setuptools), else the first parts of
-    the files it installed, else (an editable install that installed none: hatchling's .pth) the packages in
-    its project folder or the folder's `src/`."""
+    the files it installed, else (an editable install that installed none: hatchling's .pth) the stem of
+    flit's .pth (named after the module), or the packages in its project folder or the folder's `src/`."""
     text = dist.read_text("top_level.txt")
     names = [n.strip() for n in text.splitlines() if n.strip()] if text else []
     if not names:
@@ -49,6 +49,22 @@ def _import_names(dist: metadata.Distribution, folder: str | None) -> tuple[str,
             top = top[:-3] if top.endswith(".py") and len(file.parts) == 1 else top
             if top.isidentifier() and not top.startswith("_") and top not in names:
                 names.append(top)
+    for file in [] if names else dist.files or []:  # hatchling's dev-mode-exact: the editables hook maps them
+        if len(file.parts) == 1 and file.name.startswith("_editable_impl_") and file.suffix == ".py":
+            try:
+                text = file.read_text(encoding="utf-8")
+            except (OSError, UnicodeDecodeError):
+                continue
+            for mapped in re.findall(r"map_module\(\s*['\"]([\w.]+)['\"]", text):
+                if mapped.split(".")[0] not in names:
+                    names.append(mapped.split(".")[0])
+    if not names and re.search(r"^Generator: flit\b", dist.read_text("WHEEL") or "", re.M):
+        # flit's editable install is a .pth named after the module (mylab.pth): its name where the folder is gone
+        names = [
+            f.stem
+            for f in dist.files or []
+            if len(f.parts) == 1 and f.suffix == ".pth" and f.stem.isidentifier()
+        ]
     if not names and folder is not None:
         for base in (os.path.join(folder, "src"), folder):
             try:
@@ -145,14 +161,23 @@ def _python() -> str:
 def not_installed_hint(path: str, top: str) -> str:
     """What a top-level module `top` of the import path `path`, not found, may be as an installed project:
     the distribution's name written for its import name (`my-lab.models:Net`), or the import name of a
-    project installed editable from a folder since moved or deleted (or one that no longer holds it); empty
-    for none of these."""
+    project installed editable from a folder since moved or deleted (or one that no longer holds it, or whose
+    import hook failed), or else the editable install from a folder since moved or deleted whose import names
+    are not recorded (hatchling, PDM and Poetry record only a .pth named after the distribution, and the
+    folder that held the packages is gone); empty for none of these."""
+    unnamed = ""  # a moved editable install that records no import name (hatchling, PDM, Poetry)
     for dist in _distributions():
         name = dist.metadata["Name"] or ""
         local = _folder_of(dist)
         if _squashed(name) != _squashed(top) and (local is None or not local[1]):
             continue  # neither named so nor an editable install: its files are not read (torch's RECORD)
         imports = _import_names(dist, local[0] if local else None)
+        if local is not None and local[1] and not imports and not os.path.isdir(local[0]) and not unnamed:
+            unnamed = (
+                f"; {name} is installed editable (pip install -e) from {local[0]}, which no longer exists (moved "
+                f"or deleted), and may have held {top} (its install names no package): install it again from "
+                f"its folder now ({_python()} install -e NEW_FOLDER)"
+            )
         if _squashed(name) == _squashed(top) and top not in imports and imports:
             meant = [i for i in imports if _squashed(i) == _squashed(top)] or list(imports)
             rest = path[len(top) :]
@@ -175,6 +200,36 @@ def not_installed_hint(path: str, top: str) -> str:
                 f"; {name} is installed editable (pip install -e) from {folder}, which holds no {top} now: "
                 f"install it again ({_python()} install -e {folder})"
             )
+        return (
+            f"; {name} is installed editable (pip install -e) from {folder}, which holds {top}, "
+            + (_unloaded_hook(dist) or "yet Python does not find it there")
+            + f": install it again ({_python()} install -e {folder})"
+        )
+    return unnamed
+
+
+def _unloaded_hook(dist: metadata.Distribution) -> str:
+    """`but its import hook (x.pth in SITE) failed as Python started, as said above` where a .pth file that
+    `dist` installed (an editable install's: hatchling's `dev-mode-exact` and setuptools' import finders) runs
+    an `import` that did not load: `editables`, the module hatchling's hook imports, left out by `pip install
+    --no-deps -e`. Python prints the error once, as it starts, and the package is not found later, where its
+    folder still holds it. Empty for none."""
+    for file in dist.files or []:
+        if len(file.parts) != 1 or not file.name.endswith(".pth"):
+            continue
+        path = str(dist.locate_file(file))
+        try:
+            with open(path, encoding="utf-8") as fh:
+                lines = fh.read().splitlines()
+        except (OSError, UnicodeDecodeError):
+            continue
+        for line in lines:
+            found = re.match(r"import\s+([\w.]+)", line)
+            if found is not None and found.group(1) not in sys.modules:
+                return (
+                    f"but its import hook ({file.name} in {os.path.dirname(path)}) failed as Python started "
+                    f'("Error processing line ... of {file.name}", printed above)'
+                )
     return ""
 
 
