@@ -1253,15 +1253,23 @@ def test_a_command_joining_a_study_another_created_says_which_before_any_trial_f
 ) -> None:
     """The second machine of README's "Several machines", started as the first created the study (or a resume
     whose trials all failed), said nothing of the study it joined: no `new study` line (it did not create
-    it) and no `resuming` line (no trial had finished). Now it says `resuming study NAME: 0/N trials done`."""
+    it) and no `resuming` line (no trial had finished); then `resuming study NAME: 0/N trials done`, of a study
+    its creator works on. Now it says `joining study NAME: 0/N trials done, none running yet`."""
+    import time
+
+    from hpotool.owners import CREATED_BY
     from hpotool.plan import prepare_study
     from hpotool.study import open_study
 
     args = _optimize_args(tmp_path, run_dict, opt_dict)
-    open_study(prepare_study(Path(args[2]), Path(args[4])))  # machine A: the study, no trial yet
+    machine_a, _ = open_study(prepare_study(Path(args[2]), Path(args[4])))  # the study, no trial yet
+    creator = {"host": "machine-a.example", "pid": 4242, "time": time.time()}
+    machine_a._storage.set_study_system_attr(machine_a._study_id, CREATED_BY, creator)
     result = _ok(*args)
     lines = result.stderr.splitlines()
-    assert lines[0] == f"resuming study tiny: 0/{opt_dict['n_trials']} trials done", result.stderr
+    assert lines[0] == f"joining study tiny: 0/{opt_dict['n_trials']} trials done, none running yet", (
+        result.stderr
+    )
 
 
 def test_a_machine_joining_by_name_without_the_creator_s_gpu_is_told_to_give_device(

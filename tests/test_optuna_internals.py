@@ -272,8 +272,9 @@ def test_the_journal_parts(tmp_path: Path) -> None:
     `JournalOperation`s, the storage's `_backend`, `_thread_lock`, `_replay_result` and
     `_sync_with_backend()`, a file backend's `_file_path` and `_lock`; journal_claims, storage and
     journal_writes read a Redis backend's `_redis` and `_prefix`, and append with the script its
-    `append_logs` runs; redis_journal subclasses the backend (its `_url`, `_key_log_id`, constructor and
-    reading methods)."""
+    `append_logs` runs; redis_journal subclasses the backend (its `_url`, `_key_log_id`, constructor,
+    reading methods and `append_logs`), journal_file the file backend (its byte offsets, constructor, reading
+    and appending methods)."""
     from optuna.storages import JournalStorage
     from optuna.storages.journal import JournalFileBackend, JournalRedisBackend
 
@@ -289,7 +290,18 @@ def test_the_journal_parts(tmp_path: Path) -> None:
         f"{user}, hpotool.waiting",
     )
     _has(storage._replay_result, ["worker_id", "log_number_read", "get_trial"], f"{user}, hpotool.waiting")
-    _has(storage._backend, ["_file_path", "_lock"], f"{user}, hpotool.journal_claims")
+    _has(storage._backend, ["_file_path", "_lock"], f"{user}, hpotool.journal_claims, hpotool.journal_file")
+    # journal_file.JournalFile checks, before each read and append, the bytes the backend has read
+    # (`_log_number_offset`: each log number's byte offset), and appends its records as Optuna writes them
+    _has(storage._backend, ["_log_number_offset"], "hpotool.journal_file")
+    assert _params(JournalFileBackend.__init__) == ["self", "file_path", "lock_obj"], (
+        "adapt hpotool.journal_file"
+    )
+    assert _params(JournalFileBackend.read_logs) == ["self", "log_number_from"], "adapt hpotool.journal_file"
+    assert _params(JournalFileBackend.append_logs) == ["self", "logs"], "adapt hpotool.journal_file"
+    assert 'json.dumps(log, separators=(",", ":"))' in inspect.getsource(JournalFileBackend.append_logs), (
+        "JournalFileBackend.append_logs writes its records otherwise: adapt hpotool.journal_file._line"
+    )
     study = optuna.create_study(storage=storage)
     running = study.ask()
     study.enqueue_trial({"x": 0.5})
@@ -321,6 +333,7 @@ def test_the_journal_parts(tmp_path: Path) -> None:
         "adapt hpotool.redis_journal"
     )
     assert _params(JournalRedisBackend.load_snapshot) == ["self"], "adapt hpotool.redis_journal"
+    assert _params(JournalRedisBackend.append_logs) == ["self", "logs"], "adapt hpotool.redis_journal"
     assert redis._key_log_id(7) == "hpotool-internals-never-written:log:7", "adapt hpotool.redis_journal"
     assert _squashed(journal_writes._APPEND) in _squashed(
         inspect.getsource(JournalRedisBackend.append_logs)

@@ -544,3 +544,104 @@ def test_a_quiet_command_joining_a_study_another_machine_runs_says_it_joins(
     )
     assert result.exit_code == 0, result.output
     assert result.stderr.startswith("joining study tiny: 0/1 trials done, 2 running\n"), result.stderr
+
+
+_CREATOR = """
+import sys
+from pathlib import Path
+from hpotool.plan import prepare_study
+from hpotool.study import open_study
+open_study(prepare_study(Path(sys.argv[1]), Path(sys.argv[2])))
+print("created", flush=True)
+sys.stdin.read()  # alive, its study without a trial, until the test closes its stdin
+"""
+
+
+def _creator(run_path: Path, opt_path: Path) -> Any:
+    """A process of its own that creates the study of the configs, says so, and stays until its stdin closes."""
+    import os
+    import subprocess
+    import sys
+
+    import hpotool
+
+    src = Path(hpotool.__file__).resolve().parents[1]
+    proc = subprocess.Popen(
+        [sys.executable, "-c", _CREATOR, str(run_path), str(opt_path)],
+        env={**os.environ, "PYTHONPATH": str(src)},
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    assert proc.stdout is not None and proc.stdout.readline() == "created\n"
+    return proc
+
+
+def test_a_study_its_live_creator_has_not_started_a_trial_of_is_joined_and_one_left_so_is_resumed(
+    tmp_path: Path, run_dict: dict, opt_dict: dict
+) -> None:
+    """A command started while another process created the study and still loaded its workers' data (no
+    trial yet) said `resuming study tiny: 0/2 trials done`: it joins a study at work. Once that creator is
+    gone, the study it left without a trial is resumed."""
+    from typer.testing import CliRunner
+
+    from hpotool.cli import app
+
+    from .conftest import write_yaml
+
+    run_path = write_yaml(tmp_path / "run.yaml", run_dict)
+    said = []
+    for name in ("alive", "gone"):
+        opt = {**opt_dict, "study_name": name, "n_trials": 2}
+        opt_path = write_yaml(tmp_path / f"{name}.yaml", opt)
+        creator = _creator(run_path, opt_path)
+        try:
+            if name == "gone":
+                creator.stdin.close()
+                assert creator.wait(timeout=60) == 0
+            result = CliRunner().invoke(
+                app, ["optimize", "-r", str(run_path), "-o", str(opt_path), "-q"], catch_exceptions=False
+            )
+        finally:
+            if creator.poll() is None:
+                creator.stdin.close()
+                creator.wait(timeout=60)
+        assert result.exit_code == 0, result.output
+        said.append(result.stderr.splitlines()[0])
+    assert said == [
+        "joining study alive: 0/2 trials done, none running yet",
+        "resuming study gone: 0/2 trials done",
+    ]
+
+
+def _line_of(study: optuna.Study, done: int) -> str:
+    from hpotool.progress import resume_line
+
+    line = resume_line(study, 9, done, joined=True)
+    assert line is not None
+    return line.replace("[bold]", "").replace("[/]", "")
+
+
+def test_a_study_another_host_created_or_ran_a_trial_of_a_moment_ago_is_joined() -> None:
+    # Another machine's processes cannot be looked at: one that created the study, or finished a trial of it,
+    # within the heartbeat's grace (60 s) is taken to work on it still (loading its data, between trials).
+    import time
+
+    from hpotool.durations import SECONDS_ATTR, STARTED_ATTR
+    from hpotool.owners import CREATED_BY
+
+    machine_b = {"host": "machine-b.example", "pid": 4242}
+    for ago, said in ((5, "joining study tiny: 0/9 trials done, none running yet"), (600, None)):
+        study = optuna.create_study(study_name="tiny", direction="maximize")
+        study._storage.set_study_system_attr(
+            study._study_id, CREATED_BY, {**machine_b, "time": time.time() - ago}
+        )
+        assert _line_of(study, 0) == (said or "resuming study tiny: 0/9 trials done")
+    for ago, said in ((5, "joining study tiny: 1/9 trials done, none running now"), (600, None)):
+        study = optuna.create_study(study_name="tiny", direction="maximize")
+        trial = study.ask()
+        trial.set_user_attr("worker", machine_b)
+        trial.storage.set_trial_system_attr(trial._trial_id, STARTED_ATTR, time.time() - ago - 2)
+        trial.storage.set_trial_system_attr(trial._trial_id, SECONDS_ATTR, 2.0)
+        study.tell(trial, 0.5)
+        assert _line_of(study, 1) == (said or "resuming study tiny: 1/9 trials done")

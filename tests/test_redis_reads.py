@@ -438,3 +438,111 @@ def test_a_journal_snapshot_another_program_wrote_over_is_named_and_can_go(
     result = CliRunner().invoke(app, ["trials", "--study-name", STUDY, "--storage", url, "--json"])
     assert result.exit_code == 0, result.output
     assert result.stdout.count('"number"') == 300
+
+
+def _optimize_with_damage(
+    folder: Path, url: str, workers: int, damage: str, target: str, n_trials: int = 20
+) -> tuple[int | str, str]:
+    """`hpotool optimize -q --workers N` in a process of its own, on a study at `url` whose first trial damages
+    its journal (`tests.trainers:damages_its_journal`): its exit code, or "hung" where it had not ended after
+    120 s (killed then), and stderr."""
+    from .conftest import write_yaml
+
+    trainer = {"function": "tests.trainers:damages_its_journal", "marker": str(folder / "damaged")}
+    trainer.update(damage=damage, target=target)
+    run = write_yaml(folder / "run.yaml", {"epochs": 1, "trainer": trainer})
+    space = {"optimizer.lr": {"type": "float", "low": 0.001, "high": 0.1}}
+    opt = write_yaml(folder / "opt.yaml", {"study_name": "run", "n_trials": n_trials, "search_space": space})
+    repo = Path(__file__).resolve().parents[1]
+    src = Path(hpotool.__file__).resolve().parents[1]
+    args = ["optimize", "-r", str(run), "-o", str(opt), "--storage", url, "--workers", str(workers), "-q"]
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "hpotool", *args],
+        cwd=repo,  # tests.trainers
+        env={**os.environ, "PYTHONPATH": f"{src}{os.pathsep}{repo}"},
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        _, stderr = proc.communicate(timeout=120)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        return "hung", proc.communicate()[1]
+    return proc.returncode, stderr
+
+
+_STOPPED = (
+    "this run stopped, and the trials that were running stay RUNNING in the journal (nothing could be written "
+    "to end them)"
+)
+_RESUME = (
+    "then run the same command to resume: it marks the trials left RUNNING FAIL ('worker died') and runs their "
+    "parameters again"
+)
+
+
+@pytest.mark.parametrize("workers", [1, 2])
+def test_a_redis_journal_emptied_during_a_study_stops_it_in_one_line_writing_nothing(
+    journal: _Server, workers: int, tmp_path: Path
+) -> None:
+    # The server lost its data as the trials ran (restarted without it, FLUSHALL). Optuna's appends set the
+    # count to -1 and went on from log 0, a journal of records no reader could replay: the run went on with
+    # Optuna's 'reported value is ignored' warnings, its trials stored nowhere, then waited for ever for
+    # 'the trials other processes run'; with --workers, the line said 'while this command read it ... run
+    # the same command to read what it holds now', nothing of the trials that were running.
+    url = f"redis://127.0.0.1:{journal.port}?prefix=run"
+    code, stderr = _optimize_with_damage(tmp_path, url, workers, "flush", f"redis://127.0.0.1:{journal.port}")
+    assert code == 2, stderr
+    lines = stderr.splitlines()
+    assert lines[0] == f"new study 'run' in {url}", stderr
+    assert len(lines) == 2, stderr  # one line, whichever process found it first: not one per worker
+    assert re.fullmatch(
+        rf"error: (?:hpotool-worker-\d+: )?storage {re.escape(repr(url))}: its journal went away during the study \(run:log:\d+ and its "
+        r"count run:log_number are gone: the Redis server restarted without its data, or the journal's keys "
+        r"were deleted\); the study went with it, its finished trials and those that were running alike, and "
+        r"this run stopped, writing nothing more there: restore the server's data from a backup, then run the "
+        r"same command to resume, or run it as it is to start the study again",
+        lines[1],
+    ), lines[1]
+    assert journal.client().keys("run:*") == []  # nothing written after: no new journal begun from log 0
+
+
+@pytest.mark.parametrize("workers", [1, 2])
+def test_a_redis_journal_count_written_over_during_a_study_says_what_became_of_its_running_trials(
+    journal: _Server, workers: int, tmp_path: Path
+) -> None:
+    # One process: a traceback (ResponseError: value is not an integer, from Optuna's append script), exit 1;
+    # --workers: the reading commands' line, nothing of the running trials or of resuming.
+    url = f"redis://127.0.0.1:{journal.port}?prefix=run"
+    target = f"redis://127.0.0.1:{journal.port} run:log_number"
+    code, stderr = _optimize_with_damage(tmp_path, url, workers, "count", target)
+    assert code == 2, stderr
+    lines = stderr.splitlines()
+    assert len(lines) == 2 and lines[0] == f"new study 'run' in {url}", stderr
+    fix = re.fullmatch(
+        rf"error: (?:hpotool-worker-\d+: )?storage {re.escape(repr(url))}: its journal's key 'run:log_number' holds 'hi', not the number "
+        rf"of its last log: another program wrote over it, during the study; {re.escape(_STOPPED)}; set it back "
+        rf"to the number of the journal's last log \((redis-cli -h 127\.0\.0\.1 -p {journal.port} SET "
+        rf"run:log_number (\d+))\), {re.escape(_RESUME)}\. Keep other programs' keys out of the journal's "
+        r"\(run:\*\)",
+        lines[1],
+    )
+    assert fix is not None, lines[1]
+    from optuna.trial import TrialState
+
+    from hpotool.storage import make_storage
+
+    def trials() -> list[optuna.trial.FrozenTrial]:
+        return optuna.load_study(study_name="run", storage=make_storage(url, create=False)).trials
+
+    journal.client().set("run:log_number", fix[2])  # as the line says
+    running = [t.number for t in trials() if t.state == TrialState.RUNNING]
+    assert running  # the trial that damaged it, at least
+    code, stderr = _optimize_with_damage(tmp_path, url, workers, "count", target)  # the same command
+    assert code == 0, stderr
+    for number in running:
+        trial = trials()[number]
+        assert trial.state == TrialState.FAIL and trial.user_attrs["fail_reason"].startswith("worker died"), (
+            trial
+        )

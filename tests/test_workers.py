@@ -26,6 +26,7 @@ from click.testing import Result
 from optuna.trial import TrialState
 from typer.testing import CliRunner
 
+import hpotool
 from hpotool.cli import app
 from hpotool.dead_trials import fail_dead_local_trials
 from hpotool.exhaustion import _spare
@@ -2700,3 +2701,57 @@ def test_a_run_of_workers_says_once_which_trials_repeated_a_configuration(
     assert shown.count("repeated a configuration already run") == 1, output
     assert re.search(r"\b[4-6] trials repeated a configuration already run \(#\d+ = #\d+", shown), output
     assert "the space holds 2 configurations, and sampler grid or bruteforce runs each of them once" in shown
+
+
+@pytest.mark.parametrize("workers", ["1", "2"])
+def test_a_journal_file_emptied_during_a_study_stops_it_in_one_line_writing_nothing(
+    tmp_path: Path, workers: str
+) -> None:
+    # `: > studies/NAME.log` as the trials ran: Optuna read on from the byte it had read to, and appended its
+    # next records at the file's start, a journal no reader can replay. One process went on with Optuna's
+    # 'reported value is ignored' warnings by the dozen; --workers printed a JSONDecodeError traceback for
+    # each worker and exited 1.
+    journal = tmp_path / "j.log"
+    trainer = {"function": "tests.trainers:damages_its_journal", "marker": str(tmp_path / "damaged")}
+    trainer.update(damage="empty", target=str(journal))
+    run = write_yaml(tmp_path / "r.yaml", {"epochs": 1, "trainer": trainer})
+    space = {"optimizer.lr": {"type": "float", "low": 0.001, "high": 0.1}}
+    opt = write_yaml(tmp_path / "o.yaml", {"study_name": "j", "n_trials": 20, "search_space": space})
+    args = [
+        "optimize",
+        "-r",
+        str(run),
+        "-o",
+        str(opt),
+        "--storage",
+        f"journal:{journal}",
+        "--workers",
+        workers,
+    ]
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "hpotool", *args, "-q"],
+        cwd=REPO,  # tests.trainers
+        env={**os.environ, "PYTHONPATH": f"{Path(hpotool.__file__).resolve().parents[1]}{os.pathsep}{REPO}"},
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        _, stderr = proc.communicate(timeout=120)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        raise AssertionError(f"hung: {proc.communicate()[1]}") from None
+    assert proc.returncode == 2, stderr
+    lines = stderr.splitlines()
+    assert len(lines) == 2 and lines[0] == f"new study 'j' in {journal}", stderr
+    assert re.fullmatch(
+        rf"error: (?:hpotool-worker-\d+: )?storage 'journal:{re.escape(str(journal))}': its journal file '{re.escape(str(journal))}' "
+        r"holds 0 bytes, fewer than the \d+ this process had read of it \(emptied, cut short, or written over "
+        r"by another program\), during the study; this run stopped, writing nothing more to it, and the trials "
+        r"that were running stay RUNNING in what is left of it, where it holds them: put the journal back from "
+        r"a backup, then run the same command to resume: it marks the trials left RUNNING FAIL \('worker "
+        r"died'\) and runs their parameters again; or move it aside, and run the same command to start the "
+        r"study again",
+        lines[1],
+    ), lines[1]
+    assert journal.read_bytes() == b""  # nothing written after

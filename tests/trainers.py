@@ -332,3 +332,31 @@ def returns_tensors_still_in_the_graph(report: Report) -> dict[str, Any]:
     weight = torch.ones((), requires_grad=True)
     report(0, {"val_loss": weight * 0.5})
     return {"val_loss": weight * 0.25}
+
+
+def damages_its_journal(report: Report, marker: str, damage: str, target: str) -> dict[str, float]:
+    """The first trial to create the file `marker` damages the study's journal as another program would, in
+    its first epoch: `flush` empties the Redis server at URL `target` (its data lost), `count` writes over
+    the Redis key named after the URL in `target` (a journal's count), `empty` empties the journal file
+    `target`; it reports on, for a minute at most (the run is to stop at its next write). Other trials end
+    at once."""
+    import os
+    import time
+
+    report(0, {"val_loss": 1.0})
+    try:
+        os.close(os.open(marker, os.O_CREAT | os.O_EXCL | os.O_WRONLY))
+    except FileExistsError:
+        return {"val_loss": 1.0}  # the journal is damaged already: this trial's writes find it so
+    if damage == "empty":
+        open(target, "w").close()
+    else:
+        import redis
+
+        url, _, key = target.partition(" ")
+        with redis.Redis.from_url(url) as client:
+            client.flushall() if damage == "flush" else client.set(key, "hi")
+    for epoch in range(1, 600):
+        time.sleep(0.1)
+        report(epoch, {"val_loss": 1.0 / epoch})
+    return {"val_loss": 0.0}

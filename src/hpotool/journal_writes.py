@@ -81,7 +81,7 @@ def _append_together(storage: JournalStorage, logs: list[dict[str, Any]]) -> Non
         return
     pipe = backend._redis.pipeline(transaction=True)
     _queue_appends(pipe, backend, logs)
-    pipe.execute()
+    _execute(pipe, backend)
 
 
 def _append_if_waiting(storage: JournalStorage, trial_id: int, logs: list[dict[str, Any]]) -> bool:
@@ -125,14 +125,37 @@ def _append_on_redis_if_waiting(
             pipe.multi()
             _queue_appends(pipe, backend, logs)
             try:
-                pipe.execute()
+                _execute(pipe, backend)
                 return True
             except WatchError:
                 continue  # another process appended after the look: look again
 
 
+def _execute(pipe: Pipeline, backend: JournalRedisBackend) -> None:
+    """Run the appends queued on `pipe`: a journal that went away since this process read it, or whose count
+    is written over, refuses them (`RedisJournal.append_script`), said as the `JournalFault` it is."""
+    from redis.exceptions import ResponseError
+
+    from hpotool.redis_journal import RedisJournal
+
+    try:
+        pipe.execute()
+    except ResponseError as exc:
+        fault = backend.refusal(exc) if isinstance(backend, RedisJournal) else None
+        if fault is None:
+            raise
+        raise fault from None
+
+
 def _queue_appends(pipe: Pipeline, backend: JournalRedisBackend, logs: list[dict[str, Any]]) -> None:
-    """Queue on `pipe` the appends of `logs` as Optuna's backend makes them."""
+    """Queue on `pipe` the appends of `logs` as Optuna's backend makes them (hpotool's `RedisJournal`: in one
+    script, refused where the journal went away since this process read it)."""
+    from hpotool.redis_journal import RedisJournal
+
+    if isinstance(backend, RedisJournal):
+        script, seen = backend.append_script()
+        pipe.eval(script, 0, backend._prefix, seen, *(json.dumps(log) for log in logs))
+        return
     pipe.setnx(f"{backend._prefix}:log_number", -1)  # as Optuna's does: a journal's first record is number 0
     for log in logs:
         pipe.eval(_APPEND, 0, backend._prefix, json.dumps(log))
@@ -141,6 +164,10 @@ def _queue_appends(pipe: Pipeline, backend: JournalRedisBackend, logs: list[dict
 def _write_under_lock(backend: JournalFileBackend, logs: list[dict[str, Any]]) -> None:
     """What Optuna's `JournalFileBackend.append_logs` writes, with the journal's lock the caller holds (it
     takes the lock itself, which is not reentrant)."""
+    from hpotool.journal_file import JournalFile
+
+    if isinstance(backend, JournalFile):
+        backend.check()  # a file that lost what this process read gets nothing more
     lines = "".join(json.dumps(log, separators=(",", ":")) + "\n" for log in logs)
     with open(backend._file_path, "ab") as journal:
         journal.write(lines.encode("utf-8"))

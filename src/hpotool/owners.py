@@ -169,3 +169,50 @@ def in_use(study: optuna.Study, trials: list[FrozenTrial], grace_s: float) -> st
         if age < grace_s:
             return f"{who.get('host')} (pid {who['pid']}) queued trial #{t.number} {max(age, 0):.0f} s ago"
     return None
+
+
+# The study system attr naming the process that created the study (`owner()`) and when (`time`).
+CREATED_BY = "hpotool:created_by"
+
+
+def record_creator(study: optuna.Study) -> None:
+    """Record this process, and the time, as the creator of `study` (before its fingerprint, which a process
+    joining it waits for): a process joining it before its first trial tells a live creator's study, still
+    loading its workers' data, from one an earlier run left without a trial (`at_work_elsewhere`)."""
+    study._storage.set_study_system_attr(study._study_id, CREATED_BY, {**owner(), "time": time.time()})
+
+
+def at_work_elsewhere(study: optuna.Study, trials: list[FrozenTrial], grace_s: float) -> bool:
+    """Whether another process works on `study` now, though none of its trials may be running: one that
+    works on it as `in_use` says, its creator (`CREATED_BY`) or the process of one of its finished trials
+    where that is a live process of this host (still starting, or between two trials), or a process of another
+    host that created it or finished a trial under `grace_s` ago (its liveness cannot be seen from here)."""
+    if in_use(study, trials, grace_s) is not None:
+        return True
+    from hpotool.durations import SECONDS_ATTR, STARTED_ATTR
+
+    creator = study._storage.get_study_system_attrs(study._study_id).get(CREATED_BY)
+    seen: list[tuple[dict[str, Any], float]] = []  # each process, and when it was last seen at work
+    if isinstance(creator, dict):
+        seen.append((creator, _number(creator.get("time"))))
+    for t in trials:
+        who = t.user_attrs.get("worker")
+        if isinstance(who, dict):
+            ended = _number(t.system_attrs.get(STARTED_ATTR)) + _number(t.system_attrs.get(SECONDS_ATTR))
+            seen.append((who, ended))
+    now = time.time()
+    for who, when in seen:
+        if not isinstance(who.get("pid"), int):
+            continue
+        if _here(who):
+            pids = [who["pid"]] + ([who["main"]] if isinstance(who.get("main"), int) else [])
+            if os.getpid() not in pids and any(_alive(pid) for pid in pids):
+                return True
+        elif now - when < grace_s:
+            return True
+    return False
+
+
+def _number(value: object) -> float:
+    """`value` where it is a number, else 0 (a record written by hand, or by another version)."""
+    return float(value) if isinstance(value, int | float) and not isinstance(value, bool) else 0.0

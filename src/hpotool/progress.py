@@ -187,22 +187,38 @@ def resume_line(study: optuna.Study, target: int | None, already_done: int, join
     """`resuming study NAME: 3/20 trials done` (rich markup) for a study this command did not start, as
     `StudyObserver.study_started` is told of it, or `joining study NAME: 3/20 trials done, 2 running` where
     other processes run its trials now (another machine, another command: this one has started none yet,
-    and the trials of this machine's dead processes are failed by then); None for one it created, or one
-    holding its target."""
+    and the trials of this machine's dead processes are failed by then), `joining study NAME: 0/20 trials
+    done, none running yet` where another process is at work on it with no trial running; None for one it
+    created, or one holding its target."""
     # A study holding its target already: the summary's note says so, with how to run more (said here too,
     # it printed the same fact twice, in two wordings). One whose trials all failed (Ctrl-C in its first
     # trial) is resumed too, though none is done: said nothing, the run read as a study started over. One
     # joined with no trial finished yet is said too: a second machine started with the first said nothing
     # of the study it joined. One another process runs now is joined, not resumed: nothing of it had stopped.
-    states = [t.state for t in study.get_trials(deepcopy=False, states=(TrialState.FAIL, TrialState.RUNNING))]
-    failed, running = TrialState.FAIL in states, states.count(TrialState.RUNNING)
+    #
+    # One with none running is joined too where another process is seen at work on it (`at_work_elsewhere`):
+    # its creator loading its workers' data before their first trial, or between two trials. It said
+    # `resuming study NAME: 0/8 trials done` as the creator's workers loaded their data; a study an earlier
+    # run left (its creator gone, no trial running) is resumed.
+    trials = study.get_trials(deepcopy=False)
+    failed = any(t.state == TrialState.FAIL for t in trials)
+    running = sum(t.state == TrialState.RUNNING for t in trials)
     if (already_done or failed or joined) and (target is None or already_done < target):
         of = "" if target is None else f"/{target}"
         done = f"[bold]{escape(study.study_name)}[/]: {already_done}{of} trials done"
         if joined and running:
             return f"joining study {done}, {running} running"
+        if joined and _at_work_elsewhere(study, trials):
+            return f"joining study {done}, none running {'now' if already_done or failed else 'yet'}"
         return f"resuming study {done}"
     return None
+
+
+def _at_work_elsewhere(study: optuna.Study, trials: list[FrozenTrial]) -> bool:
+    from hpotool.owners import at_work_elsewhere
+    from hpotool.storage_settings import heartbeat_settings
+
+    return at_work_elsewhere(study, trials, heartbeat_settings()[1])
 
 
 class QuietObserver:

@@ -27,10 +27,39 @@ class JournalFault(StorageFault):
     """A Redis journal that cannot be read: a log gone, or a key holding what Optuna did not write."""
 
 
+# Optuna's append (`JournalRedisBackend.append_logs`), all of the logs in one script (ARGV: the prefix, the last
+# log this process has seen, the logs), refused where the journal's count is below that log, or gone while
+# the process had seen one: the journal was emptied (a Redis server restarted without its data, FLUSHDB, its
+# keys deleted) while the process ran. Optuna's set the count to -1 and appended on, from
+# log 0: a new journal of the records that followed, which no reader can replay, and the process's own reader
+# waited for its old count to come round (`optimize` went on running trials no storage kept, then hung).
+_APPEND_SEEN = (
+    "local count = string.format('%s:log_number', ARGV[1]) "
+    "local raw = redis.call('get', count) "
+    "local n = tonumber(raw or '-1') "
+    "if n == nil or n < tonumber(ARGV[2]) then return redis.error_reply('HPOTOOL_JOURNAL_BEHIND') end "
+    "if not raw then redis.call('set', count, n) end "  # a new journal's first log is number 0
+    "for i = 3, #ARGV do n = redis.call('incr', count) "
+    "redis.call('set', string.format('%s:log:%d', ARGV[1], n), ARGV[i]) end"
+)
+
+
 def _shown(value: bytes) -> str:
     """The start of a key's value, as a line can show it."""
     text = value[:40].decode("utf-8", "replace")
     return repr(text + ("..." if len(value) > 40 else ""))
+
+
+# What `optimize` says of the trials that were running when it found its journal damaged during the study, and
+# what it does once the damage is put right (`JournalFault.in_study`).
+_STOPPED = (
+    "this run stopped, and the trials that were running stay RUNNING in the journal (nothing could be written "
+    "to end them)"
+)
+_RESUME = (
+    "then run the same command to resume: it marks the trials left RUNNING FAIL ('worker died') and runs their "
+    "parameters again"
+)
 
 
 class RedisJournal(JournalRedisBackend):
@@ -40,9 +69,13 @@ class RedisJournal(JournalRedisBackend):
     def __init__(self, url: str, base: str, prefix: str) -> None:
         super().__init__(base, False, prefix)
         self.shown = shown_url(url)
+        self.seen = -1  # the last log this process has read: the journal holds it, and the count is no lower
 
     def read_logs(self, log_number_from: int) -> Generator[dict[str, Any], None, None]:
         last = self._last_number()
+        self.seen = max(self.seen, log_number_from - 1)  # read before: from the journal, or its snapshot
+        if last < self.seen:
+            raise self._gone(f"{self._prefix}:log:{self.seen}", self.seen)
         for number in range(log_number_from, last + 1):
             key = self._key_log_id(number)
             log = self._get(key)
@@ -56,7 +89,32 @@ class RedisJournal(JournalRedisBackend):
                 raise self._overwritten(key, f"holds {_shown(log)}, not a journal log") from None
             if not isinstance(record, dict) or "op_code" not in record:
                 raise self._overwritten(key, f"holds {_shown(log)}, not a journal log")
+            self.seen = max(self.seen, number)
             yield record
+
+    def append_logs(self, logs: list[dict[str, Any]]) -> None:
+        """Append `logs` as Optuna does, refused where the journal went away since this process read it
+        (`_APPEND_SEEN`), or its count is no number: a `JournalFault` naming what happened, nothing written."""
+        try:
+            self._redis.eval(_APPEND_SEEN, 0, self._prefix, self.seen, *(json.dumps(log) for log in logs))
+        except redis.exceptions.ResponseError as exc:
+            fault = self.refusal(exc)
+            if fault is None:
+                raise
+            raise fault from None
+
+    def append_script(self) -> tuple[str, int]:
+        """The script appending logs (`_APPEND_SEEN`), and the last log this process has seen, its first
+        argument after the prefix: for appends queued on a pipeline (`journal_writes`)."""
+        return _APPEND_SEEN, self.seen
+
+    def refusal(self, exc: Exception) -> JournalFault | None:
+        """The `JournalFault` behind a refused append (`_APPEND_SEEN`), or None for another error."""
+        said = str(exc)
+        if "HPOTOOL_JOURNAL_BEHIND" not in said and "WRONGTYPE" not in said:
+            return None
+        self._last_number()  # a count written over says so (raises)
+        return self._gone(f"{self._prefix}:log:{self.seen}", self.seen)
 
     def load_snapshot(self) -> bytes | None:
         return self._get(f"{self._prefix}:snapshot")
@@ -88,6 +146,8 @@ class RedisJournal(JournalRedisBackend):
     def _overwritten(self, key: str, holds: str) -> JournalFault:
         """What a command says of the journal's `key`, which another program wrote over (`holds`)."""
         cli = redis_cli(self._url)
+        said = f"storage {self.shown!r}: its journal's key {key!r} {holds}: another program wrote over it"
+        keep = f"Keep other programs' keys out of the journal's ({self._prefix}:*)"
         if key == f"{self._prefix}:snapshot":  # a copy of the logs, which are read without it
             fix = f"delete it ({cli} DEL {key}): the journal's logs are read without it"
         elif key == f"{self._prefix}:log_number":
@@ -98,13 +158,14 @@ class RedisJournal(JournalRedisBackend):
                 else f"delete it ({cli} DEL {key}): the journal holds no log"
             )
         else:
-            fix = (
-                "the study cannot be read past it: restore the server's data from a backup, or run the study "
-                "again under a new ?prefix="
+            past = "the study cannot be read past it: restore the server's data from a backup"
+            return JournalFault(
+                f"{said}; {past}, or run the study again under a new ?prefix=. {keep}",
+                f"{said}, during the study; {_STOPPED}; {past}, {_RESUME}; or run the study again under a new "
+                f"?prefix=. {keep}",
             )
         return JournalFault(
-            f"storage {self.shown!r}: its journal's key {key!r} {holds}: another program wrote over it; {fix}. "
-            f"Keep other programs' keys out of the journal's ({self._prefix}:*)"
+            f"{said}; {fix}. {keep}", f"{said}, during the study; {_STOPPED}; {fix}, {_RESUME}. {keep}"
         )
 
     def _gone(self, key: str, number: int) -> JournalFault:
@@ -116,17 +177,28 @@ class RedisJournal(JournalRedisBackend):
         except ValueError:  # written over since: `_last_number` says so at the next read
             now = -1
         if now < number:
-            return JournalFault(
-                f"storage {self.shown!r}: its journal went away while this command read it ({key} and its count "
-                f"{self._prefix}:log_number are gone: the Redis server restarted without its data, or the "
-                f"journal's keys were deleted); run the same command to read what it holds now (hpotool studies "
-                f"--storage {quote(self.shown)} lists its studies)"
+            gone = (
+                f"{key} and its count {self._prefix}:log_number are gone: the Redis server restarted without its "
+                f"data, or the journal's keys were deleted"
             )
-        return JournalFault(
+            return JournalFault(
+                f"storage {self.shown!r}: its journal went away while this command read it ({gone}); run the same "
+                f"command to read what it holds now (hpotool studies --storage {quote(self.shown)} lists its "
+                f"studies)",
+                f"storage {self.shown!r}: its journal went away during the study ({gone}); the study went with it, "
+                f"its finished trials and those that were running alike, and this run stopped, writing nothing "
+                f"more there: restore the server's data from a backup, then run the same command to resume, or "
+                f"run it as it is to start the study again",
+            )
+        said = (
             f"storage {self.shown!r}: its journal's key {key!r} is gone, though {self._prefix}:log_number counts "
-            f"{now + 1} logs (deleted, or evicted: a maxmemory-policy other than noeviction evicts "
-            f"keys); the study cannot be read past it: restore the server's data from a backup, and keep it "
-            f"from evicting the journal ({redis_cli(self._url)} CONFIG SET maxmemory-policy noeviction)"
+            f"{now + 1} logs (deleted, or evicted: a maxmemory-policy other than noeviction evicts keys)"
+        )
+        keep = f"keep it from evicting the journal ({redis_cli(self._url)} CONFIG SET maxmemory-policy noeviction)"
+        return JournalFault(
+            f"{said}; the study cannot be read past it: restore the server's data from a backup, and {keep}",
+            f"{said}, during the study; {_STOPPED}; restore the server's data from a backup, and {keep}, "
+            f"{_RESUME}",
         )
 
     def _last_log(self) -> int:

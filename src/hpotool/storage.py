@@ -174,7 +174,8 @@ def _redis_storage(url: str, *, check_only: bool) -> optuna.storages.BaseStorage
 def _journal_storage(url: str, *, create: bool, check_only: bool) -> optuna.storages.BaseStorage | None:
     """Optuna's journal file storage of a `journal:PATH` URL: a new file, or one holding Optuna's journal."""
     import optuna
-    from optuna.storages.journal import JournalFileBackend
+
+    from hpotool.journal_file import JournalFile
 
     journal = Path(url.removeprefix("journal:")).expanduser()
     refuse_a_long_name(url, journal)
@@ -193,7 +194,7 @@ def _journal_storage(url: str, *, create: bool, check_only: bool) -> optuna.stor
     if check_only:
         return None
     journal.parent.mkdir(parents=True, exist_ok=True)
-    return optuna.storages.JournalStorage(JournalFileBackend(str(journal)))
+    return optuna.storages.JournalStorage(JournalFile(url, str(journal)))
 
 
 def _server_storage(url: str, *, create: bool, check_only: bool) -> optuna.storages.BaseStorage | None:

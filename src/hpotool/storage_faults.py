@@ -6,6 +6,8 @@ from __future__ import annotations
 import os
 import re
 import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
 
 from hpotool.errors import HpoError, chain
 from hpotool.storage_files import file_hint
@@ -108,13 +110,15 @@ _REDIS_READING = re.compile(
 
 # What redis-py puts before the server's words for a command of a pipeline (MULTI/EXEC) the server refused.
 _REDIS_PIPELINE = re.compile(r"Command # \d+ \(.*?\) of pipeline caused error: ")
+# What Redis puts after its words for a command a script (hpotool's journal appends) ran and it refused.
+_REDIS_SCRIPT = re.compile(r"\.? script: [0-9a-f]+, on @user_script:\d+\.?$")
 
 
 def _redis_words(error: str) -> str:
     """`error` with redis-py's wording of a failed connection made plain (`_REDIS_CONNECTING`,
-    `_REDIS_READING`), and without its words around a pipeline's refused command (`_REDIS_PIPELINE`); any
-    other error as it is."""
-    error = _REDIS_PIPELINE.sub("", error)
+    `_REDIS_READING`), and without its words around a pipeline's or a script's refused command
+    (`_REDIS_PIPELINE`, `_REDIS_SCRIPT`); any other error as it is."""
+    error = _REDIS_SCRIPT.sub("", _REDIS_PIPELINE.sub("", error))
     found = _REDIS_CONNECTING.match(error)
     if found:
         said = found["said"]
@@ -254,3 +258,23 @@ def storage_lost(url: str, exc: BaseException | str, *, left_running: bool = Tru
         f"RUNNING there. {once} run the same command to resume: it marks them FAIL ('worker died') and runs "
         f"their parameters again"
     )
+
+
+@contextmanager
+def damage_during_study() -> Iterator[None]:
+    """Say a storage fault raised inside as `optimize` says it during its study (`StorageFault.in_study`): a
+    Redis journal emptied or written over as the trials ran was said as a reading command says it ('run the
+    same command to read what it holds now'), nothing of the trials that were running or of what to do."""
+    try:
+        yield
+    except StorageFault as exc:
+        if exc.in_study is None:
+            raise
+        raise in_study(exc) from exc
+
+
+def in_study(exc: HpoError) -> HpoError:
+    """`exc` as `optimize` says it during its study: a `StorageFault`'s `in_study` words, where it has some."""
+    if isinstance(exc, StorageFault) and exc.in_study is not None:
+        return StorageFault(exc.in_study)
+    return exc

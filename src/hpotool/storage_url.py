@@ -69,7 +69,12 @@ def shown_url(url: str) -> str:
 
 class StorageFault(HpoError):
     """A storage that failed at its work (locked by another process, read-only, a server gone away): not its
-    URL's fault, so `storage_origin` leaves the message as it is."""
+    URL's fault, so `storage_origin` leaves the message as it is. `in_study`: what `optimize` says of it instead
+    where it happened during its study (`storage_faults.damage_during_study`), if other words."""
+
+    def __init__(self, message: str, in_study: str | None = None) -> None:
+        super().__init__(message)
+        self.in_study = in_study
 
 
 # The origin of the storage a config without `storage:` and a command without --storage use:

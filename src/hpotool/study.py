@@ -20,7 +20,7 @@ from hpotool.errors import HpoError
 from hpotool.formatting import counted
 from hpotool.interrupts import deferred
 from hpotool.overrides import leaf_values
-from hpotool.owners import enqueue_owned
+from hpotool.owners import enqueue_owned, record_creator
 from hpotool.plan import StudyPlan
 from hpotool.search_space import encode_params
 from hpotool.second_study import (
@@ -322,8 +322,10 @@ def describe_new_study(study: optuna.Study, plan: StudyPlan) -> None:
 
 
 def describe_study(study: optuna.Study, plan: StudyPlan) -> None:
-    """Store the configs and versions on a study, and last its fingerprint."""
+    """Record this process as its creator, store the configs and versions on a study, and last its
+    fingerprint."""
     opt = plan.opt
+    record_creator(study)  # before the fingerprint a joining process waits for
     study.set_user_attr("run_config", plan.run.model_dump(mode="json"))
     study.set_user_attr("optimize_config", fingerprint.stored_optimize_config(opt))
     study.set_user_attr("versions", versions())

@@ -29,7 +29,7 @@ from hpotool.run_summary import (
     trial_target,
 )
 from hpotool.stop_note import say_and_clear
-from hpotool.storage_faults import lost_connection, storage_lost, study_deleted
+from hpotool.storage_faults import damage_during_study, lost_connection, storage_lost, study_deleted
 from hpotool.study import open_study
 from hpotool.summary import StudySummary, summarize
 from hpotool.tracking import make_tracker
@@ -113,47 +113,48 @@ def _run_study(
     start = time.perf_counter()
     tracker = make_tracker(plan)  # before the study: a tracking store that cannot be used writes nothing
     study, _, _, alone_since, target, before, done = open_for_run(plan, observer, on_open)
-    guard, interrupted = None, None
-    fallback = IndependentSampling()
-    if tracker is not None:
-        tracker.end_cut_off_runs(study)
-    deadline = run_deadline(plan.opt.timeout)  # the timeout counts from here, as with --workers
-    if done < target:
-        with signals_interrupt(), independent_sampling(study.sampler, fallback):
-            try:
-                guard = run_trials(
-                    study,
-                    plan,
-                    observer=observer,
-                    max_failures=max_failures,
-                    tracker=tracker,
-                    alone_since=alone_since,
-                    deadline=deadline,
-                )
-            except KeyboardInterrupt as exc:
-                interrupted = signal_of(exc)
-            finally:
-                if tracker is not None:
-                    tracker.close()  # a tracking server that hangs here can still be interrupted
-    if interrupted is not None:
-        ending()  # another Ctrl-C waits for the summary
-    ran_now = ran_now_states(study, {os.getpid()}, before)
-    summary = summarize(study, plan, sum(ran_now.values()), time.perf_counter() - start, before)
-    add_ran_now_states(summary, ran_now)
-    add_fallback_note(summary, fallback)
-    if done >= target:
-        summary.stopped = already_done(done, target)
-    elif interrupted is not None:
-        summary.interrupted = interrupted
-        summary.stopped = interrupted_idle(study, {os.getpid()}, before) or (
-            "interrupted: the running trial ended as FAIL; run the same command to resume"
-        )
-    elif guard is not None and guard.exhausted:
-        summary.stopped = EXHAUSTED
-    elif guard is not None and guard.tripped:
-        summary.stopped = failures_stop(guard.streak)
-        summary.first_error = guard.first_error
-        summary.failed = True
-    else:
-        summary.stopped = timed_out(plan, study, target)
-    return summary
+    with damage_during_study():  # the study is open: a journal damaged from now on is said as such
+        guard, interrupted = None, None
+        fallback = IndependentSampling()
+        if tracker is not None:
+            tracker.end_cut_off_runs(study)
+        deadline = run_deadline(plan.opt.timeout)  # the timeout counts from here, as with --workers
+        if done < target:
+            with signals_interrupt(), independent_sampling(study.sampler, fallback):
+                try:
+                    guard = run_trials(
+                        study,
+                        plan,
+                        observer=observer,
+                        max_failures=max_failures,
+                        tracker=tracker,
+                        alone_since=alone_since,
+                        deadline=deadline,
+                    )
+                except KeyboardInterrupt as exc:
+                    interrupted = signal_of(exc)
+                finally:
+                    if tracker is not None:
+                        tracker.close()  # a tracking server that hangs here can still be interrupted
+        if interrupted is not None:
+            ending()  # another Ctrl-C waits for the summary
+        ran_now = ran_now_states(study, {os.getpid()}, before)
+        summary = summarize(study, plan, sum(ran_now.values()), time.perf_counter() - start, before)
+        add_ran_now_states(summary, ran_now)
+        add_fallback_note(summary, fallback)
+        if done >= target:
+            summary.stopped = already_done(done, target)
+        elif interrupted is not None:
+            summary.interrupted = interrupted
+            summary.stopped = interrupted_idle(study, {os.getpid()}, before) or (
+                "interrupted: the running trial ended as FAIL; run the same command to resume"
+            )
+        elif guard is not None and guard.exhausted:
+            summary.stopped = EXHAUSTED
+        elif guard is not None and guard.tripped:
+            summary.stopped = failures_stop(guard.streak)
+            summary.first_error = guard.first_error
+            summary.failed = True
+        else:
+            summary.stopped = timed_out(plan, study, target)
+        return summary

@@ -31,7 +31,7 @@ from hpotool.pipes import guard_streams
 from hpotool.plan import StudyPlan
 from hpotool.run_failures import run_streak
 from hpotool.storage import make_storage
-from hpotool.storage_faults import lost_cause, lost_connection, study_deleted
+from hpotool.storage_faults import in_study, lost_cause, lost_connection, study_deleted
 from hpotool.storage_url import storage_file, storage_named, storage_origin
 from hpotool.tracking import make_tracker, tracking_off
 from hpotool.trainer_contract import ContractStop
@@ -134,8 +134,9 @@ def worker_main(
         except HpoError as exc:
             # The study would not open here (its file moved or deleted, its database dropped since the main
             # process opened it): each worker printed a traceback, and the command said 'N of N workers died;
-            # run again to resume', exit code 1. The main process says why in one line; the others stop.
-            _tell_and_exit(problems, stop, ERROR_EXIT, exc)
+            # run again to resume', exit code 1. The main process says why in one line; the others stop. A
+            # journal damaged as the trials ran is said as `optimize` says it during its study (`in_study`).
+            _tell_and_exit(problems, stop, ERROR_EXIT, in_study(exc))
         except Exception as exc:  # after the data is loaded: a user's database error there is not ours
             _end_on_a_storage_error(exc, opt.study_name, args.storage_url, problems, stop)
             raise

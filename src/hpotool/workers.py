@@ -36,8 +36,9 @@ from hpotool.loop import run_deadline
 from hpotool.objective import StudyObserver
 from hpotool.pipes import look_for_a_gone_reader
 from hpotool.plan import StudyPlan
-from hpotool.storage_faults import lost_cause, lost_connection, storage_lost, study_deleted
+from hpotool.storage_faults import in_study, lost_cause, lost_connection, storage_lost, study_deleted
 from hpotool.storage_settings import heartbeat_settings
+from hpotool.storage_url import StorageFault
 from hpotool.study_run import open_for_run
 from hpotool.summary import StudySummary
 from hpotool.tracking import make_tracker
@@ -73,6 +74,12 @@ def run_workers(
     try:
         return _run_workers(plan, n_workers, observer, max_failures, procs, problems, on_open)
     except Exception as exc:
+        if isinstance(exc, StorageFault) and exc.in_study is not None and procs:
+            # Its journal damaged as the trials ran (emptied, written over): the workers cannot write either.
+            # They end, and this process says so in one line: it raised at once, and left them to find it.
+            with signals_ignored():
+                end_workers(procs)
+            raise in_study(exc) from exc
         if isinstance(exc, HpoError):
             raise
         deleted = study_deleted(plan.opt.study_name, plan.storage_url, exc)
