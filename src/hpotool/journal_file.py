@@ -53,7 +53,9 @@ class JournalFile(JournalFileBackend):
         Raises:
             JournalFileFault: the file lost records this process had read.
         """
-        read = max(self._log_number_offset.values())
+        # the offset of the last record read: Optuna adds each log number's once, in order, so the last added is
+        # the largest (max() over them all cost milliseconds a sync in a journal of 10,000 trials)
+        read = next(reversed(self._log_number_offset.values()))
         if read == 0:
             return
         try:
