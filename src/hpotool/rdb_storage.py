@@ -220,8 +220,10 @@ def _time_lock_wait(context: Any) -> None:
     from hpotool.storage_faults import LOCK_WAITED
 
     error, conn = context.original_exception, context.connection
-    began = conn.info.get("hpotool_began") if conn is not None and not conn.closed else None
-    if began is not None and "database is locked" in str(error):
+    if "database is locked" not in str(error) or conn is None or conn.closed or conn.invalidated:
+        return  # `info` of an invalidated connection would connect again
+    began = conn.info.get("hpotool_began")
+    if began is not None:
         with contextlib.suppress(AttributeError):  # a type that takes no attribute: said as before
             setattr(error, LOCK_WAITED, time.monotonic() - began)
 
