@@ -435,9 +435,9 @@ def test_a_sqlite_write_refused_at_once_by_this_process_own_read_blames_no_other
     assert "another process" not in said, said
     assert re.fullmatch(
         rf"storage {re.escape(repr(url))}: SQLite refused a write to {re.escape(repr(where))} after \d+\.\d s, "
-        r"without waiting for a lock \(database is locked: a connection whose read of the file began before "
-        r"another connection's write cannot write\), so this command could not write to it\. No process need "
-        r"be holding the file; then run the same command to resume: it marks any trial left RUNNING FAIL "
+        r"without waiting for a lock \(database is locked: a connection still reading the file cannot write once "
+        r"another connection has written to it or holds its write lock\), so this command could not write to "
+        r"it\. No process need be holding the file; then run the same command to resume: it marks any trial left RUNNING FAIL "
         r"\('worker died'\) and runs its parameters again",
         said,
     ), said

@@ -166,12 +166,14 @@ def locked(
     said = driver_words(error)
     if waited is not None and waited < 0.9 * sqlite_busy_timeout():
         # SQLite refuses at once, without the busy timeout, a write on a connection whose read of the file
-        # began before another connection's write (a snapshot conflict, WAL): no lock held for long. It came
+        # began before another connection's write (a snapshot conflict, WAL), or while another holds the
+        # write lock (waiting could deadlock): no lock held for long. It came
         # in a process alone on its file, on Ctrl-C, and the line blamed "another process" for 60 s.
         return StorageFault(
             f"storage {shown_url(url)!r}: SQLite refused a write to {where!r} after {waited:.1f} s, without "
-            f"waiting for a lock ({said}: a connection whose read of the file began before another connection's "
-            f"write cannot write), so this command could not {doing}. No process need be holding the file; "
+            f"waiting for a lock ({said}: a connection still reading the file cannot write once another "
+            f"connection has written to it or holds its write lock), so this command could not {doing}. No "
+            f"process need be holding the file; "
             f"{then}"
         )
     return StorageFault(
