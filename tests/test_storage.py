@@ -399,6 +399,50 @@ def test_a_sqlite_file_held_past_the_busy_timeout_is_opened_once_not_six_times(
     assert opened == [str(db)]
 
 
+def test_a_sqlite_write_refused_at_once_by_this_process_own_read_blames_no_other_process(
+    tmp_path: Path,
+) -> None:
+    # SQLite refuses at once, without the busy timeout, a write on a connection whose read began before
+    # another connection's write (WAL's snapshot conflict): a read of the run's own left open as Ctrl-C cut it
+    # short, then a write of its own. The line said "another process kept ... locked for over 60 s" of a
+    # process alone on the file, whose error came in milliseconds. Made deterministic: both connections are
+    # the storage's own, the read held open by the test.
+    import functools
+
+    import sqlalchemy.exc
+
+    from hpotool.rdb_storage import created_rdb_storage
+    from hpotool.sqlite_files import connect_sqlite
+    from hpotool.storage_faults import storage_lost
+
+    db = tmp_path / "s.db"
+    url = f"sqlite:///{db}"
+    storage = created_rdb_storage(url, {"creator": functools.partial(connect_sqlite, str(db))})
+    study = optuna.create_study(storage=storage, study_name="s")
+    for _ in range(3):
+        study.enqueue_trial({})
+    engine = storage._backend.engine  # type: ignore[attr-defined]
+    with engine.connect() as reading:
+        rows = reading.exec_driver_sql("SELECT trial_id FROM trials")
+        rows.cursor.fetchone()  # the read, halfway through its rows, holds its snapshot
+        with engine.begin() as other:
+            other.exec_driver_sql("UPDATE studies SET study_name = 't'")
+        with pytest.raises(sqlalchemy.exc.OperationalError, match="database is locked") as refused:
+            reading.exec_driver_sql("UPDATE studies SET study_name = 's'")
+        rows.close()
+    where = str(db.resolve())
+    said = str(storage_lost(url, refused.value))
+    assert "another process" not in said, said
+    assert re.fullmatch(
+        rf"storage {re.escape(repr(url))}: SQLite refused a write to {re.escape(repr(where))} after \d+\.\d s, "
+        r"without waiting for a lock \(database is locked: a connection still reading the file cannot write once "
+        r"another connection has written to it or holds its write lock\), so this command could not write to "
+        r"it\. No process need be holding the file; then run the same command to resume: it marks any trial left RUNNING FAIL "
+        r"\('worker died'\) and runs its parameters again",
+        said,
+    ), said
+
+
 @pytest.mark.parametrize(
     "command",
     [["trials"], ["export-best", "--out", "best"], ["fail-stale", "--all-running"], ["prune-audit"]],

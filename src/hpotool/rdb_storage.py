@@ -195,7 +195,37 @@ def _interrupts_go_through() -> None:
     import sqlalchemy
 
     if not sqlalchemy.event.contains(sqlalchemy.engine.Engine, "handle_error", _interrupt_in_place):
+        sqlalchemy.event.listen(sqlalchemy.engine.Engine, "before_cursor_execute", _statement_began)
+        sqlalchemy.event.listen(sqlalchemy.engine.Engine, "handle_error", _time_lock_wait)
         sqlalchemy.event.listen(sqlalchemy.engine.Engine, "handle_error", _interrupt_in_place)
+
+
+def _statement_began(conn: Any, *_: Any) -> None:
+    """SQLAlchemy's `before_cursor_execute` event: when the statement (a SQLite write's wait for the lock
+    included) began, for `_time_lock_wait`."""
+    import time
+
+    conn.info["hpotool_began"] = time.monotonic()
+
+
+def _time_lock_wait(context: Any) -> None:
+    """SQLAlchemy's `handle_error` event: a SQLite "database is locked" carries how long its statement ran
+    (`storage_faults.LOCK_WAITED`). SQLite waits the busy timeout for a lock another connection holds, but
+    refuses at once a write on a connection whose read of the file is older than another's write (a
+    snapshot conflict, this process's own connections among them): the line said "another process kept it
+    locked for over 60 s" of an error that came at once, in a process alone on the file (Ctrl-C)."""
+    import contextlib
+    import time
+
+    from hpotool.storage_faults import LOCK_WAITED
+
+    error, conn = context.original_exception, context.connection
+    if "database is locked" not in str(error) or conn is None or conn.closed or conn.invalidated:
+        return  # `info` of an invalidated connection would connect again
+    began = conn.info.get("hpotool_began")
+    if began is not None:
+        with contextlib.suppress(AttributeError):  # a type that takes no attribute: said as before
+            setattr(error, LOCK_WAITED, time.monotonic() - began)
 
 
 def _interrupt_in_place(context: Any) -> BaseException | None:

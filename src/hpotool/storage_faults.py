@@ -81,7 +81,8 @@ def cannot_write(url: str, exc: BaseException) -> HpoError | None:
     first = lost_cause(exc)  # not Optuna's "invalid data in the commit, e.g. exceeding max length"
     if not hint:
         # another process keeps the SQLite file locked (it printed a traceback)
-        return locked(url, first, "then run the same command again") if lost_connection(exc) else None
+        then = "then run the same command again"
+        return locked(url, first, then, waited=lock_waited(exc)) if lost_connection(exc) else None
     return StorageFault(f"storage {shown_url(url)!r} cannot be written ({driver_words(first)}){hint}")
 
 
@@ -139,10 +140,24 @@ def driver_words(error: str) -> str:
     return _redis_words(re.sub(r"(?<=\S)  +(?=\S)", " ", said).strip())
 
 
-def locked(url: str, error: str, then: str, *, doing: str = "write to it") -> HpoError | None:
+# The attribute `rdb_storage` sets on a SQLite "database is locked" error: the seconds its statement ran.
+LOCK_WAITED = "hpotool_lock_waited_s"
+
+
+def lock_waited(exc: BaseException) -> float | None:
+    """How long the statement that failed with "database is locked" behind `exc` waited (`LOCK_WAITED`), or
+    None where it is not known."""
+    return next((getattr(link, LOCK_WAITED) for link in chain(exc) if hasattr(link, LOCK_WAITED)), None)
+
+
+def locked(
+    url: str, error: str, then: str, *, doing: str = "write to it", waited: float | None = None
+) -> HpoError | None:
     """What a command says when another process kept the SQLite file of `url` locked past the busy timeout
     (`error`, the error or the processes that met it, says "database is locked"), so the command could not
-    `doing`; None for any other error or storage."""
+    `doing`; None for any other error or storage. `waited`: the seconds the failed statement ran, where
+    known (`lock_waited`): one refused before the busy timeout was not kept waiting by a lock, and is said
+    so, naming no other process."""
     path = storage_file(url)
     if "database is locked" not in error or path is None or url.startswith("journal:"):
         return None
@@ -153,6 +168,18 @@ def locked(url: str, error: str, then: str, *, doing: str = "write to it") -> Hp
 
     where = os.path.abspath(path)
     said = driver_words(error)
+    if waited is not None and waited < 0.9 * sqlite_busy_timeout():
+        # SQLite refuses at once, without the busy timeout, a write on a connection whose read of the file
+        # began before another connection's write (a snapshot conflict, WAL), or while another holds the
+        # write lock (waiting could deadlock): no lock held for long. It came
+        # in a process alone on its file, on Ctrl-C, and the line blamed "another process" for 60 s.
+        return StorageFault(
+            f"storage {shown_url(url)!r}: SQLite refused a write to {where!r} after {waited:.1f} s, without "
+            f"waiting for a lock ({said}: a connection still reading the file cannot write once another "
+            f"connection has written to it or holds its write lock), so this command could not {doing}. No "
+            f"process need be holding the file; "
+            f"{then}"
+        )
     return StorageFault(
         f"storage {shown_url(url)!r}: another process kept {where!r} locked for over {sqlite_busy_timeout()} s, "
         f"so this command could not {doing} ({said}). Wait for that process to finish, or end it or its open "
@@ -238,7 +265,8 @@ def storage_lost(url: str, exc: BaseException | str, *, left_running: bool = Tru
         resume = "it marks any trial left RUNNING FAIL ('worker died') and runs its parameters again"
     else:
         resume = "the trials that were running are marked FAIL ('worker died'), their parameters queued again"
-    held = locked(url, first, f"then run the same command to resume: {resume}")
+    waited = None if isinstance(exc, str) else lock_waited(exc)
+    held = locked(url, first, f"then run the same command to resume: {resume}", waited=waited)
     if held is not None:
         return held
     refusal = redis_refusal(url, first)
