@@ -217,6 +217,17 @@ def _fake_clock(monkeypatch: pytest.MonkeyPatch, on_call: Callable[[int], None])
     return sleeps
 
 
+def _elapsed(sleeps: list[float]) -> float:
+    """The test's clock after `sleeps` (from 0), added up as `_fake_clock` moves it, one sleep at a time: what
+    the code's `time.monotonic()` read. `sum()` is not that on Python 3.12 and later, which add floats with
+    compensation: 101 polls of 0.1 s made 10.100000000000001 there (10.09999999999998 on the clock), one
+    poll past a wait the code had ended on time."""
+    clock = 0.0
+    for seconds in sleeps:
+        clock += seconds
+    return clock
+
+
 @pytest.mark.parametrize("sampler", ["grid", "bruteforce"])
 @pytest.mark.parametrize(
     "ends_at", [None, 3, 25]
@@ -266,7 +277,7 @@ def test_a_start_wait_for_an_earlier_trial_s_values_reads_the_trials_every_secon
         _wait_for_earlier_draws(study, 1, plan, POLL_S)
     assert all(s == POLL_S for s in sleeps), sleeps  # a Ctrl-C is still seen at the next poll
     if ends_at is None:
-        assert sum(sleeps) == pytest.approx(DRAW_WAIT_S, abs=POLL_S)  # as long as before
+        assert _elapsed(sleeps) == pytest.approx(DRAW_WAIT_S, abs=POLL_S)  # as long as before
         assert len(reads) <= 21, len(reads)  # before: 100
     elif ends_at == 3:
         assert len(sleeps) == 3 and len(reads) == ended[0] + 1  # the next poll's read saw it
@@ -313,7 +324,7 @@ def test_a_start_wait_that_ran_out_on_a_trial_does_not_wait_for_it_again(
 
     with caplog.at_level("WARNING", logger="hpotool"):
         first, second, third = start_a_trial(), start_a_trial(), start_a_trial()
-    assert sum(first) == pytest.approx(DRAW_WAIT_S, abs=POLL_S)  # it waited for trial 0, as before
+    assert _elapsed(first) == pytest.approx(DRAW_WAIT_S, abs=POLL_S)  # it waited for trial 0, as before
     assert second == [] and third == [], (len(second), len(third))  # before: 10 s each
     [said] = [r.getMessage() for r in caplog.records if r.name == "hpotool"]
     assert said.startswith("note: trial #0, asked by another process, has not drawn its values in 10 s"), said
@@ -368,7 +379,7 @@ def _wait_notes_said(
     class Said(logging.Handler):
         def emit(self, record: logging.LogRecord) -> None:
             if record.getMessage().startswith("note: waiting for the study's last trials"):
-                said.append(sum(sleeps))
+                said.append(_elapsed(sleeps))
 
     handler = Said()
     logging.getLogger("hpotool").addHandler(handler)
@@ -390,7 +401,7 @@ def test_a_run_waiting_for_other_machines_says_so_once_its_wait_has_lasted_the_g
     monkeypatch.setenv("HPOTOOL_HEARTBEAT_GRACE", "5")
     plan, study, _, held = held_by_another_machine()
     stop = threading.Event()
-    sleeps = _fake_clock(monkeypatch, lambda n: sum(sleeps) >= 20 and stop.set())
+    sleeps = _fake_clock(monkeypatch, lambda n: _elapsed(sleeps) >= 20 and stop.set())
     said = _wait_notes_said(study, plan, stop, sleeps)
     assert len(said) == 1, said  # once, however long the wait
     assert 5 <= said[0] <= 5 + POLL_S, said  # as the wait's grace ended, not before, nor a poll later
@@ -423,10 +434,10 @@ def test_the_note_on_waiting_for_other_machines_counts_each_wait_from_its_own_st
     freed: list[float] = []  # the test's clock as the first slot came free
 
     def on_call(n: int) -> None:
-        if not freed and sum(sleeps) >= 3:
+        if not freed and _elapsed(sleeps) >= 3:
             other.tell(held[0], state=TrialState.FAIL)
-            freed.append(sum(sleeps))
-        if sum(sleeps) >= 30:
+            freed.append(_elapsed(sleeps))
+        if _elapsed(sleeps) >= 30:
             stop.set()
 
     sleeps = _fake_clock(monkeypatch, on_call)
