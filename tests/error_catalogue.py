@@ -3966,4 +3966,13 @@ CASES = [
             }
         },
     ),
+    Case(
+        "import-misspelt-top-level-package",
+        "an import path whose top-level package is misspelt (typlab), the package typolab beside the configs; "
+        "before: the did-you-mean, then 'run hpotool from the folder that holds typlab/ ..., add that folder "
+        "to PYTHONPATH, or install your project', which does not fix the typo",
+        "error: run.yaml: model: cannot import 'typlab.nets:Net': No module named 'typlab' (did you mean 'typolab'?); typolab is in the current folder: write typolab.nets:Net",
+        run={"model": {"name": "typlab.nets:Net"}},
+        files={"typolab/__init__.py": "", "typolab/nets.py": "Net = None\n"},
+    ),
 ]

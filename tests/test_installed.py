@@ -44,7 +44,7 @@ def elsewhere(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]
     yield tmp_path
     for name in set(sys.modules) - before:
         if name.startswith(
-            ("instlab", "movedlab", "srclab", "deplab", "stalelab", "nslab", "solelab", "exactlab")
+            ("instlab", "movedlab", "srclab", "deplab", "stalelab", "nslab", "solelab", "exactlab", "typolab")
         ):
             del sys.modules[name]
 
@@ -454,10 +454,7 @@ def test_a_file_path_into_an_installed_namespace_package_is_told_its_module(
         import_object(f"{path}:Net")
     said = f"cannot import '{path}:Net': '{path}' is a file path, not an import path; write nslab.models:Net"
     assert str(info.value) == said + (
-        ", the module Python imports that file as"
-        if how == "editable"
-        else f" (the file is in a package, named from the folder above it) and run hpotool from "
-        f"{project / 'src'} (or add it to PYTHONPATH, or pip install -e your project)"
+        ", the module Python imports that file as" if how == "editable" else _copy_said(elsewhere, project)
     )
     assert import_object("nslab.models:Net").__name__ == "Net"
 
@@ -614,3 +611,80 @@ def test_a_hatchling_exact_editable_install_moved_is_told_so(
         f"no longer exists (moved or deleted): install it again from its folder now ({sys.executable} -m pip "
         f"install -e NEW_FOLDER)"
     )
+
+
+def _copy_said(tmp: Path, project: Path) -> str:
+    """What a file path into the source of a project installed with `pip install .` (copied into tmp/site)
+    is told after the module to write, as the stale-copy note says it."""
+    return (
+        f", which Python imports from the copy pip installed in {tmp / 'site'} (pip install {project}, without "
+        f"-e), not from that file: your edits there do not run until you install it again ({sys.executable} -m "
+        f"pip install {project}), or install it editable once ({sys.executable} -m pip install -e {project})"
+    )
+
+
+@pytest.mark.parametrize("given", ["ABS", "../proj/src/typolab/models.py"])
+def test_a_file_path_into_the_source_of_a_project_installed_without_e_is_told_the_copy_is_imported(
+    elsewhere: Path, monkeypatch: pytest.MonkeyPatch, given: str
+) -> None:
+    """`model: {name: .../proj/src/typolab/models.py:Net}` of a project installed with `pip install .`: the
+    line said to write typolab.models:Net and run hpotool from src/, though from anywhere else that import
+    path reads the copy in site-packages, not the file given (edited, it does not run)."""
+    project = elsewhere / "proj"
+    (project / "src" / "typolab").mkdir(parents=True)
+    (project / "src" / "typolab" / "__init__.py").write_text("")
+    (project / "src" / "typolab" / "models.py").write_text("class Net:\n    size = 2\n")
+    (elsewhere / "site" / "typolab").mkdir(parents=True)
+    (elsewhere / "site" / "typolab" / "__init__.py").write_text("")
+    (elsewhere / "site" / "typolab" / "models.py").write_text("class Net:\n    size = 1\n")
+    _dist_info(elsewhere / "site", "typo-lab", ["typolab"], project, editable=False)
+    monkeypatch.syspath_prepend(str(elsewhere / "site"))
+    path = str(project / "src" / "typolab" / "models.py") if given == "ABS" else given
+    with pytest.raises(HpoError) as info:
+        import_object(f"{path}:Net")
+    assert str(info.value) == (
+        f"cannot import '{path}:Net': '{path}' is a file path, not an import path; write typolab.models:Net"
+        + _copy_said(elsewhere, project)
+    )
+    assert import_object("typolab.models:Net").size == 1  # the copy, as the line says
+
+
+@pytest.mark.parametrize("where", ["current-folder", "editable", "copy"])
+def test_a_misspelt_top_level_package_is_told_only_the_near_name_and_where_it_is(
+    elsewhere: Path, monkeypatch: pytest.MonkeyPatch, where: str
+) -> None:
+    """`model: {name: typlab.models:Net}` where typolab is beside the configs, installed editable or
+    installed with `pip install .`: the line said "(did you mean 'typolab'?)" and then to run hpotool from the
+    folder that holds typlab/, add it to PYTHONPATH or pip install -e the project, none of which fixes the
+    typo."""
+    project = elsewhere / "proj"
+    (project / "src" / "typolab").mkdir(parents=True)
+    (project / "src" / "typolab" / "__init__.py").write_text("")
+    (project / "src" / "typolab" / "models.py").write_text("class Net:\n    pass\n")
+    site = elsewhere / "site"
+    if where == "current-folder":
+        monkeypatch.chdir(project / "src")
+        said = "in the current folder"
+    elif where == "editable":
+        _dist_info(site, "typo-lab", ["typolab"], project, editable=True)
+        monkeypatch.syspath_prepend(str(site))
+        monkeypatch.syspath_prepend(str(project / "src"))  # as the editable install's .pth puts it
+        said = f"installed editable (pip install -e) from {project}"
+    else:
+        (site / "typolab").mkdir(parents=True)
+        (site / "typolab" / "__init__.py").write_text("")
+        (site / "typolab" / "models.py").write_text("class Net:\n    pass\n")
+        _dist_info(site, "typo-lab", ["typolab"], project, editable=False)
+        monkeypatch.syspath_prepend(str(site))
+        said = f"installed from {project} (pip install, without -e: a copy in {site})"
+    for written, rest in (("typlab.models:Net", ".models:Net"), ("typlab.models.Net", ".models.Net")):
+        with pytest.raises(HpoError) as info:
+            import_object(written)
+        assert str(info.value) == (
+            f"cannot import '{written}': No module named 'typlab' (did you mean 'typolab'?); typolab is {said}: "
+            f"write typolab{rest}"
+        )
+    assert import_object("typolab.models:Net").__name__ == "Net"
+    with pytest.raises(HpoError) as info:  # no near name: where to run from, as before
+        import_object("zzqx_nowhere.models:Net")
+    assert "run hpotool from the folder that holds zzqx_nowhere/" in str(info.value)

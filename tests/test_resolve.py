@@ -42,8 +42,8 @@ def project(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
         ),
         (
             "labnet.models:Net",
-            "cannot import 'labnet.models:Net': No module named 'labnet' (did you mean 'labnets'?); imports "
-            "resolve from the current folder and PYTHONPATH",
+            "cannot import 'labnet.models:Net': No module named 'labnet' (did you mean 'labnets'?); labnets is in "
+            "the current folder: write labnets.models:Net",
         ),
         (
             "labnets.broken:Net",

@@ -34,22 +34,40 @@ def similar_module(missing: str) -> str:
     import pkgutil
 
     parent, _, last = missing.rpartition(".")
-    if parent:
-        try:
-            search = getattr(importlib.import_module(parent), "__path__", None)
-        except Exception:  # the package itself does not import: nothing to compare with
-            return ""
-        if search is None:
-            return ""
-    else:
-        search = [os.getcwd()]
+    if not parent:
+        top = near_top_module(missing)
+        return f" (did you mean {top[0]!r}?)" if top else ""
+    try:
+        search = getattr(importlib.import_module(parent), "__path__", None)
+    except Exception:  # the package itself does not import: nothing to compare with
+        return ""
+    if search is None:
+        return ""
     names = [m.name for m in pkgutil.iter_modules(search)]
-    if not parent:  # and the packages of the user's that pip installed from their folders (pip install -e .)
-        from hpotool.installed import local_installs
-
-        names += [name for install in local_installs() for name in install.imports]
     near = closest(last, [n for n in names if n != last], n=1, ignore_case=True)  # never the name not found
-    return f" (did you mean {'.'.join([parent, near[0]]).lstrip('.')!r}?)" if near else ""
+    return f" (did you mean {parent + '.' + near[0]!r}?)" if near else ""
+
+
+def near_top_module(missing: str) -> tuple[str, str] | None:
+    """The top-level module closest to `missing` (misspelt), among the current folder's and those of the
+    user's projects pip installed from their folders, and where it is found, in words (`in the current
+    folder`, `installed editable (pip install -e) from PROJ`); None for none close. The current folder's
+    comes first, as Python imports it first."""
+    import pkgutil
+
+    from hpotool.installed import local_installs
+
+    where = {m.name: "in the current folder" for m in pkgutil.iter_modules([os.getcwd()])}
+    for install in local_installs():
+        how = (
+            f"installed editable (pip install -e) from {install.folder}"
+            if install.editable
+            else f"installed from {install.folder} (pip install, without -e: a copy in {install.site})"
+        )
+        for name in install.imports:
+            where.setdefault(name, how)
+    near = closest(missing, [n for n in where if n != missing], n=1, ignore_case=True)  # never itself
+    return (near[0], where[near[0]]) if near else None
 
 
 # Folders of the current one never searched for a user's package: environments, caches, version control.

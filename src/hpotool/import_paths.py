@@ -20,6 +20,7 @@ from hpotool.import_hints import (
     defined_here,
     defined_in_a_submodule,
     main_block_definition,
+    near_top_module,
     not_found_hint,
     similar_module,
 )
@@ -178,9 +179,17 @@ def _not_found(path: str, module_name: str, attr: str, exc: ModuleNotFoundError)
         installed = not_installed_hint(path, top)  # setuptools' finder, its folder gone: an empty namespace
         if installed:
             return HpoError(f"cannot import {path!r}: {exc}{installed}")
-    hint = similar_module(missing) if wrong_path else ""
     if wrong_path and "." not in missing:
-        hint += not_found_hint(top)
+        # a misspelt top-level name: the near one is the fix, not a folder to run from (said only for none)
+        near = near_top_module(top)
+        if near is None:
+            return HpoError(f"cannot import {path!r}: {exc}{not_found_hint(top)}")
+        name, where = near
+        return HpoError(
+            f"cannot import {path!r}: {exc} (did you mean {name!r}?); {name} is {where}: write "
+            f"{name}{path[len(top) :]}"
+        )
+    hint = similar_module(missing) if wrong_path else ""
     return HpoError(f"cannot import {path!r}: {exc}{hint}")
 
 
@@ -283,6 +292,11 @@ def _file_path(path: str, module_name: str, attr: str) -> HpoError:
         name, root = package
         if root is None:
             return HpoError(f"{said} {name}:{attr}, the module Python imports that file as")
+        from hpotool.installed import copy_hint, installed_copy
+
+        copy = installed_copy(name.split(".")[0], root)
+        if copy is not None:  # `pip install .`: running from `root` would import this file, but not elsewhere
+            return HpoError(f"{said} {name}:{attr}{copy_hint(copy)}")
         return HpoError(
             f"{said} {name}:{attr} (the file is in a package, named from the folder above it) and run hpotool "
             f"from {root} (or add it to PYTHONPATH, or pip install -e your project)"

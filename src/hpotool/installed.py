@@ -153,6 +153,32 @@ def local_packages() -> tuple[str, ...]:
     return tuple(held)
 
 
+def installed_copy(top: str, root: str) -> Install | None:
+    """The project pip copied into site-packages (`pip install .`, not -e) from the folder `root` (or the
+    project whose `src/` it is) that Python imports the package `top` from: a file path into that source,
+    told "write mylab.models:Net and run hpotool from src", named a module whose import reads the copy, not
+    the file given. None for a package not installed so, or imported from elsewhere."""
+    root = os.path.abspath(root)
+    for install in local_installs():
+        if install.editable or top not in install.imports:
+            continue
+        if root not in (install.folder, os.path.join(install.folder, "src")):
+            continue
+        if os.path.exists(os.path.join(install.site, top)):
+            return install
+    return None
+
+
+def copy_hint(install: Install) -> str:
+    """`, which Python imports from the copy pip installed in SITE ...`: what to do for the edits of a source
+    file of the project `install` (copied into site-packages) to run, as `note_a_stale_copy` says it."""
+    return (
+        f", which Python imports from the copy pip installed in {install.site} (pip install {install.folder}, "
+        f"without -e), not from that file: your edits there do not run until you install it again ({_python()} install "
+        f"{install.folder}), or install it editable once ({_python()} install -e {install.folder})"
+    )
+
+
 def _python() -> str:
     """The Python hpotool runs in, as a command to run pip with."""
     return f"{sys.executable} -m pip"
