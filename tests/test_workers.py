@@ -1612,6 +1612,88 @@ def test_workers_on_a_sqlite_study_another_process_keeps_locked_say_so_in_one_li
     assert [t.state for t in trials] == [TrialState.COMPLETE]  # nothing written, nothing half-written
 
 
+def _a_worker_refused_a_write(db: str, held: bool, problems: Any, stop: Any) -> None:
+    """A worker's write to the SQLite study `db` failing on "database is locked", told to the main process
+    as a worker tells it (`_end_on_a_storage_error`, which exits): where `held` (another connection holds
+    the file's write lock, as a sqlite3 shell would), after the busy timeout; otherwise at once, as WAL
+    refuses a write on a connection whose read began before another connection's write (the storage's own
+    connections, the read held open here)."""
+    import functools
+
+    import sqlalchemy.exc
+
+    from hpotool.rdb_storage import created_rdb_storage
+    from hpotool.sqlite_files import connect_sqlite
+    from hpotool.worker_process import _end_on_a_storage_error
+
+    os.environ["HPOTOOL_SQLITE_BUSY_TIMEOUT"] = "1"  # the test's: importing the tests' conftest dropped it
+    url = f"sqlite:///{db}"
+    storage = created_rdb_storage(url, {"creator": functools.partial(connect_sqlite, db)})
+    engine = storage._backend.engine  # type: ignore[attr-defined]
+    try:
+        with engine.connect() as reading, _sqlite_locked(Path(db)) if held else contextlib.nullcontext():
+            if not held:
+                rows = reading.exec_driver_sql("SELECT trial_id FROM trials")
+                rows.cursor.fetchone()  # the read, halfway through its rows, holds its snapshot
+                with engine.begin() as other:
+                    other.exec_driver_sql("UPDATE studies SET study_name = 't'")
+            reading.exec_driver_sql("UPDATE studies SET study_name = 's'")
+    except sqlalchemy.exc.OperationalError as exc:
+        _end_on_a_storage_error(exc, "s", url, problems, stop)
+
+
+@pytest.mark.parametrize("held", [False, True])
+def test_a_workers_write_refused_at_once_is_said_as_one_process_says_it(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, held: bool
+) -> None:
+    # A worker passes its error to the main process as text, which said nothing of how long the write
+    # waited: a write SQLite refused a worker at once (no lock held for long) was said as "another process
+    # kept ... locked for over 60 s", which one process no longer says. Now the wait goes with the text, and
+    # the line is one process's: the new one at once, the old one for a lock held past the busy timeout.
+    import functools
+    import multiprocessing
+
+    from hpotool.rdb_storage import created_rdb_storage
+    from hpotool.sqlite_files import connect_sqlite
+    from hpotool.storage_faults import storage_lost
+    from hpotool.worker_problems import LOST_STORAGE_EXIT, Problems, lost_causes
+
+    db = tmp_path / "s.db"
+    url = f"sqlite:///{db}"
+    storage = created_rdb_storage(url, {"creator": functools.partial(connect_sqlite, str(db))})
+    study = optuna.create_study(storage=storage, study_name="s")
+    for _ in range(3):
+        study.enqueue_trial({})
+    monkeypatch.setenv("HPOTOOL_SQLITE_BUSY_TIMEOUT", "1")  # the worker's too
+    ctx = multiprocessing.get_context("spawn")
+    problems = Problems()
+    problems.queue, stop = ctx.SimpleQueue(), ctx.Event()  # kept till the worker has them
+    worker = ctx.Process(
+        target=_a_worker_refused_a_write,
+        args=(str(db), held, problems.queue, stop),
+        name="hpotool-worker-0",
+    )
+    worker.start()
+    worker.join()
+    assert worker.exitcode == LOST_STORAGE_EXIT
+    problems.drain()
+    lost = problems.lost([worker])
+    said = str(storage_lost(url, lost_causes(lost), waited=problems.lock_waited([worker])))
+    if held:
+        assert "error: " + said == _lock_line(url, db, f"hpotool-worker-0: {LOCKED}", 1, LEFT_RUNNING), said
+        return
+    assert "another process" not in said, said
+    where = str(db.resolve())
+    assert re.fullmatch(
+        rf"storage {re.escape(repr(url))}: SQLite refused a write to {re.escape(repr(where))} after \d+\.\d s, "
+        r"without waiting for a lock \(hpotool-worker-0: database is locked: a connection still reading the file "
+        r"cannot write once another connection has written to it or holds its write lock\), so this command "
+        r"could not write to it\. No process need be holding the file; then run the same command to resume: "
+        rf"{re.escape(LEFT_RUNNING)}",
+        said,
+    ), said
+
+
 @pytest.mark.parametrize("workers", [2, 1])
 def test_a_lock_held_for_seconds_while_the_run_waits_is_said_once(
     tmp_path: Path, run_dict: dict[str, Any], opt_dict: dict[str, Any], workers: int

@@ -249,11 +249,14 @@ def redis_refusal(url: str, error: str) -> str | None:
     return None
 
 
-def storage_lost(url: str, exc: BaseException | str, *, left_running: bool = True) -> HpoError:
+def storage_lost(
+    url: str, exc: BaseException | str, *, left_running: bool = True, waited: float | None = None
+) -> HpoError:
     """What `optimize` says when its storage stopped answering during the study (`lost_connection(exc)`);
-    `exc` is the error, or the workers' `lost_cause`s of it. `left_running`: whether trials of the run may
-    be left RUNNING (False where the main process of `--workers`, which still reaches the storage, has
-    marked its lost workers' trials FAIL and queued their values again)."""
+    `exc` is the error, or the workers' `lost_cause`s of it, whose "database is locked" waited `waited`
+    seconds (`Problems.lock_waited`; the error's own `lock_waited` otherwise). `left_running`: whether trials
+    of the run may be left RUNNING (False where the main process of `--workers`, which still reaches the
+    storage, has marked its lost workers' trials FAIL and queued their values again)."""
     first = exc if isinstance(exc, str) else lost_cause(exc)
     # SQLite opened a file it cannot write read-only: it answers, and will not write
     if "readonly database" in first:
@@ -265,7 +268,7 @@ def storage_lost(url: str, exc: BaseException | str, *, left_running: bool = Tru
         resume = "it marks any trial left RUNNING FAIL ('worker died') and runs its parameters again"
     else:
         resume = "the trials that were running are marked FAIL ('worker died'), their parameters queued again"
-    waited = None if isinstance(exc, str) else lock_waited(exc)
+    waited = waited if isinstance(exc, str) else lock_waited(exc)
     held = locked(url, first, f"then run the same command to resume: {resume}", waited=waited)
     if held is not None:
         return held

@@ -23,11 +23,11 @@ ERROR_EXIT = 6  # a worker's exit code when it met one of hpotool's own errors a
 
 class Problems:
     """What the workers put on `queue` (their exit code, the problem in words, their name, their traceback
-    or ""), gathered."""
+    or "", and how long the statement that met "database is locked" waited, or None), gathered."""
 
     def __init__(self) -> None:
         self.queue: SimpleQueue | None = None  # made with the workers' context (`worker_run.Shared.make`)
-        self.said: list[tuple[int, str, str, str]] = []
+        self.said: list[tuple[int, str, str, str, float | None]] = []
 
     def drain(self) -> None:
         while self.queue is not None and not self.queue.empty():
@@ -35,21 +35,38 @@ class Problems:
 
     def first(self, code: int) -> str | None:
         """The first problem a worker that exited with `code` put."""
-        return next((text for said, text, _, _ in self.said if said == code), None)
+        return next((text for said, text, _, _, _ in self.said if said == code), None)
 
     def lost(self, procs: list[Any]) -> list[tuple[str, str]]:
         """(worker name, cause) of each worker that exited because it lost the storage."""
         gone = {p.name for p in procs if p.exitcode == LOST_STORAGE_EXIT}
         return [
-            (name, text) for code, text, name, _ in self.said if code == LOST_STORAGE_EXIT and name in gone
+            (name, text) for code, text, name, _, _ in self.said if code == LOST_STORAGE_EXIT and name in gone
         ]
+
+    def lock_waited(self, procs: list[Any], *also: tuple[str, float | None]) -> float | None:
+        """The longest wait (`storage_faults.lock_waited`) of the workers that lost the storage on "database is
+        locked", and of `also` (the main process's (cause, seconds waited)): one that waited out the busy
+        timeout met another process's lock, whatever the others met. None where none met it, or one's wait is
+        not known. Their causes' text alone said nothing of it: a write SQLite refused a worker at once was
+        said as another process's lock held for over the busy timeout."""
+        gone = {p.name for p in procs if p.exitcode == LOST_STORAGE_EXIT}
+        met = [
+            (text, waited)
+            for code, text, name, _, waited in self.said
+            if code == LOST_STORAGE_EXIT and name in gone
+        ]
+        waits = [waited for text, waited in [*met, *also] if "database is locked" in text]
+        return None if not waits or None in waits else max(w for w in waits if w is not None)
 
     def tracebacks(self, procs: list[Any]) -> WorkerTracebacks | None:
         """The tracebacks of the workers that exited because they lost the storage, for the error that says
         so to be raised from (`--debug` shows them); None where none sent one."""
         gone = {p.name for p in procs if p.exitcode == LOST_STORAGE_EXIT}
         said = [
-            (name, trace) for code, _, name, trace in self.said if code == LOST_STORAGE_EXIT and name in gone
+            (name, trace)
+            for code, _, name, trace, _ in self.said
+            if code == LOST_STORAGE_EXIT and name in gone
         ]
         shown = [f"The traceback of {name}:\n{trace.rstrip()}" for name, trace in said if trace]
         return WorkerTracebacks("\n\n".join(shown)) if shown else None
@@ -57,7 +74,7 @@ class Problems:
     def first_traceback(self, code: int) -> WorkerTracebacks | None:
         """The traceback of the first worker that exited with `code` (whose problem `first` gives), for the
         error that says so to be raised from (`--debug` shows it); None where it sent none."""
-        for said, _, name, trace in self.said:
+        for said, _, name, trace, _ in self.said:
             if said == code:
                 return WorkerTracebacks(f"The traceback of {name}:\n{trace.rstrip()}") if trace else None
         return None

@@ -31,7 +31,7 @@ from hpotool.pipes import guard_streams
 from hpotool.plan import StudyPlan
 from hpotool.run_failures import run_streak
 from hpotool.storage import make_storage
-from hpotool.storage_faults import in_study, lost_cause, lost_connection, study_deleted
+from hpotool.storage_faults import in_study, lock_waited, lost_cause, lost_connection, study_deleted
 from hpotool.storage_url import storage_file, storage_named, storage_origin
 from hpotool.tracking import make_tracker, tracking_off
 from hpotool.trainer_contract import ContractStop
@@ -202,7 +202,7 @@ def _end_on_a_storage_error(
     # this traceback under --debug (it showed its own alone, never the driver's error here).
     if problems is not None:
         name, trace = multiprocessing.current_process().name, traceback.format_exc()
-        problems.put((LOST_STORAGE_EXIT, lost_cause(exc), name, trace))
+        problems.put((LOST_STORAGE_EXIT, lost_cause(exc), name, trace, lock_waited(exc)))
     sys.exit(LOST_STORAGE_EXIT)
 
 
@@ -213,7 +213,7 @@ def _tell_and_exit(problems: SimpleQueue | None, stop: Event, code: int, why: Hp
     if problems is not None:
         name = multiprocessing.current_process().name
         unsuppress_context(why)
-        problems.put((code, f"{name}: {why}", name, "".join(traceback.format_exception(why))))
+        problems.put((code, f"{name}: {why}", name, "".join(traceback.format_exception(why)), None))
     stop.set()
     sys.exit(code)
 

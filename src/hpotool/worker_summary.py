@@ -83,6 +83,7 @@ def _raise_a_workers_problem(run: WorkerRun, finished: int, lost: list[tuple[str
             run.plan.storage_url,
             lost_causes(lost) or "a worker lost its connection",
             left_running=any(run_by(t, pids) or "worker" not in t.user_attrs for t in running),
+            waited=problems.lock_waited(procs),  # a write refused at once is no other process's lock
         ) from problems.tracebacks(procs)
     error, setup = problems.first(ERROR_EXIT), problems.first(SETUP_EXIT)
     if any(p.exitcode == ERROR_EXIT for p in procs) and error is not None:

@@ -36,7 +36,14 @@ from hpotool.loop import run_deadline
 from hpotool.objective import StudyObserver
 from hpotool.pipes import look_for_a_gone_reader
 from hpotool.plan import StudyPlan
-from hpotool.storage_faults import in_study, lost_cause, lost_connection, storage_lost, study_deleted
+from hpotool.storage_faults import (
+    in_study,
+    lock_waited,
+    lost_cause,
+    lost_connection,
+    storage_lost,
+    study_deleted,
+)
 from hpotool.storage_settings import heartbeat_settings
 from hpotool.storage_url import StorageFault
 from hpotool.study_run import open_for_run
@@ -98,11 +105,13 @@ def _raise_storage_lost(plan: StudyPlan, exc: Exception, procs: list[Any], probl
     # may differ: a locked file there, a connection the server dropped): the line named only this one.
     problems.drain()
     workers = problems.lost(procs)
-    causes = lost_causes([("the main process", lost_cause(exc)), *workers]) if workers else exc
+    mine = lost_cause(exc)
+    causes = lost_causes([("the main process", mine), *workers]) if workers else exc
+    waited = problems.lock_waited(procs, (mine, lock_waited(exc)))  # the workers' said as text: not in it
     shown = problems.tracebacks(procs)
     if shown is not None:
         shown.__cause__ = exc  # this process's own error, above the workers'
-    raise storage_lost(plan.storage_url, causes) from shown
+    raise storage_lost(plan.storage_url, causes, waited=waited) from shown
 
 
 def _run_workers(
