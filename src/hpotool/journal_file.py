@@ -36,14 +36,11 @@ class JournalFile(JournalFileBackend):
         yield from super().read_logs(log_number_from)
 
     def append_logs(self, logs: list[dict[str, Any]]) -> None:
+        from hpotool.journal_writes import write_under_lock
+
         self._lock.acquire()  # Optuna's takes it too: checked and written with no other process's write between
         try:
-            self.check()
-            lines = "".join(_line(log) for log in logs)
-            with open(self._file_path, "ab") as journal:
-                journal.write(lines.encode("utf-8"))
-                journal.flush()
-                os.fsync(journal.fileno())
+            write_under_lock(self, logs)  # checks first (`check`), then writes as Optuna does
         finally:
             self._lock.release()
 
@@ -80,10 +77,3 @@ class JournalFile(JournalFileBackend):
             f"and runs their parameters again; or move it aside, and run the same command to start the study "
             f"again",
         )
-
-
-def _line(log: dict[str, Any]) -> str:
-    """A record as Optuna's backend writes it: compact JSON, one line."""
-    import json
-
-    return json.dumps(log, separators=(",", ":")) + "\n"

@@ -105,7 +105,7 @@ def _append_if_waiting(storage: JournalStorage, trial_id: int, logs: list[dict[s
     try:
         if not _waiting(storage, trial_id):
             return False
-        _write_under_lock(backend, logs)
+        write_under_lock(backend, logs)
         return True
     finally:
         backend._lock.release()
@@ -161,7 +161,7 @@ def _queue_appends(pipe: Pipeline, backend: JournalRedisBackend, logs: list[dict
         pipe.eval(_APPEND, 0, backend._prefix, json.dumps(log))
 
 
-def _write_under_lock(backend: JournalFileBackend, logs: list[dict[str, Any]]) -> None:
+def write_under_lock(backend: JournalFileBackend, logs: list[dict[str, Any]]) -> None:
     """What Optuna's `JournalFileBackend.append_logs` writes, with the journal's lock the caller holds (it
     takes the lock itself, which is not reentrant)."""
     from hpotool.journal_file import JournalFile
