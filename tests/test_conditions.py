@@ -628,6 +628,18 @@ def test_a_condition_on_a_run_config_number_written_in_quotes_says_to_drop_the_q
     ), said
 
 
+def test_a_condition_on_a_run_config_whole_number_written_as_float_text_says_to_write_the_whole_number(
+    tmp_path: Path, run_dict: dict, opt_dict: dict
+) -> None:
+    # it said 'write 1.0 without quotes' for epochs: 1, a float where the key takes whole numbers
+    run_dict["epochs"] = 1
+    opt_dict["search_space"] = {
+        "model.dropout": {"type": "float", "low": 0.0, "high": 0.5, "when": {"epochs": {"in": ["1.0", 2.0]}}},
+    }
+    said, _, _ = _refused(tmp_path, run_dict, opt_dict)
+    assert said.endswith("the run config sets epochs to the number 1; write 1 without quotes"), said
+
+
 def _searched(search_space: dict[str, Any]) -> dict[str, Any]:
     return validate_config(
         OptimizeConfig, {"study_name": "s", "search_space": search_space}, "o.yaml"

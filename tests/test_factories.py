@@ -1131,3 +1131,44 @@ def test_a_grid_names_every_value_its_parameter_does_not_take_at_once() -> None:
         "outside search_space.model.dropout ([0.0, 0.5], step 0.1); give a value within it, widen "
         "search_space.model.dropout, or drop it"
     )
+
+
+@pytest.mark.parametrize(
+    ("name", "kwargs", "message"),
+    [
+        (
+            "optuna.samplers.PartialFixedSampler",
+            {"fixed_params": {"model.hidden.0": "16.0", "model.dropout": 0.15, "model.hiden.1": 8}},
+            'sampler.kwargs.fixed_params.model.hidden.0: "16.0" is text (in quotes), where model.hidden.0\'s '
+            "values are numbers; write 16 without quotes; sampler.kwargs.fixed_params.model.dropout: 0.15 is not "
+            "on the step 0.1 from 0.0: write 0.1 or 0.2; sampler.kwargs.fixed_params.model.hiden.1: not in "
+            "search_space (did you mean 'model.hidden.0'?); fixed_params fixes searched parameters only: correct "
+            "the key or drop it",
+        ),
+        (
+            "cmaes",
+            {"x0": {"model.hidden.0": "16.0", "model.dropout": 0.9}},
+            'sampler.kwargs.x0.model.hidden.0: "16.0" is text (in quotes), where model.hidden.0\'s values are '
+            "numbers; write 16 without quotes; sampler.kwargs.x0.model.dropout: 0.9 lies outside "
+            "search_space.model.dropout ([0.0, 0.5], step 0.1), where CMA-ES starts; give a value within it, or "
+            "widen search_space.model.dropout",
+        ),
+        (
+            "grid",
+            {"search_space": {"model.hidden.0": ["16.0", 24.0], "model.dropout": [0.1, 0.15]}},
+            'sampler.kwargs.search_space.model.hidden.0: "16.0" is text (in quotes), where model.hidden.0\'s '
+            "values are numbers; write 16 without quotes; sampler.kwargs.search_space.model.dropout: 0.15 is not "
+            "on the step 0.1 from 0.0: write 0.1 or 0.2",
+        ),
+    ],
+)
+def test_a_sampler_s_values_for_several_parameters_are_refused_in_one_line(
+    name: str, kwargs: dict[str, Any], message: str
+) -> None:
+    """fixed_params, CMA-ES's x0 and a grid were refused a parameter at a time, so values wrong for two keys
+    took two runs to fix; and "16.0" (text) for an int said it "lies outside search_space.model.hidden.0
+    ([8, 32], step 8)", which holds 16, so "16.0" without quotes, or 16.0, was the next try. One line names
+    each key's, the text with the whole number to write."""
+    with pytest.raises(HpoError) as info:
+        make_sampler(name, kwargs, seed=0, space=_STEPPED)
+    assert str(info.value) == message

@@ -748,6 +748,20 @@ def test_an_int_step_of_null_is_the_step_left_out() -> None:
             'choices mix numbers and the text "2.5"; write choices: [1.0, 2.5], without quotes',
             [1.0, 2.5],
         ),
+        (  # no int among them: it said "write choices: [1.0, 2.0]", then "the choice 1.0 is a float ..."
+            "batch_size",
+            ["1.0", 2.0],
+            'choices mix numbers and the text "1.0"; write choices: [1, 2], without quotes (whole numbers: a key '
+            "of whole numbers needs them, and one of floats takes them too)",
+            [1, 2],
+        ),
+        (  # the same fix serves a key of floats
+            "grad_clip",
+            [1.0, "2.0"],
+            'choices mix numbers and the text "2.0"; write choices: [1, 2], without quotes (whole numbers: a key '
+            "of whole numbers needs them, and one of floats takes them too)",
+            [1, 2],
+        ),
         (  # all in quotes: it said "write choices: [16, 32.0]", then "the choice 32.0 is a float ..."
             "batch_size",
             ["16", "32.0"],
@@ -777,5 +791,24 @@ def test_choices_with_a_number_in_quotes_and_a_whole_float_are_fixed_by_one_refu
     with pytest.raises(HpoError) as info:
         checked(choices)
     assert str(info.value) == f"optimize.yaml: search_space.{path}: {line}"
-    assert yaml.safe_load(line.rpartition("write choices: ")[2].removesuffix(", without quotes")) == written
+    assert yaml.safe_load(line.rpartition("write choices: ")[2].partition(", without quotes")[0]) == written
     checked(written)  # the fix passes: no second refusal
+
+
+def test_every_fractional_choice_of_a_whole_number_key_is_named_in_one_refusal() -> None:
+    """`batch_size: [32.5, 64, 64.5]` was refused for 32.5, then, once it was fixed, for 64.5: a run per value."""
+    from hpotool.config import OptimizeConfig, RunConfig
+    from hpotool.config_errors import validate_config
+    from hpotool.errors import HpoError
+    from hpotool.space_checks import check_space
+
+    run = RunConfig.model_validate({"device": "cpu"})
+    space = {"batch_size": {"type": "categorical", "choices": [32.5, 64, 64.5]}}
+    opt = validate_config(OptimizeConfig, {"study_name": "s", "search_space": space}, "optimize.yaml")
+    with pytest.raises(HpoError) as info:
+        check_space(run, opt, None, "optimize.yaml")
+    assert str(info.value) == (
+        "optimize.yaml: search_space.batch_size: with batch_size=32.5: batch_size: Input should be a valid integer, "
+        "got a number with a fractional part (32.5); batch_size takes whole numbers, and the choices 32.5, 64.5 "
+        "are not: write whole numbers for them"
+    )

@@ -71,10 +71,13 @@ def _check_fixed_condition(path: str, condition: Any, fixed: Mapping[str, Any], 
         fix = f"a list is one value (a list choice): for any of several, write {{in: {format_choice(condition)}}}"
     quoted = next((o for o in _operands(condition) if _quotes(o, fixed.get(path))), None)
     if quoted is not None:  # `{batch_size: "64"}` beside batch_size: 64 said to set it to "64", text
+        number = number_of_text(quoted)
+        if type(fixed[path]) is int and isinstance(number, float) and number.is_integer():
+            number = int(number)  # "1.0" beside epochs: 1: "write 1", as the key spells it
         raise HpoError(
             f"the condition {path}: {format_choice(condition)} never holds: {format_choice(quoted)} is text (in "
             f"quotes), where the run config sets {path} to the number {format_choice(fixed[path])}; write "
-            f"{format_choice(number_of_text(quoted))} without quotes"
+            f"{format_choice(number)} without quotes"
         )
     raise HpoError(
         f"the condition {path}: {format_choice(condition)} never holds: {path} is not searched and the run config "

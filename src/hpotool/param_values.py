@@ -183,7 +183,10 @@ def number_slip(path: str, p: Param, value: Any) -> str:
     what to write: a number in quotes (`"1e-3"`, `"64"`, text to Optuna) or a whole float (`32.0`) for an int
     range. "" for neither: `enqueue:` said `"1e-3"` "lies outside its search space", a condition that it
     "never holds for" choices that held 64."""
-    if isinstance(value, str) and is_number_text(value) and contains(p, number := number_of_text(value)):
+    number = number_of_text(value) if isinstance(value, str) and is_number_text(value) else None
+    if isinstance(p, IntParam) and isinstance(number, float) and number.is_integer():
+        number = int(number)  # "32.0" for an int: "write 32", where it said "32.0" lies outside [32, 256]
+    if number is not None and contains(p, number):
         return (
             f"{format_choice(value)} is text (in quotes), where {path}'s values are numbers; write "
             f"{format_choice(number)} without quotes"

@@ -76,15 +76,25 @@ def check_fixed_params(fixed: Mapping[str, Any], space: Mapping[str, Param], key
     misspelt key fixed nothing (the parameter was sampled as before), and a value outside the range was
     trained as it was (a choice not among the choices failed every trial)."""
     where = f"{key}.kwargs.fixed_params"
+    refusals: list[HpoError] = []  # every key's in one line: one a run had the user rerun once per key
     for path, value in fixed.items():
         if path not in space:
             hint = did_you_mean(str(path), space) or f" (it searches {', '.join(space)})"
-            raise HpoError(
-                f"{where}.{path}: not in search_space{hint}; fixed_params fixes searched parameters only: "
-                f"correct the key or drop it"
+            refusals.append(
+                HpoError(
+                    f"{where}.{path}: not in search_space{hint}; fixed_params fixes searched parameters only: "
+                    f"correct the key or drop it"
+                )
             )
-        if not contains(space[path], value):
-            raise _outside(f"{where}.{path}", path, value, space[path])
+        elif not contains(space[path], value):
+            refusals.append(_outside(f"{where}.{path}", path, value, space[path]))
+    _refuse_all(refusals)
+
+
+def _refuse_all(refusals: list[HpoError]) -> None:
+    """Raise `refusals` (each naming its own key) as one line, if any."""
+    if refusals:
+        raise HpoError("; ".join(map(str, refusals)))
 
 
 def cmaes_sampled(space: Mapping[str, Param]) -> list[str]:
@@ -109,9 +119,13 @@ def check_cmaes_x0(x0: Mapping[str, Any], space: Mapping[str, Param], key: str =
             f"point (every int and float parameter without a when:), so every trial after the first would fail; "
             f"add {missing[0]}: VALUE to x0, or leave x0 out (CMA-ES then starts at the middle of each range)"
         )
-    for path in sampled:
-        if not contains(space[path], x0[path]):  # CMA-ES failed every trial after the first: "invalid bounds"
-            raise _outside(f"{key}.kwargs.x0.{path}", path, x0[path], space[path], ", where CMA-ES starts")
+    _refuse_all(  # CMA-ES failed every trial after the first: "invalid bounds"
+        [
+            _outside(f"{key}.kwargs.x0.{path}", path, x0[path], space[path], ", where CMA-ES starts")
+            for path in sampled
+            if not contains(space[path], x0[path])
+        ]
+    )
 
 
 def fixed_labels(fixed: Mapping[str, Any], space: Mapping[str, Param]) -> dict[str, Any]:
@@ -130,17 +144,23 @@ def _check_grid(grid: Any, space: Mapping[str, Param], key: str = "sampler") -> 
         raise HpoError(
             f"{where}: give each searched parameter a list of values ({{optimizer.lr: [0.001, 0.01]}})"
         )
+    refusals: list[HpoError] = []  # every key's in one line, as every value's of a key
     for path, values in grid.items():
         if path not in space:
-            raise HpoError(
-                f"{where}.{path}: not in search_space{did_you_mean(str(path), space)}; the grid holds the searched "
-                f"parameters only"
+            refusals.append(
+                HpoError(
+                    f"{where}.{path}: not in search_space{did_you_mean(str(path), space)}; the grid holds the "
+                    f"searched parameters only"
+                )
             )
+            continue
         outside = [v for v in values if not taken_as(space[path], v)]  # 16.0: the int 16, as in fixed_params
         if len(outside) == 1:
-            raise _outside(f"{where}.{path}", path, outside[0], space[path], drop=True)
-        if outside:
-            raise HpoError(f"{where}.{path}: {_outside_all(path, outside, space[path])}")
+            refusals.append(_outside(f"{where}.{path}", path, outside[0], space[path], drop=True))
+        elif outside:
+            refusals.append(HpoError(f"{where}.{path}: {_outside_all(path, outside, space[path])}"))
+    _refuse_all(refusals)
+    for path, values in grid.items():
         _check_grid_once(values, space[path], f"{where}.{path}")
     missing = [path for path in space if path not in grid]
     if missing:

@@ -258,20 +258,27 @@ class CategoricalParam(_Param):
             # [1.0, "2"] for batch_size: "write [1.0, 2]" was refused next ("1.0 is a float ... write [1, 2]").
             # Whole numbers all, some written as floats: as ints, which a key of whole numbers needs and one of
             # floats reads as well; both fixes in one line. The floats named as written ("2.0" is text, named)
+            # (["1.0", 2.0], no int among them: "write [1.0, 2.0]" too was refused next for batch_size; as ints)
             floats = [c for c in self.choices if _whole_float(c)]
             whole = all(_whole_float(r) or type(r) is int for r in read if _is_number(r))
-            if whole and any(type(r) is int for r in read):
+            some_int = any(type(r) is int for r in read)
+            if whole:
                 read = [int(r) if isinstance(r, float) and r.is_integer() else r for r in read]
-            else:
+            if not (whole and some_int):
                 floats = []
             written: list[Any] = []
             for c in read:  # each number once: [32, "32"] is one choice
                 if not any(c == w and type(c) is type(w) for w in written):
                     written.append(c)
             among = f", and {format_choice(floats[0])} is a float among whole numbers" if floats else ""
+            kinds = (
+                " (whole numbers: a key of whole numbers needs them, and one of floats takes them too)"
+                if whole and not some_int
+                else ""
+            )
             raise ValueError(
                 f"choices mix numbers and the text {format_choice(quoted)}{among}; write choices: "
-                f"{format_choice(written)}, without quotes"
+                f"{format_choice(written)}, without quotes{kinds}"
             )
         return self
 

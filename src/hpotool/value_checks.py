@@ -117,6 +117,13 @@ def check_value(s: Searched, value: Any, context: dict[str, Any]) -> None:
             raise HpoError(
                 f"{exc}; {path} takes whole numbers: write choices: {format_choice(whole)}"
             ) from None
+        fractions = [c for c in _choices(param) if isinstance(c, float) and not c.is_integer()]
+        if value in fractions and len(fractions) > 1 and "valid integer" in str(exc):
+            # [32.5, 64.5] for batch_size: each choice refused in its own run, 32.5 then 64.5
+            raise HpoError(
+                f"{str(exc).removesuffix(WHOLE_NUMBER_FIX)}; {path} takes whole numbers, and the choices "
+                f"{', '.join(map(format_choice, fractions))} are not: write whole numbers for them"
+            ) from None
         if isinstance(param, FloatParam) and "valid integer" in str(exc):
             # the type's fix, not the value's ("write a whole number": the sampler writes it)
             raise HpoError(
