@@ -123,6 +123,45 @@ def test_missing_empty_and_non_mapping_files(tmp_path: Path) -> None:
 
 
 @pytest.mark.parametrize(
+    ("typed", "meant"),
+    [
+        ("configs/rnu.yaml", "configs/run.yaml"),  # the file in its own folder
+        ("confgs/run.yaml", "configs/run.yaml"),  # a misspelt folder: it said "check the path"
+        ("confgs/rnu.yaml", "configs/run.yaml"),  # both
+        ("configs/stage_0ne/optimize.yaml", "configs/stage_one/optimize.yaml"),  # a folder deeper down
+        ("configs/stage_0ne/optimise.yaml", "configs/stage_one/optimize.yaml"),
+    ],
+)
+def test_a_misspelt_config_path_in_folders_names_the_file_meant(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, typed: str, meant: str
+) -> None:
+    (tmp_path / "configs" / "stage_one").mkdir(parents=True)
+    (tmp_path / "configs" / "run.yaml").write_text("epochs: 1\n")
+    (tmp_path / "configs" / "stage_one" / "optimize.yaml").write_text("n_trials: 1\n")
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(HpoError) as err:
+        read_yaml_mapping(Path(typed))
+    assert str(err.value) == f"{typed}: no such file; did you mean {meant}?"
+    with pytest.raises(HpoError) as err:  # an absolute path alike
+        read_yaml_mapping(tmp_path / typed)
+    assert str(err.value) == f"{tmp_path / typed}: no such file; did you mean {tmp_path / meant}?"
+
+
+def test_a_config_path_in_a_folder_nothing_looks_like_gets_no_guess(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    (tmp_path / "configs").mkdir()
+    (tmp_path / "configs" / "run.yaml").write_text("epochs: 1\n")
+    monkeypatch.chdir(tmp_path)
+    for typed in ("elsewhere/run.yaml", "configs/nested/run.yaml", "confgs/other.yaml"):
+        with pytest.raises(HpoError) as err:
+            read_yaml_mapping(Path(typed))
+        assert str(err.value) == (
+            f"{typed}: no such file; check the path (a relative one is read from the folder hpotool runs in)"
+        )
+
+
+@pytest.mark.parametrize(
     ("text", "where"),
     [
         ("model:\n  name: mlp\n    hidden: [32]\n", "line 3, column 11: mapping values are not allowed here"),

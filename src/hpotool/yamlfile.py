@@ -232,15 +232,42 @@ def _near_config(path: Path) -> str:
     compare the names."""
     from hpotool.near_names import closest
 
+    folder = path.parent if path.parent.is_dir() else _near_folder(path.parent)
+    if folder is None:
+        return ""
+    if folder != path.parent and (folder / path.name).is_file():
+        return f"; did you mean {folder / path.name}?"
     try:
-        names = [
-            e.name for e in os.scandir(path.parent) if e.is_file() and e.name.endswith((".yaml", ".yml"))
-        ]
+        names = [e.name for e in os.scandir(folder) if e.is_file() and e.name.endswith((".yaml", ".yml"))]
     except OSError:
         return ""
     stems = {Path(name).stem: name for name in sorted(names, reverse=True)}  # run.yaml before run.yml
     near = [stems[s] for s in closest(path.stem, stems, n=1)]  # by stem: every name ends in .yaml alike
-    return f"; did you mean {path.parent / near[0] if path.parent != Path('.') else near[0]}?" if near else ""
+    return f"; did you mean {folder / near[0] if folder != Path('.') else near[0]}?" if near else ""
+
+
+def _near_folder(folder: Path) -> Path | None:
+    """`folder`, which does not exist, with each of its names that leads nowhere replaced by the folder beside
+    it whose name looks most like it (`confgs/` as `configs/`); None where one has none (or is `..`). A
+    misspelt folder said "no such file; check the path", with the file meant one letter away."""
+    from hpotool.near_names import closest
+
+    found = Path(folder.anchor) if folder.is_absolute() else Path()
+    for part in folder.relative_to(folder.anchor).parts if folder.is_absolute() else folder.parts:
+        if (found / part).is_dir():
+            found /= part
+            continue
+        if part == "..":
+            return None
+        try:
+            names = [e.name for e in os.scandir(found) if e.is_dir()]
+        except OSError:
+            return None
+        near = closest(part, names, n=1)
+        if not near:
+            return None
+        found /= near[0]
+    return found
 
 
 def read_yaml_mapping(path: Path) -> dict[str, Any]:
