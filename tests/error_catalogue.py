@@ -3975,4 +3975,33 @@ CASES = [
         run={"model": {"name": "typlab.nets:Net"}},
         files={"typolab/__init__.py": "", "typolab/nets.py": "Net = None\n"},
     ),
+    Case(
+        "config-folder-misspelt",
+        "a config path whose folder is misspelt on the command line (-o confgs/stage2.yaml for "
+        "configs/stage2.yaml); before: 'no such file; check the path', the folder meant one letter away",
+        "error: confgs/stage2.yaml: no such file; did you mean configs/stage2.yaml?",
+        command=("optimize", "-r", "run.yaml", "-o", "confgs/stage2.yaml"),
+        files={"configs/stage2.yaml": "study_name: tiny\n"},
+    ),
+    Case(
+        "fixed-params-wrong-for-two-keys",
+        "PartialFixedSampler's fixed_params wrong for two searched parameters (a whole number in quotes, a value "
+        'outside its range); before: one refusal per key, a rerun each, and \'"16.0" lies outside '
+        "search_space.model.hidden.0 ([8, 32], step 8)', which holds 16",
+        'error: optimize.yaml: sampler.kwargs.fixed_params.model.hidden.0: "16.0" is text (in quotes), where model.hidden.0\'s values are numbers; write 16 without quotes; sampler.kwargs.fixed_params.optimizer.lr: 0.5 lies outside search_space.optimizer.lr ([0.001, 0.1], log); give a value within it, or widen search_space.optimizer.lr',
+        optimize={
+            "sampler": {
+                "name": "optuna.samplers.PartialFixedSampler",
+                "kwargs": {"fixed_params": {"model.hidden.0": "16.0", LR: 0.5}, "base_sampler": "random"},
+            }
+        },
+    ),
+    Case(
+        "choices-whole-number-text-and-floats",
+        "an int key's categorical choices a whole number in quotes and a whole float, no int among them "
+        "(batch_size: [\"16.0\", 32.0]); before: 'write choices: [16.0, 32.0]', refused next as floats where "
+        "batch_size takes whole numbers",
+        'error: optimize.yaml: search_space.batch_size: choices mix numbers and the text "16.0"; write choices: [16, 32], without quotes (whole numbers: a key of whole numbers needs them, and one of floats takes them too)',
+        optimize={"search_space": {"batch_size": {"type": "categorical", "choices": ["16.0", 32.0]}}},
+    ),
 ]
