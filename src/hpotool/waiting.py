@@ -69,7 +69,7 @@ def study_version(study: optuna.Study) -> Hashable:
             storage._sync_with_backend()  # reads only the records written since the last read
             return storage._replay_result.log_number_read
     counts: dict[str, int] = {}  # another storage (in memory, a plugin's): its trials, counted by state
-    for t in storage.get_all_trials(study._study_id, deepcopy=False):
+    for t in study.get_trials(deepcopy=False):
         counts[t.state.name] = counts.get(t.state.name, 0) + 1
     return frozenset(counts.items())
 
