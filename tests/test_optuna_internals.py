@@ -252,7 +252,7 @@ def test_the_cached_storage_hpotool_buffers_writes_in(tmp_path: Path) -> None:
     (workers)."""
     from hpotool.storage import make_storage
 
-    cached = _private("optuna.storages._cached_storage", "_CachedStorage", "hpotool.rdb")
+    cached = _private("optuna.storages", "_CachedStorage", "hpotool.rdb")
     storage = make_storage(f"sqlite:///{tmp_path / 'internals.db'}")
     assert isinstance(storage, cached)
     _has(storage, ["_backend", "_lock", "_studies", "_trial_id_to_study_id_and_number"], "hpotool.rdb")
