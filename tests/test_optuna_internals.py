@@ -404,11 +404,13 @@ def test_the_grid_sampler_s_grid() -> None:
 def test_the_pruners_settings(tmp_path: Path, opt_dict: dict[str, Any]) -> None:
     """sampler_and_pruner and pruner_reach read the settings a pruner was built with: PatientPruner's
     `_wrapped_pruner`, ThresholdPruner's `_lower` and `_upper`, the `_min_resource` and `_reduction_factor` of
-    successive halving and hyperband, WilcoxonPruner's `_p_threshold` and `_n_startup_steps`, and
-    `_n_warmup_steps`."""
+    successive halving and hyperband, successive halving's `_min_early_stopping_rate`, hyperband's
+    `_max_resource`, WilcoxonPruner's `_p_threshold` and `_n_startup_steps`, and the `_n_warmup_steps` of
+    the percentile, median and threshold pruners (pruner_reach._written reads `_<kwarg>`, and takes a
+    missing one for a setting left out: a rename would skip its check without a word)."""
     from hpotool.config_files import load_optimize_config
     from hpotool.errors import HpoError
-    from hpotool.pruner_reach import check_pruner_reach
+    from hpotool.pruner_reach import _written, check_pruner_reach
     from hpotool.sampler_and_pruner import check_threshold_side
 
     pruners = optuna.pruners
@@ -428,6 +430,22 @@ def test_the_pruners_settings(tmp_path: Path, opt_dict: dict[str, Any]) -> None:
     assert (wilcoxon._p_threshold, wilcoxon._n_startup_steps) == (0.2, 4)
     _has(pruners.MedianPruner(), ["_n_warmup_steps"], "hpotool.pruner_reach")
     assert pruners.MedianPruner(n_warmup_steps=7)._n_warmup_steps == 7
+    _has(halving, ["_min_early_stopping_rate"], "hpotool.pruner_reach")
+    _has(band, ["_max_resource"], "hpotool.pruner_reach")
+    for pruner, name, value in (
+        (pruners.PercentilePruner(25.0, n_warmup_steps=4), "n_warmup_steps", 4),
+        (pruners.MedianPruner(n_warmup_steps=7), "n_warmup_steps", 7),
+        (pruners.ThresholdPruner(lower=0.1, n_warmup_steps=3), "n_warmup_steps", 3),
+        (pruners.SuccessiveHalvingPruner(min_resource=2), "min_resource", 2),
+        (pruners.SuccessiveHalvingPruner(min_early_stopping_rate=1), "min_early_stopping_rate", 1),
+        (band, "min_resource", 2),
+        (band, "max_resource", 9),
+    ):
+        _has(pruner, [f"_{name}"], "hpotool.pruner_reach")
+        assert _written(pruner, {name: value}, name) == value, (
+            f"Optuna {optuna.__version__}: {type(pruner).__name__} keeps {name} otherwise: adapt "
+            f"hpotool.pruner_reach._written"
+        )
     opt_dict["direction"] = "maximize"
     opt = load_optimize_config(write_yaml(tmp_path / "o.yaml", opt_dict))
     with pytest.raises(HpoError, match=r"^pruner\.kwargs\.wrapped_pruner\.kwargs\.upper: 0\.3 prunes"):
@@ -436,6 +454,31 @@ def test_the_pruners_settings(tmp_path: Path, opt_dict: dict[str, Any]) -> None:
         check_pruner_reach(pruners.MedianPruner(n_warmup_steps=7), {"n_warmup_steps": 7}, 5)
     with pytest.raises(HpoError, match=r"^pruner\.kwargs\.min_resource: 6 puts the first rung at step"):
         check_pruner_reach(pruners.SuccessiveHalvingPruner(min_resource=6), {"min_resource": 6}, 5)
+
+
+def test_a_sampler_s_refusal_of_several_objectives() -> None:
+    """sampler_and_pruner._refused_objectives knows a sampler's refusal of a multi-objective study by the
+    frame that raised it, `BaseSampler._raise_error_if_multi_objective(study)`, which CmaEsSampler calls."""
+    from hpotool.sampler_and_pruner import _refused_objectives
+
+    user = "hpotool.sampler_and_pruner._refused_objectives"
+    refuse = getattr(optuna.samplers.BaseSampler, "_raise_error_if_multi_objective", None)
+    assert refuse is not None, (
+        f"Optuna {optuna.__version__}: BaseSampler has no _raise_error_if_multi_objective, the frame {user} "
+        f"looks for: adapt {user}"
+    )
+    _takes(refuse, ["self", "study"], user)
+    study = optuna.create_study(
+        directions=["minimize", "minimize"], sampler=optuna.samplers.CmaEsSampler(seed=0)
+    )
+    with pytest.raises(ValueError) as raised:
+        study.ask().suggest_float("x", 0, 1)
+    assert _refused_objectives(raised.value), (
+        f"Optuna {optuna.__version__}: CmaEsSampler refuses several objectives from another frame: adapt {user}"
+    )
+    with pytest.raises(ValueError) as other:
+        optuna.create_study().ask().suggest_float("x", 1, 0)  # another ValueError: not a refusal
+    assert not _refused_objectives(other.value)
 
 
 def test_partial_fixed_sampler_s_base_sampler() -> None:
