@@ -556,6 +556,37 @@ def test_the_timeline_s_logger() -> None:
     )
 
 
+def test_the_loggers_of_the_figures_omitted_trials() -> None:
+    """report_drawing.make_figures gathers the "Trial N is omitted in visualization because its objective value
+    is inf or nan" lines from the loggers of `optuna.visualization._utils` and `optuna.visualization._rank`,
+    by their names, into one warning."""
+    import optuna.visualization as vis
+
+    from hpotool.report_drawing import _Omitted
+
+    user = "hpotool.report_drawing.make_figures"
+    for name in ("_utils", "_rank"):
+        module = importlib.import_module(f"optuna.visualization.{name}")
+        _has(module, ["_logger"], user)
+        assert module._logger is logging.getLogger(f"optuna.visualization.{name}"), (
+            f"Optuna {optuna.__version__}: optuna.visualization.{name} logs elsewhere: adapt {user}"
+        )
+    study = optuna.create_study(sampler=optuna.samplers.RandomSampler(seed=0))
+    for value in (1.0, math.inf, 2.0):
+        trial = study.ask()
+        trial.suggest_float("x", 0, 1)
+        study.tell(trial, value)
+    logger, omitted = logging.getLogger("optuna.visualization._utils"), _Omitted()
+    logger.addFilter(omitted)
+    try:
+        vis.plot_slice(study)
+    finally:
+        logger.removeFilter(omitted)
+    assert omitted.numbers == {1}, (
+        f"Optuna {optuna.__version__} says an omitted trial otherwise: adapt {user}"
+    )
+
+
 def test_the_parallel_coordinates_label() -> None:
     """figure_labels names a parallel-coordinates dimension as Optuna's `_truncate_label` does."""
     from hpotool.figure_labels import _optuna_label
@@ -588,3 +619,63 @@ def test_a_study_s_trials_come_from_get_trials_underscored() -> None:
     assert [t.number for t in snapshot.trials] == [0], f"Study.trials reads otherwise: adapt {user}"
     states = (TrialState.RUNNING,)
     assert snapshot.get_trials(states=states) == [], f"Study.get_trials reads otherwise: adapt {user}"
+
+
+# Private names that hpotool's code spells as Optuna does, but that are not Optuna's
+_NOT_OPTUNA_S = {
+    "_run_trial": "hpotool.loop's own method (Optuna's optuna.study._optimize has one too)",
+    "_modules": "torch's nn.Module._modules (tests/test_library_internals.py)",
+    "_values": "hpotool.objective's own method (Optuna's FrozenTrial has a _values)",
+    "_steps": "a suffix of argument names hpotool.schedulers looks for",
+}
+
+
+def _optuna_private_names() -> set[str]:
+    """Every private name Optuna's source defines: its modules and packages, functions, classes, attributes
+    and module-level variables whose names start with one underscore."""
+    import ast
+
+    defined: set[str] = set()
+    root = Path(optuna.__file__).parent
+    for path in root.rglob("*.py"):
+        defined.update(part for part in path.relative_to(root).with_suffix("").parts if part[:1] == "_")
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+            if isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef | ast.ClassDef):
+                defined.add(node.name)
+            elif isinstance(node, ast.Attribute) and isinstance(node.ctx, ast.Store):
+                defined.add(node.attr)
+            elif isinstance(node, ast.Name) and isinstance(node.ctx, ast.Store):
+                defined.add(node.id)
+    return {n for n in defined if n.startswith("_") and not n.startswith("__")}
+
+
+def test_every_private_optuna_name_hpotool_reads_is_guarded_here() -> None:
+    """Each private name of Optuna's that hpotool's code reads (an attribute, a name imported from optuna, a
+    string that is one, as getattr takes it, a dotted optuna path in a string) is named in this file, where a test pins it: a new use of one fails here
+    until a test above covers it (or, if it is not Optuna's, `_NOT_OPTUNA_S` says whose it is)."""
+    import ast
+
+    import hpotool
+
+    private = _optuna_private_names()
+    guarded = Path(__file__).read_text(encoding="utf-8").replace("_NOT_OPTUNA_S", "")
+    used: dict[str, set[str]] = {}
+    src = Path(hpotool.__file__).parent
+    for path in sorted(src.rglob("*.py")):
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+            names: list[str] = []
+            if isinstance(node, ast.Attribute) and isinstance(node.ctx, ast.Load):
+                names.append(node.attr)
+            elif isinstance(node, ast.ImportFrom) and (node.module or "").split(".")[0] == "optuna":
+                names += [alias.name for alias in node.names] + (node.module or "").split(".")
+            elif isinstance(node, ast.Constant) and isinstance(node.value, str):  # getattr(x, "_name")
+                names += re.findall(r"\w+", node.value) if node.value[:7] == "optuna." else [node.value]
+            for name in names:
+                if name in private and name not in _NOT_OPTUNA_S:
+                    used.setdefault(name, set()).add(str(path.relative_to(src)))
+    assert len(used) > 40, f"found {len(used)} private Optuna names in {src}: the scan reads nothing"
+    unguarded = {n: sorted(where) for n, where in used.items() if not re.search(rf"\b{n}\b", guarded)}
+    assert not unguarded, (
+        f"hpotool reads private Optuna names no test in {Path(__file__).name} pins: {unguarded}; add a test "
+        f"(or use a public API)"
+    )
