@@ -646,7 +646,7 @@ def _optuna_private_names() -> set[str]:
                 defined.add(node.attr)
             elif isinstance(node, ast.Name) and isinstance(node.ctx, ast.Store):
                 defined.add(node.id)
-    return {n for n in defined if n.startswith("_") and not n.startswith("__")}
+    return {n for n in defined if n.startswith("_") and not n.startswith("__") and n != "_"}
 
 
 def test_every_private_optuna_name_hpotool_reads_is_guarded_here() -> None:
