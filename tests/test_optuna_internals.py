@@ -252,7 +252,7 @@ def test_the_cached_storage_hpotool_buffers_writes_in(tmp_path: Path) -> None:
     (workers)."""
     from hpotool.storage import make_storage
 
-    cached = _private("optuna.storages._cached_storage", "_CachedStorage", "hpotool.rdb")
+    cached = _private("optuna.storages", "_CachedStorage", "hpotool.rdb")
     storage = make_storage(f"sqlite:///{tmp_path / 'internals.db'}")
     assert isinstance(storage, cached)
     _has(storage, ["_backend", "_lock", "_studies", "_trial_id_to_study_id_and_number"], "hpotool.rdb")
@@ -404,11 +404,13 @@ def test_the_grid_sampler_s_grid() -> None:
 def test_the_pruners_settings(tmp_path: Path, opt_dict: dict[str, Any]) -> None:
     """sampler_and_pruner and pruner_reach read the settings a pruner was built with: PatientPruner's
     `_wrapped_pruner`, ThresholdPruner's `_lower` and `_upper`, the `_min_resource` and `_reduction_factor` of
-    successive halving and hyperband, WilcoxonPruner's `_p_threshold` and `_n_startup_steps`, and
-    `_n_warmup_steps`."""
+    successive halving and hyperband, successive halving's `_min_early_stopping_rate`, hyperband's
+    `_max_resource`, WilcoxonPruner's `_p_threshold` and `_n_startup_steps`, and the `_n_warmup_steps` of
+    the percentile, median and threshold pruners (pruner_reach._written reads `_<kwarg>`, and takes a
+    missing one for a setting left out: a rename would skip its check without a word)."""
     from hpotool.config_files import load_optimize_config
     from hpotool.errors import HpoError
-    from hpotool.pruner_reach import check_pruner_reach
+    from hpotool.pruner_reach import _written, check_pruner_reach
     from hpotool.sampler_and_pruner import check_threshold_side
 
     pruners = optuna.pruners
@@ -428,6 +430,22 @@ def test_the_pruners_settings(tmp_path: Path, opt_dict: dict[str, Any]) -> None:
     assert (wilcoxon._p_threshold, wilcoxon._n_startup_steps) == (0.2, 4)
     _has(pruners.MedianPruner(), ["_n_warmup_steps"], "hpotool.pruner_reach")
     assert pruners.MedianPruner(n_warmup_steps=7)._n_warmup_steps == 7
+    _has(halving, ["_min_early_stopping_rate"], "hpotool.pruner_reach")
+    _has(band, ["_max_resource"], "hpotool.pruner_reach")
+    for pruner, name, value in (
+        (pruners.PercentilePruner(25.0, n_warmup_steps=4), "n_warmup_steps", 4),
+        (pruners.MedianPruner(n_warmup_steps=7), "n_warmup_steps", 7),
+        (pruners.ThresholdPruner(lower=0.1, n_warmup_steps=3), "n_warmup_steps", 3),
+        (pruners.SuccessiveHalvingPruner(min_resource=2), "min_resource", 2),
+        (pruners.SuccessiveHalvingPruner(min_early_stopping_rate=1), "min_early_stopping_rate", 1),
+        (band, "min_resource", 2),
+        (band, "max_resource", 9),
+    ):
+        _has(pruner, [f"_{name}"], "hpotool.pruner_reach")
+        assert _written(pruner, {name: value}, name) == value, (
+            f"Optuna {optuna.__version__}: {type(pruner).__name__} keeps {name} otherwise: adapt "
+            f"hpotool.pruner_reach._written"
+        )
     opt_dict["direction"] = "maximize"
     opt = load_optimize_config(write_yaml(tmp_path / "o.yaml", opt_dict))
     with pytest.raises(HpoError, match=r"^pruner\.kwargs\.wrapped_pruner\.kwargs\.upper: 0\.3 prunes"):
@@ -436,6 +454,31 @@ def test_the_pruners_settings(tmp_path: Path, opt_dict: dict[str, Any]) -> None:
         check_pruner_reach(pruners.MedianPruner(n_warmup_steps=7), {"n_warmup_steps": 7}, 5)
     with pytest.raises(HpoError, match=r"^pruner\.kwargs\.min_resource: 6 puts the first rung at step"):
         check_pruner_reach(pruners.SuccessiveHalvingPruner(min_resource=6), {"min_resource": 6}, 5)
+
+
+def test_a_sampler_s_refusal_of_several_objectives() -> None:
+    """sampler_and_pruner._refused_objectives knows a sampler's refusal of a multi-objective study by the
+    frame that raised it, `BaseSampler._raise_error_if_multi_objective(study)`, which CmaEsSampler calls."""
+    from hpotool.sampler_and_pruner import _refused_objectives
+
+    user = "hpotool.sampler_and_pruner._refused_objectives"
+    refuse = getattr(optuna.samplers.BaseSampler, "_raise_error_if_multi_objective", None)
+    assert refuse is not None, (
+        f"Optuna {optuna.__version__}: BaseSampler has no _raise_error_if_multi_objective, the frame {user} "
+        f"looks for: adapt {user}"
+    )
+    _takes(refuse, ["self", "study"], user)
+    study = optuna.create_study(
+        directions=["minimize", "minimize"], sampler=optuna.samplers.CmaEsSampler(seed=0)
+    )
+    with pytest.raises(ValueError) as raised:
+        study.ask().suggest_float("x", 0, 1)
+    assert _refused_objectives(raised.value), (
+        f"Optuna {optuna.__version__}: CmaEsSampler refuses several objectives from another frame: adapt {user}"
+    )
+    with pytest.raises(ValueError) as other:
+        optuna.create_study().ask().suggest_float("x", 1, 0)  # another ValueError: not a refusal
+    assert not _refused_objectives(other.value)
 
 
 def test_partial_fixed_sampler_s_base_sampler() -> None:
@@ -513,6 +556,37 @@ def test_the_timeline_s_logger() -> None:
     )
 
 
+def test_the_loggers_of_the_figures_omitted_trials() -> None:
+    """report_drawing.make_figures gathers the "Trial N is omitted in visualization because its objective value
+    is inf or nan" lines from the loggers of `optuna.visualization._utils` and `optuna.visualization._rank`,
+    by their names, into one warning."""
+    import optuna.visualization as vis
+
+    from hpotool.report_drawing import _Omitted
+
+    user = "hpotool.report_drawing.make_figures"
+    for name in ("_utils", "_rank"):
+        module = importlib.import_module(f"optuna.visualization.{name}")
+        _has(module, ["_logger"], user)
+        assert module._logger is logging.getLogger(f"optuna.visualization.{name}"), (
+            f"Optuna {optuna.__version__}: optuna.visualization.{name} logs elsewhere: adapt {user}"
+        )
+    study = optuna.create_study(sampler=optuna.samplers.RandomSampler(seed=0))
+    for value in (1.0, math.inf, 2.0):
+        trial = study.ask()
+        trial.suggest_float("x", 0, 1)
+        study.tell(trial, value)
+    logger, omitted = logging.getLogger("optuna.visualization._utils"), _Omitted()
+    logger.addFilter(omitted)
+    try:
+        vis.plot_slice(study)
+    finally:
+        logger.removeFilter(omitted)
+    assert omitted.numbers == {1}, (
+        f"Optuna {optuna.__version__} says an omitted trial otherwise: adapt {user}"
+    )
+
+
 def test_the_parallel_coordinates_label() -> None:
     """figure_labels names a parallel-coordinates dimension as Optuna's `_truncate_label` does."""
     from hpotool.figure_labels import _optuna_label
@@ -545,3 +619,63 @@ def test_a_study_s_trials_come_from_get_trials_underscored() -> None:
     assert [t.number for t in snapshot.trials] == [0], f"Study.trials reads otherwise: adapt {user}"
     states = (TrialState.RUNNING,)
     assert snapshot.get_trials(states=states) == [], f"Study.get_trials reads otherwise: adapt {user}"
+
+
+# Private names that hpotool's code spells as Optuna does, but that are not Optuna's
+_NOT_OPTUNA_S = {
+    "_run_trial": "hpotool.loop's own method (Optuna's optuna.study._optimize has one too)",
+    "_modules": "torch's nn.Module._modules (tests/test_library_internals.py)",
+    "_values": "hpotool.objective's own method (Optuna's FrozenTrial has a _values)",
+    "_steps": "a suffix of argument names hpotool.schedulers looks for",
+}
+
+
+def _optuna_private_names() -> set[str]:
+    """Every private name Optuna's source defines: its modules and packages, functions, classes, attributes
+    and module-level variables whose names start with one underscore."""
+    import ast
+
+    defined: set[str] = set()
+    root = Path(optuna.__file__).parent
+    for path in root.rglob("*.py"):
+        defined.update(part for part in path.relative_to(root).with_suffix("").parts if part[:1] == "_")
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+            if isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef | ast.ClassDef):
+                defined.add(node.name)
+            elif isinstance(node, ast.Attribute) and isinstance(node.ctx, ast.Store):
+                defined.add(node.attr)
+            elif isinstance(node, ast.Name) and isinstance(node.ctx, ast.Store):
+                defined.add(node.id)
+    return {n for n in defined if n.startswith("_") and not n.startswith("__") and n != "_"}
+
+
+def test_every_private_optuna_name_hpotool_reads_is_guarded_here() -> None:
+    """Each private name of Optuna's that hpotool's code reads (an attribute, a name imported from optuna, a
+    string that is one, as getattr takes it, a dotted optuna path in a string) is named in this file, where a test pins it: a new use of one fails here
+    until a test above covers it (or, if it is not Optuna's, `_NOT_OPTUNA_S` says whose it is)."""
+    import ast
+
+    import hpotool
+
+    private = _optuna_private_names()
+    guarded = Path(__file__).read_text(encoding="utf-8")
+    used: dict[str, set[str]] = {}
+    src = Path(hpotool.__file__).parent
+    for path in sorted(src.rglob("*.py")):
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+            names: list[str] = []
+            if isinstance(node, ast.Attribute) and isinstance(node.ctx, ast.Load):
+                names.append(node.attr)
+            elif isinstance(node, ast.ImportFrom) and (node.module or "").split(".")[0] == "optuna":
+                names += [alias.name for alias in node.names] + (node.module or "").split(".")
+            elif isinstance(node, ast.Constant) and isinstance(node.value, str):  # getattr(x, "_name")
+                names += re.findall(r"\w+", node.value) if node.value[:7] == "optuna." else [node.value]
+            for name in names:
+                if name in private and name not in _NOT_OPTUNA_S:
+                    used.setdefault(name, set()).add(str(path.relative_to(src)))
+    assert len(used) > 40, f"found {len(used)} private Optuna names in {src}: the scan reads nothing"
+    unguarded = {n: sorted(where) for n, where in used.items() if not re.search(rf"\b{n}\b", guarded)}
+    assert not unguarded, (
+        f"hpotool reads private Optuna names no test in {Path(__file__).name} pins: {unguarded}; add a test "
+        f"(or use a public API)"
+    )

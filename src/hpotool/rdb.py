@@ -30,8 +30,7 @@ from collections.abc import Container, Mapping, Sequence
 from datetime import datetime
 from typing import Any
 
-from optuna.storages import RDBStorage
-from optuna.storages._cached_storage import _CachedStorage
+from optuna.storages import RDBStorage, _CachedStorage  # optuna.storages exports it (its __all__)
 from optuna.trial import FrozenTrial, TrialState
 
 from hpotool.rdb_reads import frozen_trials, read_trial_tables, trials_wanted

@@ -116,7 +116,7 @@ def _others_asked(study: optuna.Study, unasked: Unasked, mine: int) -> bool:
     trial the resume marked FAIL as it waited ('dropped: ...', never started) was asked by no process: taken
     for another's, it seeded a process resuming alone apart, and the same resume drew other values each time."""
     asked = (TrialState.RUNNING, TrialState.COMPLETE, TrialState.PRUNED, TrialState.FAIL)
-    trials = study._storage.get_all_trials(study._study_id, deepcopy=False, states=asked)
+    trials = study.get_trials(deepcopy=False, states=asked)
     return any(
         t.number != mine
         and (t.number >= unasked.since or (t.number in unasked.queued and t.datetime_start is not None))

@@ -47,7 +47,7 @@ FULL_LOOK_S = 2.0
 # PostgreSQL the longest of 80 lasted 0.8 s, most none), then every SLOW_LOOK_S.
 QUICK_LOOKS_S = 1.0
 SLOW_LOOK_S = 1.0
-# The ids of the trials a start wait of this process ran out on, by study: undrawn for a whole wait, their
+# The numbers of the trials a start wait of this process ran out on, by study: undrawn for a whole wait, their
 # process died (another machine's: one of this machine is `owners.died_here`), and later waits skip them.
 # Per process (each --workers worker waits once for such a trial); only a run's own thread waits.
 _given_up: weakref.WeakKeyDictionary[optuna.Study, set[int]] = weakref.WeakKeyDictionary()
@@ -69,7 +69,7 @@ def study_version(study: optuna.Study) -> Hashable:
             storage._sync_with_backend()  # reads only the records written since the last read
             return storage._replay_result.log_number_read
     counts: dict[str, int] = {}  # another storage (in memory, a plugin's): its trials, counted by state
-    for t in storage.get_all_trials(study._study_id, deepcopy=False):
+    for t in study.get_trials(deepcopy=False):
         counts[t.state.name] = counts.get(t.state.name, 0) + 1
     return frozenset(counts.items())
 
@@ -140,7 +140,7 @@ def wait_for_earlier_trials(
             pending = [
                 t
                 for t in running
-                if t.number < number and t._trial_id not in skip and not ready(t) and not died_here(t)
+                if t.number < number and t.number not in skip and not ready(t) and not died_here(t)
             ]
             if not pending:
                 return
@@ -152,7 +152,7 @@ def wait_for_earlier_trials(
         if interrupted() or not pending:
             return
         first = min(pending, key=lambda t: t.number)
-        skip.add(first._trial_id)
+        skip.add(first.number)
         if multiprocessing.parent_process() is None:  # with --workers, each worker would say it
             _log.warning(
                 "note: trial #%d, asked by another process, has not drawn its values in %g s (that process "
