@@ -1,6 +1,6 @@
-"""The private parts of torch, PyMySQL, the standard library and typer that hpotool relies on, one test each: the symbol exists, has the
-shape hpotool uses, and behaves as hpotool expects, checked through hpotool's own function (as
-tests/test_optuna_internals.py does for Optuna's).
+"""The private parts of torch, PyMySQL, the standard library, typer and rich that hpotool relies on, one test
+each: the symbol exists, has the shape hpotool uses, and behaves as hpotool expects, checked through
+hpotool's own function (as tests/test_optuna_internals.py does for Optuna's).
 
 torch and PyMySQL offer no public way to do what these do (see each test); a release may rename or change
 any of them: the test that fails names the hpotool module that depends on the part, so an upgrade fails here,
@@ -9,12 +9,14 @@ torch's own calls where a part is missing). psycopg, redis and SQLAlchemy are us
 APIs only (Optuna's Redis backend's `_redis` and `_prefix` are Optuna's: tests/test_optuna_internals.py).
 
 Of the standard library hpotool uses `multiprocessing.forkserver._forkserver` and `atexit._run_exitfuncs`,
-and of typer the click it vendors (`typer._click`, whose exceptions typer does not export); rich, pydantic,
-plotly and PyYAML through their public APIs only (a namedtuple's `_replace` is its public API)."""
+of typer the click it vendors (`typer._click`, whose exceptions typer does not export), and of rich a
+console's `_render_hooks`; pydantic, plotly and PyYAML through their public APIs only (a namedtuple's
+`_replace` is its public API)."""
 
 from __future__ import annotations
 
 import importlib
+import importlib.metadata
 import inspect
 import subprocess
 import sys
@@ -40,6 +42,8 @@ def _version(library: str) -> str:
     if library == "Python":
         return sys.version.split()[0]
     module = importlib.import_module(library.lower())
+    if not hasattr(module, "__version__"):  # rich
+        return importlib.metadata.version(library.lower())
     return str(getattr(module, "VERSION_STRING", module.__version__))
 
 
@@ -278,6 +282,38 @@ def test_the_schedules_a_sequential_or_chained_scheduler_holds() -> None:
     )
 
 
+def test_the_dropout_and_batch_norm_bases() -> None:
+    """parts._check_container asks whether a layer hidden in a plain list or dict holds a dropout in
+    training mode (`nn.modules.dropout._DropoutNd`), step_faults whether a model that failed on a batch of
+    one sample holds a batch norm (`nn.modules.batchnorm._BatchNorm`): torch names no public base of every
+    dropout or batch-norm layer. Gone, the first would let such a model pass and the second give the
+    general hint."""
+    user = "hpotool.parts (_check_container) and hpotool.step_faults"
+    dropout = _private("torch.nn.modules.dropout", "_DropoutNd", user)
+    batch_norm = _private("torch.nn.modules.batchnorm", "_BatchNorm", user)
+    for layer in (
+        nn.Dropout,
+        nn.Dropout1d,
+        nn.Dropout2d,
+        nn.Dropout3d,
+        nn.AlphaDropout,
+        nn.FeatureAlphaDropout,
+    ):
+        assert issubclass(layer, dropout), f"torch {torch.__version__}: {layer.__name__}: adapt {user}"
+    for layer in (nn.BatchNorm1d, nn.BatchNorm2d, nn.BatchNorm3d, nn.LazyBatchNorm1d, nn.SyncBatchNorm):
+        assert issubclass(layer, batch_norm), f"torch {torch.__version__}: {layer.__name__}: adapt {user}"
+    assert not issubclass(nn.LayerNorm, batch_norm) and not issubclass(nn.InstanceNorm1d, batch_norm)
+
+    from hpotool.errors import RunCheckError
+    from hpotool.parts import _check_container
+
+    kept = [nn.Sequential(nn.ReLU(), nn.Dropout(0.5))]
+    with pytest.raises(RunCheckError, match="plain list"):
+        _check_container("Net", "blocks", kept, set(), set())
+    kept[0].eval()  # dropout off: a frozen part hidden on purpose
+    _check_container("Net", "blocks", kept, set(), set())
+
+
 # PyMySQL
 
 
@@ -443,3 +479,31 @@ def test_the_usage_error_typer_vendors_from_click() -> None:
     assert result.exit_code == 2 and lines == [
         "error: Option '--storage' requires an argument (see hpotool trials --help)"
     ], f"{version}: an option without its value printed {lines}: adapt {user}"
+
+
+# rich
+
+
+def test_the_render_hooks_a_console_keeps() -> None:
+    """progress.start reads `Console._render_hooks`, the list `push_render_hook` appends a Live to, to hook
+    the bars in where a start cut off before rich did (rich has no public "is it hooked"); gone, such a
+    start ends in AttributeError where it owed exit code 130 or 141."""
+    import io
+
+    from rich.console import Console
+    from rich.progress import Progress
+
+    from hpotool import progress as bars
+
+    user = "hpotool.progress (start)"
+    progress = Progress(console=Console(file=io.StringIO(), force_terminal=True), transient=True)
+    live = progress.live
+    _has(live.console, ["_render_hooks"], user, "rich")
+    bars.start(progress)
+    try:
+        assert live in live.console._render_hooks, (
+            f"rich {_version('rich')}: the Live is not in the hooks: adapt {user}"
+        )
+    finally:
+        bars.stop(progress)
+    assert live not in live.console._render_hooks
