@@ -103,6 +103,7 @@ def check_space(run: RunConfig, opt: OptimizeConfig, data: PreparedData | None, 
     valid = config_paths(run, switchable(opt.search_space), wanted=[*opt.search_space, *conditions])
     fixed = leaf_values(run)
     failed: dict[str, str] = {}
+    raised: dict[str, HpoError] = {}
     for path, param in opt.search_space.items():
         try:
             _check_param(run, opt, data, path, param, valid, fixed)
@@ -111,10 +112,13 @@ def check_space(run: RunConfig, opt: OptimizeConfig, data: PreparedData | None, 
             message = str(exc)
             if not message.startswith("search_space."):
                 message = f"search_space.{path}: {message}"
-            failed[path] = message
-    lines = [f"{source}: {message}" for path, message in failed.items() if not _told_by_another(path, failed)]
-    if lines:  # every key's mistake in one run, a line each, as pydantic's errors of a config are told
-        raise HpoError("\n".join(lines))
+            failed[path], raised[path] = message, exc
+    told = [path for path in failed if not _told_by_another(path, failed)]
+    if told:  # every key's mistake in one run, a line each, as pydantic's errors of a config are told
+        error = HpoError("\n".join(f"{source}: {failed[path]}" for path in told))
+        # --debug's traceback shows the first key's error (a user's module that raised at import in it)
+        error.__context__, error.__suppress_context__ = raised[told[0]], True
+        raise error
     _check_warmup_in_shortest_run(run, opt, source)
 
 
