@@ -4004,4 +4004,33 @@ CASES = [
         'error: optimize.yaml: search_space.batch_size: choices mix numbers and the text "16.0"; write choices: [16, 32], without quotes (whole numbers: a key of whole numbers needs them, and one of floats takes them too)',
         optimize={"search_space": {"batch_size": {"type": "categorical", "choices": ["16.0", 32.0]}}},
     ),
+    Case(
+        "search-space-two-mistakes",
+        "a search space with two keys wrong, a misspelt path and a range written high to low; before: the range "
+        "alone, and the path on the next run",
+        "error: optimize.yaml: search_space.optimizer.lrr: optimizer 'adam' takes no argument 'lrr' (did you mean 'optimizer.lr'?); it takes: lr, betas, eps, weight_decay, amsgrad, foreach, maximize, capturable, differentiable, fused, decoupled_weight_decay\n"
+        "error: optimize.yaml: search_space.model.dropout: low must be at most high, got low: 0.5, high: 0.0; swap them (low: 0.0, high: 0.5)",
+        # written as is: the files the catalogue writes sort their keys, and the lines follow the file's order
+        optimize_text=_optimize_text(
+            search_space={
+                "optimizer.lrr": {"type": "float", "low": 1e-3, "high": 1e-1, "log": True},
+                "model.dropout": {"type": "float", "low": 0.5, "high": 0.0},
+            }
+        ),
+    ),
+    Case(
+        "search-space-three-mistakes",
+        "a search space with three keys wrong against the run config: a value it refuses, a misspelt path, a "
+        "list item past the end of its list; before: one per run",
+        "error: optimize.yaml: search_space.epochs: with epochs=0: epochs: must be 1 or more, got 0\n"
+        "error: optimize.yaml: search_space.optimizer.lrr: optimizer 'adam' takes no argument 'lrr' (did you mean 'optimizer.lr'?); it takes: lr, betas, eps, weight_decay, amsgrad, foreach, maximize, capturable, differentiable, fused, decoupled_weight_decay\n"
+        "error: optimize.yaml: search_space.model.hidden.2: no list item '2' in model.hidden (the list has 1); give model.hidden more items in the run config, or search its items in order (model.hidden.1 adds one)",
+        optimize_text=_optimize_text(
+            search_space={
+                "epochs": {"type": "int", "low": 0, "high": 3},
+                "optimizer.lrr": {"type": "float", "low": 1e-3, "high": 1e-1, "log": True},
+                "model.hidden.2": {"type": "int", "low": 8, "high": 32},
+            }
+        ),
+    ),
 ]

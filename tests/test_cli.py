@@ -1725,3 +1725,62 @@ def test_a_grid_over_a_conditional_space_names_bruteforce_for_its_repeats(
         # it said "at most 4": dropout 0.0 without hidden, 0.25 with either of its two, are 3
         "the space holds 3 configurations, and sampler bruteforce runs each of them once" in shown
     ), shown
+
+
+def _template_with(tmp_path: Path, *edits: tuple[str, str]) -> list[str]:
+    """`optimize --dry-run` on the shipped run template and the optimize template with `edits` made to its
+    text (old, new)."""
+    configs = Path(__file__).resolve().parents[1] / "configs"
+    text = (configs / "optimize_template.yaml").read_text()
+    for old, new in edits:
+        assert old in text
+        text = text.replace(old, new)
+    (tmp_path / "bad.yaml").write_text(text)
+    return [
+        "optimize",
+        "-r",
+        str(configs / "run_template.yaml"),
+        "-o",
+        str(tmp_path / "bad.yaml"),
+        "--dry-run",
+    ]
+
+
+_LRR = ("optimizer.lr: ", "optimizer.lrr:")
+_DROPOT = (
+    "model.dropout:      {type: float, low: 0.0, high: 0.5}",
+    "model.dropot: {type: float, low: 0.5, high: 0.0}",
+)
+
+
+def test_a_search_space_with_two_mistakes_is_told_both_in_one_run(tmp_path: Path) -> None:
+    # it told model.dropot's range alone, and optimizer.lrr on the next run
+    result = runner.invoke(app, _template_with(tmp_path, _LRR, _DROPOT))
+    assert result.exit_code == 2, result.output
+    bad = tmp_path / "bad.yaml"
+    lines = result.stderr.splitlines()
+    assert len(lines) == 2, lines
+    assert lines[0].startswith(
+        f"error: {bad}: search_space.optimizer.lrr: optimizer 'adam' takes no argument 'lrr' (did you mean "
+        f"'optimizer.lr'?)"
+    )
+    assert lines[1] == (
+        f"error: {bad}: search_space.model.dropot: low must be at most high, got low: 0.5, high: 0.0; swap "
+        f"them (low: 0.0, high: 0.5)"
+    )
+    assert "Traceback" not in result.output
+
+
+def test_a_search_space_with_three_mistakes_is_told_each_once(tmp_path: Path) -> None:
+    # the misspelt activation is told under its key alone, not again under batch_size, whose smallest
+    # batch is tried beside it
+    tanhh = ("choices: [relu, gelu, tanh]", "choices: [relu, gelu, tanhh]")
+    result = runner.invoke(app, _template_with(tmp_path, _LRR, _DROPOT, tanhh))
+    assert result.exit_code == 2, result.output
+    keys = [line.split(": ")[2].partition(":")[0] for line in result.stderr.splitlines()]
+    assert keys == [
+        "search_space.optimizer.lrr",
+        "search_space.model.dropot",
+        "search_space.model.activation",
+    ]
+    assert "unknown activation 'tanhh' (did you mean 'tanh'?)" in result.stderr.splitlines()[2]

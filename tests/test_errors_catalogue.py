@@ -166,7 +166,8 @@ def render_doc() -> str:
         "",
         "Every mistake below is caught before the command does its work (`optimize`: before trial 0;",
         "`export-best`, `train-from-best`, `refine`, `report`, `trials`: before they train, write or list),",
-        "with exit code 2 and the one line shown, and nothing is written to the study's storage.",
+        "with exit code 2 and the one line shown (a line per mistake, where a file has several), and nothing is",
+        "written to the study's storage.",
         "`hpotool --debug ...` shows the traceback instead. The page is generated from",
         "`tests/error_catalogue.py`, and `tests/test_errors_catalogue.py` runs every case through the real CLI,",
         "so what you read here is what hpotool prints (paths as in the tests: `run.yaml`, `optimize.yaml`, the",
@@ -175,7 +176,8 @@ def render_doc() -> str:
         "",
     ]
     for i, case in enumerate(CASES, 1):
-        lines += [f"{i}. **{case.what}** (`{case.name}`)", "", "   ```", f"   {case.message}", "   ```", ""]
+        shown = [f"   {line}" for line in case.message.splitlines()]  # a line per mistake, each as printed
+        lines += [f"{i}. **{case.what}** (`{case.name}`)", "", "   ```", *shown, "   ```", ""]
     return "\n".join(lines)
 
 

@@ -71,6 +71,12 @@ def load_optimize_config(path: Path, *, budget_given: bool = False) -> OptimizeC
         "give it as --run-config, and an optimize config (study_name, search_space, ...) as --optimize-config"
     )
     _refuse_other_kind(raw, path, OptimizeConfig, RunConfig, fix)
+    return optimize_config_of(raw, path, budget_given=budget_given)
+
+
+def optimize_config_of(raw: dict[str, Any], path: Path, *, budget_given: bool = False) -> OptimizeConfig:
+    """The validated OptimizeConfig of a file's mapping `raw` (read from `path`), as `load_optimize_config`
+    checks it."""
     _refuse_objectives_misspelled(raw, path)
     with imports_for(path):  # a sampler or pruner of the user's, not found, may be in a folder above it
         result: OptimizeConfig = validate_config(OptimizeConfig, raw, str(path), budget_given=budget_given)

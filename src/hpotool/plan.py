@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING, Any
 
 from hpotool.config import OptimizeConfig, RunConfig
 from hpotool.config_errors import validate_config
-from hpotool.config_files import load_optimize_config, load_run_config
+from hpotool.config_files import load_optimize_config, load_run_config, optimize_config_of
 from hpotool.constraints import unsteered_note
 from hpotool.data import PreparedData, check_batch_size, data_notes, load_checked
 from hpotool.device import device_name, resolve_device
@@ -26,6 +26,7 @@ from hpotool.pruner_reach import most_epochs, never_asked_note
 from hpotool.sampler_and_pruner import sampler_and_pruner
 from hpotool.sections import section_choices
 from hpotool.space_checks import check_space
+from hpotool.space_mistakes import with_other_keys
 from hpotool.space_notes import (
     final_override_notes,
     grid_notes,
@@ -127,7 +128,16 @@ def prepare_study(run_path: Path, opt_path: Path, overrides: Overrides = Overrid
     if overrides.storage == "":  # `--storage "${VAR:-}"`, VAR unset: no flag, the config's storage (every
         overrides = replace(overrides, storage=None)  # command takes '' so); it ran in studies/<name>.db
     budget_given = overrides.n_trials is not None or overrides.timeout is not None
-    run, opt = load_run_config(run_path), load_optimize_config(opt_path, budget_given=budget_given)
+    run = load_run_config(run_path)
+    try:
+        opt = load_optimize_config(opt_path, budget_given=budget_given)
+    except HpoError as exc:  # a key's refused range beside another key's misspelt path: both told at once
+        raise with_other_keys(
+            exc,
+            opt_path,
+            partial(optimize_config_of, path=opt_path, budget_given=budget_given),
+            lambda checked: _prepare(run, checked, str(run_path), str(opt_path), overrides),
+        ) from None
     plan = _prepare(run, opt, str(run_path), str(opt_path), overrides)
     if overrides.storage is not None:
         return replace(plan, storage_origin="--storage", run_from=str(run_path), opt_from=str(opt_path))

@@ -93,20 +93,59 @@ def _earlier_items(path: str, opt: OptimizeConfig) -> dict[str, Any]:
 
 def check_space(run: RunConfig, opt: OptimizeConfig, data: PreparedData | None, source: str) -> None:
     """Before any trial runs: every path exists, and every bound or choice gives a RunConfig that
-    validates and whose components build."""
+    validates and whose components build.
+
+    Raises:
+        HpoError: one line per searched key that fails, in the order of the keys (a key's first failing
+            check: the checks after it read what it refused); the checks across keys only where none did.
+    """
     conditions = [cond for param in opt.search_space.values() for cond in param.when or {}]
     valid = config_paths(run, switchable(opt.search_space), wanted=[*opt.search_space, *conditions])
     fixed = leaf_values(run)
+    failed: dict[str, str] = {}
+    raised: dict[str, HpoError] = {}
     for path, param in opt.search_space.items():
         try:
             _check_param(run, opt, data, path, param, valid, fixed)
             _check_values(run, opt, data, path, param, fixed)
-        except HpoError as exc:
+        except HpoError as exc:  # the key's later checks read what failed: the next key's are still told
             message = str(exc)
             if not message.startswith("search_space."):
                 message = f"search_space.{path}: {message}"
-            raise HpoError(f"{source}: {message}") from None
+            failed[path], raised[path] = message, exc
+    told = [path for path in failed if not _told_by_another(path, failed)]
+    if told:  # every key's mistake in one run, a line each, as pydantic's errors of a config are told
+        error = HpoError("\n".join(f"{source}: {failed[path]}" for path in told))
+        # --debug's traceback shows the first key's error (a user's module that raised at import in it)
+        error.__context__, error.__suppress_context__ = raised[told[0]], True
+        raise error
     _check_warmup_in_shortest_run(run, opt, source)
+
+
+def _named_with(message: str) -> list[str]:
+    """The searched values a key's refusal was tried beside (`with model.activation=tanhh, batch_size=32: `),
+    as the text before each `=`."""
+    message = message.partition(": ")[2] if message.startswith("search_space.") else message
+    if not message.startswith("with ") or ": " not in message:
+        return []
+    return [part.partition("=")[0].strip() for part in message[5:].partition(": ")[0].split(", ")]
+
+
+def _told_by_another(path: str, failed: Mapping[str, str]) -> bool:
+    """Whether `path`'s refusal came from another failing key's value it was tried beside (batch_size beside
+    model.activation=tanhh): that key's own line tells it, with its fix, and the pair's would repeat it
+    under a key that has no mistake. Two keys refused as the same pair (data.name beside data.noise, and
+    data.noise beside data.name) are told once, by the first; a line of a failing key's own check, which
+    another key met, is told under that key alone."""
+    keys = list(failed)
+    if any(failed[path].startswith(f"search_space.{other}:") for other in keys if other != path):
+        return True  # a check of another key's, which failed on its own (model.hidden.2 above model.hidden.1)
+    return any(
+        other != path
+        and other in failed
+        and (path not in _named_with(failed[other]) or keys.index(other) < keys.index(path))
+        for other in _named_with(failed[path])
+    )
 
 
 def _extremes(param: Param | None) -> tuple[int, int] | None:
