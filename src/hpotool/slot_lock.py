@@ -40,21 +40,36 @@ def slot_lock_path(url: str, study_name: str) -> Path | None:
     return Path(tempfile.gettempdir()) / f"hpotool-slots-{os.getuid()}" / f"{key}.lock"
 
 
+# The descriptor of the slot lock this process holds now (`slot_lock`), for `let_go_of_slot_lock`.
+_held: list[int] = []
+
+
 @contextlib.contextmanager
 def slot_lock(path: Path | None) -> Iterator[None]:
-    """Hold the lock file `path` (`slot_lock_path`) while inside, waiting for the process of this machine
-    that holds it; without a lock where `path` is None or the lock cannot be made (the check after `ask`
-    alone). A signal ends the wait as it would any other."""
+    """Hold the lock file `path` (`slot_lock_path`) while inside (or until `let_go_of_slot_lock`), waiting
+    for the process of this machine that holds it; without a lock where `path` is None or the lock cannot
+    be made (the check after `ask` alone). A signal ends the wait as it would any other."""
     fd = _open(path)
     if fd is None:
         yield
         return
+    _held.append(fd)
     try:
         with contextlib.suppress(OSError):  # a file system without locks: the check after `ask` alone
             fcntl.flock(fd, fcntl.LOCK_EX)
         yield
     finally:
-        os.close(fd)  # lets the lock go
+        let_go_of_slot_lock()
+
+
+def let_go_of_slot_lock() -> None:
+    """Let go of the slot lock this process holds, if any, before its `slot_lock` block ends: a trial that
+    waits inside `ask` for trials of other processes (a grid trial, for the point of a trial asked before
+    it: `waiting.wait_for_earlier_trials`) holds its slot already, being RUNNING, and the other processes
+    of the machine need not wait with it (with the lock held, a trial of another machine that never picked
+    kept every local worker but one from asking, each in turn, for up to 10 s)."""
+    while _held:
+        os.close(_held.pop())  # closing the descriptor lets the lock go
 
 
 def _open(path: Path | None) -> int | None:
