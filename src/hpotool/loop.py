@@ -36,6 +36,7 @@ from hpotool.sampler_hooks import (
     failed_hook,
     hook_reason,
 )
+from hpotool.slot_lock import slot_lock, slot_lock_path
 from hpotool.storage_settings import heartbeat_settings
 from hpotool.study import FINISHED
 from hpotool.tracking import track
@@ -155,6 +156,7 @@ class _TrialLoop:
         self.objective = make_objective(plan, observer)
         self.target, self.deadline = trial_target(plan), math.inf if deadline is None else deadline
         self.set_up = TrialSetup(study, plan, self.target, poll, alone_since)
+        self.lock_path = slot_lock_path(plan.storage_url, study.study_name)
         self.start = time.monotonic()
         # Heartbeats are written every `interval` seconds, so a trial turns stale at that pace: looking once
         # per interval (not before every trial: ~10 ms of queries each) finds dead workers' trials as soon.
@@ -243,9 +245,13 @@ class _TrialLoop:
         trial: optuna.Trial | None = None
         asked = 0.0
         try:
+            # The processes of this machine count the free slots and ask one at a time (`slot_lock`): two
+            # that each saw the last slot free asked a trial each, and the later one's went back to WAITING.
             # "heartbeat is supposed to be used with Study.optimize": it is, below. A signal during `ask`
             # waits until it returns, so the trial it created is told FAIL below, not left RUNNING.
-            with warnings.catch_warnings(), deferred():
+            with slot_lock(self.lock_path), warnings.catch_warnings(), deferred():
+                if len(finished_and_running(self.study)) >= self.target:  # taken as this process waited
+                    return None
                 warnings.simplefilter("ignore", UserWarning)
                 asked = time.perf_counter()
                 try:

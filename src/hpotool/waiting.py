@@ -31,6 +31,7 @@ from collections.abc import Hashable
 from typing import TYPE_CHECKING, Any
 
 from hpotool.interrupts import raise_dropped
+from hpotool.slot_lock import let_go_of_slot_lock
 
 if TYPE_CHECKING:
     from collections.abc import Callable
@@ -144,6 +145,7 @@ def wait_for_earlier_trials(
             ]
             if not pending:
                 return
+            let_go_of_slot_lock()  # this trial holds its slot: the machine's other processes may ask
             quick = time.monotonic() - begin < QUICK_LOOKS_S
             for _ in range(1 if quick else max(1, round(SLOW_LOOK_S / poll))):
                 time.sleep(poll)
