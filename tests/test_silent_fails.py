@@ -38,8 +38,11 @@ def _study(tmp_path: Path) -> tuple[str, optuna.Study]:
         stale = study.ask({"lr": optuna.distributions.FloatDistribution(1e-4, 1.0, log=True)})
     stale.set_user_attr("worker", WORKER)
     beating.record_heartbeat(stale._trial_id)
+    # Typed, so SQLAlchemy writes the datetime as Optuna's column does; a bare datetime went to sqlite3's
+    # default datetime adapter, deprecated from Python 3.12 (a DeprecationWarning in every run there).
+    beat = sqlalchemy.bindparam("beat", BEAT, type_=sqlalchemy.DateTime())
     with sqlalchemy.create_engine(url).begin() as db:
-        db.execute(sqlalchemy.text("UPDATE trial_heartbeats SET heartbeat = :beat"), {"beat": BEAT})
+        db.execute(sqlalchemy.text("UPDATE trial_heartbeats SET heartbeat = :beat").bindparams(beat))
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
         optuna.storages.fail_stale_trials(study)  # as a plain worker's study.optimize does before a trial

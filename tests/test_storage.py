@@ -24,6 +24,7 @@ from hpotool.storage import load_study, make_storage
 
 from .conftest import ask_with_heartbeat, write_yaml
 from .redis_keys import delete_redis_keys
+from .storage_race import open_after
 from .test_workers import _beat_an_hour_ago, _hpotool, _kill_session
 
 
@@ -964,15 +965,6 @@ def test_optimize_refuses_a_sqlite_file_that_holds_something_else_and_writes_not
     assert len(optuna.load_study(study_name="tiny", storage=f"sqlite:///{empty}").trials) == 2
 
 
-def _open_after(barrier: Any, url: str, results: Any) -> None:
-    try:
-        barrier.wait(timeout=120)  # a sibling that never got there (it died starting) breaks it, not for good
-        make_storage(url)
-        results.put("ok")
-    except Exception as exc:
-        results.put(f"{type(exc).__name__}: {exc}")
-
-
 @pytest.mark.parametrize("kind", ["sqlite", "postgres", "mysql"])
 def test_workers_started_together_on_a_new_database_all_open_it(kind: str, tmp_path: Path) -> None:
     # The same command started several times at once on a new SQLite file, or on several machines against
@@ -987,7 +979,11 @@ def test_workers_started_together_on_a_new_database_all_open_it(kind: str, tmp_p
     from .test_workers import _server_url
 
     server = None if kind == "sqlite" else _server_url(kind)
-    ctx = multiprocessing.get_context("fork")
+    # spawn, not fork: the test process runs threads by now (those of the tests before), and a fork there may
+    # deadlock the child on a lock a thread held (Python 3.12 warns: "This process ... is multi-threaded, use
+    # of fork() may lead to deadlocks in the child", 48 DeprecationWarnings in a run of this file). A spawned
+    # process imports only tests/storage_race.py and hpotool.storage, not this file.
+    ctx = multiprocessing.get_context("spawn")
     for attempt in range(4):
         db = f"hpotool_race_{uuid.uuid4().hex[:8]}"
         if server is None:
@@ -1000,7 +996,7 @@ def test_workers_started_together_on_a_new_database_all_open_it(kind: str, tmp_p
             barrier, results = ctx.Barrier(4), ctx.Queue()
             # daemons: any left once the test has failed are killed, not waited for at pytest's exit
             procs = [
-                ctx.Process(target=_open_after, args=(barrier, url, results), daemon=True) for _ in range(4)
+                ctx.Process(target=open_after, args=(barrier, url, results), daemon=True) for _ in range(4)
             ]
             for proc in procs:
                 proc.start()
