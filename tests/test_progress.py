@@ -518,7 +518,7 @@ def test_a_quiet_command_joining_a_study_another_machine_runs_says_it_joins(
 
     from hpotool.cli import app
     from hpotool.plan import prepare_study
-    from hpotool.progress import QuietObserver
+    from hpotool.progress import QuietObserver, RichObserver
     from hpotool.study import open_study
 
     from .conftest import ask_with_heartbeat, write_yaml
@@ -529,21 +529,26 @@ def test_a_quiet_command_joining_a_study_another_machine_runs_says_it_joins(
     on_a = [ask_with_heartbeat(machine_a) for _ in range(2)]
     for trial in on_a:
         trial.set_user_attr("worker", {"host": "machine-a.example", "pid": 4242})
-    real = QuietObserver.study_started
+    # -q shows the quiet line, --json the bars on stderr: whichever says the line, A's trials end once it
+    # has (were they left running, B would wait the heartbeat grace, 60 s, for their slots)
+    observer = QuietObserver if flag == "-q" else RichObserver
+    real = observer.study_started
 
-    def then_a_stops(
-        self: QuietObserver, *a: Any, **kw: Any
-    ) -> None:  # A's trials end once B has said its line
+    def then_a_stops(self: Any, *a: Any, **kw: Any) -> None:
         real(self, *a, **kw)
         for trial in on_a:
             machine_a.tell(trial, state=TrialState.FAIL)
 
-    monkeypatch.setattr(QuietObserver, "study_started", then_a_stops)
+    monkeypatch.setattr(observer, "study_started", then_a_stops)
     result = CliRunner().invoke(
         app, ["optimize", "-r", str(run_path), "-o", str(opt_path), flag], catch_exceptions=False
     )
     assert result.exit_code == 0, result.output
     assert result.stderr.startswith("joining study tiny: 0/1 trials done, 2 running\n"), result.stderr
+    # B ran the trial A's failed ones left free: A ended them (no reason), the heartbeat grace did not
+    trials = machine_a.get_trials(deepcopy=False)
+    assert [t.state for t in trials] == [TrialState.FAIL, TrialState.FAIL, TrialState.COMPLETE], trials
+    assert [t.user_attrs.get("fail_reason") for t in trials[:2]] == [None, None], trials
 
 
 _CREATOR = """
